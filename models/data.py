@@ -1,0 +1,72 @@
+"""Training data for the heads, read only from the embedding cache."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.cache import CachedEmbeddings, EmbeddingCache, list_features
+from pipeline.datasets import SPLIT_NAMES, read_split_file
+from pipeline.errors import DataError
+
+
+@dataclass
+class SplitData:
+    """Cached rows with their split assignment (``train``/``valid``/``test``/``none``)."""
+
+    dataset: str
+    features: str
+    split_name: str
+    rows: CachedEmbeddings
+    split: np.ndarray
+
+    def mask(self, part: str) -> np.ndarray:
+        return self.split == part
+
+    def X(self, part: str) -> np.ndarray:
+        return self.rows.embeddings[self.mask(part)]
+
+    def y(self, part: str) -> np.ndarray:
+        return self.rows.labels[self.mask(part)]
+
+    def n_mutations(self, part: str) -> np.ndarray:
+        return self.rows.n_mutations[self.mask(part)]
+
+
+def choose_features(cache_root: str | Path, dataset: str, features: str | None) -> str:
+    """The features to use: the one given, or the only one cached."""
+    available = list_features(cache_root, dataset)
+    if features is not None:
+        return features
+    if len(available) == 1:
+        return available[0]
+    if not available:
+        raise DataError(f"nothing cached for dataset {dataset!r}; run `mimo embed build` first", Path(cache_root))
+    raise DataError(f"several features are cached for {dataset!r} ({', '.join(available)}); pick one with --features",
+                    Path(cache_root) / dataset)
+
+
+def load_split_data(cache_root: str | Path, dataset: str, features: str | None = None, split: str | None = None,
+                    split_file: str | Path | None = None) -> SplitData:
+    """Cached embeddings plus a split: a named one recorded at build time, or a user's split file."""
+    features = choose_features(cache_root, dataset, features)
+    cache = EmbeddingCache(cache_root, dataset, features)
+    rows = cache.load()
+    if split_file is not None:
+        frame = pd.DataFrame({"id": rows.ids, "mutations": rows.mutations})
+        return SplitData(dataset, features, Path(split_file).name, rows, read_split_file(split_file, frame))
+    table = cache.load_splits()
+    named = [c for c in table.columns if c != "id"]
+    split = split or named[0]
+    if split not in named:
+        raise DataError(f"no split {split!r} for dataset {dataset!r} (known: {', '.join(named)}; or --split-file)")
+    assignment = pd.Series(table[split].to_numpy(), index=table["id"]).reindex(rows.ids).fillna("none").to_numpy()
+    data = SplitData(dataset, features, split, rows, assignment.astype(object))
+    empty = [p for p in SPLIT_NAMES[:2] if not data.mask(p).any()]
+    if empty:
+        raise DataError(f"split {split!r} has no {' or '.join(empty)} rows in the cache")
+    if np.isnan(data.y("train")).any():
+        raise DataError(f"dataset {dataset!r} has rows without labels in its train split; it cannot be fitted")
+    return data

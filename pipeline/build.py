@@ -1,0 +1,117 @@
+"""`mimo embed build`: featurize a dataset once into the cache, resuming where a previous run stopped."""
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Callable, TextIO
+
+import numpy as np
+
+from .cache import EmbeddingCache
+from .datasets import VariantSet
+
+
+@dataclass
+class BuildReport:
+    features: str
+    directory: Path
+    total: int
+    skipped: int
+    embedded: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.embedded / self.seconds if self.seconds > 0 else float("nan")
+
+
+class Progress:
+    """A one-line progress display on stderr: count, sequences/s, time left."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None, every: float = 0.5):
+        self.total, self.label, self.every = total, label, every
+        self.stream = stream if stream is not None else sys.stderr
+        self.done = 0
+        self.start = self.last = time.perf_counter()
+        self.tty = getattr(self.stream, "isatty", lambda: False)()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        now = time.perf_counter()
+        if now - self.last >= (self.every if self.tty else 10 * self.every) or self.done >= self.total:
+            self.last = now
+            self._show(now)
+
+    def _show(self, now: float) -> None:
+        elapsed = max(now - self.start, 1e-9)
+        rate = self.done / elapsed
+        left = (self.total - self.done) / rate if rate > 0 else float("inf")
+        text = (f"{self.label}: {self.done}/{self.total} sequences, {rate:,.0f} seq/s, "
+                f"{elapsed:.0f}s elapsed, {left:.0f}s left")
+        self.stream.write(("\r" + text) if self.tty else text + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.total:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in ("torch", "fair-esm", "h5py", "numpy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def build_cache(dataset: VariantSet, featurizer, cache_root: str | Path, flush_every: int = 4096,
+                progress: bool = True, on_flush: Callable[[int], None] | None = None) -> BuildReport:
+    """Featurize every sequence of ``dataset`` not yet cached, writing complete part files as it goes."""
+    start = time.perf_counter()
+    cache = EmbeddingCache(cache_root, dataset.name, featurizer.name)
+    frame = dataset.frame
+    with cache.lock():
+        cache.write_dataset(dataset.name, dataset.checksum(), dataset.splits_frame(),
+                            {"rows": len(frame), "parent": dataset.parent})
+        cache.ensure_manifest({**featurizer.manifest(), "dataset": dataset.name,
+                               "dataset_checksum": dataset.checksum(), "versions": package_versions()})
+        done = cache.existing_ids()
+        todo = frame[~frame["id"].isin(done)].reset_index(drop=True)
+        bar = Progress(len(todo), f"embed {dataset.name}/{featurizer.name}") if progress and len(todo) else None
+        pending_rows: list[np.ndarray] = []
+        pending_emb: list[np.ndarray] = []
+
+        def flush() -> None:
+            rows = np.concatenate(pending_rows)
+            part = todo.iloc[rows]
+            cache.write_rows(part["id"].to_numpy(), np.concatenate(pending_emb), part["label"].to_numpy(),
+                             part["n_mutations"].to_numpy(), part["mutations"].to_numpy())
+            pending_rows.clear()
+            pending_emb.clear()
+            if on_flush is not None:
+                on_flush(len(rows))
+
+        buffered = 0
+        for rows, embeddings in featurizer.embed(todo) if len(todo) else ():
+            pending_rows.append(rows)
+            pending_emb.append(embeddings)
+            buffered += len(rows)
+            if bar is not None:
+                bar.update(len(rows))
+            if buffered >= flush_every:
+                flush()
+                buffered = 0
+        if pending_rows:
+            flush()
+        if bar is not None:
+            bar.close()
+        cache.compact()
+    return BuildReport(featurizer.name, cache.directory, len(frame), len(done), len(todo),
+                       time.perf_counter() - start)

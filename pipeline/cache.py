@@ -1,0 +1,235 @@
+"""The embedding cache: HDF5 shards keyed by mutation count, a manifest, the dataset's splits.
+
+Layout under the cache root::
+
+    <dataset>/dataset.json          name, checksum, size, parent of the dataset
+    <dataset>/splits.csv            id plus one column per named split (train/valid/test/none)
+    <dataset>/<features>/manifest.json
+    <dataset>/<features>/m04.h5     the rows with 4 mutations (mNA.h5: count unknown)
+    <dataset>/<features>/parts/     shards of a build in progress, merged into the m*.h5 at its end
+
+Every file is written under a temporary name and renamed into place, so a killed build leaves only
+complete files; a rerun skips the ids already present.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+ID_DTYPE = "S16"
+# Fields of the manifest that must agree for two builds to share a cache directory.
+MANIFEST_KEYS = ("features", "kind", "model", "layer", "pooling", "dtype", "dim", "dataset_checksum", "columns")
+
+
+@dataclass
+class CachedEmbeddings:
+    """Rows of a features cache, ordered by mutation count then id."""
+
+    ids: np.ndarray          # (n,) str
+    embeddings: np.ndarray   # (n, d) float32
+    labels: np.ndarray       # (n,) float64
+    n_mutations: np.ndarray  # (n,) int64
+    mutations: np.ndarray    # (n,) str: the genotype as written in the source
+    manifest: dict
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def shard_name(n_mutations: int) -> str:
+    return "mNA" if n_mutations < 0 else f"m{n_mutations:02d}"
+
+
+def _write_atomic_h5(path: Path, ids, embeddings, labels, n_mutations, mutations) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    compression = "lzf" if np.issubdtype(embeddings.dtype, np.integer) else None
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("embedding", data=embeddings, compression=compression)
+        f.create_dataset("id", data=np.asarray(ids, dtype=ID_DTYPE))
+        f.create_dataset("label", data=np.asarray(labels, dtype=np.float64))
+        f.create_dataset("n_mutations", data=np.asarray(n_mutations, dtype=np.int32))
+        f.create_dataset("mutations", data=np.asarray(mutations, dtype=object), dtype=h5py.string_dtype())
+    os.replace(tmp, path)
+
+
+def _read_h5(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with h5py.File(path, "r") as f:
+            return {
+                "ids": f["id"][:].astype(str),
+                "embeddings": f["embedding"][:],
+                "labels": f["label"][:],
+                "n_mutations": f["n_mutations"][:].astype(np.int64),
+                "mutations": f["mutations"].asstr()[:].astype(object),
+            }
+    except (OSError, KeyError) as exc:
+        raise DataError(f"unreadable cache shard ({exc}); delete it and rerun `mimo embed build` "
+                        f"to rebuild its rows", path) from None
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def _dedupe_sorted(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Keep the first row of each id, ordered by (mutation count, id)."""
+    _, first = np.unique(rows["ids"], return_index=True)
+    keep = first[np.lexsort((rows["ids"][first], rows["n_mutations"][first]))]
+    return {key: value[keep] for key, value in rows.items()}
+
+
+class EmbeddingCache:
+    """One dataset's features in ``root/<dataset>/<features>``."""
+
+    def __init__(self, root: str | Path, dataset: str, features: str):
+        self.root = Path(root)
+        self.dataset = dataset
+        self.features = features
+        self.dataset_dir = self.root / dataset
+        self.directory = self.dataset_dir / features
+        self.parts_dir = self.directory / "parts"
+        self.manifest_path = self.directory / "manifest.json"
+
+    # ------------------------------------------------------------------ writing
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold this cache for one build; a second build fails with a clear message."""
+        try:
+            self.parts_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.directory / ".lock", "w")
+        except OSError as exc:
+            raise DataError(f"cannot write to the cache directory ({exc.strerror})", self.directory) from None
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DataError("another `mimo embed build` is writing this cache; wait for it to finish",
+                                self.directory) from None
+            yield
+        finally:
+            handle.close()
+
+    def write_dataset(self, name: str, checksum: str, splits: pd.DataFrame, info: dict) -> None:
+        """Record the dataset and its splits, refusing to mix in a different dataset of the same name."""
+        meta_path = self.dataset_dir / "dataset.json"
+        if meta_path.exists():
+            old = json.loads(meta_path.read_text())
+            if old.get("checksum") != checksum:
+                raise DataError(f"this cache holds a different dataset named {name!r} (checksum "
+                                f"{old.get('checksum', '?')[:12]}, new data {checksum[:12]}); use another "
+                                f"--name or --cache", meta_path)
+        self.dataset_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.dataset_dir / f".splits.{uuid.uuid4().hex[:8]}.tmp"
+        splits.to_csv(tmp, index=False)
+        os.replace(tmp, self.dataset_dir / "splits.csv")
+        _write_json(meta_path, {"name": name, "checksum": checksum, **info})
+
+    def ensure_manifest(self, manifest: dict) -> None:
+        """Write the manifest, or check that an existing one describes the same features."""
+        old = self.read_manifest()
+        if old is not None:
+            differ = [k for k in MANIFEST_KEYS if old.get(k) != manifest.get(k)]
+            if differ:
+                detail = "; ".join(f"{k}: cached {_short(old.get(k))}, now {_short(manifest.get(k))}" for k in differ)
+                raise DataError(f"the cache was built with other settings ({detail}); choose another "
+                                f"--features name or delete the directory", self.manifest_path)
+            manifest = {**old, **{k: v for k, v in manifest.items() if k not in MANIFEST_KEYS}}
+        self.directory.mkdir(parents=True, exist_ok=True)
+        _write_json(self.manifest_path, manifest)
+
+    def write_rows(self, ids, embeddings, labels, n_mutations, mutations) -> None:
+        """Append rows as new part files, one per mutation count."""
+        n_mutations = np.asarray(n_mutations)
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        for count in np.unique(n_mutations):
+            m = n_mutations == count
+            path = self.parts_dir / f"{shard_name(int(count))}-{uuid.uuid4().hex[:12]}.h5"
+            _write_atomic_h5(path, np.asarray(ids)[m], embeddings[m], np.asarray(labels)[m],
+                             n_mutations[m], np.asarray(mutations, dtype=object)[m])
+
+    def compact(self) -> None:
+        """Merge part files into one shard per mutation count, then delete the parts."""
+        groups: dict[str, list[Path]] = {}
+        for part in sorted(self.parts_dir.glob("m*.h5")):
+            groups.setdefault(part.name.split("-")[0], []).append(part)
+        for shard, parts in groups.items():
+            target = self.directory / f"{shard}.h5"
+            sources = ([target] if target.exists() else []) + parts
+            rows = _dedupe_sorted(_concat([_read_h5(p) for p in sources]))
+            _write_atomic_h5(target, rows["ids"], rows["embeddings"], rows["labels"], rows["n_mutations"],
+                             rows["mutations"])
+            for part in parts:
+                part.unlink()
+
+    # ------------------------------------------------------------------ reading
+    def read_manifest(self) -> dict | None:
+        if not self.manifest_path.exists():
+            return None
+        return json.loads(self.manifest_path.read_text())
+
+    def shard_paths(self) -> list[Path]:
+        shards = sorted(self.directory.glob("m*.h5"))
+        parts = sorted(self.parts_dir.glob("m*.h5")) if self.parts_dir.exists() else []
+        return shards + parts
+
+    def existing_ids(self) -> set[str]:
+        ids: set[str] = set()
+        for path in self.shard_paths():
+            try:
+                with h5py.File(path, "r") as f:
+                    ids.update(f["id"][:].astype(str))
+            except (OSError, KeyError) as exc:
+                raise DataError(f"unreadable cache shard ({exc}); delete it and rerun to rebuild its rows",
+                                path) from None
+        return ids
+
+    def load(self) -> CachedEmbeddings:
+        """All rows of this features cache (embeddings as float32)."""
+        manifest = self.read_manifest()
+        if manifest is None:
+            raise DataError(f"no cached features here; run `mimo embed build` first "
+                            f"(cached: {', '.join(list_features(self.root, self.dataset)) or 'none'})",
+                            self.directory)
+        paths = self.shard_paths()
+        if not paths:
+            raise DataError("the cache has a manifest but no shards; rerun `mimo embed build`", self.directory)
+        rows = _dedupe_sorted(_concat([_read_h5(p) for p in paths]))
+        return CachedEmbeddings(rows["ids"], rows["embeddings"].astype(np.float32, copy=False), rows["labels"],
+                                rows["n_mutations"], rows["mutations"], manifest)
+
+    def load_splits(self) -> pd.DataFrame:
+        path = self.dataset_dir / "splits.csv"
+        if not path.exists():
+            raise DataError("no splits recorded for this dataset; run `mimo embed build` first", path)
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+
+
+def list_features(root: str | Path, dataset: str) -> list[str]:
+    """Names of the features cached for a dataset."""
+    directory = Path(root) / dataset
+    if not directory.exists():
+        return []
+    return sorted(p.parent.name for p in directory.glob("*/manifest.json"))
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def _short(value) -> str:
+    text = json.dumps(value)
+    return text if len(text) < 60 else text[:57] + "..."

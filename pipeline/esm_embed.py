@@ -1,0 +1,175 @@
+"""ESM models through fair-esm: loading (hub name or local ``.pt``) and batched mean-pooled embedding."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import DataError
+
+ESM_MAX_RESIDUES = 1022  # ESM-1b/ESM-2 positional limit (1024 tokens with BOS and EOS)
+MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
+
+
+def _torch_load(path: Path) -> dict:
+    # fair-esm 2.0.0 calls torch.load without weights_only=False, which torch >= 2.6 refuses for its
+    # checkpoints (they pickle argparse Namespaces); these are files the user chose to trust.
+    try:
+        data = torch.load(str(path), map_location="cpu", weights_only=False)
+    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
+        raise DataError(f"not a PyTorch checkpoint ({type(exc).__name__}: {exc})", path) from None
+    if not isinstance(data, dict) or "model" not in data or not ({"cfg", "args"} & set(data)):
+        raise DataError("not a fair-esm checkpoint: expected a dict with 'model' and 'cfg' (ESM-2) or "
+                        "'args' (ESM-1) entries", path)
+    return data
+
+
+def hub_checkpoint_path(name: str) -> Path:
+    """Where fair-esm (through torch.hub) keeps a model's weights."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"
+
+
+def resolve_weights(model: str | None, weights: str | Path | None) -> tuple[Path, str]:
+    """The checkpoint file and model name for ``--model NAME`` or ``--weights FILE.pt``.
+
+    A name is looked up in the torch hub cache, as fair-esm does, and downloaded there when missing.
+    """
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise DataError("weights file not found", path)
+        return path, path.stem
+    if model is None:
+        raise DataError("name a model (--model esm2_t33_650M_UR50D) or a checkpoint (--weights FILE.pt)")
+    import esm.pretrained
+
+    if not callable(getattr(esm.pretrained, model, None)) or model.startswith("load"):
+        known = sorted(n for n in dir(esm.pretrained) if n.startswith(("esm1", "esm2")))
+        raise DataError(f"unknown ESM model {model!r}; fair-esm knows {', '.join(known)}")
+    path = hub_checkpoint_path(model)
+    if not path.exists():
+        url = MODEL_URL.format(name=model)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            torch.hub.download_url_to_file(url, str(path), progress=True)
+        except Exception as exc:
+            raise DataError(f"could not download {model} from {url} ({exc}); on a machine without a network "
+                            f"copy the file to {path} or pass --weights FILE.pt") from None
+    return path, model
+
+
+def load_esm(model: str | None = None, weights: str | Path | None = None):
+    """Load an ESM model with fair-esm's own constructor. Returns (model, alphabet, name)."""
+    import esm.pretrained
+
+    path, name = resolve_weights(model, weights)
+    data = _torch_load(path)
+    regression_path = path.with_name(path.stem + "-contact-regression.pt")
+    regression = _torch_load(regression_path) if regression_path.exists() else None
+    # fair-esm picks the ESM-2 constructor by the name's prefix; a renamed ESM-2 file still has 'cfg'.
+    core_name = name if name.startswith("esm2") or "cfg" not in data else f"esm2-{name}"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Regression weights not found")
+        try:
+            net, alphabet = esm.pretrained.load_model_and_alphabet_core(core_name, data, regression)
+        except (RuntimeError, KeyError, AttributeError) as exc:
+            raise DataError(f"checkpoint does not fit fair-esm's model: {exc}", path) from None
+    return net.eval(), alphabet, name
+
+
+def token_batches(lengths: np.ndarray, toks_per_batch: int) -> list[np.ndarray]:
+    """Indices grouped so that (longest sequence + 2) x batch size stays within the token budget.
+
+    Sequences are taken longest first so that the first batch shows the peak memory.
+    """
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        width = int(lengths[order[start]]) + 2
+        size = max(1, toks_per_batch // width)
+        batches.append(order[start:start + size])
+        start += size
+    return batches
+
+
+class EsmFeaturizer:
+    """Mean-pooled ESM representations over residue positions (no BOS, EOS or padding)."""
+
+    kind = "esm"
+
+    def __init__(self, net, alphabet, model_name: str, layer: int | None = None, device: str = "auto",
+                 dtype: str = "auto", toks_per_batch: int = 4096):
+        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+        if dtype == "auto":
+            dtype = "float16" if self.device.type == "cuda" else "float32"
+        self.dtype = dtype
+        self.torch_dtype = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+        num_layers = net.num_layers
+        self.layer = num_layers if layer is None else (layer if layer >= 0 else num_layers + 1 + layer)
+        if not 0 <= self.layer <= num_layers:
+            raise DataError(f"--layer {layer} is out of range for {model_name} (0..{num_layers})")
+        self.net = net.to(self.device, self.torch_dtype).eval()
+        self.alphabet = alphabet
+        self.model_name = model_name
+        self.toks_per_batch = toks_per_batch
+        self.name = f"{model_name}_L{self.layer}"
+        self.dim = net.embed_dim
+
+    def manifest(self) -> dict:
+        return {"features": self.name, "kind": self.kind, "model": self.model_name, "layer": self.layer,
+                "pooling": "mean over residues", "dtype": self.dtype, "dim": self.dim, "columns": None}
+
+    def check_lengths(self, frame: pd.DataFrame) -> None:
+        lengths = frame["sequence"].str.len()
+        too_long = lengths > ESM_MAX_RESIDUES
+        if too_long.any():
+            row = int(np.flatnonzero(too_long.to_numpy())[0])
+            raise DataError(f"{int(too_long.sum())} sequence(s) are longer than ESM's {ESM_MAX_RESIDUES} residues "
+                            f"(first: id {frame['id'].iloc[row]}, {lengths.iloc[row]} residues)")
+
+    @torch.inference_mode()
+    def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T) tokens -> (B, D) float32 mean over positions that are neither BOS, EOS nor padding."""
+        tokens = tokens.to(self.device, non_blocking=True)
+        hidden = self.net(tokens, repr_layers=[self.layer])["representations"][self.layer]
+        mask = ((tokens != self.alphabet.padding_idx) & (tokens != self.alphabet.cls_idx)
+                & (tokens != self.alphabet.eos_idx))
+        summed = (hidden.float() * mask.unsqueeze(-1)).sum(dim=1)
+        return summed / mask.sum(dim=1, keepdim=True)
+
+    def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (row positions in ``frame``, float32 embeddings), batched by the token budget."""
+        self.check_lengths(frame)
+        sequences = frame["sequence"].tolist()
+        converter = self.alphabet.get_batch_converter()
+        for batch in token_batches(np.array([len(s) for s in sequences]), self.toks_per_batch):
+            _, _, tokens = converter([(str(i), sequences[i]) for i in batch])
+            yield batch, self.embed_tokens(tokens).cpu().numpy()
+
+
+def save_random_esm2(path: str | Path, num_layers: int = 6, embed_dim: int = 320, attention_heads: int = 20,
+                     seed: int = 0) -> Path:
+    """Write a randomly initialised ESM-2 in fair-esm's checkpoint format (for tests and benchmarks).
+
+    esm2_t6_8M has (6, 320, 20); esm2_t33_650M has (33, 1280, 20).
+    """
+    from argparse import Namespace
+
+    from esm.model.esm2 import ESM2
+
+    torch.manual_seed(seed)
+    net = ESM2(num_layers=num_layers, embed_dim=embed_dim, attention_heads=attention_heads,
+               alphabet="ESM-1b", token_dropout=True)
+    # Real checkpoints keep the contact regression in a separate file, and prefix names with "encoder.".
+    state = {f"encoder.{k}": v for k, v in net.state_dict().items() if not k.startswith("contact_head.regression")}
+    cfg = Namespace(encoder_layers=num_layers, encoder_embed_dim=embed_dim,
+                    encoder_attention_heads=attention_heads, token_dropout=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": state, "cfg": {"model": cfg}}, path)
+    return path

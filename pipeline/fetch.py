@@ -1,0 +1,93 @@
+"""`mimo data fetch`: download the GFP data from its public addresses and derive TAPE's validation list."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tarfile
+import urllib.request
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from .datasets import GFP_GENOTYPES, GFP_VALID_LIST, read_genotypes
+from .errors import DataError
+
+GENOTYPES_URL = "https://figshare.com/ndownloader/files/4820647"
+GENOTYPES_SHA256 = "db7e0e3831329662a6526e7edb159edf80dc400d877970da6a9fbb7a8a048233"
+TAPE_URL = "http://s3.amazonaws.com/songlabdata/proteindata/data_raw_pytorch/fluorescence.tar.gz"
+TAPE_ARCHIVE = "tape_fluorescence.tar.gz"
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def download(url: str, path: Path, sha256: str | None = None, log: Callable[[str], None] = print) -> Path:
+    """Download to ``path`` (atomically), verifying ``sha256`` when given; a verified file is kept."""
+    if path.exists() and (sha256 is None or sha256_of(path) == sha256):
+        log(f"{path} already present")
+        return path
+    tmp = path.with_name(f".{path.name}.part")
+    log(f"downloading {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            while block := response.read(1 << 20):
+                out.write(block)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DataError(f"download of {url} failed: {exc}", path) from None
+    if sha256 is not None:
+        got = sha256_of(tmp)
+        if got != sha256:
+            tmp.unlink()
+            raise DataError(f"download of {url} has sha256 {got}, expected {sha256}", path)
+    os.replace(tmp, path)
+    return path
+
+
+def _tape_valid_records(archive: Path) -> list[dict]:
+    try:
+        with tarfile.open(archive) as tar:
+            member = next((m for m in tar.getmembers() if m.name.endswith("fluorescence_valid.json")), None)
+            if member is None:
+                raise DataError("no fluorescence_valid.json inside the archive", archive)
+            return json.load(tar.extractfile(member))
+    except tarfile.TarError as exc:
+        raise DataError(f"not a readable tar archive: {exc}", archive) from None
+
+
+def derive_valid_list(genotypes_path: Path, archive: Path, out: Path) -> int:
+    """Match each TAPE validation record (sequence and float32 label) to exactly one genotype row."""
+    frame = read_genotypes(genotypes_path)
+    by_sequence = dict(zip(frame["sequence"], range(len(frame))))
+    labels32 = frame["label"].to_numpy().astype(np.float32)
+    lines = []
+    for number, record in enumerate(_tape_valid_records(archive), start=1):
+        label = record["log_fluorescence"]
+        label = np.float32(label[0] if isinstance(label, list) else label)
+        row = by_sequence.get(record["primary"])
+        if row is None or labels32[row] != label:
+            raise DataError(f"validation record {number} matches no genotype row (sequence and label)", archive)
+        lines.append(frame["mutations"].iloc[row])
+    tmp = out.with_name(f".{out.name}.part")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, out)
+    return len(lines)
+
+
+def fetch_gfp(directory: str | Path, genotypes_url: str = GENOTYPES_URL, genotypes_sha256: str | None = GENOTYPES_SHA256,
+              tape_url: str = TAPE_URL, log: Callable[[str], None] = print) -> Path:
+    """Download both public files into ``directory`` and write TAPE's validation genotype list there."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    genotypes = download(genotypes_url, directory / GFP_GENOTYPES, genotypes_sha256, log)
+    archive = download(tape_url, directory / TAPE_ARCHIVE, None, log)
+    n = derive_valid_list(genotypes, archive, directory / GFP_VALID_LIST)
+    log(f"wrote {directory / GFP_VALID_LIST} ({n} validation genotypes)")
+    return directory

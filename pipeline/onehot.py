@@ -1,0 +1,81 @@
+"""The built-in one-hot featurizer: no weights needed."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+from .variants import AMINO_ACIDS, STOP
+
+ONEHOT_LETTERS = AMINO_ACIDS + STOP
+
+
+class OneHotFeaturizer:
+    """One-hot features of parent-aligned sequences.
+
+    ``mode="substitutions"`` (feature name ``onehot``) has one column per substitution seen in the dataset,
+    so the parent is all zeros; ``mode="full"`` (``onehot-full``) one-hot encodes every position over the
+    20 residues and the stop. Columns are fixed when the featurizer is made and recorded in the manifest.
+    """
+
+    kind = "onehot"
+
+    def __init__(self, parent: str, columns: list[str] | None = None, mode: str = "substitutions",
+                 batch_size: int = 8192):
+        if mode not in ("substitutions", "full"):
+            raise ValueError(f"unknown one-hot mode {mode!r}")
+        self.parent = parent
+        self.mode = mode
+        self.batch_size = batch_size
+        if mode == "full":
+            columns = [f"{i}{a}" for i in range(len(parent)) for a in ONEHOT_LETTERS]
+        self.columns = list(columns or [])
+        self._index = {c: j for j, c in enumerate(self.columns)}
+        self.name = "onehot" if mode == "substitutions" else "onehot-full"
+
+    @classmethod
+    def for_dataset(cls, parent: str | None, aligned: pd.Series, mode: str = "substitutions") -> "OneHotFeaturizer":
+        """Columns from every substitution present in the dataset's aligned sequences."""
+        if parent is None:
+            raise DataError("the onehot featurizer needs a parent sequence (--parent) and variants "
+                            "aligned to it")
+        if mode == "full":
+            return cls(parent, mode="full")
+        seen: set[tuple[int, str]] = set()
+        for aligned_seq in aligned:
+            if len(aligned_seq) != len(parent):
+                continue
+            seen.update((i, a) for i, (a, p) in enumerate(zip(aligned_seq, parent)) if a != p)
+        return cls(parent, [f"{i}{a}" for i, a in sorted(seen)], mode)
+
+    @property
+    def dim(self) -> int:
+        return len(self.columns)
+
+    def manifest(self) -> dict:
+        return {"features": self.name, "kind": self.kind, "model": f"onehot-{self.mode}", "layer": None,
+                "pooling": None, "dtype": "uint8", "dim": self.dim,
+                "columns": self.columns if self.mode == "substitutions" else None}
+
+    def encode(self, aligned: list[str]) -> np.ndarray:
+        """(n, dim) uint8. Substitutions outside the column set are dropped (no weight could use them)."""
+        out = np.zeros((len(aligned), self.dim), dtype=np.uint8)
+        for row, seq in enumerate(aligned):
+            if len(seq) != len(self.parent):
+                raise DataError(f"variant {row} is not aligned to the {len(self.parent)}-residue parent "
+                                f"(length {len(seq)}); one-hot features need substitutions only")
+            for i, (a, p) in enumerate(zip(seq, self.parent)):
+                if self.mode == "full" or a != p:
+                    j = self._index.get(f"{i}{a}")
+                    if j is not None:
+                        out[row, j] = 1
+        return out
+
+    def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (row positions in ``frame``, features) in batches."""
+        aligned = frame["aligned"].tolist()
+        for start in range(0, len(aligned), self.batch_size):
+            stop = min(start + self.batch_size, len(aligned))
+            yield np.arange(start, stop), self.encode(aligned[start:stop])

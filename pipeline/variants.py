@@ -1,0 +1,149 @@
+"""Variants: parsing mutation strings, applying them to a parent, stable sequence ids."""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import DataError
+
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
+STOP = "*"
+# Letters a sequence may hold: the 20 standard residues and X (unknown), which ESM's alphabet embeds.
+SEQUENCE_LETTERS = frozenset(AMINO_ACIDS + "X")
+PARENT_TOKENS = frozenset({"", "#", "WT", "wt", "_wt", "wildtype", "wild-type"})
+_SEPARATORS = re.compile(r"[:;,]")
+
+
+@dataclass(frozen=True)
+class Mutation:
+    """One substitution: 0-based position, parent residue, new residue (``*`` is a stop)."""
+
+    position: int
+    parent: str
+    new: str
+
+
+@dataclass(frozen=True)
+class MutationFormat:
+    """How tokens are written: an optional fixed prefix and the index of the first residue.
+
+    Sarkisyan's GFP file writes ``SA108D`` (prefix ``S``, 0-based); ProteinGym writes ``A109D`` (1-based).
+    """
+
+    prefix: str = ""
+    first_index: int = 1
+
+    def pattern(self) -> re.Pattern:
+        return re.compile("^" + re.escape(self.prefix) + r"([A-Z*])(\d+)([A-Z*])$")
+
+
+PROTEINGYM_FORMAT = MutationFormat(prefix="", first_index=1)
+SARKISYAN_FORMAT = MutationFormat(prefix="S", first_index=0)
+
+
+def sequence_id(sequence: str) -> str:
+    """A stable id for a sequence: the first 16 hex digits of its SHA-256."""
+    return hashlib.sha256(sequence.encode("ascii")).hexdigest()[:16]
+
+
+def check_sequence(sequence: str, path: str | Path | None = None, line: int | None = None) -> str:
+    """Return the upper-cased sequence, or raise a DataError naming the first unknown letter."""
+    seq = sequence.strip().upper()
+    if not seq:
+        raise DataError("empty sequence", path, line)
+    for i, letter in enumerate(seq):
+        if letter not in SEQUENCE_LETTERS:
+            raise DataError(
+                f"unknown residue {letter!r} at position {i + 1} of the sequence "
+                f"(allowed: {AMINO_ACIDS} and X)", path, line)
+    return seq
+
+
+def parse_mutations(text: str, parent: str, fmt: MutationFormat = PROTEINGYM_FORMAT,
+                    path: str | Path | None = None, line: int | None = None) -> list[Mutation]:
+    """Parse ``A109D:N145D`` (separators ``:``, ``;`` or ``,``) against ``parent``.
+
+    The parent itself is written as an empty string, ``#`` or ``WT``. Every token must be well formed,
+    in range, and name the residue the parent really has there.
+    """
+    text = str(text).strip()
+    if text in PARENT_TOKENS:
+        return []
+    pattern = fmt.pattern()
+    mutations: list[Mutation] = []
+    seen: set[int] = set()
+    for token in _SEPARATORS.split(text):
+        token = token.strip()
+        match = pattern.match(token)
+        if match is None:
+            example = f"{fmt.prefix}A{fmt.first_index + 108}D"
+            raise DataError(f"malformed mutation token {token!r} in {text!r} (expected e.g. {example!r})",
+                            path, line)
+        old, number, new = match.group(1), int(match.group(2)), match.group(3)
+        position = number - fmt.first_index
+        if not 0 <= position < len(parent):
+            last = len(parent) - 1 + fmt.first_index
+            raise DataError(f"mutation {token!r} is out of range: positions run "
+                            f"{fmt.first_index}..{last} on the {len(parent)}-residue parent", path, line)
+        if parent[position] != old:
+            raise DataError(f"mutation {token!r} expects {old!r} at position {number}, "
+                            f"but the parent has {parent[position]!r} there", path, line)
+        if new != STOP and new not in SEQUENCE_LETTERS:
+            raise DataError(f"mutation {token!r} names an unknown residue {new!r}", path, line)
+        if position in seen:
+            raise DataError(f"position {number} is mutated twice in {text!r}", path, line)
+        seen.add(position)
+        mutations.append(Mutation(position, old, new))
+    return mutations
+
+
+def apply_mutations(parent: str, mutations: list[Mutation]) -> str:
+    """The aligned variant: the parent with substitutions applied, ``*`` kept in place."""
+    residues = list(parent)
+    for m in mutations:
+        residues[m.position] = m.new
+    return "".join(residues)
+
+
+def expressed_sequence(aligned: str) -> str:
+    """The sequence a language model sees: stops deleted, as TAPE builds its GFP sequences."""
+    return aligned.replace(STOP, "")
+
+
+def read_fasta(path: str | Path) -> list[tuple[str, str]]:
+    """(header, sequence) records of a FASTA file, with clear errors for malformed files."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError("file not found", path)
+    records: list[tuple[str, str]] = []
+    header: str | None = None
+    chunks: list[str] = []
+    header_line = 0
+    with open(path) as handle:
+        for number, raw in enumerate(handle, start=1):
+            text = raw.strip()
+            if not text:
+                continue
+            if text.startswith(">"):
+                if header is not None:
+                    records.append((header, check_sequence("".join(chunks), path, header_line)))
+                header, chunks, header_line = text[1:].strip(), [], number
+            elif header is None:
+                raise DataError("sequence data before the first '>' header line", path, number)
+            else:
+                chunks.append(text)
+    if header is not None:
+        records.append((header, check_sequence("".join(chunks), path, header_line)))
+    if not records:
+        raise DataError("no FASTA records in file", path)
+    return records
+
+
+def load_parent(value: str) -> str:
+    """A parent sequence from a FASTA file path or from the sequence itself."""
+    candidate = Path(value)
+    if candidate.suffix.lower() in {".fa", ".fasta", ".faa", ".fas"} or candidate.exists():
+        return read_fasta(candidate)[0][1]
+    return check_sequence(value)
