@@ -48,13 +48,22 @@ def dataset_options(fn):
         click.option("--zero-based", is_flag=True, help="Mutation positions count from 0 (default: from 1)."),
         click.option("--name", default=None, help="Dataset name in the cache (default: gfp, or the input file's stem)."),
         click.option("--seed", default=0, show_default=True, help="Seed of the random splits."),
+        click.option("--sample", type=int, default=None,
+                     help="Use a seeded random subset of N rows (dataset named <name>-sampleN)."),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def load_dataset(data_dir, input_path, parent, sequence_col, mutant_col, score_col, zero_based, name, seed):
+def load_dataset(data_dir, input_path, parent, sequence_col, mutant_col, score_col, zero_based, name, seed,
+                 sample=None):
+    dataset = _load_full_dataset(data_dir, input_path, parent, sequence_col, mutant_col, score_col, zero_based,
+                                 name, seed)
+    return dataset if sample is None else dataset.sample(sample, seed)
+
+
+def _load_full_dataset(data_dir, input_path, parent, sequence_col, mutant_col, score_col, zero_based, name, seed):
     from pipeline.datasets import load_fasta, load_gfp, load_table
     from pipeline.variants import MutationFormat, load_parent
 
@@ -157,8 +166,9 @@ def embed_build(model, weights, layer, device, dtype, toks_per_batch, cache_root
         net, alphabet, name = load_esm(None if weights else model, weights)
         featurizer = EsmFeaturizer(net, alphabet, name, layer, device, dtype, toks_per_batch)
     report = build_cache(dataset, featurizer, cache_root, progress=not quiet)
+    rate = f" ({report.per_second:,.0f} seq/s)" if report.embedded else ""
     click.echo(f"{report.directory}: {report.total} sequences, {report.skipped} already cached, "
-               f"{report.embedded} embedded in {report.seconds:.1f}s ({report.per_second:,.0f} seq/s)")
+               f"{report.embedded} embedded in {report.seconds:.1f}s{rate}")
 
 
 # ------------------------------------------------------------------------------------------------ fitting

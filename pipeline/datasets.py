@@ -51,6 +51,14 @@ class VariantSet:
         h.update(table.to_csv(index=False, float_format="%.10g").encode())
         return h.hexdigest()
 
+    def sample(self, n: int, seed: int = 0) -> "VariantSet":
+        """A seeded random subset of ``n`` rows (all rows when ``n`` is larger), named ``<name>-sample<n>``."""
+        if n >= len(self.frame):
+            return self
+        rows = np.sort(np.random.default_rng(seed).choice(len(self.frame), n, replace=False))
+        return VariantSet(f"{self.name}-sample{n}", self.frame.iloc[rows].reset_index(drop=True), self.parent,
+                          self.mutation_format, {k: v[rows] for k, v in self.splits.items()})
+
     def splits_frame(self) -> pd.DataFrame:
         """``id`` plus one column per named split."""
         out = pd.DataFrame({"id": self.frame["id"].to_numpy()})

@@ -48,6 +48,7 @@ def plot_splits(dataset: VariantSet, split: str, path: str | Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     assignment = dataset.splits[split]
     frame = dataset.frame
@@ -59,6 +60,7 @@ def plot_splits(dataset: VariantSet, split: str, path: str | Path) -> Path:
         m = assignment == part
         counts = frame["n_mutations"][m].value_counts().sort_index()
         axes[0, col].bar(counts.index, counts.values, color="tab:green")
+        axes[0, col].xaxis.set_major_locator(MaxNLocator(integer=True))
         axes[0, col].set_title(f"{part} (n={int(m.sum()):,})")
         axes[0, col].set_xlabel("number of mutations")
         axes[0, col].set_ylabel("count")

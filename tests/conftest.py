@@ -18,7 +18,7 @@ def gfp_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def small_gfp_dir(tmp_path_factory, gfp_dir) -> Path:
-    """A 600-genotype slice of the real files (every mutation count present, TAPE's valid rows among them)."""
+    """The parent and a 600-genotype slice of the real files (every mutation count present, TAPE's valid rows among them)."""
     out = tmp_path_factory.mktemp("gfp_small")
     lines = (gfp_dir / GFP_GENOTYPES).read_text().splitlines()
     header, parent, rows = lines[0], lines[1], lines[2:]

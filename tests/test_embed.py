@@ -1,0 +1,168 @@
+"""Embedding into the cache: onehot and ESM, resume, manifest checks, equality with fair-esm."""
+import warnings
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+import esm.pretrained
+from pipeline.build import build_cache
+from pipeline.cache import EmbeddingCache
+from pipeline.datasets import load_gfp
+from pipeline.errors import DataError
+from pipeline.esm_embed import EsmFeaturizer, load_esm, resolve_weights, token_batches
+from pipeline.onehot import OneHotFeaturizer
+
+
+@pytest.fixture(scope="module")
+def small_gfp(small_gfp_dir):
+    return load_gfp(small_gfp_dir)
+
+
+def onehot_for(dataset):
+    return OneHotFeaturizer.for_dataset(dataset.parent, dataset.frame["aligned"])
+
+
+def test_onehot_cache_has_one_shard_per_mutation_count(tmp_path, small_gfp):
+    report = build_cache(small_gfp, onehot_for(small_gfp), tmp_path, progress=False)
+    assert report.embedded == len(small_gfp) and report.skipped == 0
+    cache = EmbeddingCache(tmp_path, "gfp", "onehot")
+    counts = sorted(set(small_gfp.frame["n_mutations"]))
+    assert [p.name for p in cache.shard_paths()] == [f"m{c:02d}.h5" for c in counts]
+    with h5py.File(cache.directory / "m02.h5") as f:
+        assert set(f) == {"embedding", "id", "label", "n_mutations", "mutations"}
+        assert (f["n_mutations"][:] == 2).all()
+        assert (f["embedding"][:].sum(axis=1) == 2).all()  # two substitutions, two ones
+    rows = cache.load()
+    by_id = small_gfp.frame.set_index("id")
+    assert sorted(rows.ids) == sorted(small_gfp.frame["id"])
+    assert np.array_equal(rows.labels, by_id.loc[rows.ids, "label"].to_numpy())
+    assert cache.read_manifest()["dataset_checksum"] == small_gfp.checksum()
+    parent = rows.embeddings[rows.n_mutations == 0]
+    assert parent.shape[0] == 1 and parent.sum() == 0
+
+
+def test_rerun_on_finished_cache_does_nothing(tmp_path, small_gfp):
+    build_cache(small_gfp, onehot_for(small_gfp), tmp_path, progress=False)
+    cache = EmbeddingCache(tmp_path, "gfp", "onehot")
+    before = {p.name: p.stat().st_mtime_ns for p in cache.shard_paths()}
+    report = build_cache(small_gfp, onehot_for(small_gfp), tmp_path, progress=False)
+    assert report.embedded == 0 and report.skipped == len(small_gfp)
+    assert {p.name: p.stat().st_mtime_ns for p in cache.shard_paths()} == before
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_interrupted_build_resumes_and_equals_uninterrupted(tmp_path, small_gfp):
+    featurizer = onehot_for(small_gfp)
+    featurizer.batch_size = 100
+
+    def stop_after_two(n):
+        stop_after_two.calls += 1
+        if stop_after_two.calls == 2:
+            raise Interrupted
+    stop_after_two.calls = 0
+    with pytest.raises(Interrupted):
+        build_cache(small_gfp, featurizer, tmp_path / "a", flush_every=100, progress=False, on_flush=stop_after_two)
+    partial = EmbeddingCache(tmp_path / "a", "gfp", "onehot")
+    assert len(partial.existing_ids()) == 200  # two complete flushes survived
+    report = build_cache(small_gfp, featurizer, tmp_path / "a", progress=False)
+    assert report.skipped == 200 and report.embedded == len(small_gfp) - 200
+    build_cache(small_gfp, featurizer, tmp_path / "b", progress=False)
+    resumed, clean = partial.load(), EmbeddingCache(tmp_path / "b", "gfp", "onehot").load()
+    assert np.array_equal(resumed.ids, clean.ids)
+    assert np.array_equal(resumed.embeddings, clean.embeddings)
+    assert not list(partial.parts_dir.iterdir())
+
+
+def test_other_settings_are_never_mixed_in(tmp_path, small_gfp):
+    build_cache(small_gfp, onehot_for(small_gfp), tmp_path, progress=False)
+    other = OneHotFeaturizer(small_gfp.parent, ["1A", "2C"])
+    with pytest.raises(DataError, match="built with other settings"):
+        build_cache(small_gfp, other, tmp_path, progress=False)
+    changed = type(small_gfp)(small_gfp.name, small_gfp.frame.assign(label=small_gfp.frame["label"] + 1),
+                              small_gfp.parent, small_gfp.mutation_format, small_gfp.splits)
+    with pytest.raises(DataError, match="holds a different dataset named 'gfp'"):
+        build_cache(changed, onehot_for(changed), tmp_path, progress=False)
+
+
+def test_second_build_on_same_cache_is_refused(tmp_path, small_gfp):
+    cache = EmbeddingCache(tmp_path, "gfp", "onehot")
+    with cache.lock():
+        with pytest.raises(DataError, match="another `mimo embed build` is writing this cache"):
+            build_cache(small_gfp, onehot_for(small_gfp), tmp_path, progress=False)
+
+
+def test_token_batches_respect_budget():
+    lengths = np.array([10, 300, 50, 298, 12, 100])
+    batches = token_batches(lengths, 700)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(6))
+    for batch in batches:
+        assert (lengths[batch].max() + 2) * len(batch) <= 700 or len(batch) == 1
+
+
+def fair_esm_reference(weights, sequences, layer):
+    """fair-esm's own forward, one sequence at a time, mean over positions 1..len (as extract.py)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no contact regression weights: contacts are not used
+        net, alphabet = esm.pretrained.load_model_and_alphabet_core(
+            "esm2_ref", torch.load(weights, map_location="cpu", weights_only=False))
+    net.eval()
+    convert = alphabet.get_batch_converter()
+    out = []
+    with torch.no_grad():
+        for seq in sequences:
+            _, _, tokens = convert([("s", seq)])
+            rep = net(tokens, repr_layers=[layer])["representations"][layer]
+            out.append(rep[0, 1:len(seq) + 1].mean(0).numpy())
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("layer", [None, 1])
+def test_cached_esm_embeddings_equal_fair_esm_forward(tmp_path, small_gfp, tiny_esm, layer):
+    subset = type(small_gfp)(small_gfp.name, small_gfp.frame.iloc[:40].reset_index(drop=True), small_gfp.parent,
+                             small_gfp.mutation_format, {k: v[:40] for k, v in small_gfp.splits.items()})
+    net, alphabet, name = load_esm(weights=tiny_esm)
+    featurizer = EsmFeaturizer(net, alphabet, name, layer=layer, device="cpu", toks_per_batch=1200)
+    assert featurizer.name == f"esm2_t2_tiny_L{2 if layer is None else layer}"
+    build_cache(subset, featurizer, tmp_path, flush_every=16, progress=False)
+    rows = EmbeddingCache(tmp_path, "gfp", featurizer.name).load()
+    sequences = subset.frame.set_index("id").loc[rows.ids, "sequence"].tolist()
+    reference = fair_esm_reference(tiny_esm, sequences, featurizer.layer)
+    assert rows.embeddings.shape == (40, 32)
+    np.testing.assert_allclose(rows.embeddings, reference, atol=1e-5, rtol=0)
+    manifest = EmbeddingCache(tmp_path, "gfp", featurizer.name).read_manifest()
+    assert manifest["model"] == "esm2_t2_tiny" and manifest["layer"] == featurizer.layer
+    assert manifest["dtype"] == "float32" and manifest["versions"]["fair-esm"] == "2.0.0"
+
+
+def test_bad_weights_give_clear_errors(tmp_path):
+    with pytest.raises(DataError, match=r"missing.pt: weights file not found"):
+        load_esm(weights=tmp_path / "missing.pt")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(DataError, match=r"junk.pt: not a PyTorch checkpoint"):
+        load_esm(weights=junk)
+    other = tmp_path / "other.pt"
+    torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(DataError, match=r"other.pt: not a fair-esm checkpoint"):
+        load_esm(weights=other)
+    with pytest.raises(DataError, match="unknown ESM model 'esm3_huge'"):
+        resolve_weights("esm3_huge", None)
+
+
+def test_model_name_resolves_through_torch_hub_cache(tmp_path, tiny_esm, monkeypatch):
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "esm2_t6_8M_UR50D.pt").write_bytes(tiny_esm.read_bytes())
+    net, _, name = load_esm("esm2_t6_8M_UR50D")
+    assert name == "esm2_t6_8M_UR50D" and net.num_layers == 2
+
+
+def test_layer_out_of_range(tiny_esm):
+    net, alphabet, name = load_esm(weights=tiny_esm)
+    with pytest.raises(DataError, match=r"--layer 5 is out of range"):
+        EsmFeaturizer(net, alphabet, name, layer=5)

@@ -1,0 +1,71 @@
+"""`mimo data fetch` against a local HTTP server on 127.0.0.1 serving files the test makes."""
+import functools
+import hashlib
+import io
+import json
+import tarfile
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from pipeline.datasets import GFP_GENOTYPES, GFP_VALID_LIST, load_gfp, read_genotypes
+from pipeline.errors import DataError
+from pipeline.fetch import fetch_gfp
+
+
+class QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "served"
+    root.mkdir()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def make_tape_archive(path, records):
+    payload = json.dumps(records).encode()
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("fluorescence/fluorescence_valid.json")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+
+
+def test_fetch_downloads_verifies_and_derives_valid_list(tmp_path, server, small_gfp_dir):
+    root, url = server
+    tsv = (small_gfp_dir / GFP_GENOTYPES).read_bytes()
+    (root / "genotypes.tsv").write_bytes(tsv)
+    frame = read_genotypes(small_gfp_dir / GFP_GENOTYPES).set_index("mutations")
+    valid = (small_gfp_dir / GFP_VALID_LIST).read_text().split()
+    records = [{"primary": frame.loc[g, "sequence"], "log_fluorescence": [float(frame.loc[g, "label"])],
+                "num_mutations": int(frame.loc[g, "n_mutations"])} for g in valid]
+    make_tape_archive(root / "fluorescence.tar.gz", records)
+    out = tmp_path / "data"
+    fetch_gfp(out, f"{url}/genotypes.tsv", hashlib.sha256(tsv).hexdigest(), f"{url}/fluorescence.tar.gz",
+              log=lambda _: None)
+    assert (out / GFP_GENOTYPES).read_bytes() == tsv
+    assert (out / GFP_VALID_LIST).read_text().split() == valid
+    assert (load_gfp(out).splits["tape"] == load_gfp(small_gfp_dir).splits["tape"]).all()
+
+
+def test_fetch_refuses_wrong_checksum_and_leaves_nothing(tmp_path, server):
+    root, url = server
+    (root / "genotypes.tsv").write_text("aaMutations\tmedianBrightness\n#\t3.7\n")
+    out = tmp_path / "data"
+    with pytest.raises(DataError, match="expected 00000"):
+        fetch_gfp(out, f"{url}/genotypes.tsv", "0" * 64, f"{url}/x.tar.gz", log=lambda _: None)
+    assert list(out.iterdir()) == []
+
+
+def test_fetch_reports_unreachable_address(tmp_path, server):
+    _, url = server
+    with pytest.raises(DataError, match="download of .*missing.tsv failed"):
+        fetch_gfp(tmp_path / "d", f"{url}/missing.tsv", None, f"{url}/x.tar.gz", log=lambda _: None)
