@@ -164,7 +164,7 @@ def embed_build(model, weights, layer, device, dtype, toks_per_batch, cache_root
         featurizer = OneHotFeaturizer.for_dataset(dataset.parent, dataset.frame["aligned"], mode)
     else:
         net, alphabet, name = load_esm(None if weights else model, weights)
-        featurizer = EsmFeaturizer(net, alphabet, name, layer, device, dtype, toks_per_batch)
+        featurizer = EsmFeaturizer(net, alphabet, name, layer, device, dtype, toks_per_batch, weights)
     report = build_cache(dataset, featurizer, cache_root, progress=not quiet)
     rate = f" ({report.per_second:,.0f} seq/s)" if report.embedded else ""
     click.echo(f"{report.directory}: {report.total} sequences, {report.skipped} already cached, "
@@ -208,3 +208,152 @@ def fit_ridge_cmd(dataset, features, split, split_file, cache_root, out, no_stan
     run_dir, metrics = fit_ridge(data, out, standardize=not no_standardize)
     click.echo(summary_line(metrics))
     click.echo(f"run: {run_dir}")
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+
+
+def train_options(fn):
+    """Options of the shared training loop (every neural head)."""
+    options = [
+        click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate."),
+        click.option("--epochs", type=int, default=40, show_default=True, help="Most epochs to train."),
+        click.option("--batch-size", type=int, default=256, show_default=True),
+        click.option("--weight-decay", type=float, default=1e-4, show_default=True),
+        click.option("--step-size", type=int, default=10, show_default=True, help="StepLR: epochs between lr drops."),
+        click.option("--gamma", type=float, default=0.5, show_default=True, help="StepLR: lr factor at each drop."),
+        click.option("--patience", type=int, default=6, show_default=True,
+                     help="Stop after this many epochs without a better validation MSE; the best epoch is kept."),
+        click.option("--dropout", type=float, default=0.1, show_default=True),
+        click.option("--seed", "train_seed", type=int, default=0, show_default=True),
+        click.option("--device", default="auto", show_default=True, help="cpu, cuda, ... (auto: GPU if any)."),
+        click.option("--verbose", is_flag=True, help="Print the losses of every epoch."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _run_head(model_factory, dataset, features, split, split_file, cache_root, out, lr, epochs, batch_size,
+              weight_decay, step_size, gamma, patience, dropout, train_seed, device, verbose) -> None:
+    from models.data import load_split_data
+    from models.fit_neural import fit_head
+    from models.neural import TrainConfig
+    from models.runs import summary_line
+
+    config = TrainConfig(lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=weight_decay,
+                         step_size=step_size, gamma=gamma, patience=patience, seed=train_seed, device=device)
+    data = load_split_data(cache_root, dataset, features, split, split_file)
+    try:
+        model = model_factory(dropout=dropout, train=config)
+        run_dir, metrics = fit_head(model, data, out, log=click.echo if verbose else None)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(summary_line(metrics))
+    click.echo(f"epochs: {metrics['epochs_run']} run, best {metrics['best_epoch']}")
+    if "uncertainty" in metrics:
+        u = metrics["uncertainty"]["test"]
+        rho = "n/a" if u["spearman_std_abs_error"] is None else f"{u['spearman_std_abs_error']:.3f}"
+        click.echo(f"uncertainty on test: Spearman(std, |error|) {rho}, "
+                   f"coverage of mean +/- 2 std {u['coverage_2std']:.3f}")
+    click.echo(f"run: {run_dir}")
+
+
+@fit.command("mlp")
+@fit_options
+@train_options
+@click.option("--hidden", default="256,64", show_default=True, help="Hidden layer sizes.")
+@reports_data_errors
+def fit_mlp_cmd(hidden, **kwargs) -> None:
+    """The report's base model: linear layers and ReLU over the embedding."""
+    from models.neural import MlpRegressor
+
+    _run_head(lambda **kw: MlpRegressor(hidden=_sizes(hidden), **kw), **kwargs)
+
+
+@fit.command("cnn")
+@fit_options
+@train_options
+@click.option("--channels", default="8,16", show_default=True, help="Channels of the convolutional layers.")
+@click.option("--kernel-size", type=int, default=9, show_default=True)
+@click.option("--hidden", default="64", show_default=True, help="Sizes of the linear layers after the convolutions.")
+@reports_data_errors
+def fit_cnn_cmd(channels, kernel_size, hidden, **kwargs) -> None:
+    """The report's improved model: convolutions and ReLU, then linear layers, over the embedding."""
+    from models.neural import CnnRegressor
+
+    _run_head(lambda **kw: CnnRegressor(channels=_sizes(channels), kernel_size=kernel_size, hidden=_sizes(hidden),
+                                        **kw), **kwargs)
+
+
+@fit.command("mimo")
+@fit_options
+@train_options
+@click.option("--routing", type=click.Choice(["mutations", "random"]), default="mutations", show_default=True,
+              help="mutations: member k trains on its mutation-count group (the report); random: Havasi et al.")
+@click.option("--groups", default=None, help="Mutation-count groups, one per member, e.g. '0-1,2,3-' "
+              "(default: one per count in train, the parent with the singles).")
+@click.option("--members", type=int, default=None, help="Members (random routing: default 3).")
+@click.option("--max-members", type=int, default=4, show_default=True,
+              help="With more counts than this in train, counts are grouped into this many ranges.")
+@click.option("--repeat", type=int, default=10, show_default=True,
+              help="Epoch = smallest group x this, and as many rows drawn from every other group.")
+@click.option("--rho", type=float, default=0.0, show_default=True, help="Random routing: input repetition probability.")
+@click.option("--batch-repetition", type=int, default=1, show_default=True, help="Random routing: batch repetitions.")
+@click.option("--input-hidden", type=int, default=64, show_default=True, help="Width of each member's input layer.")
+@click.option("--shared", default="128", show_default=True, help="Sizes of the shared middle layers.")
+@click.option("--member-hidden", type=int, default=32, show_default=True,
+              help="Width of each member's part of the last shared layer.")
+@reports_data_errors
+def fit_mimo_cmd(routing, groups, members, max_members, repeat, rho, batch_repetition, input_hidden, shared,
+                 member_hidden, **kwargs) -> None:
+    """MIMO: M members with own input/output layers and shared middle layers; mean and spread at test time."""
+    from models.neural import MimoRegressor
+
+    _run_head(lambda **kw: MimoRegressor(members=members, groups=groups, max_members=max_members, routing=routing,
+                                         repeat=repeat, rho=rho, batch_repetition=batch_repetition,
+                                         input_hidden=input_hidden, shared=_sizes(shared),
+                                         member_hidden=member_hidden, **kw), **kwargs)
+
+
+@main.command("report")
+@click.argument("runs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table as CSV.")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the markdown table to a file.")
+@reports_data_errors
+def report_cmd(runs, csv_path, md_path) -> None:
+    """Gather run directories into one table (the report's Table 2, plus Spearman)."""
+    from models.report import gather_runs, to_markdown
+
+    table = gather_runs(list(runs))
+    markdown = to_markdown(table)
+    click.echo(markdown)
+    if csv_path:
+        table.to_csv(csv_path, index=False)
+    if md_path:
+        Path(md_path).write_text(markdown + "\n")
+
+
+@main.command("predict")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory of `mimo fit`.")
+@click.option("--variants", type=click.Path(), default=None,
+              help="Mutation strings against the run's parent: one a line, or a CSV/TSV with a 'mutant' column.")
+@click.option("--fasta", type=click.Path(), default=None, help="Full sequences to score.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="CSV to write (default: standard output).")
+@click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
+@reports_data_errors
+def predict_cmd(run_dir, variants, fasta, out, device) -> None:
+    """Predict new variants with a fitted run; embeds whatever is not in the cache."""
+    from models.predict import predict_file
+
+    table = predict_file(run_dir, variants, fasta, device)
+    if out:
+        table.to_csv(out, index=False, float_format="%.6g")
+        click.echo(f"{len(table)} predictions ({int(table['in_cache'].sum())} from the cache) written to {out}")
+    else:
+        click.echo(table.to_csv(index=False, float_format="%.6g"), nl=False)

@@ -21,6 +21,7 @@ class SplitData:
     split_name: str
     rows: CachedEmbeddings
     split: np.ndarray
+    source: dict  # cache root, dataset record and features manifest: enough to rebuild the featurizer
 
     def mask(self, part: str) -> np.ndarray:
         return self.split == part
@@ -54,16 +55,18 @@ def load_split_data(cache_root: str | Path, dataset: str, features: str | None =
     features = choose_features(cache_root, dataset, features)
     cache = EmbeddingCache(cache_root, dataset, features)
     rows = cache.load()
+    source = {"cache": str(Path(cache_root).resolve()), "dataset": cache.read_dataset_info(),
+              "features": rows.manifest}
     if split_file is not None:
         frame = pd.DataFrame({"id": rows.ids, "mutations": rows.mutations})
-        return SplitData(dataset, features, Path(split_file).name, rows, read_split_file(split_file, frame))
+        return SplitData(dataset, features, Path(split_file).name, rows, read_split_file(split_file, frame), source)
     table = cache.load_splits()
     named = [c for c in table.columns if c != "id"]
     split = split or named[0]
     if split not in named:
         raise DataError(f"no split {split!r} for dataset {dataset!r} (known: {', '.join(named)}; or --split-file)")
     assignment = pd.Series(table[split].to_numpy(), index=table["id"]).reindex(rows.ids).fillna("none").to_numpy()
-    data = SplitData(dataset, features, split, rows, assignment.astype(object))
+    data = SplitData(dataset, features, split, rows, assignment.astype(object), source)
     empty = [p for p in SPLIT_NAMES[:2] if not data.mask(p).any()]
     if empty:
         raise DataError(f"split {split!r} has no {' or '.join(empty)} rows in the cache")

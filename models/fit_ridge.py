@@ -19,6 +19,6 @@ def fit_ridge(data: SplitData, out: str | Path | None = None, standardize: bool 
              "valid_mse_by_alpha": {f"{a:g}": m for a, m in model.valid_mse_.items()}}
     metrics, predictions = evaluate(data, prediction, "ridge", seconds, extra)
     run_dir = make_run_dir(out, "ridge")
-    write_run(run_dir, metrics, predictions)
+    write_run(run_dir, metrics, predictions, data.source)
     joblib.dump(model, run_dir / "model.joblib")
     return run_dir, metrics

@@ -49,8 +49,10 @@ def evaluate(data: SplitData, prediction: np.ndarray, model: str, fit_seconds: f
     return metrics, predictions
 
 
-def write_run(run_dir: Path, metrics: dict, predictions: pd.DataFrame) -> None:
+def write_run(run_dir: Path, metrics: dict, predictions: pd.DataFrame, source: dict) -> None:
+    """metrics.json, predictions.csv, and source.json (what `mimo predict` needs to featurize new input)."""
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (run_dir / "source.json").write_text(json.dumps(source, indent=2) + "\n")
     predictions.to_csv(run_dir / "predictions.csv", index=False, float_format="%.6g")
 
 

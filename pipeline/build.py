@@ -79,7 +79,9 @@ def build_cache(dataset: VariantSet, featurizer, cache_root: str | Path, flush_e
     frame = dataset.frame
     with cache.lock():
         cache.write_dataset(dataset.name, dataset.checksum(), dataset.splits_frame(),
-                            {"rows": len(frame), "parent": dataset.parent})
+                            {"rows": len(frame), "parent": dataset.parent,
+                             "mutation_prefix": dataset.mutation_format.prefix,
+                             "mutation_first_index": dataset.mutation_format.first_index})
         cache.ensure_manifest({**featurizer.manifest(), "dataset": dataset.name,
                                "dataset_checksum": dataset.checksum(), "versions": package_versions()})
         done = cache.existing_ids()

@@ -209,6 +209,12 @@ class EmbeddingCache:
         return CachedEmbeddings(rows["ids"], rows["embeddings"].astype(np.float32, copy=False), rows["labels"],
                                 rows["n_mutations"], rows["mutations"], manifest)
 
+    def read_dataset_info(self) -> dict:
+        path = self.dataset_dir / "dataset.json"
+        if not path.exists():
+            raise DataError("no dataset recorded here; run `mimo embed build` first", path)
+        return json.loads(path.read_text())
+
     def load_splits(self) -> pd.DataFrame:
         path = self.dataset_dir / "splits.csv"
         if not path.exists():

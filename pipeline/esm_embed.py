@@ -62,6 +62,13 @@ def resolve_weights(model: str | None, weights: str | Path | None) -> tuple[Path
     return path, model
 
 
+def esm_featurizer_from_manifest(manifest: dict, device: str = "auto", toks_per_batch: int = 4096) -> "EsmFeaturizer":
+    """Rebuild the featurizer a cache was built with (same model, layer and precision)."""
+    weights = manifest.get("weights")
+    net, alphabet, name = load_esm(None if weights else manifest["model"], weights)
+    return EsmFeaturizer(net, alphabet, name, manifest["layer"], device, manifest["dtype"], toks_per_batch, weights)
+
+
 def load_esm(model: str | None = None, weights: str | Path | None = None):
     """Load an ESM model with fair-esm's own constructor. Returns (model, alphabet, name)."""
     import esm.pretrained
@@ -103,7 +110,7 @@ class EsmFeaturizer:
     kind = "esm"
 
     def __init__(self, net, alphabet, model_name: str, layer: int | None = None, device: str = "auto",
-                 dtype: str = "auto", toks_per_batch: int = 4096):
+                 dtype: str = "auto", toks_per_batch: int = 4096, weights: str | Path | None = None):
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
         if dtype == "auto":
             dtype = "float16" if self.device.type == "cuda" else "float32"
@@ -117,12 +124,14 @@ class EsmFeaturizer:
         self.alphabet = alphabet
         self.model_name = model_name
         self.toks_per_batch = toks_per_batch
+        self.weights = None if weights is None else str(Path(weights).resolve())
         self.name = f"{model_name}_L{self.layer}"
         self.dim = net.embed_dim
 
     def manifest(self) -> dict:
         return {"features": self.name, "kind": self.kind, "model": self.model_name, "layer": self.layer,
-                "pooling": "mean over residues", "dtype": self.dtype, "dim": self.dim, "columns": None}
+                "pooling": "mean over residues", "dtype": self.dtype, "dim": self.dim, "columns": None,
+                "weights": self.weights}
 
     def check_lengths(self, frame: pd.DataFrame) -> None:
         lengths = frame["sequence"].str.len()

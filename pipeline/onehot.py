@@ -54,6 +54,12 @@ class OneHotFeaturizer:
     def dim(self) -> int:
         return len(self.columns)
 
+    @classmethod
+    def from_manifest(cls, manifest: dict, parent: str) -> "OneHotFeaturizer":
+        """Rebuild the featurizer a cache was built with."""
+        mode = manifest["model"].removeprefix("onehot-")
+        return cls(parent, manifest["columns"], mode)
+
     def manifest(self) -> dict:
         return {"features": self.name, "kind": self.kind, "model": f"onehot-{self.mode}", "layer": None,
                 "pooling": None, "dtype": "uint8", "dim": self.dim,
@@ -63,9 +69,6 @@ class OneHotFeaturizer:
         """(n, dim) uint8. Substitutions outside the column set are dropped (no weight could use them)."""
         out = np.zeros((len(aligned), self.dim), dtype=np.uint8)
         for row, seq in enumerate(aligned):
-            if len(seq) != len(self.parent):
-                raise DataError(f"variant {row} is not aligned to the {len(self.parent)}-residue parent "
-                                f"(length {len(seq)}); one-hot features need substitutions only")
             for i, (a, p) in enumerate(zip(seq, self.parent)):
                 if self.mode == "full" or a != p:
                     j = self._index.get(f"{i}{a}")
@@ -76,6 +79,11 @@ class OneHotFeaturizer:
     def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (row positions in ``frame``, features) in batches."""
         aligned = frame["aligned"].tolist()
+        for row, seq in enumerate(aligned):
+            if len(seq) != len(self.parent):
+                raise DataError(f"sequence {frame['mutations'].iloc[row]!r} (id {frame['id'].iloc[row]}) is not a "
+                                f"substitution variant of the {len(self.parent)}-residue parent; one-hot features "
+                                f"need same-length variants")
         for start in range(0, len(aligned), self.batch_size):
             stop = min(start + self.batch_size, len(aligned))
             yield np.arange(start, stop), self.encode(aligned[start:stop])

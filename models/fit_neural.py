@@ -1,0 +1,86 @@
+"""`mimo fit mlp|cnn|mimo`: train a neural head from cached features and write its run directory."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from scipy import stats
+
+from .data import SplitData
+from .metrics import regression_metrics
+from .neural import MimoRegressor, NeuralRegressor
+from .runs import evaluate, make_run_dir, timed, write_run
+
+
+def uncertainty_metrics(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict:
+    """How well member spread tracks error: Spearman(std, |error|) and coverage of mean +/- 2 std."""
+    error = np.abs(y - mean)
+    rho = stats.spearmanr(std, error)[0] if len(y) > 1 and np.ptp(std) > 0 else None
+    return {"spearman_std_abs_error": None if rho is None else float(rho),
+            "coverage_2std": float(np.mean(error <= 2 * std)), "mean_std": float(np.mean(std))}
+
+
+def fit_head(model: NeuralRegressor, data: SplitData, out: str | Path | None = None,
+             log: Callable[[str], None] | None = None) -> tuple[Path, dict]:
+    """Fit on train with early stopping on valid, evaluate, and write metrics, predictions, curve and weights."""
+    _, seconds = timed(lambda: model.fit(data.X("train"), data.y("train"), data.X("valid"), data.y("valid"),
+                                         counts=data.n_mutations("train"), counts_valid=data.n_mutations("valid"),
+                                         log=log))
+    members = model.predict_members(data.rows.embeddings)
+    mean = members.mean(axis=1)
+    result = model.result_
+    params = {k: v for k, v in model.get_params(deep=False).items() if k != "train"}
+    extra = {"params": {**params, "train": asdict(model._train)},
+             "epochs_run": len(result.history), "best_epoch": result.best_epoch,
+             "stopped_early": result.stopped_early,
+             "history": [asdict(r) for r in result.history]}
+    metrics, predictions = evaluate(data, mean, model.name, seconds, extra)
+    if members.shape[1] > 1:
+        std = members.std(axis=1)
+        predictions["std"] = std
+        test = data.mask("test")
+        labels = model.groups_.labels() if getattr(model, "groups_", None) is not None else None
+        metrics["members"] = [
+            {"member": k, "mutations": None if labels is None else labels[k],
+             "test": regression_metrics(data.rows.labels[test], members[test, k])}
+            for k in range(members.shape[1])]
+        metrics["uncertainty"] = {"test": uncertainty_metrics(data.rows.labels[test], mean[test], std[test]),
+                                  "valid": uncertainty_metrics(data.y("valid"), mean[data.mask("valid")],
+                                                               std[data.mask("valid")])}
+        for k in range(members.shape[1]):
+            predictions[f"member_{k}"] = members[:, k]
+    run_dir = make_run_dir(out, model.name)
+    write_run(run_dir, metrics, predictions, data.source)
+    model.save(run_dir / "model.pt")
+    plot_loss_curve(metrics, run_dir / "loss_curve.png")
+    return run_dir, metrics
+
+
+def plot_loss_curve(metrics: dict, path: Path) -> Path:
+    """Train and validation loss per epoch (the report's Figure 4), best epoch marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    history = metrics["history"]
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(epochs, [h["train_loss"] for h in history], label="train loss")
+    ax.plot(epochs, [h["valid_loss"] for h in history], label="valid loss")
+    if metrics["model"] == "mimo":
+        ax.plot(epochs, [h["valid_mse"] for h in history], label="valid MSE (members averaged)", linestyle="--")
+    ax.axvline(metrics["best_epoch"], color="grey", linestyle=":", label=f"best epoch {metrics['best_epoch']}")
+    train = metrics["params"]["train"]
+    ax.set_title(f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']}): "
+                 f"Adam, StepLR, lr={train['lr']:g}, MSE")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

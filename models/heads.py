@@ -1,0 +1,81 @@
+"""Neural heads over a per-sequence embedding: the report's base MLP, its convolutional head, and MIMO."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def mlp(sizes: list[int], dropout: float, last_activation: bool) -> nn.Sequential:
+    """Linear layers with ReLU (and dropout) between them."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2 or last_activation:
+            layers.append(nn.ReLU())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class MlpHead(nn.Module):
+    """The report's base model: linear layers and ReLU over the embedding. (B, D) -> (B, 1)."""
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...] = (256, 64), dropout: float = 0.1):
+        super().__init__()
+        self.net = mlp([in_dim, *hidden, 1], dropout, last_activation=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class ConvHead(nn.Module):
+    """The report's improved model: 1-D convolutions (ReLU, max-pool) over the embedding, then linear layers."""
+
+    def __init__(self, in_dim: int, channels: tuple[int, ...] = (8, 16), kernel_size: int = 9, stride: int = 2,
+                 pool: int = 4, hidden: tuple[int, ...] = (64,), dropout: float = 0.1):
+        super().__init__()
+        convs: list[nn.Module] = []
+        width, c_in = in_dim, 1
+        for c_out in channels:
+            # Strided convolutions keep the head fast on 1,000+ wide embeddings.
+            convs += [nn.Conv1d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2), nn.ReLU(),
+                      nn.MaxPool1d(pool)]
+            width, c_in = ((width + 2 * (kernel_size // 2) - kernel_size) // stride + 1) // pool, c_out
+        if width < 1:
+            raise ValueError(f"embedding width {in_dim} is too small for {len(channels)} pooling layers of {pool}")
+        self.convs = nn.Sequential(*convs)
+        self.head = mlp([c_in * width, *hidden, 1], dropout, last_activation=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.convs(x.unsqueeze(1)).flatten(1))
+
+
+class MimoHead(nn.Module):
+    """MIMO (Havasi et al. 2020): M members with their own input and output layers and shared middle layers.
+
+    Input (B, M, D): member k reads x[:, k]. The M input layers' outputs are concatenated, pass through the
+    shared layers, and the last shared output is split into M parts, one per output layer. Output (B, M).
+    """
+
+    def __init__(self, in_dim: int, members: int = 3, input_hidden: int = 64, shared: tuple[int, ...] = (128,),
+                 member_hidden: int = 32, dropout: float = 0.1):
+        super().__init__()
+        self.members = members
+        self.member_hidden = member_hidden
+        # One batched weight tensor for the M input layers: a single einsum instead of M small matmuls.
+        self.in_weight = nn.Parameter(torch.empty(members, in_dim, input_hidden))
+        self.in_bias = nn.Parameter(torch.zeros(members, input_hidden))
+        bound = in_dim ** -0.5
+        nn.init.uniform_(self.in_weight, -bound, bound)
+        nn.init.uniform_(self.in_bias, -bound, bound)
+        self.dropout = nn.Dropout(dropout)
+        self.shared = mlp([members * input_hidden, *shared, members * member_hidden], dropout, last_activation=True)
+        self.out_weight = nn.Parameter(torch.empty(members, member_hidden))
+        self.out_bias = nn.Parameter(torch.zeros(members))
+        nn.init.uniform_(self.out_weight, -member_hidden ** -0.5, member_hidden ** -0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = torch.relu(torch.einsum("bmd,mdh->bmh", x, self.in_weight) + self.in_bias)
+        h = self.shared(self.dropout(h.flatten(1)))
+        h = h.view(-1, self.members, self.member_hidden)
+        return (h * self.out_weight).sum(-1) + self.out_bias

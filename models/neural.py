@@ -1,0 +1,335 @@
+"""Neural head estimators (fit/predict) sharing one training loop: Adam, StepLR, MSE, early stopping."""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, RegressorMixin
+from torch import nn
+
+from .heads import ConvHead, MimoHead, MlpHead
+from .routing import MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+@dataclass
+class TrainConfig:
+    """How every neural head is trained."""
+
+    lr: float = 1e-3
+    epochs: int = 40
+    batch_size: int = 256
+    weight_decay: float = 1e-4
+    step_size: int = 10       # StepLR: multiply lr by gamma every step_size epochs
+    gamma: float = 0.5
+    patience: int = 6         # early stopping: epochs without a better validation MSE
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float   # MSE in label units, on the epoch's training batches
+    valid_loss: float   # MSE in label units, inputs routed as in training (MIMO) or plain
+    valid_mse: float    # MSE in label units of the test-time prediction on the validation split
+    seconds: float
+
+
+@dataclass
+class FitResult:
+    history: list[EpochRecord] = field(default_factory=list)
+    best_epoch: int = 0
+    stopped_early: bool = False
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def train_loop(module: nn.Module, config: TrainConfig, epoch_batches: Callable[[np.random.Generator], Iterator[Batch]],
+               validate: Callable[[], tuple[float, float]], y_scale: float,
+               log: Callable[[str], None] | None = None) -> FitResult:
+    """The one loop for every head: returns the history, with the best epoch's weights restored."""
+    rng = np.random.default_rng(config.seed)
+    optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_size, gamma=config.gamma)
+    result, best_state, best = FitResult(), None, math.inf
+    for epoch in range(1, config.epochs + 1):
+        start = time.perf_counter()
+        module.train()
+        total, count = 0.0, 0
+        for xb, yb in epoch_batches(rng):
+            optimizer.zero_grad(set_to_none=True)
+            loss = nn.functional.mse_loss(module(xb), yb)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(yb)
+            count += len(yb)
+        scheduler.step()
+        module.eval()
+        valid_loss, valid_mse = validate()
+        record = EpochRecord(epoch, total / max(count, 1) * y_scale ** 2, valid_loss, valid_mse,
+                             time.perf_counter() - start)
+        result.history.append(record)
+        if log is not None:
+            log(f"epoch {epoch:3d}  train {record.train_loss:.4f}  valid {record.valid_loss:.4f}  "
+                f"valid mse {record.valid_mse:.4f}")
+        if valid_mse < best:
+            best, result.best_epoch = valid_mse, epoch
+            best_state = copy.deepcopy(module.state_dict())
+        elif epoch - result.best_epoch >= config.patience:
+            result.stopped_early = True
+            break
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    return result
+
+
+class NeuralRegressor(RegressorMixin, BaseEstimator):
+    """Shared parts of the neural heads: standardisation, batching, the loop, prediction, saving."""
+
+    name = "neural"
+
+    def _build(self, in_dim: int) -> nn.Module:
+        raise NotImplementedError
+
+    @property
+    def _train(self) -> TrainConfig:
+        return self.train if self.train is not None else TrainConfig()
+
+    def _standardise(self, X: np.ndarray, y: np.ndarray) -> None:
+        self.x_mean_ = X.mean(axis=0).astype(np.float32)
+        std = X.std(axis=0)
+        self.x_std_ = np.where(std > 0, std, 1.0).astype(np.float32)
+        self.y_mean_, self.y_std_ = float(y.mean()), float(y.std() or 1.0)
+
+    def _x(self, X: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(((np.asarray(X, np.float32) - self.x_mean_) / self.x_std_).astype(np.float32))
+
+    def _y(self, y: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(((np.asarray(y, np.float64) - self.y_mean_) / self.y_std_).astype(np.float32))
+
+    def _start(self, X: np.ndarray, y: np.ndarray) -> None:
+        config = self._train
+        torch.manual_seed(config.seed)
+        self.device_ = resolve_device(config.device)
+        self._standardise(np.asarray(X, np.float32), np.asarray(y, np.float64))
+        self.module_ = self._build(X.shape[1]).to(self.device_)
+
+    def _forward_members(self, X: np.ndarray, batch: int = 8192) -> np.ndarray:
+        """(n, M) outputs in label units (M = 1 for single-output heads)."""
+        self.module_.eval()
+        xs = self._x(X)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(xs), batch):
+                xb = xs[start:start + batch].to(self.device_)
+                out.append(self._predict_module(xb).float().cpu())
+        z = torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, 1))
+        return z * self.y_std_ + self.y_mean_
+
+    def _predict_module(self, xb: torch.Tensor) -> torch.Tensor:
+        return self.module_(xb)
+
+    def predict_members(self, X: np.ndarray) -> np.ndarray:
+        return self._forward_members(X)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        return self.predict_members(X).mean(axis=1)
+
+    def predict_with_std(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        members = self.predict_members(X)
+        return members.mean(axis=1), (members.std(axis=1) if members.shape[1] > 1 else None)
+
+    def save(self, path: str | Path) -> None:
+        params = self.get_params(deep=False)
+        params["train"] = asdict(self._train)
+        torch.save({"class": type(self).__name__, "params": params, "state": self.module_.state_dict(),
+                    "in_dim": int(self.x_mean_.shape[0]), "x_mean": self.x_mean_, "x_std": self.x_std_,
+                    "y_mean": self.y_mean_, "y_std": self.y_std_, "extra": self._extra_state()}, path)
+
+    def _extra_state(self) -> dict:
+        return {}
+
+    def _load_extra(self, extra: dict) -> None:
+        pass
+
+
+class _PlainHead(NeuralRegressor):
+    """A head with one output, trained on shuffled minibatches of the train split."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
+            log: Callable[[str], None] | None = None, **_) -> "_PlainHead":
+        self._start(X, y)
+        config, device = self._train, self.device_
+        xs, ys = self._x(X).to(device), self._y(y).unsqueeze(1).to(device)
+        y_valid = np.asarray(y_valid, np.float64)
+
+        def epoch_batches(rng):
+            order = torch.from_numpy(rng.permutation(len(xs))).to(device)
+            for start in range(0, len(order), config.batch_size):
+                idx = order[start:start + config.batch_size]
+                yield xs[idx], ys[idx]
+
+        def validate():
+            mse = float(np.mean((self.predict(X_valid) - y_valid) ** 2))
+            return mse, mse
+
+        self.result_ = train_loop(self.module_, config, epoch_batches, validate, self.y_std_, log)
+        return self
+
+
+class MlpRegressor(_PlainHead):
+    """The report's base model."""
+
+    name = "mlp"
+
+    def __init__(self, hidden: tuple[int, ...] = (256, 64), dropout: float = 0.1, train: TrainConfig | None = None):
+        self.hidden = hidden
+        self.dropout = dropout
+        self.train = train
+
+    def _build(self, in_dim: int) -> nn.Module:
+        return MlpHead(in_dim, tuple(self.hidden), self.dropout)
+
+
+class CnnRegressor(_PlainHead):
+    """The report's improved (convolutional) model."""
+
+    name = "cnn"
+
+    def __init__(self, channels: tuple[int, ...] = (8, 16), kernel_size: int = 9, hidden: tuple[int, ...] = (64,),
+                 dropout: float = 0.1, train: TrainConfig | None = None):
+        self.channels = channels
+        self.kernel_size = kernel_size
+        self.hidden = hidden
+        self.dropout = dropout
+        self.train = train
+
+    def _build(self, in_dim: int) -> nn.Module:
+        return ConvHead(in_dim, tuple(self.channels), self.kernel_size, hidden=tuple(self.hidden), dropout=self.dropout)
+
+
+class MimoRegressor(NeuralRegressor):
+    """MIMO with members routed by mutation count (the report's scheme) or at random (Havasi et al.).
+
+    ``routing="mutations"``: member k trains only on its group of mutation counts; every step gives each member
+    a batch of the same size; an epoch is all of the smallest group and a fresh draw of that size from every
+    other group, repeated ``repeat`` times. ``routing="random"``: every member gets its own random permutation
+    of each batch; with probability ``rho`` a position shows all members the same input; each batch is
+    repeated ``batch_repetition`` times. At test time every member sees the input; the prediction is their
+    mean and their standard deviation is the uncertainty.
+    """
+
+    name = "mimo"
+
+    def __init__(self, members: int | None = None, groups: str | None = None, max_members: int = 4,
+                 routing: str = "mutations", repeat: int = 10, rho: float = 0.0, batch_repetition: int = 1,
+                 input_hidden: int = 64, shared: tuple[int, ...] = (128,), member_hidden: int = 32,
+                 dropout: float = 0.1, train: TrainConfig | None = None):
+        self.members = members
+        self.groups = groups
+        self.max_members = max_members
+        self.routing = routing
+        self.repeat = repeat
+        self.rho = rho
+        self.batch_repetition = batch_repetition
+        self.input_hidden = input_hidden
+        self.shared = shared
+        self.member_hidden = member_hidden
+        self.dropout = dropout
+        self.train = train
+
+    def _build(self, in_dim: int) -> nn.Module:
+        return MimoHead(in_dim, self.n_members_, self.input_hidden, tuple(self.shared), self.member_hidden,
+                        self.dropout)
+
+    def _predict_module(self, xb: torch.Tensor) -> torch.Tensor:
+        return self.module_(xb.unsqueeze(1).expand(-1, self.n_members_, -1))
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
+            counts: np.ndarray | None = None, counts_valid: np.ndarray | None = None,
+            log: Callable[[str], None] | None = None) -> "MimoRegressor":
+        if self.routing not in ("mutations", "random"):
+            raise ValueError(f"routing must be 'mutations' or 'random', not {self.routing!r}")
+        if self.routing == "mutations":
+            if counts is None or counts_valid is None:
+                raise ValueError("routing by mutations needs the mutation counts of train and valid rows")
+            self.groups_ = MutationGroups.from_counts(counts, self.groups, self.members or self.max_members)
+            self.n_members_ = len(self.groups_)
+        else:
+            self.groups_ = None
+            self.n_members_ = self.members or 3
+        self._start(X, y)
+        config, device = self._train, self.device_
+        xs, ys = self._x(X).to(device), self._y(y).to(device)
+        xv, yv = self._x(X_valid).to(device), self._y(y_valid).to(device)
+        y_valid = np.asarray(y_valid, np.float64)
+
+        def batches_from(plan: np.ndarray, x: torch.Tensor, t: torch.Tensor) -> Iterator[Batch]:
+            index = torch.from_numpy(plan).to(device)  # (steps * batch, M) row indices
+            for start in range(0, len(index), config.batch_size):
+                idx = index[start:start + config.batch_size]
+                yield x[idx], t[idx]
+
+        if self.routing == "mutations":
+            member_rows = self.groups_.member_rows(counts)
+            valid_plan = routed_validation(self.groups_.member_rows(counts_valid))
+
+            def epoch_batches(rng):
+                return batches_from(mutation_routed_epoch(member_rows, self.repeat, rng), xs, ys)
+        else:
+            valid_plan = random_routed_epoch(len(xv), self.n_members_, config.batch_size, 0.0, 1,
+                                             np.random.default_rng(config.seed + 1))
+
+            def epoch_batches(rng):
+                return batches_from(random_routed_epoch(len(xs), self.n_members_, config.batch_size, self.rho,
+                                                        self.batch_repetition, rng), xs, ys)
+
+        def validate():
+            with torch.inference_mode():
+                losses = [nn.functional.mse_loss(self.module_(xb), yb, reduction="sum").item()
+                          for xb, yb in batches_from(valid_plan, xv, yv)]
+            routed = sum(losses) / valid_plan.size * self.y_std_ ** 2
+            return routed, float(np.mean((self.predict(X_valid) - y_valid) ** 2))
+
+        self.result_ = train_loop(self.module_, config, epoch_batches, validate, self.y_std_, log)
+        return self
+
+    def _extra_state(self) -> dict:
+        return {"n_members": self.n_members_, "groups": None if self.groups_ is None else self.groups_.ranges}
+
+    def _load_extra(self, extra: dict) -> None:
+        self.n_members_ = extra["n_members"]
+        self.groups_ = None if extra["groups"] is None else MutationGroups([tuple(r) for r in extra["groups"]])
+
+
+HEADS = {cls.name: cls for cls in (MlpRegressor, CnnRegressor, MimoRegressor)}
+
+
+def load_head(path: str | Path, device: str = "cpu") -> NeuralRegressor:
+    """Rebuild a saved head for prediction."""
+    saved = torch.load(path, map_location=device, weights_only=False)
+    cls = {c.__name__: c for c in HEADS.values()}[saved["class"]]
+    params = dict(saved["params"])
+    params["train"] = TrainConfig(**{**params["train"], "device": device})
+    model = cls(**params)
+    model.x_mean_, model.x_std_ = saved["x_mean"], saved["x_std"]
+    model.y_mean_, model.y_std_ = saved["y_mean"], saved["y_std"]
+    model.device_ = torch.device(device)
+    model._load_extra(saved["extra"])
+    model.module_ = model._build(saved["in_dim"]).to(device)
+    model.module_.load_state_dict(saved["state"])
+    model.module_.eval()
+    return model
