@@ -59,9 +59,9 @@ class MutationGroups:
         else:
             cumulative = np.cumsum(sizes) / sizes.sum()
             edges = [values[0]]
-            for k in range(1, max_members):
-                i = int(np.searchsorted(cumulative, k / max_members)) + 1
-                if i < len(values) and values[i] > edges[-1]:
+            for k in range(1, max_members):  # cut where the cumulative share is nearest k/M
+                i = int(np.argmin(np.abs(cumulative[:-1] - k / max_members))) + 1
+                if values[i] > edges[-1]:
                     edges.append(values[i])
         ranges = [(int(lo), int(hi) - 1) for lo, hi in zip(edges[:-1], edges[1:])] + [(int(edges[-1]), OPEN)]
         ranges[0] = (0, ranges[0][1])

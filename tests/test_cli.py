@@ -82,3 +82,76 @@ def test_malformed_token_in_user_file(tmp_path):
     assert result.exit_code == 1
     assert "v.csv:3: malformed mutation token 'K2'" in result.output
     assert not (tmp_path / "c").exists()
+
+
+@pytest.fixture(scope="module")
+def onehot_cache(tmp_path_factory, small_gfp_dir):
+    root = tmp_path_factory.mktemp("cache")
+    run("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache", root, "--quiet")
+    return root
+
+
+FAST = ["--epochs", "3", "--batch-size", "32"]
+
+
+def test_every_head_then_report(tmp_path, onehot_cache):
+    runs = []
+    for head, extra in (("ridge", []), ("mlp", FAST + ["--hidden", "16"]), ("cnn", FAST + ["--channels", "4"]),
+                        ("mimo", FAST + ["--repeat", "2"]), ("mimo", FAST + ["--routing", "random", "--rho", "0.3"])):
+        out = tmp_path / f"{head}-{len(runs)}"
+        result = run("fit", head, *extra, "--cache", onehot_cache, "--out", out)
+        assert f"{head} on gfp/onehot (tape split): test Spearman" in result.output
+        runs.append(out)
+    assert "coverage of mean +/- 2 std" in result.output
+    csv = tmp_path / "table.csv"
+    table = run("report", *runs, "--csv", csv).output
+    lines = table.strip().splitlines()
+    assert lines[0].startswith("| run | model | features | split | epochs & lr | train loss | valid loss | test loss")
+    assert len(lines) == 2 + len(runs)
+    import pandas as pd
+    frame = pd.read_csv(csv)
+    assert list(frame["model"]) == ["ridge", "mlp", "cnn", "mimo", "mimo"]
+    metrics = json.loads((runs[1] / "metrics.json").read_text())
+    assert frame["test loss"][1] == pytest.approx(metrics["test"]["mse"])
+
+
+def test_predict_new_variants_and_fasta(tmp_path, onehot_cache):
+    run("fit", "mimo", *FAST, "--repeat", "2", "--cache", onehot_cache, "--out", tmp_path / "mimo")
+    variants = tmp_path / "new.txt"
+    variants.write_text("SA108D\nSK1R:SE4G:SL5P:SF6L:SV10A\n#\n")
+    out = tmp_path / "pred.csv"
+    run("predict", "--run", tmp_path / "mimo", "--variants", variants, "--out", out)
+    import pandas as pd
+    table = pd.read_csv(out)
+    assert list(table.columns) == ["id", "mutations", "n_mutations", "prediction", "std", "in_cache"]
+    assert table["n_mutations"].tolist() == [1, 5, 0]
+    assert table["in_cache"].tolist()[2]  # the parent is in every GFP cache
+    assert (table["std"] > 0).all() and table["prediction"].between(0, 6).all()
+    # a cached row is predicted exactly as in the run's own predictions
+    fit_predictions = pd.read_csv(tmp_path / "mimo" / "predictions.csv").set_index("id")
+    parent = table.iloc[2]
+    assert parent["prediction"] == pytest.approx(fit_predictions.loc[parent["id"], "prediction"], rel=1e-4)
+    fasta = tmp_path / "x.fasta"
+    fasta.write_text(">short\nMKTAYIAK\n")
+    bad = run("predict", "--run", tmp_path / "mimo", "--fasta", fasta, ok=False)
+    assert bad.exit_code == 1 and "not a substitution variant of the 237-residue parent" in bad.output
+    bad = run("predict", "--run", tmp_path, "--variants", variants, ok=False)
+    assert bad.exit_code == 1 and "not a run directory" in bad.output
+
+
+def test_predict_with_esm_run_embeds_missing_sequences(tmp_path, small_gfp_dir, tiny_esm):
+    run("embed", "build", "--weights", tiny_esm, "--data", small_gfp_dir, "--cache", tmp_path / "c", "--quiet")
+    run("fit", "ridge", "--cache", tmp_path / "c", "--out", tmp_path / "r")
+    fasta = tmp_path / "x.fasta"
+    fasta.write_text(">short\nMKTAYIAKQRQISFVKSHFSRQ\n")
+    out = run("predict", "--run", tmp_path / "r", "--fasta", fasta).output
+    assert out.splitlines()[0] == "id,mutations,n_mutations,prediction,in_cache"
+    assert out.splitlines()[1].endswith(",False") and ",short,-1," in out
+    tiny_moved = tmp_path / "moved.pt"
+    tiny_esm_copy = tmp_path / "esm2_copy.pt"
+    tiny_esm_copy.write_bytes(tiny_esm.read_bytes())
+    run("embed", "build", "--weights", tiny_esm_copy, "--data", small_gfp_dir, "--cache", tmp_path / "c2", "--quiet")
+    run("fit", "ridge", "--cache", tmp_path / "c2", "--out", tmp_path / "r2")
+    tiny_esm_copy.rename(tiny_moved)
+    bad = run("predict", "--run", tmp_path / "r2", "--fasta", fasta, ok=False)
+    assert bad.exit_code == 1 and "cannot rebuild the run's featurizer esm2_copy_L2" in bad.output

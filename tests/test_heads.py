@@ -1,0 +1,153 @@
+"""Neural heads, MIMO routing, the shared training loop, and their run directories."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models.data import load_split_data
+from models.fit_neural import fit_head, uncertainty_metrics
+from models.heads import ConvHead, MimoHead, MlpHead
+from models.neural import CnnRegressor, MimoRegressor, MlpRegressor, TrainConfig, load_head
+from models.routing import OPEN, MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
+from pipeline.build import build_cache
+from pipeline.datasets import load_gfp
+from pipeline.onehot import OneHotFeaturizer
+
+
+def test_groups_on_tape_counts_put_the_parent_with_the_singles():
+    counts = np.array([0] + [1] * 877 + [2] * 10433 + [3] * 10135)
+    groups = MutationGroups.from_counts(counts)
+    assert groups.ranges == [(0, 1), (2, 2), (3, OPEN)]
+    assert groups.labels() == ["0-1", "2", "3+"]
+    assert [len(r) for r in groups.member_rows(counts)] == [878, 10433, 10135]
+
+
+def test_many_counts_become_contiguous_ranges_of_similar_size():
+    counts = np.repeat(np.arange(1, 15), [400, 5000, 5000, 3800, 2900, 1800, 1100, 600, 280, 140, 50, 20, 10, 2])
+    groups = MutationGroups.from_counts(counts, max_members=3)
+    assert len(groups) == 3 and groups.ranges[0][0] == 0 and groups.ranges[-1][1] == OPEN
+    sizes = [len(r) for r in groups.member_rows(counts)]
+    assert sum(sizes) == len(counts) and max(sizes) < 2.5 * min(sizes)
+
+
+def test_group_spec_parsing_and_errors():
+    assert MutationGroups.parse("0-1,2,3-").ranges == [(0, 1), (2, 2), (3, OPEN)]
+    with pytest.raises(ValueError, match="must be increasing"):
+        MutationGroups.parse("2,1")
+    with pytest.raises(ValueError, match="bad mutation group"):
+        MutationGroups.parse("a-b")
+    with pytest.raises(ValueError, match="no rows with mutation counts 5"):
+        MutationGroups.parse("1,5").member_rows(np.array([1, 1, 2]))
+
+
+def test_routed_epoch_uses_all_of_smallest_group_repeated_and_fresh_draws_elsewhere():
+    rows = [np.arange(0, 10), np.arange(10, 200), np.arange(200, 260)]
+    plan = mutation_routed_epoch(rows, repeat=10, rng=np.random.default_rng(0))
+    assert plan.shape == (100, 3)
+    assert np.array_equal(np.bincount(plan[:, 0], minlength=10), np.full(10, 10))
+    assert len(set(plan[:, 1])) == 100 and set(plan[:, 1]) <= set(rows[1])  # no repeats: group is large enough
+    assert set(plan[:, 2]) == set(rows[2])                                     # 60 rows: each once, 40 drawn again
+    other = mutation_routed_epoch(rows, repeat=10, rng=np.random.default_rng(1))
+    assert set(other[:, 1]) != set(plan[:, 1])                                 # a fresh draw every epoch
+
+
+def test_routed_validation_covers_every_row():
+    rows = [np.arange(0, 3), np.arange(3, 10)]
+    plan = routed_validation(rows)
+    assert plan.shape == (7, 2) and set(plan[:, 0]) == {0, 1, 2} and list(plan[:, 1]) == list(range(3, 10))
+
+
+def test_random_routing_permutes_each_batch_per_member():
+    plan = random_routed_epoch(64, 3, batch_size=16, rho=0.0, batch_repetition=2, rng=np.random.default_rng(0))
+    assert plan.shape == (128, 3)
+    block = plan[:16]  # one step: two permuted copies of an 8-row base batch
+    assert set(block[:8, 0]) == set(block[:8, 1]) == set(block[8:, 2]) and len(set(block[:, 0])) == 8
+    assert not np.array_equal(block[:, 0], block[:, 1])
+    same = random_routed_epoch(64, 3, batch_size=16, rho=1.0, batch_repetition=1, rng=np.random.default_rng(0))
+    assert (same == same[:, :1]).all()
+
+
+def test_head_shapes():
+    x = torch.randn(5, 40)
+    assert MlpHead(40)(x).shape == (5, 1)
+    assert ConvHead(40, channels=(4,), kernel_size=3, stride=1, pool=2)(x).shape == (5, 1)
+    mimo = MimoHead(40, members=3)
+    assert mimo(torch.randn(5, 3, 40)).shape == (5, 3)
+
+
+def test_mimo_members_have_their_own_input_layers():
+    torch.manual_seed(0)
+    head = MimoHead(8, members=2, input_hidden=4, shared=(6,), member_hidden=3, dropout=0.0)
+    x = torch.randn(4, 2, 8)
+    head(x)[:, 0].sum().backward()
+    # member 0's output reaches member 1's input layer only through the shared layers; with member 1's input
+    # zeroed, member 1's input weights get no gradient at all
+    head.zero_grad()
+    x2 = x.clone()
+    x2[:, 1] = 0
+    head(x2)[:, 0].sum().backward()
+    assert head.in_weight.grad[1].abs().sum() == 0 and head.in_weight.grad[0].abs().sum() > 0
+
+
+def test_uncertainty_metrics():
+    y = np.array([0.0, 0.0, 0.0, 0.0])
+    mean = np.array([0.1, 0.5, 1.0, 3.0])
+    std = np.array([0.1, 0.2, 0.4, 1.0])
+    u = uncertainty_metrics(y, mean, std)
+    assert u["spearman_std_abs_error"] == pytest.approx(1.0)
+    assert u["coverage_2std"] == 0.25
+    assert u["mean_std"] == pytest.approx(0.425)
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory, small_gfp_dir):
+    root = tmp_path_factory.mktemp("cache")
+    ds = load_gfp(small_gfp_dir)
+    build_cache(ds, OneHotFeaturizer.for_dataset(ds.parent, ds.frame["aligned"]), root, progress=False)
+    return load_split_data(root, "gfp", "onehot", "tape")
+
+
+FAST = dict(epochs=6, batch_size=32, patience=3, seed=0, device="cpu")
+
+
+@pytest.mark.parametrize("make", [
+    lambda: MlpRegressor(hidden=(32,), train=TrainConfig(**FAST)),
+    lambda: CnnRegressor(channels=(4,), hidden=(16,), train=TrainConfig(**FAST)),
+    lambda: MimoRegressor(input_hidden=16, shared=(32,), member_hidden=8, repeat=2, train=TrainConfig(**FAST)),
+    lambda: MimoRegressor(routing="random", members=3, rho=0.5, batch_repetition=2, input_hidden=16, shared=(32,),
+                          member_hidden=8, train=TrainConfig(**FAST)),
+])
+def test_fit_restores_best_epoch_writes_run_and_reloads(tmp_path, small_data, make):
+    model = make()
+    run_dir, metrics = fit_head(model, small_data, tmp_path / "run")
+    history = metrics["history"]
+    best = min(history, key=lambda h: h["valid_mse"])
+    assert metrics["best_epoch"] == best["epoch"]
+    assert metrics["valid"]["mse"] == pytest.approx(best["valid_mse"], rel=1e-5)  # best weights restored
+    assert metrics["epochs_run"] == len(history) <= 6
+    assert (run_dir / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+    saved = json.loads((run_dir / "metrics.json").read_text())
+    assert {"train", "valid", "test", "history", "params"} <= set(saved)
+    reloaded = load_head(run_dir / "model.pt")
+    X = small_data.X("test")
+    np.testing.assert_allclose(reloaded.predict(X), model.predict(X), rtol=1e-5, atol=1e-6)
+    if isinstance(model, MimoRegressor):
+        assert len(saved["members"]) == 3
+        u = saved["uncertainty"]["test"]
+        assert 0.0 <= u["coverage_2std"] <= 1.0 and u["mean_std"] > 0
+        import pandas as pd
+        predictions = pd.read_csv(run_dir / "predictions.csv")
+        members = predictions[["member_0", "member_1", "member_2"]].to_numpy()
+        np.testing.assert_allclose(predictions["prediction"], members.mean(axis=1), atol=1e-4)
+        np.testing.assert_allclose(predictions["std"], members.std(axis=1), atol=1e-4)
+
+
+def test_same_seed_same_metrics(tmp_path, small_data):
+    def run(seed, name):
+        model = MimoRegressor(input_hidden=16, shared=(32,), member_hidden=8, repeat=2,
+                              train=TrainConfig(**{**FAST, "seed": seed}))
+        return fit_head(model, small_data, tmp_path / name)[1]
+    a, b, c = run(0, "a"), run(0, "b"), run(1, "c")
+    assert a["test"] == b["test"] and a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
+    assert a["test"] != c["test"]
