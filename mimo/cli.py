@@ -304,7 +304,7 @@ def fit_cnn_cmd(channels, kernel_size, hidden, **kwargs) -> None:
               help="Epoch = smallest group x this, and as many rows drawn from every other group.")
 @click.option("--rho", type=float, default=0.0, show_default=True, help="Random routing: input repetition probability.")
 @click.option("--batch-repetition", type=int, default=1, show_default=True, help="Random routing: batch repetitions.")
-@click.option("--input-hidden", type=int, default=64, show_default=True, help="Width of each member's input layer.")
+@click.option("--input-hidden", type=int, default=32, show_default=True, help="Width of each member's input layer.")
 @click.option("--shared", default="128", show_default=True, help="Sizes of the shared middle layers.")
 @click.option("--member-hidden", type=int, default=32, show_default=True,
               help="Width of each member's part of the last shared layer.")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import joblib
+import pickle
 
 from .data import SplitData
 from .ridge import ValidatedRidge
@@ -20,5 +20,6 @@ def fit_ridge(data: SplitData, out: str | Path | None = None, standardize: bool 
     metrics, predictions = evaluate(data, prediction, "ridge", seconds, extra)
     run_dir = make_run_dir(out, "ridge")
     write_run(run_dir, metrics, predictions, data.source)
-    joblib.dump(model, run_dir / "model.joblib")
+    with open(run_dir / "model.pkl", "wb") as handle:
+        pickle.dump(model, handle)
     return run_dir, metrics

@@ -53,8 +53,9 @@ class ConvHead(nn.Module):
 class MimoHead(nn.Module):
     """MIMO (Havasi et al. 2020): M members with their own input and output layers and shared middle layers.
 
-    Input (B, M, D): member k reads x[:, k]. The M input layers' outputs are concatenated, pass through the
-    shared layers, and the last shared output is split into M parts, one per output layer. Output (B, M).
+    Training input is member-major, (M, B, D): member k reads x[k]. The M input layers' outputs are
+    concatenated, pass through the shared layers, and the last shared output is split into M parts, one per
+    output layer. Output (B, M). ``forward_shared`` shows one (B, D) input to every member (test time).
     """
 
     def __init__(self, in_dim: int, members: int = 3, input_hidden: int = 64, shared: tuple[int, ...] = (128,),
@@ -75,7 +76,14 @@ class MimoHead(nn.Module):
         nn.init.uniform_(self.out_weight, -member_hidden ** -0.5, member_hidden ** -0.5)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(torch.einsum("bmd,mdh->bmh", x, self.in_weight) + self.in_bias)
-        h = self.shared(self.dropout(h.flatten(1)))
-        h = h.view(-1, self.members, self.member_hidden)
+        h = torch.relu(torch.baddbmm(self.in_bias.unsqueeze(1), x, self.in_weight))  # (M, B, H)
+        return self._tail(h.transpose(0, 1).flatten(1))
+
+    def forward_shared(self, x: torch.Tensor) -> torch.Tensor:
+        """Every member sees ``x`` (B, D): one matmul against all M input layers side by side."""
+        weight = self.in_weight.permute(1, 0, 2).flatten(1)  # (D, M * H), member-major columns
+        return self._tail(torch.relu(torch.addmm(self.in_bias.flatten(), x, weight)))
+
+    def _tail(self, h: torch.Tensor) -> torch.Tensor:
+        h = self.shared(self.dropout(h)).view(-1, self.members, self.member_hidden)
         return (h * self.out_weight).sum(-1) + self.out_bias

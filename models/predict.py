@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import joblib
+import pickle
 import numpy as np
 import pandas as pd
 
@@ -97,13 +97,14 @@ def featurize(frame: pd.DataFrame, source: dict, device: str = "auto") -> tuple[
 
 def load_predictor(run_dir: Path, model_name: str):
     """A function X -> (mean, std or None) for the run's fitted model."""
-    if (run_dir / "model.joblib").exists():
-        model = joblib.load(run_dir / "model.joblib")
+    if (run_dir / "model.pkl").exists():
+        with open(run_dir / "model.pkl", "rb") as handle:
+            model = pickle.load(handle)
         return lambda X: (model.predict(X), None)
     if (run_dir / "model.pt").exists():
         head = load_head(run_dir / "model.pt")
         return head.predict_with_std
-    raise DataError(f"no fitted model (model.joblib or model.pt) for {model_name}", run_dir)
+    raise DataError(f"no fitted model (model.pkl or model.pt) for {model_name}", run_dir)
 
 
 def predict_file(run_dir: str | Path, variants: str | Path | None = None, fasta: str | Path | None = None,

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
+
+from .base import Estimator
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
+CHUNK = 4096  # rows per block: no full-size temporaries of the (n, d) training matrix
 
 
-class ValidatedRidge(RegressorMixin, BaseEstimator):
+class ValidatedRidge(Estimator):
     """Ridge on standardised features; ``alpha`` is the one of ``alphas`` with the lowest validation MSE.
 
     One eigendecomposition of the Gram matrix serves every alpha, so the search costs about one fit.
@@ -20,31 +22,45 @@ class ValidatedRidge(RegressorMixin, BaseEstimator):
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray) -> "ValidatedRidge":
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.float64)
-        self.x_mean_ = X.mean(axis=0, dtype=np.float64)
-        scale = X.std(axis=0, dtype=np.float64) if self.standardize else np.ones(X.shape[1])
-        self.x_scale_ = np.where(scale > 0, scale, 1.0)
+        n, d = X.shape
+        mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.y_mean_ = float(y.mean())
-        Xs = self._scaled(X)
         yc = y - self.y_mean_
-        Xv = self._scaled(np.asarray(X_valid, dtype=np.float32))
-        if Xs.shape[0] >= Xs.shape[1]:  # primal: d x d system
-            gram = (Xs.T @ Xs).astype(np.float64)
-            eigvals, eigvecs = np.linalg.eigh(gram)
-            projected = eigvecs.T @ (Xs.T.astype(np.float64) @ yc)
-            weights = {a: eigvecs @ (projected / (eigvals + a)) for a in self.alphas}
+        # Centred Gram matrix and X^T y, block by block, in float32 products summed in float64.
+        gram = np.zeros((d, d)) if n >= d else None
+        xty = np.zeros(d)
+        for start in range(0, n, CHUNK):
+            block = X[start:start + CHUNK] - mean
+            if gram is not None:
+                gram += block.T @ block
+            xty += block.T @ yc[start:start + CHUNK].astype(np.float32)
+        if self.standardize:
+            variance = (np.diag(gram) if gram is not None else ((X - mean) ** 2).sum(axis=0)) / n
+            scale = np.sqrt(variance)
+            scale[scale == 0] = 1.0
+        else:
+            scale = np.ones(d)
+        xty /= scale
+        if gram is not None:  # primal: d x d system
+            eigvals, eigvecs = np.linalg.eigh(gram / np.outer(scale, scale))
+            projected = eigvecs.T @ xty
+            weights = np.stack([eigvecs @ (projected / (eigvals + a)) for a in self.alphas], axis=1)
         else:  # dual: n x n system, for fewer rows than features
-            kernel = (Xs @ Xs.T).astype(np.float64)
-            eigvals, eigvecs = np.linalg.eigh(kernel)
+            Xs = (X - mean) / scale.astype(np.float32)
+            eigvals, eigvecs = np.linalg.eigh((Xs @ Xs.T).astype(np.float64))
             projected = eigvecs.T @ yc
-            weights = {a: Xs.T.astype(np.float64) @ (eigvecs @ (projected / (eigvals + a))) for a in self.alphas}
-        self.valid_mse_ = {a: float(np.mean((Xv @ w + self.y_mean_ - y_valid) ** 2)) for a, w in weights.items()}
-        self.alpha_ = min(self.valid_mse_, key=self.valid_mse_.get)
-        self.coef_ = weights[self.alpha_] / self.x_scale_
-        self.intercept_ = self.y_mean_ - float(self.x_mean_ @ self.coef_)
+            weights = np.stack([Xs.T.astype(np.float64) @ (eigvecs @ (projected / (eigvals + a)))
+                                for a in self.alphas], axis=1)
+        coefs = weights / scale[:, None]                       # (d, n_alphas) in raw feature units
+        intercepts = self.y_mean_ - mean.astype(np.float64) @ coefs
+        valid = np.asarray(X_valid, np.float32) @ coefs.astype(np.float32) + intercepts
+        mse = ((valid - np.asarray(y_valid, np.float64)[:, None]) ** 2).mean(axis=0)
+        self.valid_mse_ = {a: float(m) for a, m in zip(self.alphas, mse)}
+        best = int(np.argmin(mse))
+        self.alpha_ = self.alphas[best]
+        self.coef_ = coefs[:, best]
+        self.intercept_ = float(intercepts[best])
         return self
 
-    def _scaled(self, X: np.ndarray) -> np.ndarray:
-        return ((X - self.x_mean_) / self.x_scale_).astype(np.float32)
-
     def predict(self, X: np.ndarray) -> np.ndarray:
-        return np.asarray(X, dtype=np.float64) @ self.coef_ + self.intercept_
+        return (np.asarray(X, np.float32) @ self.coef_.astype(np.float32)).astype(np.float64) + self.intercept_

@@ -79,6 +79,36 @@ def _read_h5(path: Path) -> dict[str, np.ndarray]:
                         f"to rebuild its rows", path) from None
 
 
+def _read_shards(paths: list[Path]) -> dict[str, np.ndarray]:
+    """Every shard's rows, embeddings read straight into one float32 array (large copies cost page faults)."""
+    meta = []
+    for path in paths:
+        try:
+            with h5py.File(path, "r") as f:
+                meta.append((f["embedding"].shape, {
+                    "ids": f["id"][:].astype(str), "labels": f["label"][:],
+                    "n_mutations": f["n_mutations"][:].astype(np.int64),
+                    "mutations": f["mutations"].asstr()[:].astype(object)}))
+        except (OSError, KeyError) as exc:
+            raise DataError(f"unreadable cache shard ({exc}); delete it and rerun `mimo embed build` "
+                            f"to rebuild its rows", path) from None
+    widths = {shape[1] for shape, _ in meta}
+    if len(widths) != 1:
+        raise DataError(f"cache shards disagree on the embedding width ({sorted(widths)})", paths[0].parent)
+    embeddings = np.empty((sum(shape[0] for shape, _ in meta), widths.pop()), dtype=np.float32)
+    start = 0
+    for path, (shape, _) in zip(paths, meta):
+        with h5py.File(path, "r") as f:
+            if f["embedding"].dtype == np.float32 and shape[0]:
+                f["embedding"].read_direct(embeddings, dest_sel=np.s_[start:start + shape[0]])
+            else:
+                embeddings[start:start + shape[0]] = f["embedding"][:]
+        start += shape[0]
+    rows = _concat([fields for _, fields in meta])
+    rows["embeddings"] = embeddings
+    return rows
+
+
 def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
@@ -196,7 +226,7 @@ class EmbeddingCache:
         return ids
 
     def load(self) -> CachedEmbeddings:
-        """All rows of this features cache (embeddings as float32)."""
+        """All rows of this features cache (embeddings as float32), ordered by mutation count then id."""
         manifest = self.read_manifest()
         if manifest is None:
             raise DataError(f"no cached features here; run `mimo embed build` first "
@@ -205,9 +235,13 @@ class EmbeddingCache:
         paths = self.shard_paths()
         if not paths:
             raise DataError("the cache has a manifest but no shards; rerun `mimo embed build`", self.directory)
-        rows = _dedupe_sorted(_concat([_read_h5(p) for p in paths]))
-        return CachedEmbeddings(rows["ids"], rows["embeddings"].astype(np.float32, copy=False), rows["labels"],
-                                rows["n_mutations"], rows["mutations"], manifest)
+        rows = _read_shards(paths)
+        order_ok = (np.all(rows["n_mutations"][1:] >= rows["n_mutations"][:-1])
+                    and len(np.unique(rows["ids"])) == len(rows["ids"]))
+        if not order_ok or any(p.parent == self.parts_dir for p in paths):
+            rows = _dedupe_sorted(rows)
+        return CachedEmbeddings(rows["ids"], rows["embeddings"], rows["labels"], rows["n_mutations"],
+                                rows["mutations"], manifest)
 
     def read_dataset_info(self) -> dict:
         path = self.dataset_dir / "dataset.json"

@@ -44,10 +44,7 @@ def summary_table(summary: dict) -> pd.DataFrame:
 
 def plot_splits(dataset: VariantSet, split: str, path: str | Path) -> Path:
     """Bar plots of mutation count and label per split part (the report's Figures 1 and 2)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     assignment = dataset.splits[split]
@@ -55,7 +52,8 @@ def plot_splits(dataset: VariantSet, split: str, path: str | Path) -> Path:
     labels = frame["label"].to_numpy()
     finite = labels[np.isfinite(labels)]
     bins = np.linspace(finite.min(), finite.max(), 31) if len(finite) else 10
-    fig, axes = plt.subplots(2, 3, figsize=(13, 6.5))
+    fig = Figure(figsize=(13, 6.5))
+    axes = fig.subplots(2, 3)
     for col, part in enumerate(SPLIT_NAMES):
         m = assignment == part
         counts = frame["n_mutations"][m].value_counts().sort_index()
@@ -72,5 +70,4 @@ def plot_splits(dataset: VariantSet, split: str, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -72,20 +72,19 @@ def test_head_shapes():
     x = torch.randn(5, 40)
     assert MlpHead(40)(x).shape == (5, 1)
     assert ConvHead(40, channels=(4,), kernel_size=3, stride=1, pool=2)(x).shape == (5, 1)
-    mimo = MimoHead(40, members=3)
-    assert mimo(torch.randn(5, 3, 40)).shape == (5, 3)
+    mimo = MimoHead(40, members=3).eval()
+    assert mimo(torch.randn(3, 5, 40)).shape == (5, 3)
+    x = torch.randn(5, 40)
+    torch.testing.assert_close(mimo.forward_shared(x), mimo(x.expand(3, 5, 40)))
 
 
 def test_mimo_members_have_their_own_input_layers():
     torch.manual_seed(0)
     head = MimoHead(8, members=2, input_hidden=4, shared=(6,), member_hidden=3, dropout=0.0)
-    x = torch.randn(4, 2, 8)
-    head(x)[:, 0].sum().backward()
-    # member 0's output reaches member 1's input layer only through the shared layers; with member 1's input
-    # zeroed, member 1's input weights get no gradient at all
-    head.zero_grad()
+    x = torch.randn(2, 4, 8)
+    # with member 1's input zeroed, member 1's input weights get no gradient; member 0's do
     x2 = x.clone()
-    x2[:, 1] = 0
+    x2[1] = 0
     head(x2)[:, 0].sum().backward()
     assert head.in_weight.grad[1].abs().sum() == 0 and head.in_weight.grad[0].abs().sum() > 0
 
@@ -138,7 +137,7 @@ def test_fit_restores_best_epoch_writes_run_and_reloads(tmp_path, small_data, ma
         assert 0.0 <= u["coverage_2std"] <= 1.0 and u["mean_std"] > 0
         import pandas as pd
         predictions = pd.read_csv(run_dir / "predictions.csv")
-        members = predictions[["member_0", "member_1", "member_2"]].to_numpy()
+        members = model.predict_members(small_data.rows.embeddings)
         np.testing.assert_allclose(predictions["prediction"], members.mean(axis=1), atol=1e-4)
         np.testing.assert_allclose(predictions["std"], members.std(axis=1), atol=1e-4)
 
@@ -151,3 +150,26 @@ def test_same_seed_same_metrics(tmp_path, small_data):
     a, b, c = run(0, "a"), run(0, "b"), run(1, "c")
     assert a["test"] == b["test"] and a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
     assert a["test"] != c["test"]
+
+
+def test_adam_and_step_lr_match_torch_optim():
+    from models.neural import Adam, step_lr
+
+    torch.manual_seed(0)
+    ours, theirs = MlpHead(6, (5,), dropout=0.0), MlpHead(6, (5,), dropout=0.0)
+    theirs.load_state_dict(ours.state_dict())
+    opt_ours = Adam(ours.parameters(), lr=0.01, weight_decay=0.1)
+    opt_theirs = torch.optim.Adam(theirs.parameters(), lr=0.01, weight_decay=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt_theirs, step_size=2, gamma=0.5)
+    x, y = torch.randn(16, 6), torch.randn(16, 1)
+    for epoch in range(1, 6):
+        opt_ours.lr = step_lr(0.01, epoch, 2, 0.5)
+        assert opt_ours.lr == pytest.approx(opt_theirs.param_groups[0]["lr"])
+        for _ in range(3):
+            for model, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+                opt.zero_grad()
+                torch.nn.functional.mse_loss(model(x), y).backward()
+                opt.step()
+        sched.step()
+    for a, b in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

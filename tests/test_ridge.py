@@ -72,7 +72,7 @@ def test_fit_ridge_writes_run_directory_with_metrics_contract(tmp_path, small_ca
     assert len(predictions) == len(data.rows)
     test = predictions[predictions["split"] == "test"]
     assert np.mean((test["y"] - test["prediction"]) ** 2) == pytest.approx(saved["test"]["mse"], rel=1e-4)
-    assert (run_dir / "model.joblib").exists()
+    assert (run_dir / "model.pkl").exists()
 
 
 def test_unknown_split_and_missing_cache(tmp_path, small_cache):
