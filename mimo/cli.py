@@ -149,26 +149,45 @@ def embed() -> None:
 @click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
               show_default=True, help="Model precision (auto: float16 on GPU, float32 on CPU).")
 @click.option("--toks-per-batch", default=4096, show_default=True, help="Token budget of one batch.")
+@click.option("--truncate", is_flag=True,
+              help="Embed the first 1,022 residues of longer sequences (with a warning) instead of refusing them.")
+@click.option("--flush-every", default=4096, show_default=True,
+              help="Sequences per written part file: at most this much work is lost when a build is killed.")
 @click.option("--cache", "cache_root", type=click.Path(file_okay=False), default=DEFAULT_CACHE, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @reports_data_errors
-def embed_build(model, weights, layer, device, dtype, toks_per_batch, cache_root, quiet, **dataset_kwargs) -> None:
-    """Embed every sequence of a dataset once into cache/<dataset>/<features>/ (resumable)."""
+def embed_build(model, weights, layer, device, dtype, toks_per_batch, truncate, flush_every, cache_root, quiet,
+                **dataset_kwargs) -> None:
+    """Embed every sequence of a dataset once into cache/<dataset>/<features>/ (resumable).
+
+    Under torchrun (e.g. `torchrun --nproc_per_node=4 $(which mimo) embed build ...`) the work is split
+    across the processes, one GPU each, and merged into one cache.
+    """
     from pipeline.build import build_cache
     from pipeline.esm_embed import EsmFeaturizer, load_esm
     from pipeline.onehot import OneHotFeaturizer
+    from pipeline.ranks import Ranks
 
     dataset = load_dataset(**dataset_kwargs)
-    if weights is None and model in ("onehot", "onehot-full"):
-        mode = "substitutions" if model == "onehot" else "full"
-        featurizer = OneHotFeaturizer.for_dataset(dataset.parent, dataset.frame["aligned"], mode)
-    else:
-        net, alphabet, name = load_esm(None if weights else model, weights)
-        featurizer = EsmFeaturizer(net, alphabet, name, layer, device, dtype, toks_per_batch, weights)
-    report = build_cache(dataset, featurizer, cache_root, progress=not quiet)
-    rate = f" ({report.per_second:,.0f} seq/s)" if report.embedded else ""
-    click.echo(f"{report.directory}: {report.total} sequences, {report.skipped} already cached, "
-               f"{report.embedded} embedded in {report.seconds:.1f}s{rate}")
+    ranks = Ranks.from_environment()
+    try:
+        if weights is None and model in ("onehot", "onehot-full"):
+            mode = "substitutions" if model == "onehot" else "full"
+            featurizer = OneHotFeaturizer.for_dataset(dataset.parent, dataset.frame["aligned"], mode)
+        else:
+            if device == "auto" and ranks.world_size > 1:
+                import torch
+
+                device = f"cuda:{ranks.local_rank}" if torch.cuda.is_available() else "cpu"
+            net, alphabet, name = load_esm(None if weights else model, weights)
+            featurizer = EsmFeaturizer(net, alphabet, name, layer, device, dtype, toks_per_batch, weights, truncate)
+        report = build_cache(dataset, featurizer, cache_root, flush_every, progress=not quiet, ranks=ranks)
+    finally:
+        ranks.close()
+    if ranks.is_main:
+        rate = f" ({report.per_second:,.0f} seq/s)" if report.embedded else ""
+        click.echo(f"{report.directory}: {report.total} sequences, {report.skipped} already cached, "
+                   f"{report.embedded} embedded in {report.seconds:.1f}s{rate}")
 
 
 # ------------------------------------------------------------------------------------------------ fitting

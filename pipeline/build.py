@@ -4,6 +4,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Callable, TextIO
 import numpy as np
 
 from .cache import EmbeddingCache
+from .ranks import Ranks
 from .datasets import VariantSet
 
 
@@ -72,21 +74,34 @@ def package_versions() -> dict[str, str]:
 
 
 def build_cache(dataset: VariantSet, featurizer, cache_root: str | Path, flush_every: int = 4096,
-                progress: bool = True, on_flush: Callable[[int], None] | None = None) -> BuildReport:
-    """Featurize every sequence of ``dataset`` not yet cached, writing complete part files as it goes."""
+                progress: bool = True, on_flush: Callable[[int], None] | None = None,
+                ranks: Ranks | None = None) -> BuildReport:
+    """Featurize every sequence of ``dataset`` not yet cached, writing complete part files as it goes.
+
+    Under torchrun each rank embeds every world_size-th missing sequence (ordered by id) into its own part
+    files; rank 0 holds the lock, prepares the cache and merges the parts at the end.
+    """
     start = time.perf_counter()
+    ranks = ranks or Ranks()
     cache = EmbeddingCache(cache_root, dataset.name, featurizer.name)
     frame = dataset.frame
-    with cache.lock():
-        cache.write_dataset(dataset.name, dataset.checksum(), dataset.splits_frame(),
-                            {"rows": len(frame), "parent": dataset.parent,
-                             "mutation_prefix": dataset.mutation_format.prefix,
-                             "mutation_first_index": dataset.mutation_format.first_index})
-        cache.ensure_manifest({**featurizer.manifest(), "dataset": dataset.name,
-                               "dataset_checksum": dataset.checksum(), "versions": package_versions()})
+    with cache.lock() if ranks.is_main else nullcontext():
+        if ranks.is_main:
+            cache.write_dataset(dataset.name, dataset.checksum(), dataset.splits_frame(),
+                                {"rows": len(frame), "parent": dataset.parent,
+                                 "mutation_prefix": dataset.mutation_format.prefix,
+                                 "mutation_first_index": dataset.mutation_format.first_index})
+            cache.ensure_manifest({**featurizer.manifest(), "dataset": dataset.name,
+                                   "dataset_checksum": dataset.checksum(), "versions": package_versions()})
+            for path in cache.repair():
+                print(f"warning: an unreadable shard was set aside as {path}; its rows are embedded again",
+                      file=sys.stderr)
+        ranks.barrier()
         done = cache.existing_ids()
-        todo = frame[~frame["id"].isin(done)].reset_index(drop=True)
-        bar = Progress(len(todo), f"embed {dataset.name}/{featurizer.name}") if progress and len(todo) else None
+        todo = frame[~frame["id"].isin(done)].sort_values("id", kind="stable")
+        todo = todo.iloc[ranks.share(len(todo))].reset_index(drop=True)
+        label = f"embed {dataset.name}/{featurizer.name}" + (f" rank {ranks.rank}" if ranks.world_size > 1 else "")
+        bar = Progress(len(todo), label) if progress and len(todo) else None
         pending_rows: list[np.ndarray] = []
         pending_emb: list[np.ndarray] = []
 
@@ -114,6 +129,10 @@ def build_cache(dataset: VariantSet, featurizer, cache_root: str | Path, flush_e
             flush()
         if bar is not None:
             bar.close()
-        cache.compact()
-    return BuildReport(featurizer.name, cache.directory, len(frame), len(done), len(todo),
+        ranks.barrier()
+        if ranks.is_main:
+            cache.compact()
+        ranks.barrier()
+    embedded = len(frame) - len(done)
+    return BuildReport(featurizer.name, cache.directory, len(frame), len(done), embedded,
                        time.perf_counter() - start)

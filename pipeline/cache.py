@@ -30,7 +30,8 @@ from .errors import DataError
 
 ID_DTYPE = "S16"
 # Fields of the manifest that must agree for two builds to share a cache directory.
-MANIFEST_KEYS = ("features", "kind", "model", "layer", "pooling", "dtype", "dim", "dataset_checksum", "columns")
+MANIFEST_KEYS = ("features", "kind", "model", "layer", "pooling", "dtype", "dim", "dataset_checksum", "columns",
+                 "truncate")
 
 
 @dataclass
@@ -52,31 +53,28 @@ def shard_name(n_mutations: int) -> str:
     return "mNA" if n_mutations < 0 else f"m{n_mutations:02d}"
 
 
+def _unreadable(path: Path, exc: Exception) -> DataError:
+    return DataError(f"unreadable cache shard ({exc}); rerun `mimo embed build` with the same options: it sets "
+                     f"the file aside and embeds its rows again", path)
+
+
 def _write_atomic_h5(path: Path, ids, embeddings, labels, n_mutations, mutations) -> None:
+    """Write under a temporary name, then rename: a reader or a crash never sees half a file."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     compression = "lzf" if np.issubdtype(embeddings.dtype, np.integer) else None
-    with h5py.File(tmp, "w") as f:
-        f.create_dataset("embedding", data=embeddings, compression=compression)
-        f.create_dataset("id", data=np.asarray(ids, dtype=ID_DTYPE))
-        f.create_dataset("label", data=np.asarray(labels, dtype=np.float64))
-        f.create_dataset("n_mutations", data=np.asarray(n_mutations, dtype=np.int32))
-        f.create_dataset("mutations", data=np.asarray(mutations, dtype=object), dtype=h5py.string_dtype())
-    os.replace(tmp, path)
-
-
-def _read_h5(path: Path) -> dict[str, np.ndarray]:
     try:
-        with h5py.File(path, "r") as f:
-            return {
-                "ids": f["id"][:].astype(str),
-                "embeddings": f["embedding"][:],
-                "labels": f["label"][:],
-                "n_mutations": f["n_mutations"][:].astype(np.int64),
-                "mutations": f["mutations"].asstr()[:].astype(object),
-            }
-    except (OSError, KeyError) as exc:
-        raise DataError(f"unreadable cache shard ({exc}); delete it and rerun `mimo embed build` "
-                        f"to rebuild its rows", path) from None
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("embedding", data=embeddings, compression=compression)
+            f.create_dataset("id", data=np.asarray(ids, dtype=ID_DTYPE))
+            f.create_dataset("label", data=np.asarray(labels, dtype=np.float64))
+            f.create_dataset("n_mutations", data=np.asarray(n_mutations, dtype=np.int32))
+            f.create_dataset("mutations", data=np.asarray(mutations, dtype=object), dtype=h5py.string_dtype())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = exc.strerror or str(exc)
+        raise DataError(f"cannot write cache file ({reason}); the rows cached before are intact: free space or "
+                        f"fix permissions, then rerun the same command to continue", path) from None
 
 
 def _read_shards(paths: list[Path]) -> dict[str, np.ndarray]:
@@ -90,19 +88,21 @@ def _read_shards(paths: list[Path]) -> dict[str, np.ndarray]:
                     "n_mutations": f["n_mutations"][:].astype(np.int64),
                     "mutations": f["mutations"].asstr()[:].astype(object)}))
         except (OSError, KeyError) as exc:
-            raise DataError(f"unreadable cache shard ({exc}); delete it and rerun `mimo embed build` "
-                            f"to rebuild its rows", path) from None
+            raise _unreadable(path, exc) from None
     widths = {shape[1] for shape, _ in meta}
     if len(widths) != 1:
         raise DataError(f"cache shards disagree on the embedding width ({sorted(widths)})", paths[0].parent)
     embeddings = np.empty((sum(shape[0] for shape, _ in meta), widths.pop()), dtype=np.float32)
     start = 0
     for path, (shape, _) in zip(paths, meta):
-        with h5py.File(path, "r") as f:
-            if f["embedding"].dtype == np.float32 and shape[0]:
-                f["embedding"].read_direct(embeddings, dest_sel=np.s_[start:start + shape[0]])
-            else:
-                embeddings[start:start + shape[0]] = f["embedding"][:]
+        try:
+            with h5py.File(path, "r") as f:
+                if f["embedding"].dtype == np.float32 and shape[0]:
+                    f["embedding"].read_direct(embeddings, dest_sel=np.s_[start:start + shape[0]])
+                else:
+                    embeddings[start:start + shape[0]] = f["embedding"][:]
+        except (OSError, KeyError) as exc:
+            raise _unreadable(path, exc) from None
         start += shape[0]
     rows = _concat([fields for _, fields in meta])
     rows["embeddings"] = embeddings
@@ -189,15 +189,33 @@ class EmbeddingCache:
             _write_atomic_h5(path, np.asarray(ids)[m], embeddings[m], np.asarray(labels)[m],
                              n_mutations[m], np.asarray(mutations, dtype=object)[m])
 
+    @contextmanager
+    def _readers_lock(self, exclusive: bool) -> Iterator[None]:
+        """Readers share it; merging parts into shards takes it alone, so no reader sees half a merge."""
+        try:
+            handle = open(self.directory / ".readers.lock", "a")
+        except OSError:  # a read-only cache has no writer to wait for
+            yield
+            return
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            handle.close()
+
     def compact(self) -> None:
         """Merge part files into one shard per mutation count, then delete the parts."""
+        with self._readers_lock(exclusive=True):
+            self._compact()
+
+    def _compact(self) -> None:
         groups: dict[str, list[Path]] = {}
         for part in sorted(self.parts_dir.glob("m*.h5")):
             groups.setdefault(part.name.split("-")[0], []).append(part)
         for shard, parts in groups.items():
             target = self.directory / f"{shard}.h5"
             sources = ([target] if target.exists() else []) + parts
-            rows = _dedupe_sorted(_concat([_read_h5(p) for p in sources]))
+            rows = _dedupe_sorted(_read_shards(sources))
             _write_atomic_h5(target, rows["ids"], rows["embeddings"], rows["labels"], rows["n_mutations"],
                              rows["mutations"])
             for part in parts:
@@ -214,6 +232,24 @@ class EmbeddingCache:
         parts = sorted(self.parts_dir.glob("m*.h5")) if self.parts_dir.exists() else []
         return shards + parts
 
+    def repair(self) -> list[Path]:
+        """Under the build lock: delete temporary files of killed writers and set unreadable shards aside
+        (renamed ``*.corrupt``) so that their rows are embedded again. Returns the files set aside."""
+        for stale in list(self.directory.glob(".*.tmp")) + list(self.parts_dir.glob(".*.tmp")):
+            stale.unlink(missing_ok=True)
+        set_aside = []
+        for path in self.shard_paths():
+            try:
+                with h5py.File(path, "r") as f:
+                    n = len(f["id"])
+                    if not all(len(f[key]) == n for key in ("embedding", "label", "n_mutations", "mutations")):
+                        raise OSError("its datasets disagree in length")
+            except (OSError, KeyError):
+                target = path.with_name(path.name + f".{uuid.uuid4().hex[:6]}.corrupt")
+                os.replace(path, target)
+                set_aside.append(target)
+        return set_aside
+
     def existing_ids(self) -> set[str]:
         ids: set[str] = set()
         for path in self.shard_paths():
@@ -221,8 +257,7 @@ class EmbeddingCache:
                 with h5py.File(path, "r") as f:
                     ids.update(f["id"][:].astype(str))
             except (OSError, KeyError) as exc:
-                raise DataError(f"unreadable cache shard ({exc}); delete it and rerun to rebuild its rows",
-                                path) from None
+                raise _unreadable(path, exc) from None
         return ids
 
     def load(self) -> CachedEmbeddings:
@@ -232,10 +267,12 @@ class EmbeddingCache:
             raise DataError(f"no cached features here; run `mimo embed build` first "
                             f"(cached: {', '.join(list_features(self.root, self.dataset)) or 'none'})",
                             self.directory)
-        paths = self.shard_paths()
-        if not paths:
-            raise DataError("the cache has a manifest but no shards; rerun `mimo embed build`", self.directory)
-        rows = _read_shards(paths)
+        # Merging parts into shards holds the readers' lock alone, so the listing and the reads agree.
+        with self._readers_lock(exclusive=False):
+            paths = self.shard_paths()
+            if not paths:
+                raise DataError("the cache has a manifest but no shards; rerun `mimo embed build`", self.directory)
+            rows = _read_shards(paths)
         order_ok = (np.all(rows["n_mutations"][1:] >= rows["n_mutations"][:-1])
                     and len(np.unique(rows["ids"])) == len(rows["ids"]))
         if not order_ok or any(p.parent == self.parts_dir for p in paths):

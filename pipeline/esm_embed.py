@@ -66,7 +66,8 @@ def esm_featurizer_from_manifest(manifest: dict, device: str = "auto", toks_per_
     """Rebuild the featurizer a cache was built with (same model, layer and precision)."""
     weights = manifest.get("weights")
     net, alphabet, name = load_esm(None if weights else manifest["model"], weights)
-    return EsmFeaturizer(net, alphabet, name, manifest["layer"], device, manifest["dtype"], toks_per_batch, weights)
+    return EsmFeaturizer(net, alphabet, name, manifest["layer"], device, manifest["dtype"], toks_per_batch, weights,
+                         bool(manifest.get("truncate")))
 
 
 def load_esm(model: str | None = None, weights: str | Path | None = None):
@@ -110,7 +111,8 @@ class EsmFeaturizer:
     kind = "esm"
 
     def __init__(self, net, alphabet, model_name: str, layer: int | None = None, device: str = "auto",
-                 dtype: str = "auto", toks_per_batch: int = 4096, weights: str | Path | None = None):
+                 dtype: str = "auto", toks_per_batch: int = 4096, weights: str | Path | None = None,
+                 truncate: bool = False):
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
         if dtype == "auto":
             dtype = "float16" if self.device.type == "cuda" else "float32"
@@ -125,21 +127,26 @@ class EsmFeaturizer:
         self.model_name = model_name
         self.toks_per_batch = toks_per_batch
         self.weights = None if weights is None else str(Path(weights).resolve())
+        self.truncate = truncate
         self.name = f"{model_name}_L{self.layer}"
         self.dim = net.embed_dim
 
     def manifest(self) -> dict:
         return {"features": self.name, "kind": self.kind, "model": self.model_name, "layer": self.layer,
                 "pooling": "mean over residues", "dtype": self.dtype, "dim": self.dim, "columns": None,
-                "weights": self.weights}
+                "weights": self.weights, "truncate": self.truncate}
 
     def check_lengths(self, frame: pd.DataFrame) -> None:
+        """Refuse sequences past ESM's limit, or (``truncate``) warn that their first residues are used."""
         lengths = frame["sequence"].str.len()
         too_long = lengths > ESM_MAX_RESIDUES
         if too_long.any():
             row = int(np.flatnonzero(too_long.to_numpy())[0])
-            raise DataError(f"{int(too_long.sum())} sequence(s) are longer than ESM's {ESM_MAX_RESIDUES} residues "
-                            f"(first: id {frame['id'].iloc[row]}, {lengths.iloc[row]} residues)")
+            detail = (f"{int(too_long.sum())} sequence(s) are longer than ESM's {ESM_MAX_RESIDUES} residues "
+                      f"(first: {frame['mutations'].iloc[row] or frame['id'].iloc[row]!r}, {lengths.iloc[row]} residues)")
+            if not self.truncate:
+                raise DataError(detail + "; pass --truncate to embed their first residues only")
+            warnings.warn(detail + f"; embedding their first {ESM_MAX_RESIDUES} residues only", stacklevel=2)
 
     @torch.inference_mode()
     def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -151,14 +158,30 @@ class EsmFeaturizer:
         summed = (hidden.float() * mask.unsqueeze(-1)).sum(dim=1)
         return summed / mask.sum(dim=1, keepdim=True)
 
+    def embed_batch(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``embed_tokens``, halving a batch that runs out of GPU memory until it fits."""
+        try:
+            return self.embed_tokens(tokens)
+        except torch.OutOfMemoryError:
+            if len(tokens) == 1:
+                raise DataError(f"one sequence of {int((tokens != self.alphabet.padding_idx).sum()) - 2} residues "
+                                f"does not fit in {self.device} memory; try --dtype float16, a smaller model, or "
+                                f"--device cpu") from None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        half = len(tokens) // 2
+        return torch.cat([self.embed_batch(tokens[:half]), self.embed_batch(tokens[half:])])
+
     def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (row positions in ``frame``, float32 embeddings), batched by the token budget."""
+        """Yield (row positions in ``frame``, float32 embeddings), batched by the token budget.
+
+        A sequence longer than the budget goes alone in its batch."""
         self.check_lengths(frame)
-        sequences = frame["sequence"].tolist()
+        sequences = [s[:ESM_MAX_RESIDUES] for s in frame["sequence"]]
         converter = self.alphabet.get_batch_converter()
         for batch in token_batches(np.array([len(s) for s in sequences]), self.toks_per_batch):
             _, _, tokens = converter([(str(i), sequences[i]) for i in batch])
-            yield batch, self.embed_tokens(tokens).cpu().numpy()
+            yield batch, self.embed_batch(tokens).cpu().numpy()
 
 
 def save_random_esm2(path: str | Path, num_layers: int = 6, embed_dim: int = 320, attention_heads: int = 20,

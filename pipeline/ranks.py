@@ -1,0 +1,49 @@
+"""Several processes on one build: `torchrun` (one node or many) splits the work of `mimo embed build`."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Ranks:
+    """This process's place among the build's processes (a single process by default)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_environment(cls) -> "Ranks":
+        """Read torchrun's RANK/WORLD_SIZE/LOCAL_RANK and join the group (gloo: only barriers cross ranks)."""
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        if world_size <= 1:
+            return cls()
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+        return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def share(self, n: int) -> np.ndarray:
+        """This rank's positions among ``n`` work items: every world_size-th, deterministic."""
+        return np.arange(self.rank, n, self.world_size)
+
+    def close(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
