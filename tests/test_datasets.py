@@ -100,6 +100,9 @@ def test_table_of_mutations_with_custom_columns(tmp_path):
     ("mutant,other\nK2R,1\n", "dms.csv:1: no score column"),
     ("mutant,DMS_score\nX2R,1\n", "dms.csv:2: mutation 'X2R' expects 'X'"),
     ("", "dms.csv: empty file"),
+    ("mutated_sequence,DMS_score\nMKTAYIAK,1\nMKTBYIAK,2\n", "dms.csv:3: unknown residue 'B' at position 4"),
+    ("mutant,DMS_score\nK2R:K2A,1\n", "dms.csv:2: position 2 is mutated twice"),
+    ("mutant,DMS_score\nK20R,1\n", "dms.csv:2: mutation 'K20R' is out of range"),
 ])
 def test_bad_tables_name_file_and_line(tmp_path, content, problem):
     path = tmp_path / "dms.csv"
