@@ -147,7 +147,10 @@ def embed() -> None:
 @click.option("--layer", type=int, default=None, help="Representation layer (default: the last; negative counts back).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... (auto: GPU when there is one).")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
-              show_default=True, help="Model precision (auto: float16 on GPU, float32 on CPU).")
+              show_default=True, help="Model precision (auto: bfloat16 on GPUs and on CPUs with native bf16, "
+              "else float32).")
+@click.option("--engine", type=click.Choice(["fast", "fair-esm"]), default="fast", show_default=True,
+              help="fast: our ESM-2 forward (fused attention) over the same weights; fair-esm: its own forward.")
 @click.option("--toks-per-batch", default=4096, show_default=True, help="Token budget of one batch.")
 @click.option("--truncate", is_flag=True,
               help="Embed the first 1,022 residues of longer sequences (with a warning) instead of refusing them.")
@@ -156,8 +159,8 @@ def embed() -> None:
 @click.option("--cache", "cache_root", type=click.Path(file_okay=False), default=DEFAULT_CACHE, show_default=True)
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @reports_data_errors
-def embed_build(model, weights, layer, device, dtype, toks_per_batch, truncate, flush_every, cache_root, quiet,
-                **dataset_kwargs) -> None:
+def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, truncate, flush_every, cache_root,
+                quiet, **dataset_kwargs) -> None:
     """Embed every sequence of a dataset once into cache/<dataset>/<features>/ (resumable).
 
     Under torchrun (e.g. `torchrun --nproc_per_node=4 $(which mimo) embed build ...`) the work is split
@@ -180,7 +183,8 @@ def embed_build(model, weights, layer, device, dtype, toks_per_batch, truncate, 
 
                 device = f"cuda:{ranks.local_rank}" if torch.cuda.is_available() else "cpu"
             net, alphabet, name = load_esm(None if weights else model, weights)
-            featurizer = EsmFeaturizer(net, alphabet, name, layer, device, dtype, toks_per_batch, weights, truncate)
+            featurizer = EsmFeaturizer(net, alphabet, name, layer, device, dtype, toks_per_batch, weights, truncate,
+                                       engine)
         report = build_cache(dataset, featurizer, cache_root, flush_every, progress=not quiet, ranks=ranks)
     finally:
         ranks.close()

@@ -126,7 +126,7 @@ def test_cached_esm_embeddings_equal_fair_esm_forward(tmp_path, small_gfp, tiny_
     subset = type(small_gfp)(small_gfp.name, small_gfp.frame.iloc[:40].reset_index(drop=True), small_gfp.parent,
                              small_gfp.mutation_format, {k: v[:40] for k, v in small_gfp.splits.items()})
     net, alphabet, name = load_esm(weights=tiny_esm)
-    featurizer = EsmFeaturizer(net, alphabet, name, layer=layer, device="cpu", toks_per_batch=1200)
+    featurizer = EsmFeaturizer(net, alphabet, name, layer=layer, device="cpu", dtype="float32", toks_per_batch=1200)
     assert featurizer.name == f"esm2_t2_tiny_L{2 if layer is None else layer}"
     build_cache(subset, featurizer, tmp_path, flush_every=16, progress=False)
     rows = EmbeddingCache(tmp_path, "gfp", featurizer.name).load()
@@ -166,3 +166,51 @@ def test_layer_out_of_range(tiny_esm):
     net, alphabet, name = load_esm(weights=tiny_esm)
     with pytest.raises(DataError, match=r"--layer 5 is out of range"):
         EsmFeaturizer(net, alphabet, name, layer=5)
+
+
+def test_fast_forward_equals_fair_esm_forward_at_fp32(tiny_esm):
+    from pipeline.esm_fast import FastEsm2
+
+    net, alphabet, _ = load_esm(weights=tiny_esm)
+    sequences = ["MKTAYIAKQRQISFVKSHFSRQ", "MKT", "ACDEFGHIKLMNPQRSTVWY" * 4, "MKTAYIAK"]
+    _, _, tokens = alphabet.get_batch_converter()([(str(i), s) for i, s in enumerate(sequences)])
+    tokens[0, 5] = alphabet.mask_idx  # exercises the token-dropout rescaling
+    fast = FastEsm2(net).eval()
+    real = tokens != alphabet.padding_idx
+    with torch.inference_mode():
+        for layer in range(net.num_layers + 1):
+            expected = net(tokens, repr_layers=[layer])["representations"][layer]
+            torch.testing.assert_close(fast(tokens, layer)[real], expected[real], atol=1e-5, rtol=1e-5)
+
+
+def test_bfloat16_embeddings_agree_with_fp32(tmp_path, small_gfp_dir):
+    from pipeline.esm_embed import save_random_esm2
+
+    weights = save_random_esm2(tmp_path / "esm2_t4_small.pt", 4, 64, 4, seed=3)
+    frame = load_gfp(small_gfp_dir).frame.iloc[:24].reset_index(drop=True)
+    out = {}
+    for dtype in ("float32", "bfloat16"):
+        net, alphabet, name = load_esm(weights=weights)
+        featurizer = EsmFeaturizer(net, alphabet, name, device="cpu", dtype=dtype)
+        rows = np.zeros((len(frame), 64), np.float32)
+        for positions, embeddings in featurizer.embed(frame):
+            rows[positions] = embeddings
+        out[dtype] = rows
+    a, b = out["float32"], out["bfloat16"]
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert cosine.min() >= 0.999
+    assert not np.array_equal(a, b)  # the precision really changed
+
+
+def test_fair_esm_engine_gives_the_same_embeddings(small_gfp, tiny_esm):
+    frame = small_gfp.frame.iloc[:12].reset_index(drop=True)
+    results = []
+    for engine in ("fast", "fair-esm"):
+        net, alphabet, name = load_esm(weights=tiny_esm)
+        featurizer = EsmFeaturizer(net, alphabet, name, device="cpu", dtype="float32", engine=engine)
+        assert featurizer.manifest()["engine"] == engine
+        rows = np.zeros((len(frame), 32), np.float32)
+        for positions, embeddings in featurizer.embed(frame):
+            rows[positions] = embeddings
+        results.append(rows)
+    np.testing.assert_allclose(results[0], results[1], atol=1e-5)

@@ -26,7 +26,7 @@ MIMO = str(Path(sys.executable).with_name("mimo"))
 
 def build_command(data_dir, weights, cache_dir):
     return [MIMO, "embed", "build", "--data", str(data_dir), "--weights", str(weights), "--cache", str(cache_dir),
-            "--quiet", "--flush-every", "16", "--toks-per-batch", "2000", "--device", "cpu"]
+            "--quiet", "--flush-every", "16", "--toks-per-batch", "2000", "--device", "cpu", "--dtype", "float32"]
 
 
 def features_dir(cache_dir, weights):
