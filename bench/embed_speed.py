@@ -84,6 +84,7 @@ def main() -> None:
     layers, width, heads = SHAPES[args.shape]
     weights = save_random_esm2(work / f"esm2_{args.shape}_random.pt", layers, width, heads)
 
+    stock_extract(weights, sequences[:8], device, args.toks_per_batch)  # warm-up: CUDA context, kernels
     sync(device)
     start = time.perf_counter()
     stock = stock_extract(weights, sequences, device, args.toks_per_batch)
@@ -94,6 +95,8 @@ def main() -> None:
     flops = model_flops(net, lengths)
     featurizer = EsmFeaturizer(net, alphabet, name, device=str(device), dtype=args.dtype,
                                toks_per_batch=args.mimo_toks_per_batch or args.toks_per_batch)
+    for _ in featurizer.embed(dataset.frame.iloc[:8]):  # warm-up, as for (a)
+        pass
     sync(device)
     start = time.perf_counter()
     build_cache(dataset, featurizer, work / "cache", progress=False)

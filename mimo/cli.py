@@ -151,7 +151,8 @@ def embed() -> None:
               "else float32).")
 @click.option("--engine", type=click.Choice(["fast", "fair-esm"]), default="fast", show_default=True,
               help="fast: our ESM-2 forward (fused attention) over the same weights; fair-esm: its own forward.")
-@click.option("--toks-per-batch", default=4096, show_default=True, help="Token budget of one batch.")
+@click.option("--toks-per-batch", type=int, default=None,
+              help="Token budget of one batch (default: 4096 on CPU, 32768 on GPU).")
 @click.option("--truncate", is_flag=True,
               help="Embed the first 1,022 residues of longer sequences (with a warning) instead of refusing them.")
 @click.option("--flush-every", default=4096, show_default=True,

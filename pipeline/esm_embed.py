@@ -63,7 +63,8 @@ def resolve_weights(model: str | None, weights: str | Path | None) -> tuple[Path
     return path, model
 
 
-def esm_featurizer_from_manifest(manifest: dict, device: str = "auto", toks_per_batch: int = 4096) -> "EsmFeaturizer":
+def esm_featurizer_from_manifest(manifest: dict, device: str = "auto", toks_per_batch: int | None = None
+                                 ) -> "EsmFeaturizer":
     """Rebuild the featurizer a cache was built with (same model, layer and precision)."""
     weights = manifest.get("weights")
     net, alphabet, name = load_esm(None if weights else manifest["model"], weights)
@@ -132,7 +133,7 @@ class EsmFeaturizer:
     kind = "esm"
 
     def __init__(self, net, alphabet, model_name: str, layer: int | None = None, device: str = "auto",
-                 dtype: str = "auto", toks_per_batch: int = 4096, weights: str | Path | None = None,
+                 dtype: str = "auto", toks_per_batch: int | None = None, weights: str | Path | None = None,
                  truncate: bool = False, engine: str = "fast"):
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
         if dtype == "auto":
@@ -152,7 +153,8 @@ class EsmFeaturizer:
         self.fast = FastEsm2(self.net).eval() if engine == "fast" else None
         self.alphabet = alphabet
         self.model_name = model_name
-        self.toks_per_batch = toks_per_batch
+        # A GPU needs larger batches to be busy; fused attention keeps their memory linear in length.
+        self.toks_per_batch = toks_per_batch or (32768 if self.device.type == "cuda" else 4096)
         self.weights = None if weights is None else str(Path(weights).resolve())
         self.truncate = truncate
         self.name = f"{model_name}_L{self.layer}"
