@@ -241,16 +241,22 @@ def _sizes(text: str) -> tuple[int, ...]:
         raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
 
 
-def train_options(fn):
-    """Options of the shared training loop (every neural head)."""
+def train_options(lr: float = 1e-3, epochs: int = 40, patience: int = 6, weight_decay: float = 1e-4):
+    """Options of the shared training loop (every neural head), with a head's own defaults."""
+    def decorate(fn):
+        return _add_train_options(fn, lr, epochs, patience, weight_decay)
+    return decorate
+
+
+def _add_train_options(fn, lr, epochs, patience, weight_decay):
     options = [
-        click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate."),
-        click.option("--epochs", type=int, default=40, show_default=True, help="Most epochs to train."),
+        click.option("--lr", type=float, default=lr, show_default=True, help="Adam learning rate."),
+        click.option("--epochs", type=int, default=epochs, show_default=True, help="Most epochs to train."),
         click.option("--batch-size", type=int, default=256, show_default=True),
-        click.option("--weight-decay", type=float, default=1e-4, show_default=True),
+        click.option("--weight-decay", type=float, default=weight_decay, show_default=True),
         click.option("--step-size", type=int, default=10, show_default=True, help="StepLR: epochs between lr drops."),
         click.option("--gamma", type=float, default=0.5, show_default=True, help="StepLR: lr factor at each drop."),
-        click.option("--patience", type=int, default=6, show_default=True,
+        click.option("--patience", type=int, default=patience, show_default=True,
                      help="Stop after this many epochs without a better validation MSE; the best epoch is kept."),
         click.option("--dropout", type=float, default=0.1, show_default=True),
         click.option("--seed", "train_seed", type=int, default=0, show_default=True),
@@ -289,7 +295,7 @@ def _run_head(model_factory, dataset, features, split, split_file, cache_root, o
 
 @fit.command("mlp")
 @fit_options
-@train_options
+@train_options()
 @click.option("--hidden", default="256,64", show_default=True, help="Hidden layer sizes.")
 @reports_data_errors
 def fit_mlp_cmd(hidden, **kwargs) -> None:
@@ -301,7 +307,7 @@ def fit_mlp_cmd(hidden, **kwargs) -> None:
 
 @fit.command("cnn")
 @fit_options
-@train_options
+@train_options()
 @click.option("--channels", default="8,16", show_default=True, help="Channels of the convolutional layers.")
 @click.option("--kernel-size", type=int, default=9, show_default=True)
 @click.option("--hidden", default="64", show_default=True, help="Sizes of the linear layers after the convolutions.")
@@ -314,9 +320,27 @@ def fit_cnn_cmd(channels, kernel_size, hidden, **kwargs) -> None:
                                         **kw), **kwargs)
 
 
+@fit.command("ge")
+@fit_options
+@train_options(lr=1e-2, epochs=60, patience=10, weight_decay=1e-5)
+@click.option("--components", type=int, default=3, show_default=True,
+              help="Sigmoids summed in the monotone output nonlinearity.")
+@click.option("--standardize/--no-standardize", default=None,
+              help="Standardise inputs (default: yes, except for 0/1 features such as one-hot).")
+@reports_data_errors
+def fit_ge_cmd(components, standardize, **kwargs) -> None:
+    """Global epistasis: an additive latent score through a learned monotone nonlinearity."""
+    from models.neural import GlobalEpistasisRegressor
+
+    def make(dropout, train):
+        return GlobalEpistasisRegressor(components=components, standardize=standardize, train=train)
+
+    _run_head(make, **kwargs)
+
+
 @fit.command("mimo")
 @fit_options
-@train_options
+@train_options()
 @click.option("--routing", type=click.Choice(["mutations", "random"]), default="mutations", show_default=True,
               help="mutations: member k trains on its mutation-count group (the report); random: Havasi et al.")
 @click.option("--groups", default=None, help="Mutation-count groups, one per member, e.g. '0-1,2,3-' "

@@ -50,6 +50,33 @@ class ConvHead(nn.Module):
         return self.head(self.convs(x.unsqueeze(1)).flatten(1))
 
 
+class GlobalEpistasisHead(nn.Module):
+    """Global epistasis (Otwinowski et al. 2018): an additive latent score through a learned monotone
+    nonlinearity, here a positive sum of ``components`` sigmoids. (B, D) -> (B, 1).
+
+    GFP's brightness has a sharp threshold: additive effects hold in the latent, not in the measurement.
+    """
+
+    def __init__(self, in_dim: int, components: int = 3):
+        super().__init__()
+        self.latent = nn.Linear(in_dim, 1)
+        nn.init.normal_(self.latent.weight, std=0.01)
+        nn.init.zeros_(self.latent.bias)
+        self.offset = nn.Parameter(torch.tensor(-1.0))
+        self.heights = nn.Parameter(torch.full((components,), 0.5))
+        self.slopes = nn.Parameter(torch.ones(components))
+        self.centers = nn.Parameter(torch.linspace(-2.0, 2.0, components))
+
+    def score(self, x: torch.Tensor) -> torch.Tensor:
+        """The additive latent score, (B, 1)."""
+        return self.latent(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.score(x)
+        steps = torch.sigmoid(nn.functional.softplus(self.slopes) * (z - self.centers))
+        return self.offset + (nn.functional.softplus(self.heights) * steps).sum(-1, keepdim=True)
+
+
 class MimoHead(nn.Module):
     """MIMO (Havasi et al. 2020): M members with their own input and output layers and shared middle layers.
 

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from .base import Estimator
-from .heads import ConvHead, MimoHead, MlpHead
+from .heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead
 from .routing import MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -260,6 +260,31 @@ class CnnRegressor(_PlainHead):
         return ConvHead(in_dim, tuple(self.channels), self.kernel_size, hidden=tuple(self.hidden), dropout=self.dropout)
 
 
+class GlobalEpistasisRegressor(_PlainHead):
+    """An additive latent score through a learned monotone nonlinearity (``GlobalEpistasisHead``)."""
+
+    name = "ge"
+
+    def __init__(self, components: int = 3, standardize: bool | None = None, train: TrainConfig | None = None):
+        self.components = components
+        self.standardize = standardize
+        self.train = train
+
+    def _build(self, in_dim: int) -> nn.Module:
+        return GlobalEpistasisHead(in_dim, self.components)
+
+    def _standardise(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Inputs are standardised unless ``standardize`` is False, or None and the features are 0/1
+        indicators (one-hot): kept as they are, weight decay treats every substitution alike."""
+        super()._standardise(X, y)
+        standardize = self.standardize
+        if standardize is None:
+            standardize = not bool(np.all((X == 0) | (X == 1)))
+        if not standardize:
+            self.x_mean_ = np.zeros_like(self.x_mean_)
+            self.x_std_ = np.ones_like(self.x_std_)
+
+
 class MimoRegressor(NeuralRegressor):
     """MIMO with members routed by mutation count (the report's scheme) or at random (Havasi et al.).
 
@@ -355,7 +380,7 @@ class MimoRegressor(NeuralRegressor):
         self.groups_ = None if extra["groups"] is None else MutationGroups([tuple(r) for r in extra["groups"]])
 
 
-HEADS = {cls.name: cls for cls in (MlpRegressor, CnnRegressor, MimoRegressor)}
+HEADS = {cls.name: cls for cls in (MlpRegressor, CnnRegressor, GlobalEpistasisRegressor, MimoRegressor)}
 
 
 def load_head(path: str | Path, device: str = "cpu") -> NeuralRegressor:

@@ -97,7 +97,8 @@ FAST = ["--epochs", "3", "--batch-size", "32"]
 def test_every_head_then_report(tmp_path, onehot_cache):
     runs = []
     for head, extra in (("ridge", []), ("mlp", FAST + ["--hidden", "16"]), ("cnn", FAST + ["--channels", "4"]),
-                        ("mimo", FAST + ["--repeat", "2"]), ("mimo", FAST + ["--routing", "random", "--rho", "0.3"])):
+                        ("ge", FAST), ("mimo", FAST + ["--repeat", "2"]),
+                        ("mimo", FAST + ["--routing", "random", "--rho", "0.3"])):
         out = tmp_path / f"{head}-{len(runs)}"
         result = run("fit", head, *extra, "--cache", onehot_cache, "--out", out)
         assert f"{head} on gfp/onehot (tape split): test Spearman" in result.output
@@ -110,7 +111,7 @@ def test_every_head_then_report(tmp_path, onehot_cache):
     assert len(lines) == 2 + len(runs)
     import pandas as pd
     frame = pd.read_csv(csv)
-    assert list(frame["model"]) == ["ridge", "mlp", "cnn", "mimo", "mimo"]
+    assert list(frame["model"]) == ["ridge", "mlp", "cnn", "ge", "mimo", "mimo"]
     metrics = json.loads((runs[1] / "metrics.json").read_text())
     assert frame["test loss"][1] == pytest.approx(metrics["test"]["mse"])
 

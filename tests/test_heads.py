@@ -7,8 +7,9 @@ import torch
 
 from models.data import load_split_data
 from models.fit_neural import fit_head, uncertainty_metrics
-from models.heads import ConvHead, MimoHead, MlpHead
-from models.neural import CnnRegressor, MimoRegressor, MlpRegressor, TrainConfig, load_head
+from models.heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead
+from models.neural import (CnnRegressor, GlobalEpistasisRegressor, MimoRegressor, MlpRegressor, TrainConfig,
+                           load_head)
 from models.routing import OPEN, MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
 from pipeline.build import build_cache
 from pipeline.datasets import load_gfp
@@ -113,6 +114,7 @@ FAST = dict(epochs=6, batch_size=32, patience=3, seed=0, device="cpu")
 @pytest.mark.parametrize("make", [
     lambda: MlpRegressor(hidden=(32,), train=TrainConfig(**FAST)),
     lambda: CnnRegressor(channels=(4,), hidden=(16,), train=TrainConfig(**FAST)),
+    lambda: GlobalEpistasisRegressor(train=TrainConfig(**{**FAST, "lr": 1e-2})),
     lambda: MimoRegressor(input_hidden=16, shared=(32,), member_hidden=8, repeat=2, train=TrainConfig(**FAST)),
     lambda: MimoRegressor(routing="random", members=3, rho=0.5, batch_repetition=2, input_hidden=16, shared=(32,),
                           member_hidden=8, train=TrainConfig(**FAST)),
@@ -173,3 +175,27 @@ def test_adam_and_step_lr_match_torch_optim():
         sched.step()
     for a, b in zip(ours.parameters(), theirs.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_global_epistasis_output_is_monotone_in_the_latent_score():
+    torch.manual_seed(0)
+    head = GlobalEpistasisHead(5, components=3)
+    with torch.no_grad():
+        head.slopes.copy_(torch.tensor([-2.0, 0.5, 3.0]))
+        head.heights.copy_(torch.tensor([-1.0, 2.0, 0.1]))
+        head.latent.weight.copy_(torch.tensor([[1.0, 0, 0, 0, 0]]))
+    x = torch.zeros(200, 5)
+    x[:, 0] = torch.linspace(-10, 10, 200)
+    y = head(x).squeeze(1)
+    assert (y[1:] >= y[:-1]).all() and y[-1] > y[0]
+
+
+def test_global_epistasis_keeps_one_hot_inputs_unscaled():
+    rng = np.random.default_rng(0)
+    X = (rng.random((200, 12)) < 0.2).astype(np.float32)
+    y = 1 + 2 / (1 + np.exp(-(X @ rng.normal(size=12))))
+    model = GlobalEpistasisRegressor(train=TrainConfig(**{**FAST, "lr": 1e-2})).fit(X[:150], y[:150], X[150:], y[150:])
+    assert (model.x_mean_ == 0).all() and (model.x_std_ == 1).all()
+    dense = GlobalEpistasisRegressor(train=TrainConfig(**{**FAST, "lr": 1e-2}))
+    dense.fit(X[:150] + 0.5 * rng.normal(size=(150, 12)), y[:150], X[150:], y[150:])
+    assert not (dense.x_std_ == 1).all()

@@ -1,0 +1,72 @@
+"""Prediction quality: every head on every cached featurizer, on TAPE's split and the balanced split.
+
+    python bench/quality.py [--cache cache] [--heads ridge,mlp,cnn,ge,mimo] [--features onehot,...]
+
+Each fit is the plain `mimo fit HEAD` command (its defaults: every choice made on the validation split),
+run as its own process. Writes runs/quality/quality.md and quality.csv and prints the table.
+"""
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from models.metrics import spearman  # noqa: E402
+from models.report import to_markdown  # noqa: E402
+from pipeline.cache import list_features  # noqa: E402
+
+HEADS = ("ridge", "mlp", "cnn", "ge", "mimo")
+BUCKETS = ((4, 4), (5, 5), (6, 6), (7, 7), (8, 99))
+
+
+def row_for(run_dir: Path, features: str, head: str, split: str) -> dict:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    predictions = pd.read_csv(run_dir / "predictions.csv")
+    test = predictions[predictions["split"] == "test"]
+    row = {"features": features, "head": head, "split": split,
+           "valid Spearman": metrics["valid"]["spearman"], "test Spearman": metrics["test"]["spearman"],
+           "test MSE": metrics["test"]["mse"]}
+    for lo, hi in BUCKETS:
+        part = test[(test["n_mutations"] >= lo) & (test["n_mutations"] <= hi)]
+        label = f"{lo}+" if hi == 99 else str(lo)
+        row[f"rho {label}"] = spearman(part["y"].to_numpy(), part["prediction"].to_numpy()) if len(part) > 1 else None
+    row["fit s"] = metrics["fit_seconds"]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--cache", default="cache")
+    parser.add_argument("--heads", default=",".join(HEADS))
+    parser.add_argument("--features", default=None, help="Comma-separated (default: every cached one)")
+    parser.add_argument("--out", default="runs/quality")
+    args = parser.parse_args()
+    features = args.features.split(",") if args.features else list_features(args.cache, "gfp")
+    if not features:
+        sys.exit("nothing cached for gfp: run `mimo embed build --model onehot` first")
+    mimo = str(Path(sys.executable).with_name("mimo"))
+    out = Path(args.out)
+    rows = []
+    for feature in features:
+        for split in ("tape", "balanced"):
+            for head in args.heads.split(","):
+                run_dir = out / f"{feature}-{head}-{split}"
+                subprocess.run([mimo, "fit", head, "--cache", args.cache, "--features", feature, "--split", split,
+                                "--out", str(run_dir)], check=True, capture_output=True)
+                rows.append(row_for(run_dir, feature, head, split))
+                r = rows[-1]
+                print(f"{feature:>24s} {head:5s} {split:8s} test Spearman {r['test Spearman']:.3f} "
+                      f"MSE {r['test MSE']:.3f} ({r['fit s']:.1f} s)", flush=True)
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "quality.csv", index=False)
+    markdown = to_markdown(table)
+    (out / "quality.md").write_text(markdown + "\n")
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
