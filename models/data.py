@@ -49,12 +49,29 @@ def choose_features(cache_root: str | Path, dataset: str, features: str | None) 
                     Path(cache_root) / dataset)
 
 
+def load_features(cache_root: str | Path, dataset: str, features: str) -> CachedEmbeddings:
+    """One cached featurizer, or several joined with ``+`` (``onehot+unirep256``): columns side by side."""
+    names = features.split("+")
+    parts = [EmbeddingCache(cache_root, dataset, name).load() for name in names]
+    rows = parts[0]
+    for name, part in zip(names[1:], parts[1:]):
+        if not np.array_equal(part.ids, rows.ids):
+            raise DataError(f"features {names[0]!r} and {name!r} do not cover the same sequences; rebuild them "
+                            f"from the same dataset", Path(cache_root) / dataset)
+    if len(parts) == 1:
+        return rows
+    manifest = {**rows.manifest, "features": features, "kind": "+".join(p.manifest["kind"] for p in parts),
+                "dim": sum(p.manifest["dim"] for p in parts), "parts": [p.manifest for p in parts]}
+    return CachedEmbeddings(rows.ids, np.hstack([p.embeddings for p in parts]), rows.labels, rows.n_mutations,
+                            rows.mutations, manifest)
+
+
 def load_split_data(cache_root: str | Path, dataset: str, features: str | None = None, split: str | None = None,
                     split_file: str | Path | None = None) -> SplitData:
     """Cached embeddings plus a split: a named one recorded at build time, or a user's split file."""
     features = choose_features(cache_root, dataset, features)
-    cache = EmbeddingCache(cache_root, dataset, features)
-    rows = cache.load()
+    cache = EmbeddingCache(cache_root, dataset, features.split("+")[0])
+    rows = load_features(cache_root, dataset, features)
     source = {"cache": str(Path(cache_root).resolve()), "dataset": cache.read_dataset_info(),
               "features": rows.manifest}
     if split_file is not None:

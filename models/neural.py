@@ -274,15 +274,15 @@ class GlobalEpistasisRegressor(_PlainHead):
         return GlobalEpistasisHead(in_dim, self.components)
 
     def _standardise(self, X: np.ndarray, y: np.ndarray) -> None:
-        """Inputs are standardised unless ``standardize`` is False, or None and the features are 0/1
-        indicators (one-hot): kept as they are, weight decay treats every substitution alike."""
+        """Inputs are standardised unless ``standardize`` is False; with None, 0/1 indicator columns (one-hot)
+        are kept as they are, so that weight decay treats every substitution alike."""
         super()._standardise(X, y)
-        standardize = self.standardize
-        if standardize is None:
-            standardize = not bool(np.all((X == 0) | (X == 1)))
-        if not standardize:
-            self.x_mean_ = np.zeros_like(self.x_mean_)
-            self.x_std_ = np.ones_like(self.x_std_)
+        if self.standardize is None:  # only the columns that are not 0/1 indicators
+            keep = np.all((X == 0) | (X == 1), axis=0)
+        else:
+            keep = np.full(X.shape[1], not self.standardize)
+        self.x_mean_[keep] = 0.0
+        self.x_std_[keep] = 1.0
 
 
 class MimoRegressor(NeuralRegressor):

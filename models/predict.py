@@ -72,12 +72,19 @@ def rebuild_featurizer(source: dict, device: str = "auto"):
             return esm_featurizer_from_manifest(manifest, device)
         except DataError as exc:
             raise DataError(f"cannot rebuild the run's featurizer {manifest['features']}: {exc}") from None
+    if manifest["kind"] == "unirep":
+        from pipeline.unirep import UniRepFeaturizer
+
+        return UniRepFeaturizer(int(manifest["model"].removeprefix("unirep")), device)
     raise DataError(f"cannot rebuild features of kind {manifest['kind']!r}")
 
 
 def featurize(frame: pd.DataFrame, source: dict, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Features for ``frame``: from the run's cache where present, else computed. Returns (X, in_cache)."""
     manifest = source["features"]
+    if "parts" in manifest:  # joined features (onehot+unirep256): each part from its own cache or featurizer
+        parts = [featurize(frame, {**source, "features": part}, device) for part in manifest["parts"]]
+        return np.hstack([X for X, _ in parts]), np.all([cached for _, cached in parts], axis=0)
     X = np.zeros((len(frame), manifest["dim"]), dtype=np.float32)
     in_cache = np.zeros(len(frame), dtype=bool)
     cache = EmbeddingCache(source["cache"], source["dataset"]["name"], manifest["features"])

