@@ -90,12 +90,13 @@ class UniRepFeaturizer:
 
     kind = "unirep"
 
-    def __init__(self, size: int = 256, device: str = "auto", batch_size: int = 512):
+    def __init__(self, size: int = 256, device: str = "auto", batch_size: int | None = None):
         self.size = size
         self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
         with np.load(unirep_weights_path(size), allow_pickle=False) as arrays:
             self.net = UniRepMLSTM({k: arrays[k] for k in arrays.files}).to(self.device).eval()
-        self.batch_size = batch_size
+        # every step's input projections are held at once: (batch, length, 4 x width) floats
+        self.batch_size = batch_size or (128 if size > 256 else 512)
         self.name = f"unirep{size}"
         self.dim = self.net.width
 
