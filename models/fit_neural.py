@@ -1,7 +1,6 @@
 """`mimo fit mlp|cnn|mimo`: train a neural head from cached features and write its run directory."""
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -9,7 +8,7 @@ from typing import Callable
 import numpy as np
 from .data import SplitData
 from .metrics import regression_metrics, spearman
-from .neural import MimoRegressor, NeuralRegressor
+from .neural import NeuralRegressor
 from .runs import evaluate, make_run_dir, timed, write_run
 
 

@@ -339,7 +339,6 @@ class MimoRegressor(NeuralRegressor):
         config, device = self._train, self.device_
         xs, ys = self._x(X).to(device), self._y(y).to(device)
         xv, yv = self._x(X_valid).to(device), self._y(y_valid).to(device)
-        y_valid = np.asarray(y_valid, np.float64)
 
         def batches_from(plan: np.ndarray, x: torch.Tensor, t: torch.Tensor) -> Iterator[Batch]:
             index = torch.from_numpy(plan.T.copy()).to(device)  # (M, steps * batch) row indices

@@ -55,8 +55,7 @@ class UniRepMLSTM(nn.Module):
         for i in range(n_cells):
             a = {k: np.asarray(arrays[f"mlstm.{i}.{k}"], dtype=np.float64) for k in CELL_KEYS}
             # weight normalisation does not change between steps: folded into plain weights once
-            for name, w, g in (("wx", a["wx"], a["gx"]), ("wh", a["wh"], a["gh"]),
-                               ("wmx", a["wmx"], a["gmx"]), ("wmh", a["wmh"], a["gmh"])):
+            for w, g in ((a["wx"], a["gx"]), (a["wh"], a["gh"]), (a["wmx"], a["gmx"]), (a["wmh"], a["gmh"])):
                 self.cells.append(nn.Parameter(torch.tensor(_l2_normalize_columns(w) * g, dtype=torch.float32),
                                                requires_grad=False))
             self.cells.append(nn.Parameter(torch.tensor(a["b"], dtype=torch.float32), requires_grad=False))
