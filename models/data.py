@@ -75,14 +75,17 @@ def load_split_data(cache_root: str | Path, dataset: str, features: str | None =
     source = {"cache": str(Path(cache_root).resolve()), "dataset": cache.read_dataset_info(),
               "features": rows.manifest}
     if split_file is not None:
-        frame = pd.DataFrame({"id": rows.ids, "mutations": rows.mutations})
-        return SplitData(dataset, features, Path(split_file).name, rows, read_split_file(split_file, frame), source)
-    table = cache.load_splits()
-    named = [c for c in table.columns if c != "id"]
-    split = split or named[0]
-    if split not in named:
-        raise DataError(f"no split {split!r} for dataset {dataset!r} (known: {', '.join(named)}; or --split-file)")
-    assignment = pd.Series(table[split].to_numpy(), index=table["id"]).reindex(rows.ids).fillna("none").to_numpy()
+        split = Path(split_file).name
+        assignment = read_split_file(split_file, pd.DataFrame({"id": rows.ids, "mutations": rows.mutations}))
+    else:
+        table = cache.load_splits()
+        named = [c for c in table.columns if c != "id"]
+        split = split or named[0]
+        if split not in named:
+            raise DataError(f"no split {split!r} for dataset {dataset!r} (known: {', '.join(named)}; "
+                            f"or --split-file)")
+        assignment = pd.Series(table[split].to_numpy(), index=table["id"]).reindex(rows.ids).fillna("none")
+        assignment = assignment.to_numpy()
     data = SplitData(dataset, features, split, rows, assignment.astype(object), source)
     empty = [p for p in SPLIT_NAMES[:2] if not data.mask(p).any()]
     if empty:

@@ -80,3 +80,11 @@ def test_unknown_split_and_missing_cache(tmp_path, small_cache):
         load_split_data(small_cache, "gfp", None, "nope")
     with pytest.raises(DataError, match="nothing cached for dataset 'gfp'"):
         load_split_data(tmp_path, "gfp")
+
+
+def test_split_file_without_validation_rows_is_refused(tmp_path, small_cache):
+    data = load_split_data(small_cache, "gfp", None, "tape")
+    path = tmp_path / "split.csv"
+    path.write_text("key,split\n" + "".join(f"{i},train\n" for i in data.rows.ids[:50]))
+    with pytest.raises(DataError, match="split 'split.csv' has no valid rows"):
+        load_split_data(small_cache, "gfp", None, split_file=path)
