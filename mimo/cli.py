@@ -182,19 +182,11 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
         elif weights is None and model.startswith("unirep") and model[6:].isdigit():
             from pipeline.unirep import UniRepFeaturizer
 
-            if device == "auto" and ranks.world_size > 1:
-                import torch
-
-                device = f"cuda:{ranks.local_rank}" if torch.cuda.is_available() else "cpu"
-            featurizer = UniRepFeaturizer(int(model[6:]), device)
+            featurizer = UniRepFeaturizer(int(model[6:]), ranks.device(device))
         else:
-            if device == "auto" and ranks.world_size > 1:
-                import torch
-
-                device = f"cuda:{ranks.local_rank}" if torch.cuda.is_available() else "cpu"
             net, alphabet, name = load_esm(None if weights else model, weights)
-            featurizer = EsmFeaturizer(net, alphabet, name, layer, device, dtype, toks_per_batch, weights, truncate,
-                                       engine)
+            featurizer = EsmFeaturizer(net, alphabet, name, layer, ranks.device(device), dtype, toks_per_batch,
+                                       weights, truncate, engine)
         report = build_cache(dataset, featurizer, cache_root, flush_every, progress=not quiet, ranks=ranks)
     finally:
         ranks.close()

@@ -31,6 +31,14 @@ class Ranks:
     def is_main(self) -> bool:
         return self.rank == 0
 
+    def device(self, requested: str) -> str:
+        """The device for this rank: ``auto`` under torchrun means this process's own GPU."""
+        if requested != "auto" or self.world_size <= 1:
+            return requested
+        import torch
+
+        return f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
+
     def barrier(self) -> None:
         if self.world_size > 1:
             import torch.distributed as dist
