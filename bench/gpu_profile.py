@@ -28,7 +28,7 @@ from pipeline.esm_embed import EsmFeaturizer, load_esm, save_random_esm2, token_
 
 def sync() -> None:
     if torch.cuda.is_available():
-        sync()
+        torch.cuda.synchronize()
 
 
 def timed(fn, repeats: int = 1) -> float:
