@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.embed_speed import model_flops  # noqa: E402
 from bench.random_esm2 import SHAPES  # noqa: E402
 from pipeline.datasets import load_gfp  # noqa: E402
-from pipeline.esm_embed import EsmFeaturizer, load_esm, save_random_esm2, token_batches  # noqa: E402
+from pipeline.esm_embed import EsmFeaturizer, Tokenizer, load_esm, save_random_esm2, token_batches  # noqa: E402
 
 
 def sync() -> None:
@@ -67,9 +67,9 @@ def main() -> None:
         report(f"featurizer, {budget} tokens/batch", timed(lambda: [None for _ in featurizer.embed(frame)]))
 
     featurizer.toks_per_batch = 32768
-    converter = alphabet.get_batch_converter()
+    tokenize = Tokenizer(alphabet)
     sequences = frame["sequence"].tolist()
-    on_gpu = [converter([(str(i), sequences[i]) for i in b])[2].to(device)
+    on_gpu = [tokenize([sequences[i] for i in b]).to(device)
               for b in token_batches(lengths, featurizer.toks_per_batch)]
 
     def forward(model) -> None:

@@ -42,8 +42,10 @@ class FastEsm2(nn.Module):
         x1, x2 = x.chunk(2, dim=-1)
         return x * cos + torch.cat((-x2, x1), dim=-1) * sin
 
-    def forward(self, tokens: torch.Tensor, layer: int) -> torch.Tensor:
-        """Hidden states (B, T, D) after ``layer`` (0 = embeddings; the last gets the final layer norm)."""
+    def forward(self, tokens: torch.Tensor, layer: int, padded: bool | None = None) -> torch.Tensor:
+        """Hidden states (B, T, D) after ``layer`` (0 = embeddings; the last gets the final layer norm).
+
+        ``padded``: whether any token is padding, where the caller knows it (saves a GPU round trip)."""
         net = self.net
         padding = tokens.eq(net.padding_idx)
         x = net.embed_scale * net.embed_tokens(tokens)
@@ -58,7 +60,9 @@ class FastEsm2(nn.Module):
         batch, length, _ = x.shape
         cos, sin = self._rotary(length, x.dtype, x.device)
         # True where attention is allowed; None when nothing is padded (lets SDPA pick its fastest kernel)
-        allowed = (~padding)[:, None, None, :] if padding.any() else None
+        if padded is None:
+            padded = bool(padding.any())
+        allowed = (~padding)[:, None, None, :] if padded else None
         for index, (block, qkv) in enumerate(zip(net.layers, self.qkv)):
             h = block.self_attn_layer_norm(x)
             q, k, v = qkv(h).view(batch, length, 3, self.heads, self.head_dim).permute(2, 0, 3, 1, 4)

@@ -11,7 +11,7 @@ from pipeline.build import build_cache
 from pipeline.cache import EmbeddingCache
 from pipeline.datasets import load_gfp
 from pipeline.errors import DataError
-from pipeline.esm_embed import EsmFeaturizer, load_esm, resolve_weights, token_batches
+from pipeline.esm_embed import EsmFeaturizer, Tokenizer, load_esm, resolve_weights, token_batches
 from pipeline.onehot import OneHotFeaturizer
 
 
@@ -181,6 +181,35 @@ def test_fast_forward_equals_fair_esm_forward_at_fp32(tiny_esm):
         for layer in range(net.num_layers + 1):
             expected = net(tokens, repr_layers=[layer])["representations"][layer]
             torch.testing.assert_close(fast(tokens, layer)[real], expected[real], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("architecture", ["ESM-1b", "ESM-1"])
+def test_tokenizer_equals_fair_esm_batch_converter(architecture):
+    alphabet = esm.data.Alphabet.from_architecture(architecture)
+    convert, tokenize = alphabet.get_batch_converter(), Tokenizer(alphabet)
+    pieces = list("ACDEFGHIKLMNPQRSTVWYXBUZO.-") + ["<mask>", "<cls>", "<unk>", " "]
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        batch = ["".join(rng.choice(pieces, size=rng.integers(1, 40), p=None)) for _ in range(rng.integers(1, 5))]
+        expected = convert([(str(i), s) for i, s in enumerate(batch)])[2]
+        assert torch.equal(tokenize(batch), expected), batch
+    for bad in ["MKTa", "MKT\u00e9"]:  # letters fair-esm does not know: the same error as fair-esm's
+        with pytest.raises(KeyError):
+            convert([("0", bad)])
+        with pytest.raises(KeyError):
+            tokenize([bad])
+
+
+def test_fast_forward_told_about_padding_equals_its_own_check(tiny_esm):
+    from pipeline.esm_fast import FastEsm2
+
+    net, alphabet, _ = load_esm(weights=tiny_esm)
+    fast = FastEsm2(net).eval()
+    for sequences in (["MKTAYIAK", "MKT"], ["MKTAYIAK", "ACDEFGHI"]):
+        tokens = Tokenizer(alphabet)(sequences)
+        padded = bool((tokens == alphabet.padding_idx).any())
+        with torch.inference_mode():
+            torch.testing.assert_close(fast(tokens, net.num_layers, padded), fast(tokens, net.num_layers))
 
 
 def test_bfloat16_embeddings_agree_with_fp32(tmp_path, small_gfp_dir):
