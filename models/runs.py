@@ -53,7 +53,7 @@ def write_run(run_dir: Path, metrics: dict, predictions: pd.DataFrame, source: d
     """metrics.json, predictions.csv, and source.json (what `mimo predict` needs to featurize new input)."""
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     (run_dir / "source.json").write_text(json.dumps(source, indent=2) + "\n")
-    predictions.to_csv(run_dir / "predictions.csv", index=False, float_format="%.6g")
+    predictions.to_csv(run_dir / "predictions.csv", index=False)  # shortest exact repr: metrics recompute exactly
 
 
 def timed(fn: Callable[[], object]) -> tuple[object, float]:

@@ -10,21 +10,25 @@ from .errors import DataError
 from .variants import AMINO_ACIDS, STOP
 
 ONEHOT_LETTERS = AMINO_ACIDS + STOP
+MODE_NAMES = {"substitutions": "onehot", "sites": "onehot-sites", "full": "onehot-full"}
 
 
 class OneHotFeaturizer:
     """One-hot features of parent-aligned sequences.
 
     ``mode="substitutions"`` (feature name ``onehot``) has one column per substitution seen in the dataset,
-    so the parent is all zeros; ``mode="full"`` (``onehot-full``) one-hot encodes every position over the
-    20 residues and the stop. Columns are fixed when the featurizer is made and recorded in the manifest.
+    so the parent is all zeros; ``mode="sites"`` (``onehot-sites``) adds one column per position mutated in
+    the dataset, set whatever the new residue (named by the position alone, e.g. ``"64"``), so a substitution
+    seen rarely or never still gets its site's weight; ``mode="full"`` (``onehot-full``) one-hot encodes every
+    position over the 20 residues and the stop. Columns are fixed when the featurizer is made and recorded in
+    the manifest.
     """
 
     kind = "onehot"
 
     def __init__(self, parent: str, columns: list[str] | None = None, mode: str = "substitutions",
                  batch_size: int = 8192):
-        if mode not in ("substitutions", "full"):
+        if mode not in MODE_NAMES:
             raise ValueError(f"unknown one-hot mode {mode!r}")
         self.parent = parent
         self.mode = mode
@@ -33,7 +37,7 @@ class OneHotFeaturizer:
             columns = [f"{i}{a}" for i in range(len(parent)) for a in ONEHOT_LETTERS]
         self.columns = list(columns or [])
         self._index = {c: j for j, c in enumerate(self.columns)}
-        self.name = "onehot" if mode == "substitutions" else "onehot-full"
+        self.name = MODE_NAMES[mode]
 
     @classmethod
     def for_dataset(cls, parent: str | None, aligned: pd.Series, mode: str = "substitutions") -> "OneHotFeaturizer":
@@ -48,7 +52,10 @@ class OneHotFeaturizer:
             if len(aligned_seq) != len(parent):
                 continue
             seen.update((i, a) for i, (a, p) in enumerate(zip(aligned_seq, parent)) if a != p)
-        return cls(parent, [f"{i}{a}" for i, a in sorted(seen)], mode)
+        columns = [f"{i}{a}" for i, a in sorted(seen)]
+        if mode == "sites":
+            columns += [str(i) for i in sorted({i for i, _ in seen})]
+        return cls(parent, columns, mode)
 
     @property
     def dim(self) -> int:
@@ -63,7 +70,7 @@ class OneHotFeaturizer:
     def manifest(self) -> dict:
         return {"features": self.name, "kind": self.kind, "model": f"onehot-{self.mode}", "layer": None,
                 "pooling": None, "dtype": "uint8", "dim": self.dim,
-                "columns": self.columns if self.mode == "substitutions" else None}
+                "columns": None if self.mode == "full" else self.columns}
 
     def encode(self, aligned: list[str]) -> np.ndarray:
         """(n, dim) uint8. Substitutions outside the column set are dropped (no weight could use them)."""
@@ -72,6 +79,10 @@ class OneHotFeaturizer:
             for i, (a, p) in enumerate(zip(seq, self.parent)):
                 if self.mode == "full" or a != p:
                     j = self._index.get(f"{i}{a}")
+                    if j is not None:
+                        out[row, j] = 1
+                if self.mode == "sites" and a != p:
+                    j = self._index.get(str(i))
                     if j is not None:
                         out[row, j] = 1
         return out

@@ -43,6 +43,27 @@ def test_onehot_cache_has_one_shard_per_mutation_count(tmp_path, small_gfp):
     assert parent.shape[0] == 1 and parent.sum() == 0
 
 
+def test_onehot_sites_adds_one_column_per_mutated_position(small_gfp):
+    subs = onehot_for(small_gfp)
+    sites = OneHotFeaturizer.for_dataset(small_gfp.parent, small_gfp.frame["aligned"], "sites")
+    assert sites.name == "onehot-sites" and sites.columns[:subs.dim] == subs.columns
+    positions = sorted({int(c[:-1]) for c in subs.columns})
+    assert sites.columns[subs.dim:] == [str(i) for i in positions]
+    aligned = small_gfp.frame["aligned"].tolist()
+    X_subs, X_sites = subs.encode(aligned), sites.encode(aligned)
+    assert np.array_equal(X_sites[:, :subs.dim], X_subs)
+    assert np.array_equal(X_sites[:, subs.dim:].sum(1), small_gfp.frame["n_mutations"].to_numpy())
+    # a residue never seen at a mutated site still sets that site's column
+    i = positions[0]
+    seen = {c[-1] for c in subs.columns if int(c[:-1]) == i}
+    new = next(a for a in "ACDEFGHIKLMNPQRSTVWY" if a not in seen and a != small_gfp.parent[i])
+    variant = small_gfp.parent[:i] + new + small_gfp.parent[i + 1:]
+    row = sites.encode([variant])[0]
+    assert row.sum() == 1 and row[sites.columns.index(str(i))] == 1
+    rebuilt = OneHotFeaturizer.from_manifest(sites.manifest(), small_gfp.parent)
+    assert rebuilt.name == "onehot-sites" and np.array_equal(rebuilt.encode([variant]), [row])
+
+
 def test_rerun_on_finished_cache_does_nothing(tmp_path, small_gfp):
     build_cache(small_gfp, onehot_for(small_gfp), tmp_path, progress=False)
     cache = EmbeddingCache(tmp_path, "gfp", "onehot")
