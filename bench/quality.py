@@ -1,9 +1,12 @@
 """Prediction quality: every head on every cached featurizer, on TAPE's split and the balanced split.
 
-    python bench/quality.py [--cache cache] [--heads ridge,mlp,cnn,ge,mimo] [--features onehot,...]
+    python bench/quality.py [--cache cache] [--heads ridge,mlp,cnn,ge,mimo,...] [--features onehot,...] [--reuse]
 
 Each fit is the plain `mimo fit HEAD` command (its defaults: every choice made on the validation split),
-run as its own process. Writes runs/quality/quality.md and quality.csv and prints the table.
+run as its own process; `mimo-random` and `mimo-random-monotone` are `mimo fit mimo` with the options in
+VARIANTS. Writes runs/quality/quality.md and quality.csv and prints the table. `--reuse` tabulates run
+directories already there instead of fitting them again. "test rho, ties broken" is test Spearman with tied
+predictions ordered at random (see `models.metrics.spearman_ties_broken`).
 """
 import argparse
 import json
@@ -14,11 +17,13 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from models.metrics import spearman  # noqa: E402
+from models.metrics import spearman, spearman_ties_broken  # noqa: E402
 from models.report import to_markdown  # noqa: E402
 from pipeline.cache import list_features  # noqa: E402
 
-HEADS = ("ridge", "mlp", "cnn", "ge", "mimo")
+HEADS = ("ridge", "mlp", "cnn", "ge", "mimo", "mimo-random", "mimo-random-monotone")
+VARIANTS = {"mimo-random": ["mimo", "--routing", "random"],
+            "mimo-random-monotone": ["mimo", "--routing", "random", "--output", "monotone"]}
 BUCKETS = ((4, 4), (5, 5), (6, 6), (7, 7), (8, 99))
 
 
@@ -28,6 +33,8 @@ def row_for(run_dir: Path, features: str, head: str, split: str) -> dict:
     test = predictions[predictions["split"] == "test"]
     row = {"features": features, "head": head, "split": split,
            "valid Spearman": metrics["valid"]["spearman"], "test Spearman": metrics["test"]["spearman"],
+           "test rho, ties broken": metrics["test"].get("spearman_ties_broken")
+           or spearman_ties_broken(test["y"].to_numpy(), test["prediction"].to_numpy()),
            "test MSE": metrics["test"]["mse"]}
     for lo, hi in BUCKETS:
         part = test[(test["n_mutations"] >= lo) & (test["n_mutations"] <= hi)]
@@ -43,6 +50,7 @@ def main() -> None:
     parser.add_argument("--heads", default=",".join(HEADS))
     parser.add_argument("--features", default=None, help="Comma-separated (default: every cached one)")
     parser.add_argument("--out", default="runs/quality")
+    parser.add_argument("--reuse", action="store_true", help="Tabulate runs already in --out; fit only missing ones")
     args = parser.parse_args()
     features = args.features.split(",") if args.features else list_features(args.cache, "gfp")
     if not features:
@@ -54,8 +62,10 @@ def main() -> None:
         for split in ("tape", "balanced"):
             for head in args.heads.split(","):
                 run_dir = out / f"{feature}-{head}-{split}"
-                subprocess.run([mimo, "fit", head, "--cache", args.cache, "--features", feature, "--split", split,
-                                "--out", str(run_dir)], check=True, capture_output=True)
+                if not (args.reuse and (run_dir / "metrics.json").exists()):
+                    subprocess.run([mimo, "fit", *VARIANTS.get(head, [head]), "--cache", args.cache,
+                                    "--features", feature, "--split", split, "--out", str(run_dir)],
+                                   check=True, capture_output=True)
                 rows.append(row_for(run_dir, feature, head, split))
                 r = rows[-1]
                 print(f"{feature:>24s} {head:5s} {split:8s} test Spearman {r['test Spearman']:.3f} "

@@ -357,16 +357,18 @@ def fit_ge_cmd(components, standardize, **kwargs) -> None:
 @click.option("--shared", default="128", show_default=True, help="Sizes of the shared middle layers.")
 @click.option("--member-hidden", type=int, default=32, show_default=True,
               help="Width of each member's part of the last shared layer.")
+@click.option("--output", type=click.Choice(["linear", "monotone"]), default="linear", show_default=True,
+              help="Each member's output: linear, or through its own learned monotone sigmoid sum (as `fit ge`).")
 @reports_data_errors
 def fit_mimo_cmd(routing, groups, members, max_members, repeat, rho, batch_repetition, input_hidden, shared,
-                 member_hidden, **kwargs) -> None:
+                 member_hidden, output, **kwargs) -> None:
     """MIMO: M members with own input/output layers and shared middle layers; mean and spread at test time."""
     from models.neural import MimoRegressor
 
     _run_head(lambda **kw: MimoRegressor(members=members, groups=groups, max_members=max_members, routing=routing,
                                          repeat=repeat, rho=rho, batch_repetition=batch_repetition,
                                          input_hidden=input_hidden, shared=_sizes(shared),
-                                         member_hidden=member_hidden, **kw), **kwargs)
+                                         member_hidden=member_hidden, output=output, **kw), **kwargs)
 
 
 @main.command("report")

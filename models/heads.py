@@ -50,9 +50,25 @@ class ConvHead(nn.Module):
         return self.head(self.convs(x.unsqueeze(1)).flatten(1))
 
 
+class MonotoneOutput(nn.Module):
+    """A learned increasing map of each of ``columns`` scores: an offset plus a positive sum of ``components``
+    sigmoids. (B, columns) -> (B, columns); every column has its own parameters."""
+
+    def __init__(self, columns: int = 1, components: int = 3):
+        super().__init__()
+        self.offset = nn.Parameter(torch.full((columns,), -1.0))
+        self.heights = nn.Parameter(torch.full((columns, components), 0.5))
+        self.slopes = nn.Parameter(torch.ones(columns, components))
+        self.centers = nn.Parameter(torch.linspace(-2.0, 2.0, components).repeat(columns, 1))
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        steps = torch.sigmoid(nn.functional.softplus(self.slopes) * (z.unsqueeze(-1) - self.centers))
+        return self.offset + (nn.functional.softplus(self.heights) * steps).sum(-1)
+
+
 class GlobalEpistasisHead(nn.Module):
     """Global epistasis (Otwinowski et al. 2018): an additive latent score through a learned monotone
-    nonlinearity, here a positive sum of ``components`` sigmoids. (B, D) -> (B, 1).
+    nonlinearity (``MonotoneOutput``). (B, D) -> (B, 1).
 
     GFP's brightness has a sharp threshold: additive effects hold in the latent, not in the measurement.
     """
@@ -62,19 +78,14 @@ class GlobalEpistasisHead(nn.Module):
         self.latent = nn.Linear(in_dim, 1)
         nn.init.normal_(self.latent.weight, std=0.01)
         nn.init.zeros_(self.latent.bias)
-        self.offset = nn.Parameter(torch.tensor(-1.0))
-        self.heights = nn.Parameter(torch.full((components,), 0.5))
-        self.slopes = nn.Parameter(torch.ones(components))
-        self.centers = nn.Parameter(torch.linspace(-2.0, 2.0, components))
+        self.output = MonotoneOutput(1, components)
 
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """The additive latent score, (B, 1)."""
         return self.latent(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.score(x)
-        steps = torch.sigmoid(nn.functional.softplus(self.slopes) * (z - self.centers))
-        return self.offset + (nn.functional.softplus(self.heights) * steps).sum(-1, keepdim=True)
+        return self.output(self.score(x))
 
 
 class MimoHead(nn.Module):
@@ -83,11 +94,15 @@ class MimoHead(nn.Module):
     Training input is member-major, (M, B, D): member k reads x[k]. The M input layers' outputs are
     concatenated, pass through the shared layers, and the last shared output is split into M parts, one per
     output layer. Output (B, M). ``forward_shared`` shows one (B, D) input to every member (test time).
+    ``output="monotone"`` passes each member's output through its own ``MonotoneOutput`` (bounded, like GFP's
+    brightness) instead of leaving it linear.
     """
 
     def __init__(self, in_dim: int, members: int = 3, input_hidden: int = 64, shared: tuple[int, ...] = (128,),
-                 member_hidden: int = 32, dropout: float = 0.1):
+                 member_hidden: int = 32, dropout: float = 0.1, output: str = "linear", components: int = 3):
         super().__init__()
+        if output not in ("linear", "monotone"):
+            raise ValueError(f"output must be 'linear' or 'monotone', not {output!r}")
         self.members = members
         self.member_hidden = member_hidden
         # One batched weight tensor for the M input layers: a single einsum instead of M small matmuls.
@@ -101,6 +116,7 @@ class MimoHead(nn.Module):
         self.out_weight = nn.Parameter(torch.empty(members, member_hidden))
         self.out_bias = nn.Parameter(torch.zeros(members))
         nn.init.uniform_(self.out_weight, -member_hidden ** -0.5, member_hidden ** -0.5)
+        self.monotone = MonotoneOutput(members, components) if output == "monotone" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(torch.baddbmm(self.in_bias.unsqueeze(1), x, self.in_weight))  # (M, B, H)
@@ -113,4 +129,5 @@ class MimoHead(nn.Module):
 
     def _tail(self, h: torch.Tensor) -> torch.Tensor:
         h = self.shared(self.dropout(h)).view(-1, self.members, self.member_hidden)
-        return (h * self.out_weight).sum(-1) + self.out_bias
+        z = (h * self.out_weight).sum(-1) + self.out_bias
+        return z if self.monotone is None else self.monotone(z)

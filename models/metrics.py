@@ -20,6 +20,32 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     return pearson(pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy())
 
 
+def spearman_ties_broken(a: np.ndarray, b: np.ndarray, repeats: int = 5, seed: int = 0) -> float | None:
+    """Spearman of ``a`` against ``b`` with ties in ``b`` broken at random (mean of ``repeats`` draws).
+
+    Tied predictions carry no rank noise, which raises Spearman when a model gives many rows one value (a
+    saturated output); this is the figure the same predictions earn if every tie is broken by chance.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if len(a) < 2:
+        return None
+    ranks_a = pd.Series(a).rank().to_numpy()
+    rng = np.random.default_rng(seed)
+    values = []
+    for _ in range(repeats):
+        order = np.lexsort((rng.random(len(b)), b))  # by b, then by a random key within ties
+        ranks_b = np.empty(len(b))
+        ranks_b[order] = np.arange(1, len(b) + 1)
+        values.append(pearson(ranks_a, ranks_b))
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
+def tied_share(prediction: np.ndarray) -> float:
+    """Share of rows whose prediction equals another row's."""
+    counts = pd.Series(np.asarray(prediction)).value_counts()
+    return float(counts[counts > 1].sum() / max(len(prediction), 1))
+
+
 def regression_metrics(y: np.ndarray, prediction: np.ndarray) -> dict:
     """``{"n", "mse", "spearman", "pearson"}``; correlations are None where undefined."""
     y, prediction = np.asarray(y, dtype=np.float64), np.asarray(prediction, dtype=np.float64)

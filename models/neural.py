@@ -293,7 +293,8 @@ class MimoRegressor(NeuralRegressor):
     other group, repeated ``repeat`` times. ``routing="random"``: every member gets its own random permutation
     of each batch; with probability ``rho`` a position shows all members the same input; each batch is
     repeated ``batch_repetition`` times. At test time every member sees the input; the prediction is their
-    mean and their standard deviation is the uncertainty.
+    mean and their standard deviation is the uncertainty. ``output="monotone"``: each member ends in its own
+    learned monotone sigmoid sum, as the global-epistasis head does.
     """
 
     name = "mimo"
@@ -301,7 +302,7 @@ class MimoRegressor(NeuralRegressor):
     def __init__(self, members: int | None = None, groups: str | None = None, max_members: int = 4,
                  routing: str = "mutations", repeat: int = 10, rho: float = 0.0, batch_repetition: int = 1,
                  input_hidden: int = 32, shared: tuple[int, ...] = (128,), member_hidden: int = 32,
-                 dropout: float = 0.1, train: TrainConfig | None = None):
+                 dropout: float = 0.1, output: str = "linear", components: int = 3, train: TrainConfig | None = None):
         self.members = members
         self.groups = groups
         self.max_members = max_members
@@ -313,11 +314,13 @@ class MimoRegressor(NeuralRegressor):
         self.shared = shared
         self.member_hidden = member_hidden
         self.dropout = dropout
+        self.output = output
+        self.components = components
         self.train = train
 
     def _build(self, in_dim: int) -> nn.Module:
         return MimoHead(in_dim, self.n_members_, self.input_hidden, tuple(self.shared), self.member_hidden,
-                        self.dropout)
+                        self.dropout, self.output, self.components)
 
     def _predict_module(self, xb: torch.Tensor) -> torch.Tensor:
         return self.module_.forward_shared(xb)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .data import SplitData
-from .metrics import metrics_by_mutations, regression_metrics
+from .metrics import metrics_by_mutations, regression_metrics, spearman_ties_broken, tied_share
 
 PARTS = ("train", "valid", "test")
 
@@ -38,6 +38,9 @@ def evaluate(data: SplitData, prediction: np.ndarray, model: str, fit_seconds: f
         m = data.mask(part)
         metrics[part] = regression_metrics(data.rows.labels[m], prediction[m])
     test = data.mask("test")
+    if test.any():
+        metrics["test"]["spearman_ties_broken"] = spearman_ties_broken(data.rows.labels[test], prediction[test])
+        metrics["test"]["tied_share"] = tied_share(prediction[test])
     metrics["test"]["by_mutations"] = metrics_by_mutations(data.rows.labels[test], prediction[test],
                                                            data.rows.n_mutations[test])
     metrics["fit_seconds"] = round(float(fit_seconds), 3)
@@ -69,6 +72,9 @@ def summary_line(metrics: dict) -> str:
     def fmt(x):
         return "n/a" if x is None else f"{x:.3f}"
 
+    ties = ""
+    if t.get("tied_share", 0) > 0.01:  # say what the ties are worth, as they raise Spearman
+        ties = f" ({100 * t['tied_share']:.0f}% tied; ties broken at random: {fmt(t['spearman_ties_broken'])})"
     return (f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']} split): "
-            f"test Spearman {fmt(t['spearman'])}, test MSE {fmt(t['mse'])}, "
+            f"test Spearman {fmt(t['spearman'])}{ties}, test MSE {fmt(t['mse'])}, "
             f"valid Spearman {fmt(v['spearman'])}, fit {metrics['fit_seconds']:.2f}s")

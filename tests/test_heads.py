@@ -181,8 +181,8 @@ def test_global_epistasis_output_is_monotone_in_the_latent_score():
     torch.manual_seed(0)
     head = GlobalEpistasisHead(5, components=3)
     with torch.no_grad():
-        head.slopes.copy_(torch.tensor([-2.0, 0.5, 3.0]))
-        head.heights.copy_(torch.tensor([-1.0, 2.0, 0.1]))
+        head.output.slopes.copy_(torch.tensor([[-2.0, 0.5, 3.0]]))
+        head.output.heights.copy_(torch.tensor([[-1.0, 2.0, 0.1]]))
         head.latent.weight.copy_(torch.tensor([[1.0, 0, 0, 0, 0]]))
     x = torch.zeros(200, 5)
     x[:, 0] = torch.linspace(-10, 10, 200)

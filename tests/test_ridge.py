@@ -38,6 +38,22 @@ def test_dual_form_for_fewer_rows_than_features():
     np.testing.assert_allclose(model.predict(Xv), reference.predict(Xv), rtol=1e-4, atol=1e-5)
 
 
+def test_spearman_with_ties_broken_at_random():
+    from models.metrics import spearman_ties_broken, tied_share
+
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=400)
+    untied = y + rng.normal(size=400)
+    assert spearman_ties_broken(y, untied) == pytest.approx(spearman(y, untied))  # nothing to break
+    assert tied_share(untied) == 0
+    # a block the model cannot order, given one value: ties raise Spearman, breaking them takes it back
+    noise = np.where(y < 0, rng.normal(size=400) * 1e-3, y)
+    tied = np.where(y < 0, 0.0, y)
+    assert tied_share(tied) == pytest.approx((y < 0).mean())
+    assert spearman(y, tied) > spearman(y, noise) + 0.05
+    assert spearman_ties_broken(y, tied, repeats=20) == pytest.approx(spearman(y, noise), abs=0.03)
+
+
 def test_metrics_values():
     m = regression_metrics(np.array([1.0, 2.0, 3.0, 4.0]), np.array([1.0, 2.0, 4.0, 3.0]))
     assert m == {"n": 4, "mse": 0.5, "spearman": pytest.approx(0.8), "pearson": pytest.approx(0.8)}
@@ -67,6 +83,7 @@ def test_fit_ridge_writes_run_directory_with_metrics_contract(tmp_path, small_ca
     assert min(int(k) for k in by_mut) >= 4
     assert sum(v["n"] for v in by_mut.values()) == saved["test"]["n"]
     assert set(by_mut["4"]) == {"n", "mse", "spearman"}
+    assert 0 <= saved["test"]["tied_share"] <= 1 and saved["test"]["spearman_ties_broken"] is not None
     import pandas as pd
     predictions = pd.read_csv(run_dir / "predictions.csv")
     assert list(predictions.columns[:5]) == ["id", "split", "mutations", "n_mutations", "y"]
