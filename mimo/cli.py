@@ -404,7 +404,7 @@ def predict_cmd(run_dir, variants, fasta, out, device) -> None:
 
     table = predict_file(run_dir, variants, fasta, device)
     if out:
-        table.to_csv(out, index=False, float_format="%.6g")
+        table.to_csv(out, index=False)
         click.echo(f"{len(table)} predictions ({int(table['in_cache'].sum())} from the cache) written to {out}")
     else:
-        click.echo(table.to_csv(index=False, float_format="%.6g"), nl=False)
+        click.echo(table.to_csv(index=False), nl=False)
