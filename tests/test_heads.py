@@ -79,6 +79,22 @@ def test_head_shapes():
     torch.testing.assert_close(mimo.forward_shared(x), mimo(x.expand(3, 5, 40)))
 
 
+def test_mimo_monotone_output_is_each_members_own_increasing_map():
+    torch.manual_seed(0)
+    head = MimoHead(6, members=2, input_hidden=4, shared=(8,), member_hidden=3, dropout=0.0, output="monotone")
+    assert head.monotone.offset.shape == (2,) and head.monotone.heights.shape == (2, 3)
+    with torch.no_grad():
+        head.monotone.heights[1] += 3.0  # member 1's map only
+    z = torch.linspace(-6, 6, 50).unsqueeze(1).expand(50, 2)
+    y = head.monotone(z)
+    assert (y[1:] >= y[:-1]).all() and (y[-1] > y[0]).all()
+    assert (y[:, 1] - y[:, 0]).abs().max() > 1.0  # the members' maps differ
+    bounded = head.monotone(torch.full((1, 2), 1e6)) - head.monotone(torch.full((1, 2), -1e6))
+    torch.testing.assert_close(bounded[0], torch.nn.functional.softplus(head.monotone.heights).sum(-1))
+    with pytest.raises(ValueError, match="output must be"):
+        MimoHead(6, output="sigmoid")
+
+
 def test_mimo_members_have_their_own_input_layers():
     torch.manual_seed(0)
     head = MimoHead(8, members=2, input_hidden=4, shared=(6,), member_hidden=3, dropout=0.0)
@@ -117,6 +133,8 @@ FAST = dict(epochs=6, batch_size=32, patience=3, seed=0, device="cpu")
     lambda: GlobalEpistasisRegressor(train=TrainConfig(**{**FAST, "lr": 1e-2})),
     lambda: MimoRegressor(input_hidden=16, shared=(32,), member_hidden=8, repeat=2, train=TrainConfig(**FAST)),
     lambda: MimoRegressor(routing="random", members=3, rho=0.5, batch_repetition=2, input_hidden=16, shared=(32,),
+                          member_hidden=8, train=TrainConfig(**FAST)),
+    lambda: MimoRegressor(routing="random", members=3, output="monotone", input_hidden=16, shared=(32,),
                           member_hidden=8, train=TrainConfig(**FAST)),
 ])
 def test_fit_restores_best_epoch_writes_run_and_reloads(tmp_path, small_data, make):
