@@ -28,7 +28,8 @@ def gather_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
         row = {"run": Path(run_dir).name, "model": m["model"], "features": m["features"], "split": m["split"],
                "epochs & lr": _settings(m), "train loss": m["train"]["mse"], "valid loss": m["valid"]["mse"],
                "test loss": m["test"]["mse"], "valid Spearman": m["valid"]["spearman"],
-               "test Spearman": m["test"]["spearman"], "fit s": m["fit_seconds"]}
+               "test Spearman": m["test"]["spearman"],
+               "test Spearman, ties broken": m["test"].get("spearman_ties_broken"), "fit s": m["fit_seconds"]}
         u = m.get("uncertainty", {}).get("test")
         row["test Spearman(std, abs err)"] = None if u is None else u["spearman_std_abs_error"]
         row["test 2-std coverage"] = None if u is None else u["coverage_2std"]

@@ -98,7 +98,8 @@ def test_every_head_then_report(tmp_path, onehot_cache):
     runs = []
     for head, extra in (("ridge", []), ("mlp", FAST + ["--hidden", "16"]), ("cnn", FAST + ["--channels", "4"]),
                         ("ge", FAST), ("mimo", FAST + ["--repeat", "2"]),
-                        ("mimo", FAST + ["--routing", "random", "--rho", "0.3"])):
+                        ("mimo", FAST + ["--routing", "random", "--rho", "0.3"]),
+                        ("mimo", FAST + ["--routing", "random", "--output", "monotone"])):
         out = tmp_path / f"{head}-{len(runs)}"
         result = run("fit", head, *extra, "--cache", onehot_cache, "--out", out)
         assert f"{head} on gfp/onehot (tape split): test Spearman" in result.output
@@ -111,9 +112,11 @@ def test_every_head_then_report(tmp_path, onehot_cache):
     assert len(lines) == 2 + len(runs)
     import pandas as pd
     frame = pd.read_csv(csv)
-    assert list(frame["model"]) == ["ridge", "mlp", "cnn", "ge", "mimo", "mimo"]
+    assert list(frame["model"]) == ["ridge", "mlp", "cnn", "ge", "mimo", "mimo", "mimo"]
     metrics = json.loads((runs[1] / "metrics.json").read_text())
     assert frame["test loss"][1] == pytest.approx(metrics["test"]["mse"])
+    assert frame["test Spearman, ties broken"][1] == pytest.approx(metrics["test"]["spearman_ties_broken"])
+    assert json.loads((runs[-1] / "metrics.json").read_text())["params"]["output"] == "monotone"
 
 
 def test_predict_new_variants_and_fasta(tmp_path, onehot_cache):
