@@ -1,5 +1,6 @@
 """Neural heads, MIMO routing, the shared training loop, and their run directories."""
 import json
+from xml.etree import ElementTree
 
 import numpy as np
 import pytest
@@ -67,6 +68,15 @@ def test_random_routing_permutes_each_batch_per_member():
     assert not np.array_equal(block[:, 0], block[:, 1])
     same = random_routed_epoch(64, 3, batch_size=16, rho=1.0, batch_repetition=1, rng=np.random.default_rng(0))
     assert (same == same[:, :1]).all()
+
+
+def test_svg_ticks_are_round_and_cover_the_range():
+    from models.svg import nice_ticks
+
+    assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    assert nice_ticks(1, 40) == [10, 20, 30, 40]
+    ticks = nice_ticks(0.0123, 0.0871)
+    assert ticks[0] >= 0.0123 and ticks[-1] <= 0.0871 and 3 <= len(ticks) <= 8
 
 
 def test_head_shapes():
@@ -145,7 +155,10 @@ def test_fit_restores_best_epoch_writes_run_and_reloads(tmp_path, small_data, ma
     assert metrics["best_epoch"] == best["epoch"]
     assert metrics["valid"]["mse"] == pytest.approx(best["valid_mse"], rel=1e-5)  # best weights restored
     assert metrics["epochs_run"] == len(history) <= 6
-    assert (run_dir / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
+    curve = ElementTree.parse(run_dir / "loss_curve.svg").getroot()  # well-formed SVG, one line per series
+    lines = curve.findall("{http://www.w3.org/2000/svg}polyline")
+    assert len(lines) == (3 if isinstance(model, MimoRegressor) else 2)
+    assert all(len(line.get("points").split()) == len(history) for line in lines)
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert {"train", "valid", "test", "history", "params"} <= set(saved)
     reloaded = load_head(run_dir / "model.pt")
