@@ -80,6 +80,14 @@ class GlobalEpistasisHead(nn.Module):
         nn.init.zeros_(self.latent.bias)
         self.output = MonotoneOutput(1, components)
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # Runs saved before MonotoneOutput existed keep its parameters on the head itself, with one column.
+        for name in ("offset", "heights", "slopes", "centers"):
+            if prefix + name in state_dict:
+                old = state_dict.pop(prefix + name)
+                state_dict[prefix + "output." + name] = old.reshape(getattr(self.output, name).shape)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def score(self, x: torch.Tensor) -> torch.Tensor:
         """The additive latent score, (B, 1)."""
         return self.latent(x)

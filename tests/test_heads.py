@@ -221,6 +221,21 @@ def test_global_epistasis_output_is_monotone_in_the_latent_score():
     assert (y[1:] >= y[:-1]).all() and y[-1] > y[0]
 
 
+def test_global_epistasis_loads_weights_saved_before_monotone_output():
+    torch.manual_seed(0)
+    head = GlobalEpistasisHead(5, components=3)
+    with torch.no_grad():
+        head.output.heights.add_(torch.tensor([[0.3, -0.2, 1.0]]))
+    state = head.state_dict()
+    old = {k.removeprefix("output."): v for k, v in state.items()}  # the earlier layout: on the head, 1-D/scalar
+    old["offset"] = old["offset"].reshape(())
+    old["heights"], old["slopes"], old["centers"] = (old[k].reshape(3) for k in ("heights", "slopes", "centers"))
+    again = GlobalEpistasisHead(5, components=3)
+    again.load_state_dict(old)
+    x = torch.randn(7, 5)
+    torch.testing.assert_close(again(x), head(x))
+
+
 def test_global_epistasis_keeps_one_hot_inputs_unscaled():
     rng = np.random.default_rng(0)
     X = (rng.random((200, 12)) < 0.2).astype(np.float32)
