@@ -8,7 +8,7 @@ out=runs/table2-$features
 rm -rf "$out"
 for split in tape balanced; do
   for head in ridge mlp cnn mimo; do
-    "$mimo" fit "$head" --features "$features" --split "$split" --out "$out/$head-$split" | head -1
+    "$mimo" fit "$head" --features "$features" --split "$split" --out "$out/$head-$split" | sed -n 1p  # sed reads to the end: no SIGPIPE under pipefail
   done
 done
 "$mimo" report "$out"/ridge-tape "$out"/mlp-tape "$out"/cnn-tape "$out"/mimo-tape \
