@@ -291,6 +291,10 @@ def _run_head(model_factory, dataset, features, split, split_file, cache_root, o
         rho = "n/a" if u["spearman_std_abs_error"] is None else f"{u['spearman_std_abs_error']:.3f}"
         click.echo(f"uncertainty on test: Spearman(std, |error|) {rho}, "
                    f"coverage of mean +/- 2 std {u['coverage_2std']:.3f}")
+        i = metrics["uncertainty"]["interval"]
+        click.echo(f"{100 * i['level']:.0f}% intervals (lower, upper; calibrated on valid): coverage on valid "
+                   f"{i['valid']['coverage']:.3f}, on test {i['test']['coverage']:.3f}; "
+                   f"mean width on test {i['test']['mean_width']:.2f}")
     click.echo(f"run: {run_dir}")
 
 

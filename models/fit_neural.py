@@ -20,6 +20,25 @@ def uncertainty_metrics(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dic
             "coverage_2std": float(np.mean(error <= 2 * std)), "mean_std": float(np.mean(std))}
 
 
+INTERVAL_LEVEL = 0.95
+
+
+def interval_scale(y: np.ndarray, mean: np.ndarray, width: np.ndarray, level: float = INTERVAL_LEVEL) -> float:
+    """The factor q for intervals mean +/- q * width that cover ``level`` of (y, mean, width) rows: the
+    ceil((n + 1) * level)-th smallest |y - mean| / width (split-conformal with normalised errors).
+
+    Computed on validation rows, it gives intervals that cover ``level`` of new rows drawn like them; rows
+    further from the training data (TAPE's test) may be covered less, which the run's metrics show."""
+    ratio = np.abs(y - mean) / np.maximum(width, 1e-12)
+    rank = min(len(ratio), int(np.ceil((len(ratio) + 1) * level)))
+    return float(np.sort(ratio)[rank - 1])
+
+
+def interval_metrics(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> dict:
+    """Share of ``y`` inside [lower, upper] and the mean width."""
+    return {"coverage": float(np.mean((lower <= y) & (y <= upper))), "mean_width": float(np.mean(upper - lower))}
+
+
 def fit_head(model: NeuralRegressor, data: SplitData, out: str | Path | None = None,
              log: Callable[[str], None] | None = None) -> tuple[Path, dict]:
     """Fit on train with early stopping on valid, evaluate, and write metrics, predictions, curve and weights."""
@@ -37,16 +56,25 @@ def fit_head(model: NeuralRegressor, data: SplitData, out: str | Path | None = N
     metrics, predictions = evaluate(data, mean, model.name, seconds, extra)
     if members.shape[1] > 1:
         std = members.std(axis=1)
-        predictions["std"] = std
-        test = data.mask("test")
+        valid, test = data.mask("valid"), data.mask("test")
+        # Interval half-width scale * (std + offset): the offset (median valid std) keeps members that agree
+        # almost exactly (a saturated output) from giving absurdly narrow or, once scaled, absurdly wide ones.
+        offset = float(np.median(std[valid]))
+        scale = interval_scale(data.rows.labels[valid], mean[valid], std[valid] + offset)
+        lower, upper = mean - scale * (std + offset), mean + scale * (std + offset)
+        predictions["std"], predictions["lower"], predictions["upper"] = std, lower, upper
         labels = model.groups_.labels() if getattr(model, "groups_", None) is not None else None
         metrics["members"] = [
             {"member": k, "mutations": None if labels is None else labels[k],
              "test": regression_metrics(data.rows.labels[test], members[test, k])}
             for k in range(members.shape[1])]
-        metrics["uncertainty"] = {"test": uncertainty_metrics(data.rows.labels[test], mean[test], std[test]),
-                                  "valid": uncertainty_metrics(data.y("valid"), mean[data.mask("valid")],
-                                                               std[data.mask("valid")])}
+        metrics["uncertainty"] = {
+            part: uncertainty_metrics(data.rows.labels[mask], mean[mask], std[mask])
+            for part, mask in (("test", test), ("valid", valid))}
+        metrics["uncertainty"]["interval"] = {
+            "level": INTERVAL_LEVEL, "scale": scale, "offset": offset,
+            **{part: interval_metrics(data.rows.labels[mask], lower[mask], upper[mask])
+               for part, mask in (("valid", valid), ("test", test))}}
     run_dir = make_run_dir(out, model.name)
     write_run(run_dir, metrics, predictions, data.source)
     model.save(run_dir / "model.pt")

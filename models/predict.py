@@ -136,5 +136,9 @@ def predict_file(run_dir: str | Path, variants: str | Path | None = None, fasta:
                         "prediction": mean})
     if std is not None:
         out["std"] = std
+        interval = metrics.get("uncertainty", {}).get("interval")
+        if interval is not None:  # the run's valid-calibrated interval, as in its predictions.csv
+            half = interval["scale"] * (std + interval["offset"])
+            out["lower"], out["upper"] = mean - half, mean + half
     out["in_cache"] = in_cache
     return out

@@ -127,7 +127,7 @@ def test_predict_new_variants_and_fasta(tmp_path, onehot_cache):
     run("predict", "--run", tmp_path / "mimo", "--variants", variants, "--out", out)
     import pandas as pd
     table = pd.read_csv(out)
-    assert list(table.columns) == ["id", "mutations", "n_mutations", "prediction", "std", "in_cache"]
+    assert list(table.columns) == ["id", "mutations", "n_mutations", "prediction", "std", "lower", "upper", "in_cache"]
     assert table["n_mutations"].tolist() == [1, 5, 0]
     assert table["in_cache"].tolist()[2]  # the parent is in every GFP cache
     assert (table["std"] > 0).all() and table["prediction"].between(0, 6).all()
@@ -135,6 +135,9 @@ def test_predict_new_variants_and_fasta(tmp_path, onehot_cache):
     fit_predictions = pd.read_csv(tmp_path / "mimo" / "predictions.csv").set_index("id")
     parent = table.iloc[2]
     assert parent["prediction"] == pytest.approx(fit_predictions.loc[parent["id"], "prediction"], rel=1e-4)
+    for column in ("lower", "upper"):  # the run's own valid-calibrated interval
+        assert parent[column] == pytest.approx(fit_predictions.loc[parent["id"], column], rel=1e-4, abs=1e-6)
+    assert (table["lower"] < table["prediction"]).all() and (table["prediction"] < table["upper"]).all()
     fasta = tmp_path / "x.fasta"
     fasta.write_text(">short\nMKTAYIAK\n")
     bad = run("predict", "--run", tmp_path / "mimo", "--fasta", fasta, ok=False)

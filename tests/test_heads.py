@@ -116,6 +116,24 @@ def test_mimo_members_have_their_own_input_layers():
     assert head.in_weight.grad[1].abs().sum() == 0 and head.in_weight.grad[0].abs().sum() > 0
 
 
+def test_interval_scale_covers_the_level_on_new_rows_like_the_calibration_rows():
+    from models.fit_neural import interval_metrics, interval_scale
+
+    rng = np.random.default_rng(0)
+
+    def draw(n):  # errors proportional to a std that is off by a factor of 3
+        std = rng.uniform(0.1, 1.0, n)
+        return rng.normal(0, 3 * std), np.zeros(n), std
+    y, mean, std = draw(2000)
+    scale = interval_scale(y, mean, std, level=0.9)
+    assert interval_metrics(y, mean - scale * std, mean + scale * std)["coverage"] >= 0.9
+    assert scale == pytest.approx(3 * 1.645, rel=0.1)  # the normal 90% quantile, times the factor
+    y2, mean2, std2 = draw(20000)
+    fresh = interval_metrics(y2, mean2 - scale * std2, mean2 + scale * std2)
+    assert fresh["coverage"] == pytest.approx(0.9, abs=0.02)
+    assert fresh["mean_width"] == pytest.approx(2 * scale * std2.mean())
+
+
 def test_uncertainty_metrics():
     y = np.array([0.0, 0.0, 0.0, 0.0])
     mean = np.array([0.1, 0.5, 1.0, 3.0])
@@ -173,6 +191,11 @@ def test_fit_restores_best_epoch_writes_run_and_reloads(tmp_path, small_data, ma
         members = model.predict_members(small_data.rows.embeddings)
         np.testing.assert_allclose(predictions["prediction"], members.mean(axis=1), atol=1e-4)
         np.testing.assert_allclose(predictions["std"], members.std(axis=1), atol=1e-4)
+        interval = saved["uncertainty"]["interval"]
+        assert interval["level"] == 0.95 and interval["valid"]["coverage"] >= 0.95
+        width = predictions["upper"] - predictions["lower"]
+        expected = 2 * interval["scale"] * (predictions["std"] + interval["offset"])
+        np.testing.assert_allclose(width, expected, rtol=1e-6, atol=1e-9)
 
 
 def test_same_seed_same_metrics(tmp_path, small_data):
