@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -260,7 +260,7 @@ class EsmFeaturizer:
         if pending is not None:
             yield pending[0], pending[1]()
 
-    def to_host(self, result: torch.Tensor):
+    def to_host(self, result: torch.Tensor) -> Callable[[], np.ndarray]:
         """Start copying ``result`` to host memory; returns a function that waits and gives the array."""
         if self.device.type != "cuda":
             return result.numpy
