@@ -113,7 +113,7 @@ class MimoHead(nn.Module):
             raise ValueError(f"output must be 'linear' or 'monotone', not {output!r}")
         self.members = members
         self.member_hidden = member_hidden
-        # One batched weight tensor for the M input layers: a single einsum instead of M small matmuls.
+        # One batched weight tensor for the M input layers: one baddbmm instead of M small matmuls.
         self.in_weight = nn.Parameter(torch.empty(members, in_dim, input_hidden))
         self.in_bias = nn.Parameter(torch.zeros(members, input_hidden))
         bound = in_dim ** -0.5

@@ -6,7 +6,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -17,6 +17,7 @@ from .heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead
 from .routing import MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
 
 Batch = tuple[torch.Tensor, torch.Tensor]
+PREDICT_BATCH = 8192  # rows per forward pass at prediction and validation time
 
 
 @dataclass
@@ -87,6 +88,11 @@ class Adam:
 def step_lr(base_lr: float, epoch: int, step_size: int, gamma: float) -> float:
     """StepLR: the learning rate of a 1-based epoch."""
     return base_lr * gamma ** ((epoch - 1) // step_size)
+
+
+def chunks(x, size: int = PREDICT_BATCH):
+    """Consecutive slices of ``size`` rows."""
+    return (x[start:start + size] for start in range(0, len(x), size))
 
 
 def resolve_device(device: str) -> torch.device:
@@ -167,14 +173,11 @@ class NeuralRegressor(Estimator):
         self._standardise(np.asarray(X, np.float32), np.asarray(y, np.float64))
         self.module_ = self._build(X.shape[1]).to(self.device_)
 
-    def _forward_members(self, X: np.ndarray, batch: int = 8192) -> np.ndarray:
-        """(n, M) outputs in label units (M = 1 for single-output heads)."""
+    def _outputs(self, batches: Iterable[torch.Tensor]) -> np.ndarray:
+        """(n, M) outputs in label units (M = 1 for single-output heads) of batches of standardised inputs."""
         self.module_.eval()
-        out = []
         with torch.inference_mode():
-            for start in range(0, len(X), batch):
-                xb = self._x(X[start:start + batch]).to(self.device_)
-                out.append(self._predict_module(xb).float().cpu())
+            out = [self._predict_module(xb.to(self.device_)).float().cpu() for xb in batches]
         z = torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, 1))
         return z * self.y_std_ + self.y_mean_
 
@@ -182,7 +185,8 @@ class NeuralRegressor(Estimator):
         return self.module_(xb)
 
     def predict_members(self, X: np.ndarray) -> np.ndarray:
-        return self._forward_members(X)
+        """(n, M) outputs in label units; inputs standardised a batch at a time."""
+        return self._outputs(self._x(chunk) for chunk in chunks(X))
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.predict_members(X).mean(axis=1)
@@ -213,7 +217,7 @@ class _PlainHead(NeuralRegressor):
         self._start(X, y)
         config, device = self._train, self.device_
         xs, ys = self._x(X).to(device), self._y(y).unsqueeze(1).to(device)
-        y_valid = np.asarray(y_valid, np.float64)
+        xv, y_valid = self._x(X_valid).to(device), np.asarray(y_valid, np.float64)  # standardised once, not per epoch
 
         def epoch_batches(rng):
             order = torch.from_numpy(rng.permutation(len(xs))).to(device)
@@ -222,7 +226,7 @@ class _PlainHead(NeuralRegressor):
                 yield xs[idx], ys[idx]
 
         def validate():
-            mse = float(np.mean((self.predict(X_valid) - y_valid) ** 2))
+            mse = float(np.mean((self._outputs(chunks(xv))[:, 0] - y_valid) ** 2))
             return mse, mse
 
         self.result_ = train_loop(self.module_, config, epoch_batches, validate, self.y_std_, log)

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
-import pickle
 import numpy as np
 import pandas as pd
 

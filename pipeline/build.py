@@ -87,12 +87,13 @@ def build_cache(dataset: VariantSet, featurizer, cache_root: str | Path, flush_e
     frame = dataset.frame
     with cache.lock() if ranks.is_main else nullcontext():
         if ranks.is_main:
-            cache.write_dataset(dataset.name, dataset.checksum(), dataset.splits_frame(),
+            checksum = dataset.checksum()  # hashes the whole frame: once
+            cache.write_dataset(dataset.name, checksum, dataset.splits_frame(),
                                 {"rows": len(frame), "parent": dataset.parent,
                                  "mutation_prefix": dataset.mutation_format.prefix,
                                  "mutation_first_index": dataset.mutation_format.first_index})
             cache.ensure_manifest({**featurizer.manifest(), "dataset": dataset.name,
-                                   "dataset_checksum": dataset.checksum(), "versions": package_versions()})
+                                   "dataset_checksum": checksum, "versions": package_versions()})
             for path in cache.repair():
                 print(f"warning: an unreadable shard was set aside as {path}; its rows are embedded again",
                       file=sys.stderr)
