@@ -6,16 +6,14 @@ Random rows stand in for embeddings; everything else is the real build (ids, par
 compaction, manifest), so the seconds printed are what the cache adds to any model's time.
 """
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.build import build_cache  # noqa: E402
-from pipeline.datasets import load_gfp  # noqa: E402
+from pipeline.build import build_cache
+from pipeline.datasets import load_gfp
 
 
 class InstantFeaturizer:

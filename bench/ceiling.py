@@ -13,17 +13,15 @@ Two thirds of TAPE's test variants are dark. This prints, from the run's predict
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from models.data import load_split_data  # noqa: E402
-from models.metrics import spearman, spearman_ties_broken, tied_share  # noqa: E402
-from models.ridge import ValidatedRidge  # noqa: E402
-from pipeline.datasets import GFP_GENOTYPES, resolve_data_dir  # noqa: E402
+from models.data import load_split_data
+from models.metrics import spearman, spearman_ties_broken, tied_share
+from models.ridge import ValidatedRidge
+from pipeline.datasets import GFP_GENOTYPES, resolve_data_dir
 
 DARK = 2.2  # the valley between GFP's two modes of log-fluorescence
 THRESHOLDS = (1.5, 1.7, 1.8, 2.0, 2.2)

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.build import package_versions  # noqa: E402
-from pipeline.cache import EmbeddingCache  # noqa: E402
-from pipeline.datasets import load_gfp  # noqa: E402
-from pipeline.onehot import OneHotFeaturizer  # noqa: E402
+from pipeline.build import package_versions
+from pipeline.cache import EmbeddingCache
+from pipeline.datasets import load_gfp
+from pipeline.onehot import OneHotFeaturizer
 
 
 def random_cache(root: Path, width: int) -> str:

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from models.metrics import spearman, spearman_ties_broken  # noqa: E402
-from models.report import to_markdown  # noqa: E402
-from pipeline.cache import list_features  # noqa: E402
+from models.metrics import spearman, spearman_ties_broken
+from models.report import to_markdown
+from pipeline.cache import list_features
 
 HEADS = ("ridge", "mlp", "cnn", "ge", "mimo", "mimo-random", "mimo-random-monotone")
 VARIANTS = {"mimo-random": ["mimo", "--routing", "random"],

@@ -1,0 +1,57 @@
+"""mimo: mutation effects from protein language model embeddings, with uncertainty.
+
+The public API, in the order a user needs it::
+
+    import mimo
+
+    dataset = mimo.load_dataset("my_assay.csv", parent="parent.fasta")   # or load_dataset() for GFP
+    featurizer = mimo.get_featurizer("onehot", dataset)                   # or "unirep256", "esm2_t33_650M_UR50D",
+                                                                          # or a fair-esm checkpoint path
+    mimo.build_cache(dataset, featurizer, "cache")                        # resumable, HDF5 shards under cache/
+    data = mimo.load_split_data("cache", dataset.name, "onehot", "random")
+    run = mimo.fit_run(mimo.MimoRegressor(routing="random"), data, "runs/my-mimo")
+    run.metrics["test"]["spearman"]
+    table = mimo.predict_variants(mimo.load_run("runs/my-mimo"), variants="new.txt")
+
+Datasets: ``load_dataset``, ``load_gfp``, ``load_table``, ``load_fasta``, ``VariantSet``, ``data_home``.
+Featurizers: ``get_featurizer``, ``featurizer_from_manifest``, ``available_featurizers``, ``Featurizer``.
+Cache: ``build_cache``, ``EmbeddingCache``, ``list_features``, ``load_split_data``, ``SplitData``.
+Heads (scikit-learn style, keyword-only parameters): ``ValidatedRidge``, ``MlpRegressor``, ``CnnRegressor``,
+``GlobalEpistasisRegressor``, ``MimoRegressor``; ``HEADS``, ``head_class``, ``get_head``, ``save_model``, ``load_model``.
+Runs: ``fit_run``, ``load_run``, ``Run``, ``predict_variants``, ``featurize``.
+Errors: ``DataError`` (bad input: its message names the file, the line and the problem).
+
+Names are imported when first used, so ``import mimo`` (and the ``mimo`` command) starts fast.
+"""
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "pipeline.datasets": ("VariantSet", "load_dataset", "load_gfp", "load_table", "load_fasta", "data_home",
+                          "resolve_data_dir"),
+    "pipeline.featurizers": ("Featurizer", "get_featurizer", "featurizer_from_manifest", "available_featurizers"),
+    "pipeline.build": ("build_cache",),
+    "pipeline.cache": ("EmbeddingCache", "list_features"),
+    "pipeline.errors": ("DataError",),
+    "models.data": ("SplitData", "load_split_data"),
+    "models.ridge": ("ValidatedRidge",),
+    "models.neural": ("MlpRegressor", "CnnRegressor", "GlobalEpistasisRegressor", "MimoRegressor"),
+    "models.registry": ("HEADS", "head_class", "get_head", "save_model", "load_model"),
+    "models.runs": ("Run", "fit_run", "load_run"),
+    "mimo.predict": ("predict_variants", "featurize"),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module 'mimo' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

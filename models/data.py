@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cache import CachedEmbeddings, EmbeddingCache, list_features
-from pipeline.datasets import SPLIT_NAMES, read_split_file
+from pipeline.datasets import SPLIT_NAMES, read_split_file, split_hash
 from pipeline.errors import DataError
 
 
@@ -22,6 +22,11 @@ class SplitData:
     rows: CachedEmbeddings
     split: np.ndarray
     source: dict  # cache root, dataset record and features manifest: enough to rebuild the featurizer
+
+    @property
+    def split_hash(self) -> str:
+        """The split's content hash (``pipeline.datasets.split_hash``), as ``dataset.json`` records it."""
+        return split_hash(self.rows.ids, self.split)
 
     def mask(self, part: str) -> np.ndarray:
         return self.split == part

@@ -106,7 +106,7 @@ class MimoHead(nn.Module):
     brightness) instead of leaving it linear.
     """
 
-    def __init__(self, in_dim: int, members: int = 3, input_hidden: int = 64, shared: tuple[int, ...] = (128,),
+    def __init__(self, in_dim: int, members: int = 3, input_hidden: int = 32, shared: tuple[int, ...] = (128,),
                  member_hidden: int = 32, dropout: float = 0.1, output: str = "linear", components: int = 3):
         super().__init__()
         if output not in ("linear", "monotone"):

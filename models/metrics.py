@@ -63,3 +63,46 @@ def metrics_by_mutations(y: np.ndarray, prediction: np.ndarray, n_mutations: np.
         full = regression_metrics(y[m], prediction[m])
         out[str(int(count))] = {"n": full["n"], "mse": full["mse"], "spearman": full["spearman"]}
     return out
+
+
+# ------------------------------------------------------------------------------- uncertainty and intervals
+
+INTERVAL_LEVEL = 0.95
+
+
+def uncertainty_metrics(y: np.ndarray, mean: np.ndarray, std: np.ndarray) -> dict:
+    """How well member spread tracks error: Spearman(std, |error|) and coverage of mean +/- 2 std."""
+    error = np.abs(y - mean)
+    return {"spearman_std_abs_error": spearman(std, error),
+            "coverage_2std": float(np.mean(error <= 2 * std)), "mean_std": float(np.mean(std))}
+
+
+def interval_scale(y: np.ndarray, mean: np.ndarray, width: np.ndarray, level: float = INTERVAL_LEVEL) -> float:
+    """The factor q for intervals mean +/- q * width that cover ``level`` of (y, mean, width) rows: the
+    ceil((n + 1) * level)-th smallest |y - mean| / width (split-conformal with normalised errors).
+
+    Computed on validation rows, it gives intervals that cover ``level`` of new rows drawn like them; rows
+    further from the training data (TAPE's test) may be covered less, which the run's metrics show."""
+    ratio = np.abs(y - mean) / np.maximum(width, 1e-12)
+    rank = min(len(ratio), int(np.ceil((len(ratio) + 1) * level)))
+    return float(np.sort(ratio)[rank - 1])
+
+
+def calibrate_interval(y: np.ndarray, mean: np.ndarray, std: np.ndarray, level: float = INTERVAL_LEVEL) -> dict:
+    """Interval half-width = scale * (std + offset), calibrated on (y, mean, std) of validation rows.
+
+    The offset (median std) keeps members that agree almost exactly (a saturated output) from giving absurdly
+    narrow or, once scaled, absurdly wide intervals."""
+    offset = float(np.median(std))
+    return {"level": level, "scale": interval_scale(y, mean, std + offset, level), "offset": offset}
+
+
+def interval_bounds(mean: np.ndarray, std: np.ndarray, interval: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of ``calibrate_interval``'s interval around each prediction."""
+    half = interval["scale"] * (np.asarray(std) + interval["offset"])
+    return mean - half, mean + half
+
+
+def interval_metrics(y: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> dict:
+    """Share of ``y`` inside [lower, upper] and the mean width."""
+    return {"coverage": float(np.mean((lower <= y) & (y <= upper))), "mean_width": float(np.mean(upper - lower))}

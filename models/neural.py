@@ -12,7 +12,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .base import Estimator
+from pipeline.ranks import resolve_device
+
+from .base import Estimator, Param
 from .heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead
 from .routing import MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
 
@@ -95,12 +97,6 @@ def chunks(x, size: int = PREDICT_BATCH):
     return (x[start:start + size] for start in range(0, len(x), size))
 
 
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
 def train_loop(module: nn.Module, config: TrainConfig, epoch_batches: Callable[[np.random.Generator], Iterator[Batch]],
                validate: Callable[[], tuple[float, float]], y_scale: float,
                log: Callable[[str], None] | None = None) -> FitResult:
@@ -140,8 +136,28 @@ def train_loop(module: nn.Module, config: TrainConfig, epoch_batches: Callable[[
     return result
 
 
+TRAIN_FIELDS = tuple(TrainConfig.__dataclass_fields__)
+TRAIN_SPECS = {
+    "lr": Param("float", "Adam learning rate.", low=0, low_open=True, high=10),
+    "epochs": Param("int", "Most epochs to train.", low=1),
+    "batch_size": Param("int", "Rows per training step.", low=1),
+    "weight_decay": Param("float", "L2 weight decay.", low=0),
+    "step_size": Param("int", "StepLR: epochs between learning-rate drops.", low=1),
+    "gamma": Param("float", "StepLR: learning-rate factor at each drop.", low=0, low_open=True, high=1),
+    "patience": Param("int", "Stop after this many epochs without a better validation MSE; the best epoch is "
+                      "kept.", low=1),
+    "seed": Param("int", "Seed of the initial weights and of the batch order.", low=0),
+    "device": Param("str", "cpu, cuda, cuda:1, ... (auto: the GPU when there is one)."),
+}
+DROPOUT = Param("float", "Dropout probability.", low=0, high=0.95)
+
+
 class NeuralRegressor(Estimator):
-    """Shared parts of the neural heads: standardisation, batching, the loop, prediction, saving."""
+    """Shared parts of the neural heads: standardisation, batching, the loop, prediction, saving.
+
+    Every neural head takes the training loop's parameters (``TRAIN_FIELDS``: lr, epochs, batch_size,
+    weight_decay, step_size, gamma, patience, seed, device) as keyword arguments of its own, with its own
+    defaults."""
 
     name = "neural"
 
@@ -149,8 +165,8 @@ class NeuralRegressor(Estimator):
         raise NotImplementedError
 
     @property
-    def _train(self) -> TrainConfig:
-        return self.train if self.train is not None else TrainConfig()
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(**{name: getattr(self, name) for name in TRAIN_FIELDS})
 
     def _standardise(self, X: np.ndarray, y: np.ndarray) -> None:
         self.x_mean_ = X.mean(axis=0).astype(np.float32)
@@ -167,9 +183,11 @@ class NeuralRegressor(Estimator):
         return torch.from_numpy(((np.asarray(y, np.float64) - self.y_mean_) / self.y_std_).astype(np.float32))
 
     def _start(self, X: np.ndarray, y: np.ndarray) -> None:
-        config = self._train
-        torch.manual_seed(config.seed)
-        self.device_ = resolve_device(config.device)
+        self._validate_params()
+        if len(X) == 0:
+            raise ValueError("no training rows")
+        torch.manual_seed(self.seed)
+        self.device_ = resolve_device(self.device)
         self._standardise(np.asarray(X, np.float32), np.asarray(y, np.float64))
         self.module_ = self._build(X.shape[1]).to(self.device_)
 
@@ -191,16 +209,25 @@ class NeuralRegressor(Estimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.predict_members(X).mean(axis=1)
 
-    def predict_with_std(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        members = self.predict_members(X)
-        return members.mean(axis=1), (members.std(axis=1) if members.shape[1] > 1 else None)
+    def run_summary(self) -> dict:
+        """What a run records of the fit besides its parameters: epochs, best epoch, the loss history."""
+        result = self.result_
+        return {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
+                "stopped_early": result.stopped_early, "history": [asdict(r) for r in result.history]}
 
-    def save(self, path: str | Path) -> None:
-        params = self.get_params(deep=False)
-        params["train"] = asdict(self._train)
-        torch.save({"class": type(self).__name__, "params": params, "state": self.module_.state_dict(),
-                    "in_dim": int(self.x_mean_.shape[0]), "x_mean": self.x_mean_, "x_std": self.x_std_,
-                    "y_mean": self.y_mean_, "y_std": self.y_std_, "extra": self._extra_state()}, path)
+    def fitted_state(self) -> dict:
+        return {"module": self.module_.state_dict(), "in_dim": int(self.x_mean_.shape[0]), "x_mean": self.x_mean_,
+                "x_std": self.x_std_, "y_mean": self.y_mean_, "y_std": self.y_std_, "extra": self._extra_state()}
+
+    def load_fitted_state(self, state: dict, device: str = "cpu") -> None:
+        self.x_mean_ = np.asarray(state["x_mean"], np.float32)
+        self.x_std_ = np.asarray(state["x_std"], np.float32)
+        self.y_mean_, self.y_std_ = float(state["y_mean"]), float(state["y_std"])
+        self.device_ = resolve_device(device)
+        self._load_extra(state.get("extra", {}))
+        self.module_ = self._build(int(state["in_dim"])).to(self.device_)
+        self.module_.load_state_dict({k: torch.as_tensor(v) for k, v in state["module"].items()})
+        self.module_.eval()
 
     def _extra_state(self) -> dict:
         return {}
@@ -215,7 +242,7 @@ class _PlainHead(NeuralRegressor):
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
             log: Callable[[str], None] | None = None, **_) -> "_PlainHead":
         self._start(X, y)
-        config, device = self._train, self.device_
+        config, device = self.train_config, self.device_
         xs, ys = self._x(X).to(device), self._y(y).unsqueeze(1).to(device)
         xv, y_valid = self._x(X_valid).to(device), np.asarray(y_valid, np.float64)  # standardised once, not per epoch
 
@@ -234,45 +261,53 @@ class _PlainHead(NeuralRegressor):
 
 
 class MlpRegressor(_PlainHead):
-    """The report's base model."""
+    """The report's base model: linear layers and ReLU over the embedding."""
 
     name = "mlp"
+    _param_specs = {"hidden": Param("sizes", "Hidden layer sizes."), "dropout": DROPOUT, **TRAIN_SPECS}
 
-    def __init__(self, hidden: tuple[int, ...] = (256, 64), dropout: float = 0.1, train: TrainConfig | None = None):
-        self.hidden = hidden
-        self.dropout = dropout
-        self.train = train
+    def __init__(self, *, hidden: tuple[int, ...] = (256, 64), dropout: float = 0.1, lr: float = 1e-3,
+                 epochs: int = 40, batch_size: int = 256, weight_decay: float = 1e-4, step_size: int = 10,
+                 gamma: float = 0.5, patience: int = 6, seed: int = 0, device: str = "auto"):
+        self._store(locals())
 
     def _build(self, in_dim: int) -> nn.Module:
         return MlpHead(in_dim, tuple(self.hidden), self.dropout)
 
 
 class CnnRegressor(_PlainHead):
-    """The report's improved (convolutional) model."""
+    """The report's improved model: 1-D convolutions and ReLU, then linear layers, over the embedding."""
 
     name = "cnn"
+    _param_specs = {"channels": Param("sizes", "Channels of the convolutional layers."),
+                    "kernel_size": Param("int", "Convolution kernel width.", low=1),
+                    "hidden": Param("sizes", "Sizes of the linear layers after the convolutions."),
+                    "dropout": DROPOUT, **TRAIN_SPECS}
 
-    def __init__(self, channels: tuple[int, ...] = (8, 16), kernel_size: int = 9, hidden: tuple[int, ...] = (64,),
-                 dropout: float = 0.1, train: TrainConfig | None = None):
-        self.channels = channels
-        self.kernel_size = kernel_size
-        self.hidden = hidden
-        self.dropout = dropout
-        self.train = train
+    def __init__(self, *, channels: tuple[int, ...] = (8, 16), kernel_size: int = 9, hidden: tuple[int, ...] = (64,),
+                 dropout: float = 0.1, lr: float = 1e-3, epochs: int = 40, batch_size: int = 256,
+                 weight_decay: float = 1e-4, step_size: int = 10, gamma: float = 0.5, patience: int = 6,
+                 seed: int = 0, device: str = "auto"):
+        self._store(locals())
 
     def _build(self, in_dim: int) -> nn.Module:
         return ConvHead(in_dim, tuple(self.channels), self.kernel_size, hidden=tuple(self.hidden), dropout=self.dropout)
 
 
 class GlobalEpistasisRegressor(_PlainHead):
-    """An additive latent score through a learned monotone nonlinearity (``GlobalEpistasisHead``)."""
+    """Global epistasis: an additive latent score through a learned monotone nonlinearity
+    (``GlobalEpistasisHead``). Trains with a higher learning rate and longer patience than the other heads."""
 
     name = "ge"
+    _param_specs = {"components": Param("int", "Sigmoids summed in the monotone output nonlinearity.", low=1),
+                    "standardize": Param("bool", "Standardise inputs (default: yes, except 0/1 columns such as "
+                                         "one-hot).", none_ok=True),
+                    **TRAIN_SPECS}
 
-    def __init__(self, components: int = 3, standardize: bool | None = None, train: TrainConfig | None = None):
-        self.components = components
-        self.standardize = standardize
-        self.train = train
+    def __init__(self, *, components: int = 3, standardize: bool | None = None, lr: float = 1e-2, epochs: int = 60,
+                 batch_size: int = 256, weight_decay: float = 1e-5, step_size: int = 10, gamma: float = 0.5,
+                 patience: int = 10, seed: int = 0, device: str = "auto"):
+        self._store(locals())
 
     def _build(self, in_dim: int) -> nn.Module:
         return GlobalEpistasisHead(in_dim, self.components)
@@ -302,25 +337,36 @@ class MimoRegressor(NeuralRegressor):
     """
 
     name = "mimo"
+    _param_specs = {
+        "members": Param("int", "Members (random routing: default 3; routing by mutations: one per group).",
+                         low=1, high=64, none_ok=True),
+        "groups": Param("str", "Mutation-count groups, one per member, e.g. '0-1,2,3-' (default: one per count "
+                        "in train, the parent with the singles).", none_ok=True),
+        "max_members": Param("int", "With more counts than this in train, counts are grouped into this many "
+                             "ranges.", low=1, high=64),
+        "routing": Param("str", "mutations: member k trains on its mutation-count group (the report); random: "
+                         "Havasi et al.", choices=("mutations", "random")),
+        "repeat": Param("int", "Routing by mutations: epoch = smallest group x this, and as many rows drawn "
+                        "from every other group.", low=1),
+        "rho": Param("float", "Random routing: input repetition probability.", low=0, high=1),
+        "batch_repetition": Param("int", "Random routing: batch repetitions.", low=1),
+        "input_hidden": Param("int", "Width of each member's input layer.", low=1),
+        "shared": Param("sizes", "Sizes of the shared middle layers."),
+        "member_hidden": Param("int", "Width of each member's part of the last shared layer.", low=1),
+        "dropout": DROPOUT,
+        "output": Param("str", "Each member's output: linear, or through its own learned monotone sigmoid sum "
+                        "(as `fit ge`).", choices=("linear", "monotone")),
+        "components": Param("int", "Monotone output: sigmoids summed per member.", low=1),
+        **TRAIN_SPECS,
+    }
 
-    def __init__(self, members: int | None = None, groups: str | None = None, max_members: int = 4,
+    def __init__(self, *, members: int | None = None, groups: str | None = None, max_members: int = 4,
                  routing: str = "mutations", repeat: int = 10, rho: float = 0.0, batch_repetition: int = 1,
                  input_hidden: int = 32, shared: tuple[int, ...] = (128,), member_hidden: int = 32,
-                 dropout: float = 0.1, output: str = "linear", components: int = 3, train: TrainConfig | None = None):
-        self.members = members
-        self.groups = groups
-        self.max_members = max_members
-        self.routing = routing
-        self.repeat = repeat
-        self.rho = rho
-        self.batch_repetition = batch_repetition
-        self.input_hidden = input_hidden
-        self.shared = shared
-        self.member_hidden = member_hidden
-        self.dropout = dropout
-        self.output = output
-        self.components = components
-        self.train = train
+                 dropout: float = 0.1, output: str = "linear", components: int = 3, lr: float = 1e-3,
+                 epochs: int = 40, batch_size: int = 256, weight_decay: float = 1e-4, step_size: int = 10,
+                 gamma: float = 0.5, patience: int = 6, seed: int = 0, device: str = "auto"):
+        self._store(locals())
 
     def _build(self, in_dim: int) -> nn.Module:
         return MimoHead(in_dim, self.n_members_, self.input_hidden, tuple(self.shared), self.member_hidden,
@@ -332,18 +378,21 @@ class MimoRegressor(NeuralRegressor):
     def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
             counts: np.ndarray | None = None, counts_valid: np.ndarray | None = None,
             log: Callable[[str], None] | None = None) -> "MimoRegressor":
-        if self.routing not in ("mutations", "random"):
-            raise ValueError(f"routing must be 'mutations' or 'random', not {self.routing!r}")
+        self._validate_params()
         if self.routing == "mutations":
             if counts is None or counts_valid is None:
                 raise ValueError("routing by mutations needs the mutation counts of train and valid rows")
+            if np.any(np.asarray(counts) < 0) or np.any(np.asarray(counts_valid) < 0):
+                raise ValueError("routing by mutations needs every row's mutation count, and this dataset has "
+                                 "rows without one (sequences not aligned to a parent); use routing='random' "
+                                 "(--routing random)")
             self.groups_ = MutationGroups.from_counts(counts, self.groups, self.members or self.max_members)
             self.n_members_ = len(self.groups_)
         else:
             self.groups_ = None
             self.n_members_ = self.members or 3
         self._start(X, y)
-        config, device = self._train, self.device_
+        config, device = self.train_config, self.device_
         xs, ys = self._x(X).to(device), self._y(y).to(device)
         xv, yv = self._x(X_valid).to(device), self._y(y_valid).to(device)
 
@@ -386,21 +435,3 @@ class MimoRegressor(NeuralRegressor):
         self.groups_ = None if extra["groups"] is None else MutationGroups([tuple(r) for r in extra["groups"]])
 
 
-HEADS = {cls.name: cls for cls in (MlpRegressor, CnnRegressor, GlobalEpistasisRegressor, MimoRegressor)}
-
-
-def load_head(path: str | Path, device: str = "cpu") -> NeuralRegressor:
-    """Rebuild a saved head for prediction."""
-    saved = torch.load(path, map_location=device, weights_only=False)
-    cls = {c.__name__: c for c in HEADS.values()}[saved["class"]]
-    params = dict(saved["params"])
-    params["train"] = TrainConfig(**{**params["train"], "device": device})
-    model = cls(**params)
-    model.x_mean_, model.x_std_ = saved["x_mean"], saved["x_std"]
-    model.y_mean_, model.y_std_ = saved["y_mean"], saved["y_std"]
-    model.device_ = torch.device(device)
-    model._load_extra(saved["extra"])
-    model.module_ = model._build(saved["in_dim"]).to(device)
-    model.module_.load_state_dict(saved["state"])
-    model.module_.eval()
-    return model

@@ -6,26 +6,54 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.errors import DataError
+from .registry import HEADS, head_class
+from .runs import check_run_dir
+
+
+def _train_params(metrics: dict) -> dict:
+    """The head's parameters, flat (runs written before the training parameters were the head's own nest
+    them under ``train``)."""
+    params = dict(metrics.get("params", {}))
+    return {**params.pop("train", {}), **params}
 
 
 def _settings(metrics: dict) -> str:
-    params = metrics.get("params", {})
+    """Training summary: alpha for ridge, epochs and learning rate for neural heads."""
+    params = _train_params(metrics)
     if metrics["model"] == "ridge":
-        return f"alpha {params.get('alpha', float('nan')):.3g}"
-    train = params.get("train", {})
-    return f"{metrics.get('epochs_run', '?')} epochs (best {metrics.get('best_epoch', '?')}), lr {train.get('lr', '?'):g}"
+        return f"alpha {params.get('alpha', metrics.get('alpha', float('nan'))):.3g}"
+    return (f"{metrics.get('epochs_run', '?')} epochs (best {metrics.get('best_epoch', '?')}), "
+            f"lr {params.get('lr', float('nan')):g}")
+
+
+def _distinguishing(metrics: dict) -> str:
+    """The head's parameters that differ from its defaults (training ones aside), so two runs never look alike."""
+    if metrics["model"] not in HEADS:
+        return ""
+    defaults = head_class(metrics["model"]).param_defaults()
+    skip = {"device", "alphas"}
+    params = _train_params(metrics)
+    out = []
+    for name, value in params.items():
+        if name in skip or name not in defaults:
+            continue
+        default = defaults[name]
+        if isinstance(default, tuple):
+            default = list(default)
+        if value != default:
+            out.append(f"{name}={','.join(map(str, value)) if isinstance(value, list) else value}")
+    return " ".join(out)
 
 
 def gather_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
-    """One row per run: model, settings, train/valid/test loss (MSE), Spearman, fit seconds."""
+    """One row per run: model, its non-default parameters, dataset, features, split (and hash), training
+    summary, train/valid/test loss (MSE), Spearman, fit seconds."""
     rows = []
     for run_dir in run_dirs:
-        path = Path(run_dir) / "metrics.json"
-        if not path.exists():
-            raise DataError("not a run directory: no metrics.json", run_dir)
-        m = json.loads(path.read_text())
-        row = {"run": Path(run_dir).name, "model": m["model"], "features": m["features"], "split": m["split"],
+        m = json.loads((check_run_dir(run_dir) / "metrics.json").read_text())
+        row = {"run": Path(run_dir).name, "model": m["model"], "params": _distinguishing(m),
+               "dataset": m.get("dataset", ""), "features": m["features"],
+               "split": m["split"] + (f" ({m['split_hash'][:8]})" if m.get("split_hash") else ""),
                "epochs & lr": _settings(m), "train loss": m["train"]["mse"], "valid loss": m["valid"]["mse"],
                "test loss": m["test"]["mse"], "valid Spearman": m["valid"]["spearman"],
                "test Spearman": m["test"]["spearman"],

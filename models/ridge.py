@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Estimator
+from .base import Estimator, Param
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
 CHUNK = 4096  # rows per block: no full-size temporaries of the (n, d) training matrix
@@ -15,11 +15,24 @@ class ValidatedRidge(Estimator):
     One eigendecomposition of the Gram matrix serves every alpha, so the search costs about one fit.
     """
 
-    def __init__(self, alphas: tuple[float, ...] = DEFAULT_ALPHAS, standardize: bool = True):
-        self.alphas = alphas
-        self.standardize = standardize
+    name = "ridge"
+    _param_specs = {
+        "standardize": Param("bool", "Fit on standardised features (else on raw ones)."),
+    }
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray) -> "ValidatedRidge":
+    def __init__(self, *, alphas: tuple[float, ...] = DEFAULT_ALPHAS, standardize: bool = True):
+        self._store(locals())
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        alphas = np.asarray(self.alphas, dtype=np.float64)
+        if alphas.ndim != 1 or not len(alphas) or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
+            raise ValueError(f"alphas must be a non-empty sequence of positive numbers, not {self.alphas!r}")
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray, **_) -> "ValidatedRidge":
+        """Fit for every alpha, keep the one with the lowest MSE on (X_valid, y_valid). Extra keyword arguments
+        (mutation counts, a progress callback) are accepted, as every head takes them, and not used."""
+        self._validate_params()
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.float64)
         n, d = X.shape
@@ -64,3 +77,20 @@ class ValidatedRidge(Estimator):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         return (np.asarray(X, np.float32) @ self.coef_.astype(np.float32)).astype(np.float64) + self.intercept_
+
+    def predict_members(self, X: np.ndarray) -> np.ndarray:
+        """(n, 1): one member, as every head's ``predict_members`` returns (n, members)."""
+        return self.predict(X)[:, None]
+
+    def run_summary(self) -> dict:
+        """What a run records of the fit besides its parameters."""
+        return {"alpha": self.alpha_, "valid_mse_by_alpha": {f"{a:g}": m for a, m in self.valid_mse_.items()}}
+
+    def fitted_state(self) -> dict:
+        return {"coef": self.coef_, "intercept": self.intercept_, "alpha": self.alpha_, "y_mean": self.y_mean_,
+                "valid_mse": [self.valid_mse_[a] for a in self.alphas]}
+
+    def load_fitted_state(self, state: dict, device: str = "cpu") -> None:
+        self.coef_ = np.asarray(state["coef"], np.float64)
+        self.intercept_, self.alpha_, self.y_mean_ = state["intercept"], state["alpha"], state["y_mean"]
+        self.valid_mse_ = dict(zip(self.alphas, state["valid_mse"]))

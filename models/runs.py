@@ -1,8 +1,18 @@
-"""Run directories: ``metrics.json``, ``predictions.csv`` and the fitted model."""
+"""Runs: the one place that fits a head and writes a run directory, and reads one back.
+
+A run directory holds ``metrics.json`` (metrics on train/valid/test, the head's parameters, the split's name
+and hash), ``predictions.csv``, ``source.json`` (cache, dataset record, features manifest: what `mimo predict`
+needs to featurize new input), ``model.pt`` (``models.registry``'s one format) and, for neural heads,
+``loss_curve.svg``.
+"""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
+import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -10,30 +20,85 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from pipeline.errors import DataError
+
+from .base import Estimator
 from .data import SplitData
-from .metrics import metrics_by_mutations, regression_metrics, spearman_ties_broken, tied_share
+from .metrics import (calibrate_interval, interval_bounds, interval_metrics, metrics_by_mutations,
+                      regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
+from .registry import MODEL_FILE, load_model, save_model
+from .svg import line_chart
 
 PARTS = ("train", "valid", "test")
+RUN_FILES = ("metrics.json", "source.json")
+DEFAULT_ROOT = "runs"
 
 
-def make_run_dir(out: str | Path | None, model: str, root: str | Path = "runs") -> Path:
-    """``out`` if given, else ``runs/<timestamp>-<model>`` (never an existing directory's files overwritten)."""
-    if out is None:
-        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = Path(root) / f"{stamp}-{model}"
-        suffix = 1
-        while out.exists():
-            suffix += 1
-            out = Path(root) / f"{stamp}-{model}-{suffix}"
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+def is_run_dir(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and all((path / name).is_file() for name in RUN_FILES)
+
+
+def check_run_dir(path: str | Path) -> Path:
+    """``path`` if it is a run directory, else a DataError saying what is missing."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError("not a run directory: no such directory", path)
+    missing = [name for name in RUN_FILES if not (path / name).is_file()]
+    if missing:
+        raise DataError(f"not a run directory: no {' or '.join(missing)}", path)
+    return path
+
+
+def default_run_dir(model: str, root: str | Path = DEFAULT_ROOT) -> Path:
+    """``runs/<timestamp>-<model>``, with a suffix when that exists."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(root) / f"{stamp}-{model}"
+    suffix = 1
+    while out.exists():
+        suffix += 1
+        out = Path(root) / f"{stamp}-{model}-{suffix}"
     return out
+
+
+def prepare_run_dir(out: str | Path, force: bool = False) -> Path:
+    """Check, before any training, that ``out`` can become a run directory: refused when it exists and is not
+    empty (unless ``force``); its parent is created and must be writable. Returns a fresh staging directory
+    beside ``out``, renamed into place by ``commit_run_dir`` once everything is written."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError("--out exists and is not a directory", out)
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise DataError("--out is not empty (a run is never written over another; choose another --out, or "
+                        "pass --force to replace it)", out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
+        staging.mkdir()
+    except OSError as exc:
+        raise DataError(f"cannot write the run directory here ({exc.strerror or exc})", out) from None
+    return staging
+
+
+def commit_run_dir(staging: Path, out: Path) -> Path:
+    """Move a completely written run into place (replacing ``out`` only when ``prepare_run_dir`` allowed it)."""
+    if out.exists():
+        shutil.rmtree(out) if out.is_dir() else out.unlink()
+    os.replace(staging, out)
+    return out
+
+
+def timed(fn: Callable[[], object]) -> tuple[object, float]:
+    start = time.perf_counter()
+    result = fn()
+    return result, time.perf_counter() - start
 
 
 def evaluate(data: SplitData, prediction: np.ndarray, model: str, fit_seconds: float, extra: dict | None = None
              ) -> tuple[dict, pd.DataFrame]:
     """Metrics on train/valid/test (test also by mutation count) and the predictions table."""
-    metrics: dict = {"model": model, "features": data.features, "dataset": data.dataset, "split": data.split_name}
+    metrics: dict = {"model": model, "features": data.features, "dataset": data.dataset, "split": data.split_name,
+                     "split_hash": data.split_hash}
     for part in PARTS:
         m = data.mask(part)
         metrics[part] = regression_metrics(data.rows.labels[m], prediction[m])
@@ -52,17 +117,103 @@ def evaluate(data: SplitData, prediction: np.ndarray, model: str, fit_seconds: f
     return metrics, predictions
 
 
-def write_run(run_dir: Path, metrics: dict, predictions: pd.DataFrame, source: dict) -> None:
-    """metrics.json, predictions.csv, and source.json (what `mimo predict` needs to featurize new input)."""
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (run_dir / "source.json").write_text(json.dumps(source, indent=2) + "\n")
-    predictions.to_csv(run_dir / "predictions.csv", index=False)  # shortest exact repr: metrics recompute exactly
+def _member_metrics(model: Estimator, data: SplitData, members: np.ndarray, metrics: dict,
+                    predictions: pd.DataFrame) -> None:
+    """Members' spread as uncertainty: per-member test metrics, calibrated intervals, how well they hold."""
+    mean, std = members.mean(axis=1), members.std(axis=1)
+    valid, test = data.mask("valid"), data.mask("test")
+    labels = data.rows.labels
+    interval = calibrate_interval(labels[valid], mean[valid], std[valid])
+    lower, upper = interval_bounds(mean, std, interval)
+    predictions["std"], predictions["lower"], predictions["upper"] = std, lower, upper
+    groups = getattr(model, "groups_", None)
+    names = groups.labels() if groups is not None else None
+    metrics["members"] = [{"member": k, "mutations": None if names is None else names[k],
+                           "test": regression_metrics(labels[test], members[test, k])}
+                          for k in range(members.shape[1])]
+    metrics["uncertainty"] = {part: uncertainty_metrics(labels[mask], mean[mask], std[mask])
+                              for part, mask in (("test", test), ("valid", valid))}
+    metrics["uncertainty"]["interval"] = {
+        **interval, **{part: interval_metrics(labels[mask], lower[mask], upper[mask])
+                       for part, mask in (("valid", valid), ("test", test))}}
 
 
-def timed(fn: Callable[[], object]) -> tuple[object, float]:
-    start = time.perf_counter()
-    result = fn()
-    return result, time.perf_counter() - start
+def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *, force: bool = False,
+            log: Callable[[str], None] | None = None, root: str | Path = DEFAULT_ROOT) -> "Run":
+    """Fit ``model`` on the train split (validation for model choice and early stopping), evaluate it on every
+    split, and write the run directory ``out`` (default ``runs/<timestamp>-<head>``). ``out`` is checked
+    before training; the run appears complete or not at all."""
+    out = Path(out) if out is not None else default_run_dir(model.name, root)
+    staging = prepare_run_dir(out, force)
+    try:
+        _, seconds = timed(lambda: model.fit(data.X("train"), data.y("train"), data.X("valid"), data.y("valid"),
+                                             counts=data.n_mutations("train"), counts_valid=data.n_mutations("valid"),
+                                             log=log))
+        members = model.predict_members(data.rows.embeddings)
+        extra = {"params": model.get_params(), **model.run_summary()}
+        metrics, predictions = evaluate(data, members.mean(axis=1), model.name, seconds, extra)
+        if members.shape[1] > 1:
+            _member_metrics(model, data, members, metrics, predictions)
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+        (staging / "source.json").write_text(json.dumps(data.source, indent=2) + "\n")
+        predictions.to_csv(staging / "predictions.csv", index=False)  # shortest exact repr
+        save_model(model, staging / MODEL_FILE)
+        if "history" in metrics:
+            plot_loss_curve(metrics, staging / "loss_curve.svg")
+        commit_run_dir(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return Run(out, metrics, data.source, model)
+
+
+def _json_default(value):
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+@dataclass
+class Run:
+    """A fitted run: its directory, metrics, source and (loaded when first needed) model."""
+
+    directory: Path
+    metrics: dict
+    source: dict
+    _model: Estimator | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> Estimator:
+        if self._model is None:
+            self._model = load_model(self.directory)
+        return self._model
+
+    @property
+    def parent(self) -> str | None:
+        return self.source["dataset"].get("parent")
+
+    def predict(self, X: np.ndarray) -> pd.DataFrame:
+        """``prediction`` for each row of features ``X``; with several members also ``std`` and the run's
+        calibrated 95% interval ``lower``, ``upper``."""
+        members = self.model.predict_members(X)
+        out = pd.DataFrame({"prediction": members.mean(axis=1)})
+        if members.shape[1] > 1:
+            out["std"] = members.std(axis=1)
+            interval = self.metrics.get("uncertainty", {}).get("interval")
+            if interval is not None:
+                out["lower"], out["upper"] = interval_bounds(out["prediction"].to_numpy(), out["std"].to_numpy(),
+                                                             interval)
+        return out
+
+
+def load_run(directory: str | Path) -> Run:
+    """A run directory written by ``fit_run`` (or by an earlier version of mimo)."""
+    directory = check_run_dir(directory)
+    metrics = json.loads((directory / "metrics.json").read_text())
+    source = json.loads((directory / "source.json").read_text())
+    return Run(directory, metrics, source)
 
 
 def summary_line(metrics: dict) -> str:
@@ -78,3 +229,18 @@ def summary_line(metrics: dict) -> str:
     return (f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']} split): "
             f"test Spearman {fmt(t['spearman'])}{ties}, test MSE {fmt(t['mse'])}, "
             f"valid Spearman {fmt(v['spearman'])}, fit {metrics['fit_seconds']:.2f}s")
+
+
+def plot_loss_curve(metrics: dict, path: Path) -> Path:
+    """Train and validation loss per epoch (the report's Figure 4), best epoch marked, as SVG."""
+    history = metrics["history"]
+    series = {"train loss": [h["train_loss"] for h in history], "valid loss": [h["valid_loss"] for h in history]}
+    dashed = ()
+    if metrics["model"] == "mimo":
+        series["valid MSE (members averaged)"] = [h["valid_mse"] for h in history]
+        dashed = ("valid MSE (members averaged)",)
+    return line_chart([h["epoch"] for h in history], series, path,
+                      title=f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']}): "
+                            f"Adam, StepLR, lr={metrics['params']['lr']:g}, MSE",
+                      xlabel="epoch", ylabel="MSE", dashed=dashed,
+                      marker=(metrics["best_epoch"], f"best epoch {metrics['best_epoch']}"))

@@ -85,6 +85,9 @@ def build_cache(dataset: VariantSet, featurizer, cache_root: str | Path, flush_e
     ranks = ranks or Ranks()
     cache = EmbeddingCache(cache_root, dataset.name, featurizer.name)
     frame = dataset.frame
+    check = getattr(featurizer, "check", None)
+    if check is not None:  # refuse what the featurizer cannot embed before anything is written
+        check(frame)
     with cache.lock() if ranks.is_main else nullcontext():
         if ranks.is_main:
             checksum = dataset.checksum()  # hashes the whole frame: once

@@ -152,19 +152,41 @@ class EmbeddingCache:
             handle.close()
 
     def write_dataset(self, name: str, checksum: str, splits: pd.DataFrame, info: dict) -> None:
-        """Record the dataset and its splits, refusing to mix in a different dataset of the same name."""
+        """Record the dataset and its splits, refusing to mix in a different dataset of the same name.
+
+        A split is written once: a split already recorded stays as it is (one with the same name but other
+        content is refused); a new name is added beside the others. ``dataset.json`` lists every split's
+        content hash (``split_hash``)."""
+        from .datasets import split_hash
+
         meta_path = self.dataset_dir / "dataset.json"
-        if meta_path.exists():
-            old = json.loads(meta_path.read_text())
-            if old.get("checksum") != checksum:
-                raise DataError(f"this cache holds a different dataset named {name!r} (checksum "
-                                f"{old.get('checksum', '?')[:12]}, new data {checksum[:12]}); use another "
-                                f"--name or --cache", meta_path)
+        old = json.loads(meta_path.read_text()) if meta_path.exists() else None
+        if old is not None and old.get("checksum") != checksum:
+            raise DataError(f"this cache holds a different dataset named {name!r} (checksum "
+                            f"{old.get('checksum', '?')[:12]}, new data {checksum[:12]}); use another "
+                            f"--name or --cache", meta_path)
+        ids = splits["id"].to_numpy()
+        new_hashes = {c: split_hash(ids, splits[c].to_numpy()) for c in splits.columns if c != "id"}
+        recorded = self.load_splits() if (self.dataset_dir / "splits.csv").exists() else None
+        merged = recorded.copy() if recorded is not None else splits[["id"]].copy()
+        if recorded is not None and not np.array_equal(recorded["id"].to_numpy(), ids):
+            raise DataError("the recorded splits list other rows than the dataset; delete the dataset's cache "
+                            "folder to start over", self.dataset_dir / "splits.csv")
+        hashes = {c: split_hash(ids, merged[c].to_numpy()) for c in merged.columns if c != "id"}
+        for column, digest in new_hashes.items():
+            if column in hashes and hashes[column] != digest:
+                raise DataError(f"split {column!r} is already recorded with other content (hash {hashes[column]}, "
+                                f"now {digest}); a split never changes under its name: pass another --seed to "
+                                f"add a new named split", self.dataset_dir / "splits.csv")
+            if column not in hashes:
+                merged[column] = splits[column].to_numpy()
+                hashes[column] = digest
         self.dataset_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.dataset_dir / f".splits.{uuid.uuid4().hex[:8]}.tmp"
-        splits.to_csv(tmp, index=False)
-        os.replace(tmp, self.dataset_dir / "splits.csv")
-        _write_json(meta_path, {"name": name, "checksum": checksum, **info})
+        if recorded is None or len(merged.columns) != len(recorded.columns):
+            tmp = self.dataset_dir / f".splits.{uuid.uuid4().hex[:8]}.tmp"
+            merged.to_csv(tmp, index=False)
+            os.replace(tmp, self.dataset_dir / "splits.csv")
+        _write_json(meta_path, {"name": name, "checksum": checksum, **info, "splits": hashes})
 
     def ensure_manifest(self, manifest: dict) -> None:
         """Write the manifest, or check that an existing one describes the same features."""

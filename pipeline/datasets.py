@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -52,12 +54,20 @@ class VariantSet:
         return h.hexdigest()
 
     def sample(self, n: int, seed: int = 0) -> "VariantSet":
-        """A seeded random subset of ``n`` rows (all rows when ``n`` is larger), named ``<name>-sample<n>``."""
+        """A seeded random subset of ``n`` rows (all rows when ``n`` is larger), named ``<name>-sample<n>``
+        (``<name>-sample<n>-seed<seed>`` for a seed other than 0)."""
+        if n < 1:
+            raise DataError(f"a sample needs at least 1 row, not {n}")
         if n >= len(self.frame):
             return self
         rows = np.sort(np.random.default_rng(seed).choice(len(self.frame), n, replace=False))
-        return VariantSet(f"{self.name}-sample{n}", self.frame.iloc[rows].reset_index(drop=True), self.parent,
+        return VariantSet(seeded_name(f"{self.name}-sample{n}", seed), self.frame.iloc[rows].reset_index(drop=True), self.parent,
                           self.mutation_format, {k: v[rows] for k, v in self.splits.items()})
+
+    def split_hashes(self) -> dict[str, str]:
+        """Each named split's content hash (``split_hash``)."""
+        ids = self.frame["id"].to_numpy()
+        return {name: split_hash(ids, assignment) for name, assignment in self.splits.items()}
 
     def splits_frame(self) -> pd.DataFrame:
         """``id`` plus one column per named split."""
@@ -65,6 +75,22 @@ class VariantSet:
         for name, assignment in self.splits.items():
             out[name] = assignment
         return out
+
+
+def split_hash(ids, assignment) -> str:
+    """A split's identity: the first 16 hex digits of the SHA-256 of its (id, part) pairs in id order.
+
+    Rows outside train/valid/test (``none``) are left out, so a split's hash does not depend on which other
+    rows a cache holds."""
+    pairs = sorted((str(i), str(a)) for i, a in zip(ids, assignment) if str(a) in SPLIT_NAMES)
+    return hashlib.sha256("\n".join(f"{i},{a}" for i, a in pairs).encode()).hexdigest()[:16]
+
+
+def seeded_name(name: str, seed: int) -> str:
+    """The name of a random split drawn with ``seed``: ``balanced`` for seed 0, ``balanced-seed3`` for 3.
+
+    Seeds get their own names so that a split, once written to a cache, never changes under its name."""
+    return name if seed == 0 else f"{name}-seed{seed}"
 
 
 def _frame(rows: dict[str, list]) -> pd.DataFrame:
@@ -76,21 +102,41 @@ def _frame(rows: dict[str, list]) -> pd.DataFrame:
 
 # --------------------------------------------------------------------------- GFP (Sarkisyan 2016, TAPE)
 
-def resolve_data_dir(data: str | Path | None = None) -> Path:
-    """Where the GFP files are: ``--data``, then ``$MIMO_DATA``, then ``../shared/data/gfp``."""
-    if data is not None:
-        candidates = [Path(data)]
-    elif os.environ.get("MIMO_DATA"):
-        candidates = [Path(os.environ["MIMO_DATA"])]
-    else:
-        repo = Path(__file__).resolve().parents[1]
-        candidates = [Path.cwd() / "../shared/data/gfp", repo / "../shared/data/gfp"]
-    for directory in candidates:
-        if (directory / GFP_GENOTYPES).exists():
-            return directory.resolve()
-    tried = ", ".join(str(c) for c in candidates)
-    raise DataError(f"no {GFP_GENOTYPES} found (looked in {tried}); pass --data DIR, set MIMO_DATA, "
-                    f"or download it with `mimo data fetch DIR`")
+def data_home() -> Path:
+    """Where mimo keeps data it downloads: ``$MIMO_HOME``, else ``~/.cache/mimo``."""
+    return Path(os.environ.get("MIMO_HOME") or Path.home() / ".cache" / "mimo")
+
+
+def resolve_data_dir(data: str | Path | None = None, download: bool = True,
+                     log: Callable[[str], None] | None = None) -> Path:
+    """Where the GFP files are: ``--data``, then ``$MIMO_DATA``, then ``<data_home()>/gfp``.
+
+    The per-user folder is filled on first use: both public files are downloaded there (sha256 checked),
+    as scikit-learn's ``fetch_*`` functions do. A folder the user named is never written to.
+    """
+    if data is not None or os.environ.get("MIMO_DATA"):
+        directory = Path(data if data is not None else os.environ["MIMO_DATA"])
+        where = "--data" if data is not None else "$MIMO_DATA"
+        if not (directory / GFP_GENOTYPES).exists():
+            raise DataError(f"no {GFP_GENOTYPES} here ({where}); download the GFP data into it with "
+                            f"`mimo data fetch {directory}`", directory)
+        return directory.resolve()
+    directory = data_home() / "gfp"
+    if (directory / GFP_GENOTYPES).exists() and (directory / GFP_VALID_LIST).exists():
+        return directory.resolve()
+    if not download:
+        raise DataError(f"the GFP data is not here; run `mimo data fetch {directory}` (or pass --data DIR, or set "
+                        f"MIMO_DATA)", directory)
+    from . import fetch
+
+    try:
+        fetch.fetch_gfp(directory, fetch.GENOTYPES_URL, fetch.GENOTYPES_SHA256, fetch.TAPE_URL,
+                        log=log or (lambda text: print(text, file=sys.stderr)))
+    except DataError as exc:
+        raise DataError(f"the GFP data is not here and could not be downloaded ({exc.message}); on a machine with "
+                        f"a network run `mimo data fetch {directory}`, or pass --data DIR / set MIMO_DATA to a "
+                        f"folder that has it", directory) from None
+    return directory.resolve()
 
 
 def read_genotypes(path: str | Path, parent: str = GFP_PARENT) -> pd.DataFrame:
@@ -184,14 +230,17 @@ def fraction_split(n: int, fractions: tuple[float, float, float] = (0.8, 0.1, 0.
 
 
 def load_gfp(data: str | Path | None = None, seed: int = 0) -> VariantSet:
-    """The avGFP dataset with TAPE's split (``tape``) and the report's balanced split (``balanced``)."""
+    """The avGFP dataset with TAPE's split (``tape``) and the report's balanced split (``balanced``, drawn with
+    seed 0; another ``seed`` adds ``balanced-seed<seed>``)."""
     directory = resolve_data_dir(data)
     frame = read_genotypes(directory / GFP_GENOTYPES)
     valid_path = directory / GFP_VALID_LIST
     tape = tape_split(frame, read_genotype_list(valid_path), valid_path)
     sizes = tuple(int((tape == name).sum()) for name in SPLIT_NAMES)
-    balanced = sized_random_split(len(frame), sizes, seed)
-    return VariantSet("gfp", frame, GFP_PARENT, SARKISYAN_FORMAT, {"tape": tape, "balanced": balanced})
+    splits = {"tape": tape, "balanced": sized_random_split(len(frame), sizes, 0)}
+    if seed:
+        splits[seeded_name("balanced", seed)] = sized_random_split(len(frame), sizes, seed)
+    return VariantSet("gfp", frame, GFP_PARENT, SARKISYAN_FORMAT, splits)
 
 
 # --------------------------------------------------------------------------- a user's data
@@ -279,8 +328,10 @@ def load_table(path: str | Path, parent: str | None = None, sequence_col: str | 
     if not rows["id"]:
         raise DataError("no data rows", path)
     frame = _frame(rows)
-    return VariantSet(name or path.stem, frame, parent, mutation_format,
-                      {"random": fraction_split(len(frame), seed=seed)})
+    splits = {"random": fraction_split(len(frame), seed=0)}
+    if seed:
+        splits[seeded_name("random", seed)] = fraction_split(len(frame), seed=seed)
+    return VariantSet(name or path.stem, frame, parent, mutation_format, splits)
 
 
 def hamming_to_parent(sequence: str, parent: str | None) -> int:
@@ -328,3 +379,35 @@ def read_split_file(path: str | Path, frame: pd.DataFrame) -> np.ndarray:
             raise DataError(f"{key!r} is neither an id nor a genotype of the dataset", path, number)
         split[row] = value
     return split
+
+
+FASTA_SUFFIXES = {".fa", ".fasta", ".faa", ".fas"}
+
+
+def load_dataset(input: str | Path | None = None, *, data: str | Path | None = None, parent: str | None = None,
+                 sequence_col: str | None = None, mutant_col: str | None = None, score_col: str | None = None,
+                 zero_based: bool = False, name: str | None = None, seed: int = 0,
+                 sample: int | None = None) -> VariantSet:
+    """A dataset: the GFP data when ``input`` is None (found as ``resolve_data_dir`` says), else a user's
+    CSV/TSV of variants with a score, or a FASTA file of sequences to embed.
+
+    ``parent``: the parent sequence or a FASTA file holding it (needed for mutation strings; found from the
+    rows of a ProteinGym file otherwise). ``zero_based``: mutation positions count from 0. ``seed``: a seed
+    other than 0 adds a random split drawn with it (``balanced-seed<seed>``, ``random-seed<seed>``).
+    ``sample``: a seeded random subset of that many rows.
+    """
+    from .variants import MutationFormat, load_parent
+
+    if input is None:
+        dataset = load_gfp(data, seed=seed)
+        if name:
+            dataset.name = name
+    else:
+        parent_seq = load_parent(parent) if parent else None
+        path = Path(input)
+        if path.suffix.lower() in FASTA_SUFFIXES:
+            dataset = load_fasta(path, parent_seq, name)
+        else:
+            fmt = MutationFormat(prefix="", first_index=0 if zero_based else 1)
+            dataset = load_table(path, parent_seq, sequence_col, mutant_col, score_col, fmt, name, seed)
+    return dataset if sample is None else dataset.sample(sample, seed)

@@ -10,20 +10,25 @@ import pandas as pd
 import torch
 
 from .errors import DataError
+from .ranks import resolve_device
 from .esm_fast import FastEsm2
 
 ESM_MAX_RESIDUES = 1022  # ESM-1b/ESM-2 positional limit (1024 tokens with BOS and EOS)
 MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 
 
-def _torch_load(path: Path) -> dict:
+def _torch_load(path: Path, checkpoint: bool = True) -> dict:
+    """A fair-esm file: a checkpoint (``model`` and ``cfg`` or ``args``), or with ``checkpoint=False`` the
+    contact-regression file fair-esm downloads beside it, which holds only ``{"model": state_dict}``."""
     # fair-esm 2.0.0 calls torch.load without weights_only=False, which torch >= 2.6 refuses for its
     # checkpoints (they pickle argparse Namespaces); these are files the user chose to trust.
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=False)
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
         raise DataError(f"not a PyTorch checkpoint ({type(exc).__name__}: {exc})", path) from None
-    if not isinstance(data, dict) or "model" not in data or not ({"cfg", "args"} & set(data)):
+    if not isinstance(data, dict) or "model" not in data:
+        raise DataError("not a fair-esm file: expected a dict with a 'model' entry", path)
+    if checkpoint and not ({"cfg", "args"} & set(data)):
         raise DataError("not a fair-esm checkpoint: expected a dict with 'model' and 'cfg' (ESM-2) or "
                         "'args' (ESM-1) entries", path)
     return data
@@ -79,7 +84,7 @@ def load_esm(model: str | None = None, weights: str | Path | None = None):
     path, name = resolve_weights(model, weights)
     data = _torch_load(path)
     regression_path = path.with_name(path.stem + "-contact-regression.pt")
-    regression = _torch_load(regression_path) if regression_path.exists() else None
+    regression = _torch_load(regression_path, checkpoint=False) if regression_path.exists() else None
     # fair-esm picks the ESM-2 constructor by the name's prefix; a renamed ESM-2 file still has 'cfg'.
     core_name = name if name.startswith("esm2") or "cfg" not in data else f"esm2-{name}"
     with warnings.catch_warnings():
@@ -171,7 +176,7 @@ class EsmFeaturizer:
     def __init__(self, net, alphabet, model_name: str, layer: int | None = None, device: str = "auto",
                  dtype: str = "auto", toks_per_batch: int | None = None, weights: str | Path | None = None,
                  truncate: bool = False, engine: str = "fast"):
-        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+        self.device = resolve_device(device)
         if dtype == "auto":
             dtype = default_dtype(self.device)
         self.dtype = dtype
@@ -201,7 +206,7 @@ class EsmFeaturizer:
                 "pooling": "mean over residues", "dtype": self.dtype, "dim": self.dim, "columns": None,
                 "weights": self.weights, "truncate": self.truncate, "engine": self.engine}
 
-    def check_lengths(self, frame: pd.DataFrame) -> None:
+    def check(self, frame: pd.DataFrame) -> None:
         """Refuse sequences past ESM's limit, or (``truncate``) warn that their first residues are used."""
         lengths = frame["sequence"].str.len()
         too_long = lengths > ESM_MAX_RESIDUES
@@ -247,7 +252,7 @@ class EsmFeaturizer:
         """Yield (row positions in ``frame``, float32 embeddings), batched by the token budget.
 
         A sequence longer than the budget goes alone in its batch."""
-        self.check_lengths(frame)
+        self.check(frame)
         sequences = [s[:ESM_MAX_RESIDUES] for s in frame["sequence"]]
         tokenize = Tokenizer(self.alphabet)
         # One batch in flight: the GPU runs batch i+1 while the caller stores batch i.

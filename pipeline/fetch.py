@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -28,6 +29,31 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+class ByteProgress:
+    """Bytes downloaded so far, on one line of stderr updated in place (a line every 10% when not a terminal)."""
+
+    def __init__(self, total: int, label: str, stream=None):
+        self.total, self.label, self.done, self.shown = total, label, 0, -1
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = getattr(self.stream, "isatty", lambda: False)()
+
+    def update(self, n: int) -> None:
+        self.done += n
+        step = int(100 * self.done / self.total) if self.total else self.done >> 20
+        if self.tty or (self.total and step // 10 != self.shown // 10):
+            if step != self.shown:
+                of = f" of {self.total / 1e6:.1f}" if self.total else ""
+                text = f"{self.label}: {self.done / 1e6:.1f}{of} MB"
+                self.stream.write(("\r" + text) if self.tty else text + "\n")
+                self.stream.flush()
+            self.shown = step
+
+    def close(self) -> None:
+        if self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
 def download(url: str, path: Path, sha256: str | None = None, log: Callable[[str], None] = print) -> Path:
     """Download to ``path`` (atomically), verifying ``sha256`` when given; a verified file is kept."""
     if path.exists() and (sha256 is None or sha256_of(path) == sha256):
@@ -37,8 +63,12 @@ def download(url: str, path: Path, sha256: str | None = None, log: Callable[[str
     log(f"downloading {url}")
     try:
         with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0)
+            bar = ByteProgress(total, path.name)
             while block := response.read(1 << 20):
                 out.write(block)
+                bar.update(len(block))
+            bar.close()
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise DataError(f"download of {url} failed: {exc}", path) from None

@@ -87,14 +87,18 @@ class OneHotFeaturizer:
                         out[row, j] = 1
         return out
 
-    def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (row positions in ``frame``, features) in batches."""
-        aligned = frame["aligned"].tolist()
-        for row, seq in enumerate(aligned):
+    def check(self, frame: pd.DataFrame) -> None:
+        """Refuse rows that are not substitution variants of the parent."""
+        for row, seq in enumerate(frame["aligned"]):
             if len(seq) != len(self.parent):
                 raise DataError(f"sequence {frame['mutations'].iloc[row]!r} (id {frame['id'].iloc[row]}) is not a "
                                 f"substitution variant of the {len(self.parent)}-residue parent; one-hot features "
                                 f"need same-length variants")
+
+    def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield (row positions in ``frame``, features) in batches."""
+        self.check(frame)
+        aligned = frame["aligned"].tolist()
         for start in range(0, len(aligned), self.batch_size):
             stop = min(start + self.batch_size, len(aligned))
             yield np.arange(start, stop), self.encode(aligned[start:stop])

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import DataError
+
 
 @dataclass
 class Ranks:
@@ -55,3 +57,27 @@ class Ranks:
 
             if dist.is_initialized():
                 dist.destroy_process_group()
+
+
+def resolve_device(device: str = "auto"):
+    """A torch device from ``auto`` (the GPU when there is one), ``cpu``, ``cuda``, ``cuda:1``, ``mps``; a
+    DataError naming ``--device`` for a malformed name or a device this machine does not have."""
+    import torch
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise DataError(f"--device {device!r} is not a device name (auto, cpu, cuda, cuda:1, ...)") from None
+    if chosen.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DataError(f"--device {device}: this machine has no CUDA GPU that torch can use (use --device cpu "
+                            f"or auto)")
+        if chosen.index is not None and chosen.index >= torch.cuda.device_count():
+            raise DataError(f"--device {device}: there are only {torch.cuda.device_count()} GPU(s)")
+    elif chosen.type == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise DataError(f"--device {device}: MPS is not available here")
+    elif chosen.type not in ("cpu", "cuda", "mps"):
+        raise DataError(f"--device {device!r}: mimo runs on cpu, cuda or mps")
+    return chosen

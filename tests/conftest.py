@@ -12,7 +12,8 @@ from pipeline.esm_embed import save_random_esm2
 
 @pytest.fixture(scope="session")
 def gfp_dir() -> Path:
-    """The real data: --data/$MIMO_DATA/../shared/data/gfp. Missing data is a failure, not a skip."""
+    """The real data, found as users find it ($MIMO_DATA in CI; else downloaded on first use). Missing data is a
+    failure, not a skip."""
     return resolve_data_dir(None)
 
 

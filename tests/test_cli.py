@@ -62,7 +62,7 @@ def test_user_csv_with_parent_and_split_file(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["embed", "build", "--model", "onehot", "--data", "/nonexistent"], "no amino_acid_genotypes_to_brightness.tsv found"),
+    (["embed", "build", "--model", "onehot", "--data", "/nonexistent"], "/nonexistent: no amino_acid_genotypes_to_brightness.tsv here (--data)"),
     (["embed", "build", "--weights", "/nonexistent/w.pt"], "/nonexistent/w.pt: weights file not found"),
     (["fit", "ridge", "--cache", "/nonexistent"], "nothing cached for dataset 'gfp'"),
 ])
@@ -108,7 +108,8 @@ def test_every_head_then_report(tmp_path, onehot_cache):
     csv = tmp_path / "table.csv"
     table = run("report", *runs, "--csv", csv).output
     lines = table.strip().splitlines()
-    assert lines[0].startswith("| run | model | features | split | epochs & lr | train loss | valid loss | test loss")
+    assert lines[0].startswith("| run | model | params | dataset | features | split | epochs & lr | train loss | "
+                               "valid loss | test loss")
     assert len(lines) == 2 + len(runs)
     import pandas as pd
     frame = pd.read_csv(csv)
@@ -161,7 +162,7 @@ def test_predict_with_esm_run_embeds_missing_sequences(tmp_path, small_gfp_dir, 
     run("fit", "ridge", "--cache", tmp_path / "c2", "--out", tmp_path / "r2")
     tiny_esm_copy.rename(tiny_moved)
     bad = run("predict", "--run", tmp_path / "r2", "--fasta", fasta, ok=False)
-    assert bad.exit_code == 1 and "cannot rebuild the run's featurizer esm2_copy_L2" in bad.output
+    assert bad.exit_code == 1 and "cannot rebuild the featurizer esm2_copy_L2" in bad.output
 
 
 def test_joined_features_fit_and_predict(tmp_path, small_gfp_dir, tiny_esm):

@@ -46,14 +46,20 @@ def test_balanced_split_has_tape_sizes_and_shared_mutation_distribution(gfp):
     means = [gfp.frame["n_mutations"][split == p].mean() for p in ("train", "valid", "test")]
     assert max(means) - min(means) < 0.1  # same distribution, unlike TAPE's (2.5 vs 5.3)
     assert np.array_equal(split, load_gfp(resolve_data_dir(None), seed=0).splits["balanced"])
-    assert not np.array_equal(split, load_gfp(resolve_data_dir(None), seed=1).splits["balanced"])
+    seeded = load_gfp(resolve_data_dir(None), seed=1).splits
+    assert np.array_equal(split, seeded["balanced"])  # a named split never changes with --seed
+    assert not np.array_equal(split, seeded["balanced-seed1"])
 
 
 def test_data_dir_resolution_order(tmp_path, monkeypatch, gfp_dir):
     monkeypatch.setenv("MIMO_DATA", str(gfp_dir))
     assert resolve_data_dir(None) == gfp_dir.resolve()
-    with pytest.raises(DataError, match="pass --data DIR, set MIMO_DATA"):
+    with pytest.raises(DataError, match=r"no amino_acid_genotypes_to_brightness.tsv here \(--data\); download "
+                                        r"the GFP data into it with `mimo data fetch"):
         resolve_data_dir(tmp_path)
+    monkeypatch.setenv("MIMO_DATA", str(tmp_path))
+    with pytest.raises(DataError, match=r"here \(\$MIMO_DATA\)"):
+        resolve_data_dir(None)
 
 
 def test_malformed_token_in_genotype_file_names_line(tmp_path):

@@ -169,6 +169,9 @@ def test_bad_weights_give_clear_errors(tmp_path):
         load_esm(weights=junk)
     other = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(2)}, other)
+    with pytest.raises(DataError, match=r"other.pt: not a fair-esm file: expected a dict with a 'model' entry"):
+        load_esm(weights=other)
+    torch.save({"model": {"w": torch.zeros(2)}}, other)
     with pytest.raises(DataError, match=r"other.pt: not a fair-esm checkpoint"):
         load_esm(weights=other)
     with pytest.raises(DataError, match="unknown ESM model 'esm3_huge'"):

@@ -1,4 +1,5 @@
 """`mimo data fetch` against a local HTTP server on 127.0.0.1 serving files the test makes."""
+import contextlib
 import functools
 import hashlib
 import io
@@ -39,15 +40,39 @@ def make_tape_archive(path, records):
         tar.addfile(info, io.BytesIO(payload))
 
 
-def test_fetch_downloads_verifies_and_derives_valid_list(tmp_path, server, small_gfp_dir):
-    root, url = server
-    tsv = (small_gfp_dir / GFP_GENOTYPES).read_bytes()
+def write_served_gfp(root, gfp_dir) -> str:
+    """The genotype TSV and a TAPE archive made from ``gfp_dir``, as the public servers have them; returns the
+    TSV's sha256."""
+    tsv = (gfp_dir / GFP_GENOTYPES).read_bytes()
     (root / "genotypes.tsv").write_bytes(tsv)
-    frame = read_genotypes(small_gfp_dir / GFP_GENOTYPES).set_index("mutations")
-    valid = (small_gfp_dir / GFP_VALID_LIST).read_text().split()
+    frame = read_genotypes(gfp_dir / GFP_GENOTYPES).set_index("mutations")
+    valid = (gfp_dir / GFP_VALID_LIST).read_text().split()
     records = [{"primary": frame.loc[g, "sequence"], "log_fluorescence": [float(frame.loc[g, "label"])],
                 "num_mutations": int(frame.loc[g, "n_mutations"])} for g in valid]
     make_tape_archive(root / "fluorescence.tar.gz", records)
+    return hashlib.sha256(tsv).hexdigest()
+
+
+@contextlib.contextmanager
+def serve_gfp(root, gfp_dir):
+    """A local HTTP server with the GFP files: yields (base url, genotype sha256)."""
+    root.mkdir(parents=True, exist_ok=True)
+    sha = write_served_gfp(root, gfp_dir)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(root)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", sha
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_fetch_downloads_verifies_and_derives_valid_list(tmp_path, server, small_gfp_dir):
+    root, url = server
+    write_served_gfp(root, small_gfp_dir)
+    tsv = (small_gfp_dir / GFP_GENOTYPES).read_bytes()
+    valid = (small_gfp_dir / GFP_VALID_LIST).read_text().split()
     out = tmp_path / "data"
     fetch_gfp(out, f"{url}/genotypes.tsv", hashlib.sha256(tsv).hexdigest(), f"{url}/fluorescence.tar.gz",
               log=lambda _: None)

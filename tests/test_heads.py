@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from models.data import load_split_data
-from models.fit_neural import fit_head, uncertainty_metrics
 from models.heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead
-from models.neural import (CnnRegressor, GlobalEpistasisRegressor, MimoRegressor, MlpRegressor, TrainConfig,
-                           load_head)
+from models.metrics import interval_metrics, interval_scale, uncertainty_metrics
+from models.neural import CnnRegressor, GlobalEpistasisRegressor, MimoRegressor, MlpRegressor
+from models.registry import load_model
+from models.runs import fit_run
 from models.routing import OPEN, MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
 from pipeline.build import build_cache
 from pipeline.datasets import load_gfp
@@ -117,8 +118,6 @@ def test_mimo_members_have_their_own_input_layers():
 
 
 def test_interval_scale_covers_the_level_on_new_rows_like_the_calibration_rows():
-    from models.fit_neural import interval_metrics, interval_scale
-
     rng = np.random.default_rng(0)
 
     def draw(n):  # errors proportional to a std that is off by a factor of 3
@@ -156,18 +155,19 @@ FAST = dict(epochs=6, batch_size=32, patience=3, seed=0, device="cpu")
 
 
 @pytest.mark.parametrize("make", [
-    lambda: MlpRegressor(hidden=(32,), train=TrainConfig(**FAST)),
-    lambda: CnnRegressor(channels=(4,), hidden=(16,), train=TrainConfig(**FAST)),
-    lambda: GlobalEpistasisRegressor(train=TrainConfig(**{**FAST, "lr": 1e-2})),
-    lambda: MimoRegressor(input_hidden=16, shared=(32,), member_hidden=8, repeat=2, train=TrainConfig(**FAST)),
+    lambda: MlpRegressor(hidden=(32,), **FAST),
+    lambda: CnnRegressor(channels=(4,), hidden=(16,), **FAST),
+    lambda: GlobalEpistasisRegressor(**FAST),
+    lambda: MimoRegressor(input_hidden=16, shared=(32,), member_hidden=8, repeat=2, **FAST),
     lambda: MimoRegressor(routing="random", members=3, rho=0.5, batch_repetition=2, input_hidden=16, shared=(32,),
-                          member_hidden=8, train=TrainConfig(**FAST)),
+                          member_hidden=8, **FAST),
     lambda: MimoRegressor(routing="random", members=3, output="monotone", input_hidden=16, shared=(32,),
-                          member_hidden=8, train=TrainConfig(**FAST)),
+                          member_hidden=8, **FAST),
 ])
 def test_fit_restores_best_epoch_writes_run_and_reloads(tmp_path, small_data, make):
     model = make()
-    run_dir, metrics = fit_head(model, small_data, tmp_path / "run")
+    run = fit_run(model, small_data, tmp_path / "run")
+    run_dir, metrics = run.directory, run.metrics
     history = metrics["history"]
     best = min(history, key=lambda h: h["valid_mse"])
     assert metrics["best_epoch"] == best["epoch"]
@@ -179,7 +179,7 @@ def test_fit_restores_best_epoch_writes_run_and_reloads(tmp_path, small_data, ma
     assert all(len(line.get("points").split()) == len(history) for line in lines)
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert {"train", "valid", "test", "history", "params"} <= set(saved)
-    reloaded = load_head(run_dir / "model.pt")
+    reloaded = load_model(run_dir)
     X = small_data.X("test")
     np.testing.assert_allclose(reloaded.predict(X), model.predict(X), rtol=1e-5, atol=1e-6)
     if isinstance(model, MimoRegressor):
@@ -201,8 +201,8 @@ def test_fit_restores_best_epoch_writes_run_and_reloads(tmp_path, small_data, ma
 def test_same_seed_same_metrics(tmp_path, small_data):
     def run(seed, name):
         model = MimoRegressor(input_hidden=16, shared=(32,), member_hidden=8, repeat=2,
-                              train=TrainConfig(**{**FAST, "seed": seed}))
-        return fit_head(model, small_data, tmp_path / name)[1]
+                              **{**FAST, "seed": seed})
+        return fit_run(model, small_data, tmp_path / name).metrics
     a, b, c = run(0, "a"), run(0, "b"), run(1, "c")
     assert a["test"] == b["test"] and a["history"][-1]["train_loss"] == b["history"][-1]["train_loss"]
     assert a["test"] != c["test"]
@@ -263,8 +263,8 @@ def test_global_epistasis_keeps_one_hot_inputs_unscaled():
     rng = np.random.default_rng(0)
     X = (rng.random((200, 12)) < 0.2).astype(np.float32)
     y = 1 + 2 / (1 + np.exp(-(X @ rng.normal(size=12))))
-    model = GlobalEpistasisRegressor(train=TrainConfig(**{**FAST, "lr": 1e-2})).fit(X[:150], y[:150], X[150:], y[150:])
+    model = GlobalEpistasisRegressor(**FAST).fit(X[:150], y[:150], X[150:], y[150:])
     assert (model.x_mean_ == 0).all() and (model.x_std_ == 1).all()
-    dense = GlobalEpistasisRegressor(train=TrainConfig(**{**FAST, "lr": 1e-2}))
+    dense = GlobalEpistasisRegressor(**FAST)
     dense.fit(X[:150] + 0.5 * rng.normal(size=(150, 12)), y[:150], X[150:], y[150:])
     assert not (dense.x_std_ == 1).all()

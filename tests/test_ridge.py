@@ -5,7 +5,7 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from models.data import load_split_data
-from models.fit_ridge import fit_ridge
+from models.runs import fit_run
 from models.metrics import regression_metrics
 from models.ridge import ValidatedRidge
 from pipeline.build import build_cache
@@ -70,7 +70,8 @@ def small_cache(tmp_path_factory, small_gfp_dir):
 
 def test_fit_ridge_writes_run_directory_with_metrics_contract(tmp_path, small_cache):
     data = load_split_data(small_cache, "gfp", None, "tape")
-    run_dir, metrics = fit_ridge(data, tmp_path / "run")
+    run = fit_run(ValidatedRidge(), data, tmp_path / "run")
+    run_dir, metrics = run.directory, run.metrics
     saved = json.loads((run_dir / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(metrics))
     for key in ("model", "features", "split", "train", "valid", "test", "fit_seconds"):
@@ -93,7 +94,7 @@ def test_fit_ridge_writes_run_directory_with_metrics_contract(tmp_path, small_ca
     # written with enough digits that rank metrics recomputed from the file agree (rounding would add ties)
     assert spearman(test["y"].to_numpy(), test["prediction"].to_numpy()) == pytest.approx(saved["test"]["spearman"],
                                                                                          abs=1e-6)
-    assert (run_dir / "model.pkl").exists()
+    assert (run_dir / "model.npz").exists() and saved["split_hash"] == data.split_hash
 
 
 def test_unknown_split_and_missing_cache(tmp_path, small_cache):

@@ -1,0 +1,155 @@
+"""The one registry of featurizers: a name (or a checkpoint path) to a featurizer, and a cache's manifest back
+to the featurizer that built it.
+
+A featurizer has a ``name`` (the cache folder), a ``kind``, a ``dim``, a ``manifest()`` (what a cache records to
+refuse mixing) and ``embed(frame)``, which yields ``(row positions in frame, float32 or uint8 features)``.
+
+Adding a featurizer means adding one entry to ``FEATURIZERS`` (built by name) and, for its ``kind``, one to
+``FROM_MANIFEST`` (rebuilt from a cache). Everything else (the CLI, ``mimo.predict``) goes through here.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Callable, Iterator, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from .errors import DataError
+
+
+@runtime_checkable
+class Featurizer(Protocol):
+    """What ``build_cache`` and ``mimo predict`` need of a featurizer."""
+
+    name: str
+    kind: str
+    dim: int
+
+    def manifest(self) -> dict: ...
+
+    def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+
+# Options every builder accepts (unused ones are ignored by design: e.g. one-hot has no device).
+DEFAULT_OPTIONS = {"device": "auto", "layer": None, "dtype": "auto", "engine": "fast", "toks_per_batch": None,
+                   "truncate": False}
+
+
+def _onehot(mode: str):
+    def build(name: str, dataset, **_) -> Featurizer:
+        from .onehot import OneHotFeaturizer
+
+        if dataset is None:
+            raise DataError(f"the {name} featurizer takes its columns from a dataset: pass dataset=...")
+        return OneHotFeaturizer.for_dataset(dataset.parent, dataset.frame["aligned"], mode)
+    return build
+
+
+def _unirep(name: str, dataset=None, device: str = "auto", **_) -> Featurizer:
+    from .unirep import UniRepFeaturizer
+
+    return UniRepFeaturizer(int(name.removeprefix("unirep")), device)
+
+
+def _esm(name: str, dataset=None, weights: str | Path | None = None, device: str = "auto", layer=None,
+         dtype: str = "auto", engine: str = "fast", toks_per_batch=None, truncate: bool = False, **_) -> Featurizer:
+    from .esm_embed import EsmFeaturizer, load_esm
+
+    net, alphabet, model_name = load_esm(None if weights else name, weights)
+    return EsmFeaturizer(net, alphabet, model_name, layer, device, dtype, toks_per_batch, weights, truncate, engine)
+
+
+# name -> builder; ESM names are fair-esm's (any ``esm1*``/``esm2*`` function of esm.pretrained).
+FEATURIZERS: dict[str, Callable[..., Featurizer]] = {
+    "onehot": _onehot("substitutions"),
+    "onehot-sites": _onehot("sites"),
+    "onehot-full": _onehot("full"),
+    "unirep64": _unirep,
+    "unirep256": _unirep,
+    "unirep1900": _unirep,
+}
+ESM_NAME = re.compile(r"^esm(1|2|_|1b|1v)")
+
+
+def available_featurizers() -> list[str]:
+    """Built-in names, then fair-esm's model names."""
+    try:
+        import esm.pretrained
+
+        esm_names = sorted(n for n in dir(esm.pretrained) if n.startswith(("esm1", "esm2")))
+    except ImportError:  # pragma: no cover - fair-esm is a dependency
+        esm_names = []
+    return list(FEATURIZERS) + esm_names
+
+
+def is_checkpoint_path(name_or_path: str | Path) -> bool:
+    text = str(name_or_path)
+    return text.endswith(".pt") or "/" in text or Path(text).is_file()
+
+
+def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featurizer:
+    """The featurizer called ``name_or_path``: a built-in name (``onehot``, ``onehot-sites``, ``onehot-full``,
+    ``unirep64``, ``unirep256``, ``unirep1900``), a fair-esm model name (``esm2_t33_650M_UR50D``, weights from
+    the torch hub cache) or a fair-esm checkpoint file (``.pt``).
+
+    ``dataset`` (a ``VariantSet``) is needed by the one-hot featurizers, whose columns are the dataset's
+    substitutions. ``options``: ``device``, ``layer``, ``dtype``, ``engine``, ``toks_per_batch``, ``truncate``
+    (the ESM ones; the others ignore them).
+    """
+    unknown = set(options) - set(DEFAULT_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown featurizer option(s) {sorted(unknown)}; known: {sorted(DEFAULT_OPTIONS)}")
+    options = {**DEFAULT_OPTIONS, **options}
+    text = str(name_or_path)
+    if text in FEATURIZERS:
+        return FEATURIZERS[text](text, dataset=dataset, **options)
+    if is_checkpoint_path(text):
+        return _esm(Path(text).stem, dataset, weights=text, **options)
+    if ESM_NAME.match(text):
+        return _esm(text, dataset, **options)
+    raise DataError(f"unknown featurizer {text!r}; known: {', '.join(available_featurizers())}, or a fair-esm "
+                    f"checkpoint file (.pt)")
+
+
+# ------------------------------------------------------------------------------------- from a cache manifest
+
+def _onehot_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
+    from .onehot import OneHotFeaturizer
+
+    if not parent:
+        raise DataError("one-hot features need the dataset's parent sequence, which was not recorded")
+    return OneHotFeaturizer.from_manifest(manifest, parent)
+
+
+def _esm_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
+    from .esm_embed import esm_featurizer_from_manifest
+
+    return esm_featurizer_from_manifest(manifest, device)
+
+
+def _unirep_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
+    from .unirep import UniRepFeaturizer
+
+    return UniRepFeaturizer.from_manifest(manifest, device)
+
+
+FROM_MANIFEST: dict[str, Callable[[dict, str | None, str], Featurizer]] = {
+    "onehot": _onehot_from_manifest,
+    "esm": _esm_from_manifest,
+    "unirep": _unirep_from_manifest,
+}
+
+
+def featurizer_from_manifest(manifest: dict, parent: str | None = None, device: str = "auto") -> Featurizer:
+    """The featurizer a cache was built with (same model, layer, precision, columns), or a DataError saying
+    why it cannot be rebuilt."""
+    builder = FROM_MANIFEST.get(manifest.get("kind"))
+    if builder is None:
+        raise DataError(f"cannot rebuild features of kind {manifest.get('kind')!r} "
+                        f"(known: {', '.join(FROM_MANIFEST)})")
+    try:
+        return builder(manifest, parent, device)
+    except DataError as exc:
+        raise DataError(f"cannot rebuild the featurizer {manifest.get('features')}: {exc}") from None
