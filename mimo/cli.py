@@ -21,6 +21,15 @@ def cache_default() -> str:
     return os.environ.get("MIMO_CACHE") or "cache"
 
 
+def ensure_writable(path: str, option: str) -> None:
+    """A file can be written at ``path`` (its folder exists and is writable), checked before the work."""
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise DataError(f"{option}: folder {folder} does not exist", path)
+    if not os.access(folder, os.W_OK):
+        raise DataError(f"{option}: folder {folder} is not writable", path)
+
+
 def reports_data_errors(fn):
     """Turn bad-input errors into a one-line message and exit status 1, without a traceback."""
     @functools.wraps(fn)
@@ -344,7 +353,17 @@ def predict_cmd(run_dir, variants, fasta, out, device) -> None:
     """Predict new variants with a fitted run; embeds whatever is not in the cache."""
     from mimo.predict import predict_variants
 
+    if out:
+        ensure_writable(out, "--out")
     table = predict_variants(run_dir, variants, fasta, device)
+    unseen = int((table["unseen"].fillna(0) > 0).sum())
+    if unseen:
+        blind = int(table["no_signal"].sum())
+        detail = (f"; {blind} of them get no signal from the run's features (no_signal: the prediction falls "
+                  f"back toward the parent's, the interval spans the training labels)" if blind else
+                  "; their predictions extrapolate from the features")
+        click.echo(f"warning: {unseen} of {len(table)} variants carry substitutions never measured in training "
+                   f"(column unseen){detail}", err=True)
     if out:
         table.to_csv(out, index=False)
         click.echo(f"{len(table)} predictions ({int(table['in_cache'].sum())} from the cache) written to {out}")

@@ -9,18 +9,17 @@ import pandas as pd
 from models.runs import Run, load_run
 from pipeline.cache import EmbeddingCache
 from pipeline.datasets import FRAME_COLUMNS, load_fasta
-from pipeline.errors import DataError
+from models.support import mutation_format
+from pipeline.errors import DataError, input_file, read_text
 from pipeline.featurizers import featurizer_from_manifest
-from pipeline.variants import (MutationFormat, apply_mutations, expressed_sequence, parse_mutations,
-                               sequence_id)
+from pipeline.variants import (MutationFormat, apply_mutations, expressed_sequence, mutation_string,
+                               parse_mutations, sequence_id)
 
 
 def read_variants(path: str | Path, parent: str, fmt: MutationFormat) -> pd.DataFrame:
     """Mutation strings, one a line, or a CSV/TSV with a ``mutant`` (or ``mutations``/``aaMutations``) column."""
     path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path)
-    lines = path.read_text().splitlines()
+    lines = read_text(path, "--variants").splitlines()
     header = lines[0].strip() if lines else ""
     sep = "\t" if "\t" in header else ","
     columns = [c.strip() for c in header.split(sep)]
@@ -78,11 +77,15 @@ def predict_variants(run: Run | str | Path, variants: str | Path | None = None, 
     if variants is not None:
         if not run.parent:
             raise DataError("the run's dataset has no parent sequence; use --fasta with full sequences")
-        fmt = MutationFormat(info.get("mutation_prefix", ""), info.get("mutation_first_index", 1))
-        frame = read_variants(variants, run.parent, fmt)
+        frame = read_variants(variants, run.parent, mutation_format(info))
+        substitutions = frame["mutations"]
     else:
-        frame = load_fasta(fasta, run.parent).frame
+        frame = load_fasta(input_file(fasta, "--fasta"), run.parent).frame
+        fmt = mutation_format(info)
+        substitutions = [mutation_string(a, run.parent, fmt) if run.parent and len(a) == len(run.parent) else ""
+                         for a in frame["aligned"]]
     X, in_cache = featurize(frame, run.source, device)
-    out = pd.concat([frame[["id", "mutations", "n_mutations"]].reset_index(drop=True), run.predict(X)], axis=1)
+    predicted = run.predict(X, list(substitutions), frame["n_mutations"].tolist())
+    out = pd.concat([frame[["id", "mutations", "n_mutations"]].reset_index(drop=True), predicted], axis=1)
     out["in_cache"] = in_cache
     return out

@@ -27,6 +27,7 @@ from .data import SplitData
 from .metrics import (calibrate_interval, interval_bounds, interval_metrics, metrics_by_mutations,
                       regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
 from .registry import MODEL_FILE, load_model, save_model
+from .support import TrainingSupport, mark_support, mutation_format
 from .svg import line_chart
 
 PARTS = ("train", "valid", "test")
@@ -119,13 +120,11 @@ def evaluate(data: SplitData, prediction: np.ndarray, model: str, fit_seconds: f
 
 def _member_metrics(model: Estimator, data: SplitData, members: np.ndarray, metrics: dict,
                     predictions: pd.DataFrame) -> None:
-    """Members' spread as uncertainty: per-member test metrics, calibrated intervals, how well they hold."""
+    """Members' spread as uncertainty: per-member test metrics, how well the spread tracks the error, and the
+    coverage of the intervals in ``predictions`` (calibrated by ``_add_intervals``, widened where no signal)."""
     mean, std = members.mean(axis=1), members.std(axis=1)
     valid, test = data.mask("valid"), data.mask("test")
     labels = data.rows.labels
-    interval = calibrate_interval(labels[valid], mean[valid], std[valid])
-    lower, upper = interval_bounds(mean, std, interval)
-    predictions["std"], predictions["lower"], predictions["upper"] = std, lower, upper
     groups = getattr(model, "groups_", None)
     names = groups.labels() if groups is not None else None
     metrics["members"] = [{"member": k, "mutations": None if names is None else names[k],
@@ -133,9 +132,28 @@ def _member_metrics(model: Estimator, data: SplitData, members: np.ndarray, metr
                           for k in range(members.shape[1])]
     metrics["uncertainty"] = {part: uncertainty_metrics(labels[mask], mean[mask], std[mask])
                               for part, mask in (("test", test), ("valid", valid))}
+    lower, upper = predictions["lower"].to_numpy(), predictions["upper"].to_numpy()
     metrics["uncertainty"]["interval"] = {
-        **interval, **{part: interval_metrics(labels[mask], lower[mask], upper[mask])
-                       for part, mask in (("valid", valid), ("test", test))}}
+        **metrics.pop("_interval"), **{part: interval_metrics(labels[mask], lower[mask], upper[mask])
+                                       for part, mask in (("valid", valid), ("test", test))}}
+
+
+def _add_intervals(data: SplitData, members: np.ndarray, metrics: dict, predictions: pd.DataFrame) -> None:
+    """``std`` and the 95% interval (calibrated on valid) as prediction columns."""
+    mean, std = members.mean(axis=1), members.std(axis=1)
+    valid = data.mask("valid")
+    interval = calibrate_interval(data.rows.labels[valid], mean[valid], std[valid])
+    predictions["std"] = std
+    predictions["lower"], predictions["upper"] = interval_bounds(mean, std, interval)
+    metrics["_interval"] = interval
+
+
+def _support(data: SplitData) -> tuple[TrainingSupport, dict]:
+    info = data.source["dataset"]
+    train = data.mask("train")
+    support = TrainingSupport.from_rows(data.rows.mutations[train], data.rows.n_mutations[train],
+                                        data.rows.labels[train], info.get("parent"), mutation_format(info))
+    return support, info
 
 
 def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *, force: bool = False,
@@ -150,13 +168,25 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
                                              counts=data.n_mutations("train"), counts_valid=data.n_mutations("valid"),
                                              log=log))
         members = model.predict_members(data.rows.embeddings)
+        check_finite(members, "the model's predictions")
         extra = {"params": model.get_params(), **model.run_summary()}
         metrics, predictions = evaluate(data, members.mean(axis=1), model.name, seconds, extra)
         if members.shape[1] > 1:
+            _add_intervals(data, members, metrics, predictions)
+        support, info = _support(data)
+        predictions = mark_support(predictions, support, data.source["features"], data.rows.mutations,
+                                   data.rows.n_mutations, info.get("parent"), mutation_format(info))
+        if members.shape[1] > 1:
             _member_metrics(model, data, members, metrics, predictions)
+        test = predictions["split"] == "test"
+        metrics["support"] = {"test_rows_with_unseen_substitutions": int((predictions["unseen"][test] > 0).sum()),
+                              "test_rows_with_unseen_sites": int((predictions["unseen_sites"][test] > 0).sum()),
+                              "test_rows_without_signal": int(predictions["no_signal"][test].sum())}
+        check_finite_metrics(metrics)
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
         (staging / "source.json").write_text(json.dumps(data.source, indent=2) + "\n")
         predictions.to_csv(staging / "predictions.csv", index=False)  # shortest exact repr
+        support.save(staging)
         save_model(model, staging / MODEL_FILE)
         if "history" in metrics:
             plot_loss_curve(metrics, staging / "loss_curve.svg")
@@ -165,6 +195,30 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return Run(out, metrics, data.source, model)
+
+
+def check_finite(values: np.ndarray, what: str) -> None:
+    """Non-finite numbers are errors, never results."""
+    bad = ~np.isfinite(np.asarray(values, np.float64))
+    if bad.any():
+        raise DataError(f"{what} hold {int(bad.sum())} non-finite value(s) (NaN or infinity): the training "
+                        f"diverged or the labels are too large to fit in floating point; check the labels' "
+                        f"scale, or lower --lr")
+
+
+def check_finite_metrics(metrics) -> None:
+    """Every number in the metrics is finite (None stands for undefined, e.g. Spearman of constant values)."""
+    def walk(value, path):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(item, f"{path}[{i}]")
+        elif isinstance(value, (float, np.floating)) and not np.isfinite(value):
+            raise DataError(f"metric {path} is {value}: the labels are too large or too spread to fit in "
+                            f"floating point, or training diverged; nothing was written")
+    walk(metrics, "")
 
 
 def _json_default(value):
@@ -194,10 +248,26 @@ class Run:
     def parent(self) -> str | None:
         return self.source["dataset"].get("parent")
 
-    def predict(self, X: np.ndarray) -> pd.DataFrame:
+    @property
+    def support(self) -> TrainingSupport:
+        """The substitutions and positions of the run's training rows (``support.json``; for runs written
+        before it, read from the training rows of ``predictions.csv``)."""
+        support = TrainingSupport.load(self.directory)
+        if support is None:
+            table = pd.read_csv(self.directory / "predictions.csv", dtype={"mutations": str},
+                                keep_default_na=False)
+            train = table[table["split"] == "train"]
+            info = self.source["dataset"]
+            support = TrainingSupport.from_rows(train["mutations"].tolist(), train["n_mutations"].tolist(),
+                                                train["y"].astype(float), info.get("parent"), mutation_format(info))
+        return support
+
+    def predict(self, X: np.ndarray, mutations=None, n_mutations=None) -> pd.DataFrame:
         """``prediction`` for each row of features ``X``; with several members also ``std`` and the run's
-        calibrated 95% interval ``lower``, ``upper``."""
+        calibrated 95% interval ``lower``, ``upper``. With the rows' mutation strings (and counts; the run's
+        dataset's format), also ``unseen``, ``unseen_sites`` and ``no_signal`` (see ``models.support``)."""
         members = self.model.predict_members(X)
+        check_finite(members, "the model's predictions")
         out = pd.DataFrame({"prediction": members.mean(axis=1)})
         if members.shape[1] > 1:
             out["std"] = members.std(axis=1)
@@ -205,6 +275,10 @@ class Run:
             if interval is not None:
                 out["lower"], out["upper"] = interval_bounds(out["prediction"].to_numpy(), out["std"].to_numpy(),
                                                              interval)
+        if mutations is not None:
+            info = self.source["dataset"]
+            out = mark_support(out, self.support, self.source["features"], mutations, n_mutations,
+                               info.get("parent"), mutation_format(info))
         return out
 
 

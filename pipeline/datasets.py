@@ -8,6 +8,7 @@ embeds) and ``label`` (NaN for embedding-only data), plus named splits (``train`
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
 import sys
@@ -18,9 +19,9 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .variants import (PROTEINGYM_FORMAT, SARKISYAN_FORMAT, MutationFormat, apply_mutations,
-                       check_sequence, expressed_sequence, parse_mutations, read_fasta, sequence_id)
+from .errors import DataError, input_file, read_text
+from .variants import (PROTEINGYM_FORMAT, SARKISYAN_FORMAT, MutationFormat, apply_mutations, check_sequence,
+                       derive_parent, expressed_sequence, parse_mutations, read_fasta, sequence_id)
 
 GFP_PARENT = (
     "SKGEELFTGVVPILVELDGDVNGHKFSVSGEGEGDATYGKLTLKFICTTGKLPVPWPTLVTTLSYGVQCFSRYPDHMKQHDFFKSAMPEGYVQERTIFFK"
@@ -142,36 +143,34 @@ def resolve_data_dir(data: str | Path | None = None, download: bool = True,
 def read_genotypes(path: str | Path, parent: str = GFP_PARENT) -> pd.DataFrame:
     """Read Sarkisyan's genotype TSV into a dataset frame (stops deleted from ``sequence``)."""
     path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path)
+    lines = iter(read_text(path).splitlines())
     rows: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
     seen: dict[str, int] = {}
-    with open(path) as handle:
-        header = handle.readline().rstrip("\n").split("\t")
-        if not header or header[0] == "":
-            raise DataError("empty file: expected a header with aaMutations and medianBrightness", path, 1)
-        missing = {"aaMutations", "medianBrightness"} - set(header)
-        if missing:
-            raise DataError(f"missing column(s) {sorted(missing)} in header {header}", path, 1)
-        geno_col, label_col = header.index("aaMutations"), header.index("medianBrightness")
-        for number, raw in enumerate(handle, start=2):
-            if not raw.strip():
-                continue
-            cells = raw.rstrip("\n").split("\t")
-            if len(cells) <= max(geno_col, label_col):
-                raise DataError(f"expected at least {max(geno_col, label_col) + 1} tab-separated fields, "
-                                f"found {len(cells)}", path, number)
-            genotype = cells[geno_col].strip()
-            mutations = parse_mutations(genotype, parent, SARKISYAN_FORMAT, path, number)
-            label = parse_label(cells[label_col], path, number)
-            aligned = apply_mutations(parent, mutations)
-            sequence = expressed_sequence(aligned)
-            sid = sequence_id(sequence)
-            if sid in seen:
-                raise DataError(f"genotype {genotype!r} gives the same sequence as line {seen[sid]}", path, number)
-            seen[sid] = number
-            for key, value in zip(FRAME_COLUMNS, (sid, genotype, len(mutations), aligned, sequence, label)):
-                rows[key].append(value)
+    header = next(lines, "").rstrip("\n").split("\t")
+    if not header or header[0] == "":
+        raise DataError("empty file: expected a header with aaMutations and medianBrightness", path, 1)
+    missing = {"aaMutations", "medianBrightness"} - set(header)
+    if missing:
+        raise DataError(f"missing column(s) {sorted(missing)} in header {header}", path, 1)
+    geno_col, label_col = header.index("aaMutations"), header.index("medianBrightness")
+    for number, raw in enumerate(lines, start=2):
+        if not raw.strip():
+            continue
+        cells = raw.split("\t")
+        if len(cells) <= max(geno_col, label_col):
+            raise DataError(f"expected at least {max(geno_col, label_col) + 1} tab-separated fields, "
+                            f"found {len(cells)}", path, number)
+        genotype = cells[geno_col].strip()
+        mutations = parse_mutations(genotype, parent, SARKISYAN_FORMAT, path, number)
+        label = parse_label(cells[label_col], path, number)
+        aligned = apply_mutations(parent, mutations)
+        sequence = expressed_sequence(aligned)
+        sid = sequence_id(sequence)
+        if sid in seen:
+            raise DataError(f"genotype {genotype!r} gives the same sequence as line {seen[sid]}", path, number)
+        seen[sid] = number
+        for key, value in zip(FRAME_COLUMNS, (sid, genotype, len(mutations), aligned, sequence, label)):
+            rows[key].append(value)
     if not rows["id"]:
         raise DataError("no genotype rows in file", path)
     return _frame(rows)
@@ -190,10 +189,7 @@ def parse_label(text: str, path: str | Path | None, line: int | None) -> float:
 
 def read_genotype_list(path: str | Path) -> list[str]:
     """One genotype string a line (TAPE's validation list)."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path)
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [line.strip() for line in read_text(path).splitlines() if line.strip()]
 
 
 def tape_split(frame: pd.DataFrame, valid_genotypes: list[str], valid_path: str | Path | None = None) -> np.ndarray:
@@ -252,6 +248,19 @@ def _separator(path: Path) -> str:
     return "\t" if path.suffix.lower() in {".tsv", ".tab", ".txt"} else ","
 
 
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV (TSV for .tsv/.tab/.txt) as strings, with DataErrors for empty, non-UTF-8 or malformed files."""
+    text = read_text(path)
+    if not text.strip():
+        raise DataError("empty file", path)
+    try:
+        return pd.read_csv(io.StringIO(text), sep=_separator(path), dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        raise DataError("empty file", path) from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"cannot parse as a table: {exc}", path) from None
+
+
 def _pick(columns: list[str], given: str | None, defaults: tuple[str, ...], what: str, path: Path) -> str | None:
     if given is not None:
         if given not in columns:
@@ -269,17 +278,8 @@ def load_table(path: str | Path, parent: str | None = None, sequence_col: str | 
     ProteinGym's columns (``mutant``, ``mutated_sequence``, ``DMS_score``) are found without options.
     Rows with the same sequence are merged when their labels agree and refused when they don't.
     """
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path)
-    if path.stat().st_size == 0:
-        raise DataError("empty file", path)
-    try:
-        table = pd.read_csv(path, sep=_separator(path), dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError:
-        raise DataError("empty file", path) from None
-    except pd.errors.ParserError as exc:
-        raise DataError(f"cannot parse as a table: {exc}", path) from None
+    path = input_file(path, "--input")
+    table = read_table(path)
     columns = list(table.columns)
     sequence_col = _pick(columns, sequence_col, ("mutated_sequence", "sequence"), "sequence", path)
     mutant_col = _pick(columns, mutant_col, ("mutant", "mutations", "aaMutations"), "mutant", path)
@@ -292,6 +292,10 @@ def load_table(path: str | Path, parent: str | None = None, sequence_col: str | 
                         f"the header has {columns}", path, 1)
     if sequence_col is None and parent is None:
         raise DataError("mutation strings need a parent sequence (--parent FASTA or sequence)", path)
+    if parent is None and mutant_col is not None:  # ProteinGym: mutations and sequences; the parent follows
+        parent = derive_parent([(offset + 2, cells[0], check_sequence(cells[1], path, offset + 2))
+                                for offset, cells in enumerate(zip(table[mutant_col], table[sequence_col]))],
+                               mutation_format, path)
 
     rows: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
     seen: dict[str, tuple[int, float]] = {}
@@ -359,10 +363,8 @@ def load_fasta(path: str | Path, parent: str | None = None, name: str | None = N
 
 def read_split_file(path: str | Path, frame: pd.DataFrame) -> np.ndarray:
     """A user's split: two columns (an id or genotype, then train/valid/test). Unlisted rows are left out."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path)
-    table = pd.read_csv(path, sep=_separator(path), dtype=str, keep_default_na=False)
+    path = input_file(path, "--split-file")
+    table = read_table(path)
     if table.shape[1] < 2:
         raise DataError("a split file needs two columns: id or genotype, then train/valid/test", path, 1)
     by_id = {sid: i for i, sid in enumerate(frame["id"])}

@@ -1,6 +1,7 @@
 """The one error type for bad input: it names the file, the line and what is wrong."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -15,3 +16,27 @@ class DataError(ValueError):
         if self.path is not None:
             where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
         super().__init__(where + message)
+
+
+def input_file(path: str | Path, option: str | None = None) -> Path:
+    """``path`` as a Path if it is a readable file; else a DataError naming it (and the option that gave it)."""
+    path = Path(path)
+    given = f" ({option})" if option else ""
+    if not path.exists():
+        raise DataError(f"file not found{given}", path)
+    if path.is_dir():
+        raise DataError(f"is a directory, not a file{given}", path)
+    if not os.access(path, os.R_OK):
+        raise DataError(f"file is not readable (permissions){given}", path)
+    return path
+
+
+def read_text(path: str | Path, option: str | None = None) -> str:
+    """A text file's content as UTF-8 (a byte-order mark is dropped); a DataError for anything else."""
+    path = input_file(path, option)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DataError(f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8", path, line) from None

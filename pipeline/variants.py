@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataError
+from .errors import DataError, input_file, read_text
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 STOP = "*"
@@ -55,24 +55,23 @@ def check_sequence(sequence: str, path: str | Path | None = None, line: int | No
         raise DataError("empty sequence", path, line)
     for i, letter in enumerate(seq):
         if letter not in SEQUENCE_LETTERS:
+            stop = (" ('*' is a stop: it is accepted in mutation strings such as A24*, where the stop is deleted "
+                    "from the sequence a model sees)") if letter == STOP else ""
             raise DataError(
                 f"unknown residue {letter!r} at position {i + 1} of the sequence "
-                f"(allowed: {AMINO_ACIDS} and X)", path, line)
+                f"(allowed: {AMINO_ACIDS} and X){stop}", path, line)
     return seq
 
 
-def parse_mutations(text: str, parent: str, fmt: MutationFormat = PROTEINGYM_FORMAT,
-                    path: str | Path | None = None, line: int | None = None) -> list[Mutation]:
-    """Parse ``A109D:N145D`` (separators ``:``, ``;`` or ``,``) against ``parent``.
-
-    The parent itself is written as an empty string, ``#`` or ``WT``. Every token must be well formed,
-    in range, and name the residue the parent really has there.
-    """
+def parse_tokens(text: str, fmt: MutationFormat = PROTEINGYM_FORMAT, path: str | Path | None = None,
+                 line: int | None = None) -> list[tuple[str, Mutation]]:
+    """``(token, Mutation)`` pairs of a mutation string, checked for form only (no parent needed): well-formed
+    tokens, known new residues (``*`` is a stop), no position twice. The parent is ``""``, ``#`` or ``WT``."""
     text = str(text).strip()
     if text in PARENT_TOKENS:
         return []
     pattern = fmt.pattern()
-    mutations: list[Mutation] = []
+    out: list[tuple[str, Mutation]] = []
     seen: set[int] = set()
     for token in _SEPARATORS.split(text):
         token = token.strip()
@@ -82,21 +81,62 @@ def parse_mutations(text: str, parent: str, fmt: MutationFormat = PROTEINGYM_FOR
             raise DataError(f"malformed mutation token {token!r} in {text!r} (expected e.g. {example!r})",
                             path, line)
         old, number, new = match.group(1), int(match.group(2)), match.group(3)
-        position = number - fmt.first_index
-        if not 0 <= position < len(parent):
-            last = len(parent) - 1 + fmt.first_index
-            raise DataError(f"mutation {token!r} is out of range: positions run "
-                            f"{fmt.first_index}..{last} on the {len(parent)}-residue parent", path, line)
-        if parent[position] != old:
-            raise DataError(f"mutation {token!r} expects {old!r} at position {number}, "
-                            f"but the parent has {parent[position]!r} there", path, line)
         if new != STOP and new not in SEQUENCE_LETTERS:
             raise DataError(f"mutation {token!r} names an unknown residue {new!r}", path, line)
+        if old == STOP:
+            raise DataError(f"mutation {token!r}: a parent residue cannot be a stop ('*')", path, line)
+        position = number - fmt.first_index
         if position in seen:
             raise DataError(f"position {number} is mutated twice in {text!r}", path, line)
         seen.add(position)
-        mutations.append(Mutation(position, old, new))
+        out.append((token, Mutation(position, old, new)))
+    return out
+
+
+def parse_mutations(text: str, parent: str, fmt: MutationFormat = PROTEINGYM_FORMAT,
+                    path: str | Path | None = None, line: int | None = None) -> list[Mutation]:
+    """Parse ``A109D:N145D`` (separators ``:``, ``;`` or ``,``) against ``parent``.
+
+    The parent itself is written as an empty string, ``#`` or ``WT``. Every token must be well formed,
+    in range, and name the residue the parent really has there. A new residue ``*`` is a stop codon, kept in
+    the aligned sequence and deleted from the sequence a model sees (``expressed_sequence``), as TAPE builds
+    GFP's sequences.
+    """
+    mutations: list[Mutation] = []
+    for token, m in parse_tokens(text, fmt, path, line):
+        number = m.position + fmt.first_index
+        if not 0 <= m.position < len(parent):
+            last = len(parent) - 1 + fmt.first_index
+            raise DataError(f"mutation {token!r} is out of range: positions run "
+                            f"{fmt.first_index}..{last} on the {len(parent)}-residue parent", path, line)
+        if parent[m.position] != m.parent:
+            raise DataError(f"mutation {token!r} expects {m.parent!r} at position {number}, "
+                            f"but the parent has {parent[m.position]!r} there", path, line)
+        mutations.append(m)
     return mutations
+
+
+def derive_parent(rows: list[tuple[int, str, str]], fmt: MutationFormat, path: str | Path | None = None) -> str:
+    """The parent sequence of ``(line, mutation string, sequence)`` rows, each row's mutations undone; every row
+    must give the same parent (a DataError names the first that does not)."""
+    parent: str | None = None
+    first_line = 0
+    for line, text, sequence in rows:
+        residues = list(sequence)
+        for token, m in parse_tokens(text, fmt, path, line):
+            if not 0 <= m.position < len(residues) or residues[m.position] != m.new:
+                raise DataError(f"mutation {token!r} does not match the row's sequence (no {m.new!r} at position "
+                                f"{m.position + fmt.first_index})", path, line)
+            residues[m.position] = m.parent
+        candidate = "".join(residues)
+        if parent is None:
+            parent, first_line = candidate, line
+        elif candidate != parent:
+            raise DataError(f"undoing this row's mutations gives another parent than line {first_line}; pass the "
+                            f"parent with --parent", path, line)
+    if parent is None:
+        raise DataError("no rows to derive the parent from", path)
+    return parent
 
 
 def apply_mutations(parent: str, mutations: list[Mutation]) -> str:
@@ -107,6 +147,12 @@ def apply_mutations(parent: str, mutations: list[Mutation]) -> str:
     return "".join(residues)
 
 
+def mutation_string(aligned: str, parent: str, fmt: MutationFormat = PROTEINGYM_FORMAT) -> str:
+    """The mutation string (``A24C:D56E`` in ``fmt``) of a parent-aligned sequence; ``""`` for the parent."""
+    return ":".join(f"{fmt.prefix}{p}{i + fmt.first_index}{a}" for i, (p, a) in enumerate(zip(parent, aligned))
+                    if p != a)
+
+
 def expressed_sequence(aligned: str) -> str:
     """The sequence a language model sees: stops deleted, as TAPE builds its GFP sequences."""
     return aligned.replace(STOP, "")
@@ -115,25 +161,22 @@ def expressed_sequence(aligned: str) -> str:
 def read_fasta(path: str | Path) -> list[tuple[str, str]]:
     """(header, sequence) records of a FASTA file, with clear errors for malformed files."""
     path = Path(path)
-    if not path.exists():
-        raise DataError("file not found", path)
     records: list[tuple[str, str]] = []
     header: str | None = None
     chunks: list[str] = []
     header_line = 0
-    with open(path) as handle:
-        for number, raw in enumerate(handle, start=1):
-            text = raw.strip()
-            if not text:
-                continue
-            if text.startswith(">"):
-                if header is not None:
-                    records.append((header, check_sequence("".join(chunks), path, header_line)))
-                header, chunks, header_line = text[1:].strip(), [], number
-            elif header is None:
-                raise DataError("sequence data before the first '>' header line", path, number)
-            else:
-                chunks.append(text)
+    for number, raw in enumerate(read_text(path).splitlines(), start=1):
+        text = raw.strip()
+        if not text:
+            continue
+        if text.startswith(">"):
+            if header is not None:
+                records.append((header, check_sequence("".join(chunks), path, header_line)))
+            header, chunks, header_line = text[1:].strip(), [], number
+        elif header is None:
+            raise DataError("sequence data before the first '>' header line", path, number)
+        else:
+            chunks.append(text)
     if header is not None:
         records.append((header, check_sequence("".join(chunks), path, header_line)))
     if not records:
@@ -144,6 +187,7 @@ def read_fasta(path: str | Path) -> list[tuple[str, str]]:
 def load_parent(value: str) -> str:
     """A parent sequence from a FASTA file path or from the sequence itself."""
     candidate = Path(value)
-    if candidate.suffix.lower() in {".fa", ".fasta", ".faa", ".fas"} or candidate.exists():
+    if candidate.suffix.lower() in {".fa", ".fasta", ".faa", ".fas"} or candidate.exists() or "/" in value:
+        input_file(candidate, "--parent")
         return read_fasta(candidate)[0][1]
     return check_sequence(value)

@@ -128,7 +128,8 @@ def test_predict_new_variants_and_fasta(tmp_path, onehot_cache):
     run("predict", "--run", tmp_path / "mimo", "--variants", variants, "--out", out)
     import pandas as pd
     table = pd.read_csv(out)
-    assert list(table.columns) == ["id", "mutations", "n_mutations", "prediction", "std", "lower", "upper", "in_cache"]
+    assert list(table.columns) == ["id", "mutations", "n_mutations", "prediction", "std", "lower", "upper", "unseen",
+                                   "unseen_sites", "no_signal", "in_cache"]
     assert table["n_mutations"].tolist() == [1, 5, 0]
     assert table["in_cache"].tolist()[2]  # the parent is in every GFP cache
     assert (table["std"] > 0).all() and table["prediction"].between(0, 6).all()
@@ -152,8 +153,8 @@ def test_predict_with_esm_run_embeds_missing_sequences(tmp_path, small_gfp_dir, 
     run("fit", "ridge", "--cache", tmp_path / "c", "--out", tmp_path / "r")
     fasta = tmp_path / "x.fasta"
     fasta.write_text(">short\nMKTAYIAKQRQISFVKSHFSRQ\n")
-    out = run("predict", "--run", tmp_path / "r", "--fasta", fasta).output
-    assert out.splitlines()[0] == "id,mutations,n_mutations,prediction,in_cache"
+    out = run("predict", "--run", tmp_path / "r", "--fasta", fasta).stdout
+    assert out.splitlines()[0] == "id,mutations,n_mutations,prediction,unseen,unseen_sites,no_signal,in_cache"
     assert out.splitlines()[1].endswith(",False") and ",short,-1," in out
     tiny_moved = tmp_path / "moved.pt"
     tiny_esm_copy = tmp_path / "esm2_copy.pt"
@@ -178,5 +179,5 @@ def test_joined_features_fit_and_predict(tmp_path, small_gfp_dir, tiny_esm):
     assert data.rows.embeddings.shape[1] == onehot.rows.embeddings.shape[1] + 32
     variants = tmp_path / "new.txt"
     variants.write_text("SK1R:SE4G:SL5P:SF6L:SV10A\n#\n")
-    out = run("predict", "--run", tmp_path / "ge", "--variants", variants).output.splitlines()
+    out = run("predict", "--run", tmp_path / "ge", "--variants", variants).stdout.splitlines()
     assert out[1].endswith(",False") and out[2].endswith(",True")  # new variant embedded, parent from cache

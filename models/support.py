@@ -1,0 +1,114 @@
+"""What the training data supports: which substitutions and positions a run saw measured.
+
+A substitution that no training row carries gives a one-hot model no signal at all (its weight was never
+trained: the prediction falls back to the parent's), and a position never mutated in training gives a
+one-hot-sites model none. Predictions say so, per row: ``unseen`` (substitutions never in a training row),
+``unseen_sites`` (positions never mutated in training), ``no_signal`` (the run's features cannot tell this
+variant from its parent on those substitutions); the interval of a ``no_signal`` row is widened to cover the
+whole range of training labels.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import DataError
+from pipeline.variants import MutationFormat, parse_mutations
+
+SUPPORT_FILE = "support.json"
+
+
+def substitution_sets(mutations, parent: str | None, fmt: MutationFormat, n_mutations=None) -> list[set | None]:
+    """Each row's substitutions as ``{(0-based position, new residue)}``; None where they cannot be read (no
+    parent, or a row given as a full sequence without a mutation string)."""
+    out: list[set | None] = []
+    counts = [None] * len(mutations) if n_mutations is None else list(n_mutations)
+    for text, count in zip(mutations, counts):
+        text = "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text)
+        if parent is None or (not text.strip() and count not in (0, None)):
+            out.append(None)
+            continue
+        try:
+            out.append({(m.position, m.new) for m in parse_mutations(text, parent, fmt)})
+        except DataError:
+            out.append(None)
+    return out
+
+
+@dataclass
+class TrainingSupport:
+    """Substitutions and positions present in a run's training rows, and the range of its training labels."""
+
+    substitutions: set
+    sites: set
+    label_range: tuple[float, float]
+    readable: bool = True  # False when the training rows' substitutions could not be read
+
+    @classmethod
+    def from_rows(cls, mutations, n_mutations, labels, parent: str | None, fmt: MutationFormat) -> "TrainingSupport":
+        sets = substitution_sets(mutations, parent, fmt, n_mutations)
+        readable = len(sets) > 0 and all(s is not None for s in sets)
+        subs = set().union(*[s for s in sets if s is not None]) if sets else set()
+        labels = np.asarray(labels, np.float64)
+        return cls(subs, {p for p, _ in subs}, (float(labels.min()), float(labels.max())), readable)
+
+    def count(self, mutations, n_mutations, parent: str | None, fmt: MutationFormat) -> pd.DataFrame:
+        """``unseen`` and ``unseen_sites`` per row (missing where not known)."""
+        sets = substitution_sets(mutations, parent, fmt, n_mutations)
+        unseen = [None if s is None or not self.readable else len(s - self.substitutions) for s in sets]
+        sites = [None if s is None or not self.readable else len({p for p, _ in s} - self.sites) for s in sets]
+        return pd.DataFrame({"unseen": pd.array(unseen, dtype="Int64"), "unseen_sites": pd.array(sites, dtype="Int64")})
+
+    def save(self, directory: Path) -> None:
+        (directory / SUPPORT_FILE).write_text(json.dumps({
+            "substitutions": sorted(f"{p}{a}" for p, a in self.substitutions), "label_range": list(self.label_range),
+            "readable": self.readable}) + "\n")
+
+    @classmethod
+    def load(cls, directory: Path) -> "TrainingSupport | None":
+        path = directory / SUPPORT_FILE
+        if not path.exists():
+            return None
+        saved = json.loads(path.read_text())
+        subs = {(int(t[:-1]), t[-1]) for t in saved["substitutions"]}
+        return cls(subs, {p for p, _ in subs}, tuple(saved["label_range"]), saved["readable"])
+
+
+def mutation_format(dataset_info: dict) -> MutationFormat:
+    """How a dataset writes its mutation strings, from its record in the cache (``dataset.json``)."""
+    return MutationFormat(dataset_info.get("mutation_prefix", ""), dataset_info.get("mutation_first_index", 1))
+
+
+def onehot_modes(manifest: dict) -> list[str] | None:
+    """The one-hot modes of a features manifest (joined features: every part), or None when any part is not
+    one-hot (a language model gives every substitution some signal)."""
+    parts = manifest.get("parts") or [manifest]
+    if any(part.get("kind") != "onehot" for part in parts):
+        return None
+    return [str(part.get("model", "onehot-substitutions")).removeprefix("onehot-") for part in parts]
+
+
+def mark_support(table: pd.DataFrame, support: TrainingSupport, manifest: dict, mutations, n_mutations,
+                 parent: str | None, fmt: MutationFormat) -> pd.DataFrame:
+    """Add ``unseen``, ``unseen_sites``, ``no_signal`` to a predictions table (same row order as ``mutations``)
+    and widen the interval (``lower``/``upper``, when present) of ``no_signal`` rows to the training labels' range."""
+    counts = support.count(mutations, n_mutations, parent, fmt)
+    table = table.reset_index(drop=True)
+    table["unseen"], table["unseen_sites"] = counts["unseen"], counts["unseen_sites"]
+    modes = onehot_modes(manifest)
+    if modes is None:
+        no_signal = np.zeros(len(table), bool)
+    elif "sites" in modes:  # a position's own column carries signal for any substitution there
+        no_signal = (counts["unseen_sites"].fillna(0) > 0).to_numpy()
+    else:  # substitution columns only: every unseen substitution is invisible
+        no_signal = (counts["unseen"].fillna(0) > 0).to_numpy()
+    table["no_signal"] = no_signal
+    if "lower" in table and no_signal.any():
+        low, high = support.label_range
+        table.loc[no_signal, "lower"] = np.minimum(table.loc[no_signal, "lower"], low)
+        table.loc[no_signal, "upper"] = np.maximum(table.loc[no_signal, "upper"], high)
+    return table
