@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -215,7 +216,10 @@ fit_options = add_options([
                  help="Run directory (default: runs/<timestamp>-<head>); an existing non-empty one is refused."),
     click.option("--force", is_flag=True, help="Replace --out if it exists (the old run is removed only once the "
                  "new one is written)."),
+    click.option("--allow-partial", is_flag=True, help="Fit even if the cache lacks some rows of the dataset "
+                 "(an interrupted or running build); the run records it."),
     click.option("--verbose", is_flag=True, help="Print the losses of every epoch."),
+    click.option("--quiet", is_flag=True, help="No progress line while training."),
 ])
 
 
@@ -252,19 +256,32 @@ def head_options(cls):
     return add_options(options)
 
 
-def _fit(head: str, params: dict, dataset, features, split, split_file, cache_root, out, force, verbose) -> None:
+def _fit(head: str, params: dict, dataset, features, split, split_file, cache_root, out, force, allow_partial,
+         verbose, quiet) -> None:
     from models.data import load_split_data
     from models.registry import get_head
     from models.runs import fit_run, summary_line
 
-    data = load_split_data(cache_root, dataset, features, split, split_file)
+    data = load_split_data(cache_root, dataset, features, split, split_file, allow_partial)
+    progress = None if quiet or verbose else EpochProgress()
     try:
-        run = fit_run(get_head(head, **params), data, out, force=force, log=click.echo if verbose else None)
+        run = fit_run(get_head(head, **params), data, out, force=force,
+                      log=click.echo if verbose else progress)
     except ValueError as exc:
         if isinstance(exc, DataError):
             raise
         raise click.ClickException(str(exc)) from None
+    finally:
+        if progress is not None:
+            progress.close()
     metrics = run.metrics
+    if metrics.get("split_unused_rows"):
+        click.echo(f"note: {metrics['split_unused_rows']} rows of the dataset are in no part of split "
+                   f"{metrics['split']} (neither train, valid nor test): they are not used", err=True)
+    if "partial_cache" in metrics:
+        p = metrics["partial_cache"]
+        click.echo(f"warning: fitted on a partial cache ({p['cached_rows']} of {p['dataset_rows']} rows; "
+                   f"recorded in metrics.json)", err=True)
     click.echo(summary_line(metrics))
     if "epochs_run" in metrics:
         click.echo(f"epochs: {metrics['epochs_run']} run, best {metrics['best_epoch']}")
@@ -278,6 +295,26 @@ def _fit(head: str, params: dict, dataset, features, split, split_file, cache_ro
                    f"{i['valid']['coverage']:.3f}, on test {i['test']['coverage']:.3f}; "
                    f"mean width on test {i['test']['mean_width']:.2f}")
     click.echo(f"run: {run.directory}")
+
+
+class EpochProgress:
+    """The training loop's per-epoch lines as one line of stderr updated in place (on a terminal only)."""
+
+    def __init__(self):
+        self.stream = sys.stderr
+        self.tty = self.stream.isatty()
+        self.shown = False
+
+    def __call__(self, line: str) -> None:
+        if self.tty:
+            self.stream.write("\r\033[K" + line)
+            self.stream.flush()
+            self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 class HeadGroup(click.Group):

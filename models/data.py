@@ -71,26 +71,51 @@ def load_features(cache_root: str | Path, dataset: str, features: str) -> Cached
                             rows.mutations, manifest)
 
 
+def check_complete(cache_root: str | Path, dataset: str, features: str, cached_ids: np.ndarray,
+                   dataset_ids: np.ndarray, allow_partial: bool) -> dict | None:
+    """A fit uses every row of its dataset: a cache missing some (an interrupted build, or one still running)
+    is refused unless ``allow_partial``; returns what a run records of a partial cache."""
+    missing = len(np.setdiff1d(dataset_ids, cached_ids))
+    if not missing:
+        return None
+    if not allow_partial:
+        names = ", ".join(f"--model {n}" for n in features.split("+"))
+        raise DataError(f"the {features} cache of dataset {dataset!r} holds {len(dataset_ids) - missing} of its "
+                        f"{len(dataset_ids)} rows ({missing} missing: a build was interrupted or is still running); "
+                        f"complete it by rerunning `mimo embed build` with the same data options and {names}, or "
+                        f"pass --allow-partial to fit on the cached rows", Path(cache_root) / dataset / features)
+    return {"cached_rows": len(dataset_ids) - missing, "dataset_rows": len(dataset_ids), "missing_rows": missing}
+
+
 def load_split_data(cache_root: str | Path, dataset: str, features: str | None = None, split: str | None = None,
-                    split_file: str | Path | None = None) -> SplitData:
-    """Cached embeddings plus a split: a named one recorded at build time, or a user's split file."""
+                    split_file: str | Path | None = None, allow_partial: bool = False) -> SplitData:
+    """Cached embeddings plus a split: a named one recorded at build time, or a user's split file.
+
+    The cache must hold every row of the dataset (``allow_partial`` to fit on what it holds; the run records it).
+    """
     features = choose_features(cache_root, dataset, features)
     cache = EmbeddingCache(cache_root, dataset, features.split("+")[0])
     rows = load_features(cache_root, dataset, features)
+    table = cache.load_splits()
+    partial = check_complete(cache_root, dataset, features, rows.ids, table["id"].to_numpy(), allow_partial)
     source = {"cache": str(Path(cache_root).resolve()), "dataset": cache.read_dataset_info(),
               "features": rows.manifest}
+    if partial is not None:
+        source["partial_cache"] = partial
+    named = [c for c in table.columns if c != "id"]
+    if not named:
+        raise DataError(f"dataset {dataset!r} has no scores (a FASTA file is embedded only): nothing to fit")
     if split_file is not None:
         split = Path(split_file).name
         assignment = read_split_file(split_file, pd.DataFrame({"id": rows.ids, "mutations": rows.mutations}))
     else:
-        table = cache.load_splits()
-        named = [c for c in table.columns if c != "id"]
         split = split or named[0]
         if split not in named:
             raise DataError(f"no split {split!r} for dataset {dataset!r} (known: {', '.join(named)}; "
                             f"or --split-file)")
         assignment = pd.Series(table[split].to_numpy(), index=table["id"]).reindex(rows.ids).fillna("none")
         assignment = assignment.to_numpy()
+    source["split_unused_rows"] = int((assignment == "none").sum())
     data = SplitData(dataset, features, split, rows, assignment.astype(object), source)
     empty = [p for p in SPLIT_NAMES[:2] if not data.mask(p).any()]
     if empty:

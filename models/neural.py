@@ -104,6 +104,7 @@ def train_loop(module: nn.Module, config: TrainConfig, epoch_batches: Callable[[
     rng = np.random.default_rng(config.seed)
     optimizer = Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     result, best_state, best = FitResult(), None, math.inf
+    began = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         start = time.perf_counter()
         optimizer.lr = step_lr(config.lr, epoch, config.step_size, config.gamma)
@@ -121,14 +122,20 @@ def train_loop(module: nn.Module, config: TrainConfig, epoch_batches: Callable[[
         record = EpochRecord(epoch, total / max(count, 1) * y_scale ** 2, valid_loss, valid_mse,
                              time.perf_counter() - start)
         result.history.append(record)
-        if log is not None:
-            log(f"epoch {epoch:3d}  train {record.train_loss:.4f}  valid {record.valid_loss:.4f}  "
-                f"valid mse {record.valid_mse:.4f}")
+        if not (math.isfinite(record.train_loss) and math.isfinite(valid_mse)):
+            raise ValueError(f"training diverged at epoch {epoch} (loss {record.train_loss}, valid MSE {valid_mse}): "
+                             f"lower --lr, or check the labels' scale")
+        stop = False
         if valid_mse < best:
             best, result.best_epoch = valid_mse, epoch
             best_state = copy.deepcopy(module.state_dict())
         elif epoch - result.best_epoch >= config.patience:
-            result.stopped_early = True
+            result.stopped_early = stop = True
+        if log is not None:
+            log(f"epoch {epoch:3d}/{config.epochs}  train {record.train_loss:.4f}  valid {record.valid_loss:.4f}  "
+                f"valid mse {record.valid_mse:.4f}  best epoch {result.best_epoch}  "
+                f"{time.perf_counter() - began:.1f}s")
+        if stop:
             break
     if best_state is not None:
         module.load_state_dict(best_state)

@@ -28,7 +28,7 @@ from .metrics import (calibrate_interval, interval_bounds, interval_metrics, met
                       regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
 from .registry import MODEL_FILE, load_model, save_model
 from .support import TrainingSupport, mark_support, mutation_format
-from .svg import line_chart
+from .svg import line_chart, scatter_chart
 
 PARTS = ("train", "valid", "test")
 RUN_FILES = ("metrics.json", "source.json")
@@ -110,6 +110,9 @@ def evaluate(data: SplitData, prediction: np.ndarray, model: str, fit_seconds: f
     metrics["test"]["by_mutations"] = metrics_by_mutations(data.rows.labels[test], prediction[test],
                                                            data.rows.n_mutations[test])
     metrics["fit_seconds"] = round(float(fit_seconds), 3)
+    metrics["split_unused_rows"] = data.source.get("split_unused_rows", 0)
+    if "partial_cache" in data.source:
+        metrics["partial_cache"] = data.source["partial_cache"]
     metrics.update(extra or {})
     predictions = pd.DataFrame({
         "id": data.rows.ids, "split": data.split, "mutations": data.rows.mutations,
@@ -190,6 +193,7 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
         save_model(model, staging / MODEL_FILE)
         if "history" in metrics:
             plot_loss_curve(metrics, staging / "loss_curve.svg")
+        plot_test_predictions(metrics, predictions, staging / "test_predictions.svg")
         commit_run_dir(staging, out)
     finally:
         if staging.exists():
@@ -318,3 +322,23 @@ def plot_loss_curve(metrics: dict, path: Path) -> Path:
                             f"Adam, StepLR, lr={metrics['params']['lr']:g}, MSE",
                       xlabel="epoch", ylabel="MSE", dashed=dashed,
                       marker=(metrics["best_epoch"], f"best epoch {metrics['best_epoch']}"))
+
+
+PLOT_POINTS = 4000  # an SVG of 27,000 points is 2 MB and slow to open; a seeded sample shows the same picture
+
+
+def plot_test_predictions(metrics: dict, predictions: pd.DataFrame, path: Path) -> Path | None:
+    """Predicted against measured on the test split, coloured by mutation count, Spearman in the title."""
+    test = predictions[predictions["split"] == "test"]
+    if test.empty:
+        return None
+    shown = test.sample(PLOT_POINTS, random_state=0) if len(test) > PLOT_POINTS else test
+    shown = shown.sort_values("n_mutations", kind="stable")
+    counts = shown["n_mutations"].to_numpy()
+    groups = ["unknown" if c < 0 else (f"{c}" if c < 8 else "8+") + " mut." for c in counts]
+    rho = metrics["test"]["spearman"]
+    sample = f", {len(shown):,} of {len(test):,} shown" if len(shown) < len(test) else ""
+    title = (f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']}): test Spearman "
+             f"{'n/a' if rho is None else f'{rho:.3f}'}{sample}")
+    return scatter_chart(shown["y"].to_numpy(), shown["prediction"].to_numpy(), groups, path, title=title,
+                         xlabel="measured", ylabel="predicted")

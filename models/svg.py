@@ -1,4 +1,5 @@
-"""A small SVG line chart: the loss curve of a run, without matplotlib's 0.6 s of import and rendering."""
+"""Small SVG charts (a run's loss curve, its predicted-vs-measured plot) without matplotlib's 0.6 s of import and
+rendering."""
 from __future__ import annotations
 
 import math
@@ -20,57 +21,100 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return [round(k * step, 12) for k in range(first, last + 1)]
 
 
+class _Axes:
+    """Plot area, scales, ticks, labels and title of one SVG chart."""
+
+    def __init__(self, x_range, y_range, title, xlabel, ylabel, width=720, height=420):
+        self.left, self.right, self.top, self.bottom = 70, 20, 40, 50
+        self.width, self.height = width, height
+        (self.x_low, self.x_high), (self.y_low, self.y_high) = x_range, y_range
+        self.x_high = self.x_high if self.x_high > self.x_low else self.x_low + 1
+        self.y_high = self.y_high if self.y_high > self.y_low else self.y_low + 1
+        self.parts = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'font-family="sans-serif" font-size="12">',
+            f'<rect width="{width}" height="{height}" fill="white"/>',
+            f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="13">{escape(title)}</text>',
+            f'<text x="{(self.left + width - self.right) / 2}" y="{height - 12}" text-anchor="middle">'
+            f'{escape(xlabel)}</text>',
+            f'<text x="16" y="{(self.top + height - self.bottom) / 2}" text-anchor="middle" '
+            f'transform="rotate(-90 16 {(self.top + height - self.bottom) / 2})">{escape(ylabel)}</text>',
+            f'<rect x="{self.left}" y="{self.top}" width="{width - self.left - self.right}" '
+            f'height="{height - self.top - self.bottom}" fill="none" stroke="black"/>']
+        for t in nice_ticks(self.y_low, self.y_high):
+            self.parts.append(f'<line x1="{self.left - 4}" x2="{self.left}" y1="{self.py(t):.1f}" '
+                              f'y2="{self.py(t):.1f}" stroke="black"/><text x="{self.left - 7}" '
+                              f'y="{self.py(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
+        for t in nice_ticks(self.x_low, self.x_high):
+            self.parts.append(f'<line x1="{self.px(t):.1f}" x2="{self.px(t):.1f}" y1="{height - self.bottom}" '
+                              f'y2="{height - self.bottom + 4}" stroke="black"/><text x="{self.px(t):.1f}" '
+                              f'y="{height - self.bottom + 17}" text-anchor="middle">{t:g}</text>')
+
+    def px(self, v: float) -> float:
+        return self.left + (v - self.x_low) / (self.x_high - self.x_low) * (self.width - self.left - self.right)
+
+    def py(self, v: float) -> float:
+        return self.height - self.bottom - (v - self.y_low) / (self.y_high - self.y_low) * (
+            self.height - self.top - self.bottom)
+
+    def legend(self, entries: list[tuple[str, str, str]], marker: str = "line") -> None:
+        if entries:
+            self.parts.append(f'<rect x="{self.width - self.right - 236}" y="{self.top + 4}" width="230" '
+                              f'height="{18 * len(entries) + 6}" fill="white" fill-opacity="0.85"/>')
+        for i, (name, color, dash) in enumerate(entries):
+            y, x = self.top + 16 + 18 * i, self.width - self.right - 230
+            if marker == "line":
+                self.parts.append(f'<line x1="{x}" x2="{x + 25}" y1="{y - 4}" y2="{y - 4}" stroke="{color}" '
+                                  f'stroke-width="1.8"{dash}/>')
+            else:
+                self.parts.append(f'<circle cx="{x + 12}" cy="{y - 4}" r="4" fill="{color}"/>')
+            self.parts.append(f'<text x="{x + 32}" y="{y}">{escape(name)}</text>')
+
+    def write(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text("\n".join(self.parts + ["</svg>"]) + "\n")
+        return path
+
+
 def line_chart(x: list[float], series: dict[str, list[float]], path: str | Path, title: str = "",
                xlabel: str = "", ylabel: str = "", marker: tuple[float, str] | None = None,
                dashed: tuple[str, ...] = (), width: int = 720, height: int = 420) -> Path:
     """Write one SVG with a line per series over ``x``; ``marker`` = (x, label) draws a dotted vertical line."""
-    left, right, top, bottom = 70, 20, 40, 50
     values = [v for ys in series.values() for v in ys if v == v]  # NaN-free
-    y_low, y_high = (min(values), max(values)) if values else (0.0, 1.0)
-    x_low, x_high = (min(x), max(x)) if x else (0.0, 1.0)
-    x_high = x_high if x_high > x_low else x_low + 1
-    y_high = y_high if y_high > y_low else y_low + 1
-
-    def px(v: float) -> float:
-        return left + (v - x_low) / (x_high - x_low) * (width - left - right)
-
-    def py(v: float) -> float:
-        return height - bottom - (v - y_low) / (y_high - y_low) * (height - top - bottom)
-
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-             f'font-family="sans-serif" font-size="12">',
-             f'<rect width="{width}" height="{height}" fill="white"/>',
-             f'<text x="{width / 2}" y="22" text-anchor="middle" font-size="13">{escape(title)}</text>',
-             f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">{escape(xlabel)}</text>',
-             f'<text x="16" y="{(top + height - bottom) / 2}" text-anchor="middle" '
-             f'transform="rotate(-90 16 {(top + height - bottom) / 2})">{escape(ylabel)}</text>',
-             f'<rect x="{left}" y="{top}" width="{width - left - right}" height="{height - top - bottom}" '
-             f'fill="none" stroke="black"/>']
-    for t in nice_ticks(y_low, y_high):
-        parts.append(f'<line x1="{left - 4}" x2="{left}" y1="{py(t):.1f}" y2="{py(t):.1f}" stroke="black"/>'
-                     f'<text x="{left - 7}" y="{py(t) + 4:.1f}" text-anchor="end">{t:g}</text>')
-    for t in nice_ticks(x_low, x_high):
-        parts.append(f'<line x1="{px(t):.1f}" x2="{px(t):.1f}" y1="{height - bottom}" y2="{height - bottom + 4}" '
-                     f'stroke="black"/><text x="{px(t):.1f}" y="{height - bottom + 17}" '
-                     f'text-anchor="middle">{t:g}</text>')
+    axes = _Axes((min(x), max(x)) if x else (0.0, 1.0), (min(values), max(values)) if values else (0.0, 1.0),
+                 title, xlabel, ylabel, width, height)
     legend = []
     for i, (name, ys) in enumerate(series.items()):
         color = COLORS[i % len(COLORS)]
         dash = ' stroke-dasharray="6 4"' if name in dashed else ""
-        points = " ".join(f"{px(a):.1f},{py(b):.1f}" for a, b in zip(x, ys) if b == b)
-        parts.append(f'<polyline class="series" fill="none" stroke="{color}" stroke-width="1.8"{dash} '
-                     f'points="{points}"/>')
+        points = " ".join(f"{axes.px(a):.1f},{axes.py(b):.1f}" for a, b in zip(x, ys) if b == b)
+        axes.parts.append(f'<polyline class="series" fill="none" stroke="{color}" stroke-width="1.8"{dash} '
+                          f'points="{points}"/>')
         legend.append((name, color, dash))
     if marker is not None:
-        parts.append(f'<line class="marker" x1="{px(marker[0]):.1f}" x2="{px(marker[0]):.1f}" y1="{top}" '
-                     f'y2="{height - bottom}" stroke="grey" stroke-dasharray="2 3"/>')
+        axes.parts.append(f'<line class="marker" x1="{axes.px(marker[0]):.1f}" x2="{axes.px(marker[0]):.1f}" '
+                          f'y1="{axes.top}" y2="{height - axes.bottom}" stroke="grey" stroke-dasharray="2 3"/>')
         legend.append((marker[1], "grey", ' stroke-dasharray="2 3"'))
-    for i, (name, color, dash) in enumerate(legend):
-        y = top + 16 + 18 * i
-        parts.append(f'<line x1="{width - right - 230}" x2="{width - right - 205}" y1="{y - 4}" y2="{y - 4}" '
-                     f'stroke="{color}" stroke-width="1.8"{dash}/><text x="{width - right - 198}" y="{y}">'
-                     f'{escape(name)}</text>')
-    parts.append("</svg>")
-    path = Path(path)
-    path.write_text("\n".join(parts) + "\n")
-    return path
+    axes.legend(legend)
+    return axes.write(path)
+
+
+GROUP_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf")
+
+
+def scatter_chart(x, y, groups, path: str | Path, title: str = "", xlabel: str = "", ylabel: str = "",
+                  width: int = 720, height: int = 520) -> Path:
+    """Write one SVG of points (x, y) coloured by group label, with the diagonal y = x for reference."""
+    low = min(min(x), min(y)) if len(x) else 0.0
+    high = max(max(x), max(y)) if len(x) else 1.0
+    axes = _Axes((low, high), (low, high), title, xlabel, ylabel, width, height)
+    axes.parts.append(f'<line x1="{axes.px(low):.1f}" y1="{axes.py(low):.1f}" x2="{axes.px(high):.1f}" '
+                      f'y2="{axes.py(high):.1f}" stroke="grey" stroke-dasharray="4 3"/>')
+    labels = list(dict.fromkeys(groups))
+    colors = {label: GROUP_COLORS[i % len(GROUP_COLORS)] for i, label in enumerate(labels)}
+    for a, b, g in zip(x, y, groups):
+        axes.parts.append(f'<circle class="point" cx="{axes.px(a):.1f}" cy="{axes.py(b):.1f}" r="2" '
+                          f'fill="{colors[g]}" fill-opacity="0.5"/>')
+    axes.legend([(label, colors[label], "") for label in labels], marker="point")
+    return axes.write(path)

@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import uuid
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +63,10 @@ def _write_atomic_h5(path: Path, ids, embeddings, labels, n_mutations, mutations
     """Write under a temporary name, then rename: a reader or a crash never sees half a file."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     compression = "lzf" if np.issubdtype(embeddings.dtype, np.integer) else None
+    embeddings = np.ascontiguousarray(embeddings)
     try:
         with h5py.File(tmp, "w") as f:
+            f.attrs["embedding_crc32"] = zlib.crc32(embeddings.data)
             f.create_dataset("embedding", data=embeddings, compression=compression)
             f.create_dataset("id", data=np.asarray(ids, dtype=ID_DTYPE))
             f.create_dataset("label", data=np.asarray(labels, dtype=np.float64))
@@ -77,8 +80,17 @@ def _write_atomic_h5(path: Path, ids, embeddings, labels, n_mutations, mutations
                         f"fix permissions, then rerun the same command to continue", path) from None
 
 
+def _check_content(path: Path, stored, embeddings: np.ndarray) -> None:
+    """The embeddings read back are the ones written (CRC-32 recorded at write time) and finite."""
+    if stored is not None and zlib.crc32(np.ascontiguousarray(embeddings).data) != int(stored):
+        raise _unreadable(path, "its embeddings do not match the checksum written with them: the file is damaged")
+    if embeddings.dtype.kind == "f" and not np.isfinite(embeddings).all():
+        raise _unreadable(path, "it holds non-finite embeddings")
+
+
 def _read_shards(paths: list[Path]) -> dict[str, np.ndarray]:
-    """Every shard's rows, embeddings read straight into one float32 array (large copies cost page faults)."""
+    """Every shard's rows, embeddings read straight into one float32 array (large copies cost page faults);
+    each file's content checked against its checksum."""
     meta = []
     for path in paths:
         try:
@@ -87,6 +99,8 @@ def _read_shards(paths: list[Path]) -> dict[str, np.ndarray]:
                     "ids": f["id"][:].astype(str), "labels": f["label"][:],
                     "n_mutations": f["n_mutations"][:].astype(np.int64),
                     "mutations": f["mutations"].asstr()[:].astype(object)}))
+                if not all(len(meta[-1][1][k]) == meta[-1][0][0] for k in ("ids", "labels", "n_mutations")):
+                    raise OSError("its datasets disagree in length")
         except (OSError, KeyError) as exc:
             raise _unreadable(path, exc) from None
     widths = {shape[1] for shape, _ in meta}
@@ -95,12 +109,17 @@ def _read_shards(paths: list[Path]) -> dict[str, np.ndarray]:
     embeddings = np.empty((sum(shape[0] for shape, _ in meta), widths.pop()), dtype=np.float32)
     start = 0
     for path, (shape, _) in zip(paths, meta):
+        rows = np.s_[start:start + shape[0]]
         try:
             with h5py.File(path, "r") as f:
+                stored = f.attrs.get("embedding_crc32")
                 if f["embedding"].dtype == np.float32 and shape[0]:
-                    f["embedding"].read_direct(embeddings, dest_sel=np.s_[start:start + shape[0]])
+                    f["embedding"].read_direct(embeddings, dest_sel=rows)
+                    _check_content(path, stored, embeddings[rows])
                 else:
-                    embeddings[start:start + shape[0]] = f["embedding"][:]
+                    raw = f["embedding"][:]
+                    _check_content(path, stored, raw)
+                    embeddings[rows] = raw
         except (OSError, KeyError) as exc:
             raise _unreadable(path, exc) from None
         start += shape[0]
@@ -193,10 +212,14 @@ class EmbeddingCache:
         old = self.read_manifest()
         if old is not None:
             differ = [k for k in MANIFEST_KEYS if old.get(k) != manifest.get(k)]
+            # caches written before weights were fingerprinted have none to compare
+            differ += [k for k in ("weights_fingerprint",) if k in old and old[k] != manifest.get(k)]
             if differ:
                 detail = "; ".join(f"{k}: cached {_short(old.get(k))}, now {_short(manifest.get(k))}" for k in differ)
-                raise DataError(f"the cache was built with other settings ({detail}); choose another "
-                                f"--features name or delete the directory", self.manifest_path)
+                changed = (" (the weights file changed since the cache was started: its rows would mix two models)"
+                           if "weights_fingerprint" in differ else "")
+                raise DataError(f"the cache was built with other settings{changed} ({detail}); build into another "
+                                f"--cache, or delete {self.directory} to start over", self.manifest_path)
             manifest = {**old, **{k: v for k, v in manifest.items() if k not in MANIFEST_KEYS}}
         self.directory.mkdir(parents=True, exist_ok=True)
         _write_json(self.manifest_path, manifest)
@@ -266,7 +289,8 @@ class EmbeddingCache:
                     n = len(f["id"])
                     if not all(len(f[key]) == n for key in ("embedding", "label", "n_mutations", "mutations")):
                         raise OSError("its datasets disagree in length")
-            except (OSError, KeyError):
+                    _check_content(path, f.attrs.get("embedding_crc32"), f["embedding"][:])
+            except (OSError, KeyError, DataError):
                 target = path.with_name(path.name + f".{uuid.uuid4().hex[:6]}.corrupt")
                 os.replace(path, target)
                 set_aside.append(target)

@@ -371,6 +371,7 @@ def read_split_file(path: str | Path, frame: pd.DataFrame) -> np.ndarray:
     by_genotype = {g: i for i, g in enumerate(frame["mutations"]) if g}
     split = np.full(len(frame), "none", dtype=object)
     aliases = {"validation": "valid", "val": "valid", "dev": "valid"}
+    first_line: dict[int, int] = {}
     for offset, (key, value) in enumerate(zip(table.iloc[:, 0], table.iloc[:, 1])):
         number = offset + 2
         value = aliases.get(value.strip().lower(), value.strip().lower())
@@ -379,6 +380,10 @@ def read_split_file(path: str | Path, frame: pd.DataFrame) -> np.ndarray:
         row = by_id.get(key.strip(), by_genotype.get(key.strip()))
         if row is None:
             raise DataError(f"{key!r} is neither an id nor a genotype of the dataset", path, number)
+        if row in first_line:
+            raise DataError(f"{key!r} names the same sequence as line {first_line[row]}; each row may appear once",
+                            path, number)
+        first_line[row] = number
         split[row] = value
     return split
 

@@ -1,6 +1,7 @@
 """ESM models through fair-esm: loading (hub name or local ``.pt``) and batched mean-pooled embedding."""
 from __future__ import annotations
 
+import hashlib
 import warnings
 from pathlib import Path
 from typing import Callable, Iterator
@@ -32,6 +33,21 @@ def _torch_load(path: Path, checkpoint: bool = True) -> dict:
         raise DataError("not a fair-esm checkpoint: expected a dict with 'model' and 'cfg' (ESM-2) or "
                         "'args' (ESM-1) entries", path)
     return data
+
+
+def weights_fingerprint(path: str | Path, samples: int = 64, block: int = 1 << 16) -> str:
+    """A content fingerprint of a weights file: its size and the SHA-256 of its first and last MiB and of
+    ``samples`` blocks spread evenly between. Hashing a 2.6 GB checkpoint whole would cost seconds on every
+    build; these 3 MiB tell any retrained, converted or truncated file apart in milliseconds."""
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as handle:
+        offsets = [0, max(0, size - (1 << 20))] + [size * k // (samples + 1) for k in range(1, samples + 1)]
+        for offset in offsets:
+            handle.seek(offset)
+            digest.update(handle.read(1 << 20 if offset in offsets[:2] else block))
+    return f"{size}:{digest.hexdigest()[:32]}"
 
 
 def hub_checkpoint_path(name: str) -> Path:
@@ -197,6 +213,8 @@ class EsmFeaturizer:
         # A GPU needs larger batches to be busy; fused attention keeps their memory linear in length.
         self.toks_per_batch = toks_per_batch or (32768 if self.device.type == "cuda" else 4096)
         self.weights = None if weights is None else str(Path(weights).resolve())
+        checkpoint = Path(self.weights) if self.weights else hub_checkpoint_path(model_name)
+        self.fingerprint = weights_fingerprint(checkpoint) if checkpoint.is_file() else None
         self.truncate = truncate
         self.name = f"{model_name}_L{self.layer}"
         self.dim = net.embed_dim
@@ -204,7 +222,8 @@ class EsmFeaturizer:
     def manifest(self) -> dict:
         return {"features": self.name, "kind": self.kind, "model": self.model_name, "layer": self.layer,
                 "pooling": "mean over residues", "dtype": self.dtype, "dim": self.dim, "columns": None,
-                "weights": self.weights, "truncate": self.truncate, "engine": self.engine}
+                "weights": self.weights, "weights_fingerprint": self.fingerprint, "truncate": self.truncate,
+                "engine": self.engine}
 
     def check(self, frame: pd.DataFrame) -> None:
         """Refuse sequences past ESM's limit, or (``truncate``) warn that their first residues are used."""
