@@ -122,4 +122,10 @@ def load_split_data(cache_root: str | Path, dataset: str, features: str | None =
         raise DataError(f"split {split!r} has no {' or '.join(empty)} rows in the cache")
     if np.isnan(data.y("train")).any():
         raise DataError(f"dataset {dataset!r} has rows without labels in its train split; it cannot be fitted")
+    labels = data.rows.labels[np.isfinite(data.rows.labels)]
+    with np.errstate(over="ignore"):
+        if labels.size and not np.isfinite(np.mean(labels.astype(np.float64) ** 2)):
+            raise DataError(f"dataset {dataset!r} has labels as large as {np.abs(labels).max():.3g}: their squares "
+                            f"overflow floating point, so no error or correlation could be computed; rescale them "
+                            f"(e.g. log10)")
     return data

@@ -225,7 +225,7 @@ class EsmFeaturizer:
                 "weights": self.weights, "weights_fingerprint": self.fingerprint, "truncate": self.truncate,
                 "engine": self.engine}
 
-    def check(self, frame: pd.DataFrame) -> None:
+    def check(self, frame: pd.DataFrame, warn: bool = True) -> None:
         """Refuse sequences past ESM's limit, or (``truncate``) warn that their first residues are used."""
         lengths = frame["sequence"].str.len()
         too_long = lengths > ESM_MAX_RESIDUES
@@ -235,7 +235,8 @@ class EsmFeaturizer:
                       f"(first: {frame['mutations'].iloc[row] or frame['id'].iloc[row]!r}, {lengths.iloc[row]} residues)")
             if not self.truncate:
                 raise DataError(detail + "; pass --truncate to embed their first residues only")
-            warnings.warn(detail + f"; embedding their first {ESM_MAX_RESIDUES} residues only", stacklevel=2)
+            if warn:
+                warnings.warn(detail + f"; embedding their first {ESM_MAX_RESIDUES} residues only", stacklevel=2)
 
     @torch.inference_mode()
     def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -271,7 +272,7 @@ class EsmFeaturizer:
         """Yield (row positions in ``frame``, float32 embeddings), batched by the token budget.
 
         A sequence longer than the budget goes alone in its batch."""
-        self.check(frame)
+        self.check(frame, warn=False)  # build_cache has checked (and warned) before writing anything
         sequences = [s[:ESM_MAX_RESIDUES] for s in frame["sequence"]]
         tokenize = Tokenizer(self.alphabet)
         # One batch in flight: the GPU runs batch i+1 while the caller stores batch i.
