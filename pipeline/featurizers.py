@@ -102,6 +102,9 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
     if unknown:
         raise TypeError(f"unknown featurizer option(s) {sorted(unknown)}; known: {sorted(DEFAULT_OPTIONS)}")
     options = {**DEFAULT_OPTIONS, **options}
+    from .ranks import resolve_device
+
+    resolve_device(options["device"])  # a device this machine lacks is refused, whatever the featurizer
     text = str(name_or_path)
     if text in FEATURIZERS:
         return FEATURIZERS[text](text, dataset=dataset, **options)
