@@ -15,10 +15,11 @@ The public API, in the order a user needs it::
 
 Datasets: ``load_dataset``, ``load_gfp``, ``load_table``, ``load_fasta``, ``VariantSet``, ``data_home``.
 Featurizers: ``get_featurizer``, ``featurizer_from_manifest``, ``available_featurizers``, ``Featurizer``.
-Cache: ``build_cache``, ``EmbeddingCache``, ``list_features``, ``load_split_data``, ``SplitData``.
+Cache: ``build_cache``, ``EmbeddingCache``, ``list_features``, ``load_split_data``, ``load_cv_data``,
+``SplitData``.
 Heads (scikit-learn style, keyword-only parameters): ``ValidatedRidge``, ``MlpRegressor``, ``CnnRegressor``,
 ``GlobalEpistasisRegressor``, ``MimoRegressor``; ``HEADS``, ``head_class``, ``get_head``, ``save_model``, ``load_model``.
-Runs: ``fit_run``, ``load_run``, ``Run``, ``predict_variants``, ``featurize``.
+Runs: ``fit_run``, ``fit_cv`` (ProteinGym's protocol), ``load_run``, ``Run``, ``predict_variants``, ``featurize``.
 Errors: ``DataError`` (bad input: its message names the file, the line and the problem).
 
 Names are imported when first used, so ``import mimo`` (and the ``mimo`` command) starts fast.
@@ -34,11 +35,11 @@ _EXPORTS = {
     "pipeline.build": ("build_cache",),
     "pipeline.cache": ("EmbeddingCache", "list_features"),
     "pipeline.errors": ("DataError",),
-    "models.data": ("SplitData", "load_split_data"),
+    "models.data": ("SplitData", "load_split_data", "load_cv_data"),
     "models.ridge": ("ValidatedRidge",),
     "models.neural": ("MlpRegressor", "CnnRegressor", "GlobalEpistasisRegressor", "MimoRegressor"),
     "models.registry": ("HEADS", "head_class", "get_head", "save_model", "load_model"),
-    "models.runs": ("Run", "fit_run", "load_run"),
+    "models.runs": ("Run", "fit_run", "fit_cv", "load_run"),
     "mimo.predict": ("predict_variants", "featurize"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -216,6 +216,11 @@ fit_options = add_options([
                  help="Run directory (default: runs/<timestamp>-<head>); an existing non-empty one is refused."),
     click.option("--force", is_flag=True, help="Replace --out if it exists (the old run is removed only once the "
                  "new one is written)."),
+    click.option("--cv", default=None, help="Cross-validate instead: a fold column of the dataset file (e.g. "
+                 "fold_modulo_5) or a number k for a seeded random k-fold; ONE Spearman over all out-of-fold "
+                 "predictions, as ProteinGym computes it."),
+    click.option("--refit/--no-refit", default=True, show_default=True,
+                 help="With --cv: refit on all training folds after choosing on the inner validation fold."),
     click.option("--allow-partial", is_flag=True, help="Fit even if the cache lacks some rows of the dataset "
                  "(an interrupted or running build); the run records it."),
     click.option("--verbose", is_flag=True, help="Print the losses of every epoch."),
@@ -256,17 +261,23 @@ def head_options(cls):
     return add_options(options)
 
 
-def _fit(head: str, params: dict, dataset, features, split, split_file, cache_root, out, force, allow_partial,
-         verbose, quiet) -> None:
-    from models.data import load_split_data
+def _fit(head: str, params: dict, dataset, features, split, split_file, cache_root, out, force, cv, refit,
+         allow_partial, verbose, quiet) -> None:
+    from models.data import load_cv_data, load_split_data
     from models.registry import get_head
-    from models.runs import fit_run, summary_line
+    from models.runs import fit_cv, fit_run, summary_line
 
-    data = load_split_data(cache_root, dataset, features, split, split_file, allow_partial)
+    if cv is not None and (split or split_file):
+        raise DataError("give --cv or --split/--split-file, not both")
     progress = None if quiet or verbose else EpochProgress()
+    log = click.echo if verbose else progress
     try:
-        run = fit_run(get_head(head, **params), data, out, force=force,
-                      log=click.echo if verbose else progress)
+        if cv is not None:
+            data = load_cv_data(cache_root, dataset, features, cv, allow_partial)
+            run = fit_cv(get_head(head, **params), data, out, refit=refit, force=force, log=log)
+        else:
+            data = load_split_data(cache_root, dataset, features, split, split_file, allow_partial)
+            run = fit_run(get_head(head, **params), data, out, force=force, log=log)
     except ValueError as exc:
         if isinstance(exc, DataError):
             raise
@@ -283,9 +294,13 @@ def _fit(head: str, params: dict, dataset, features, split, split_file, cache_ro
         click.echo(f"warning: fitted on a partial cache ({p['cached_rows']} of {p['dataset_rows']} rows; "
                    f"recorded in metrics.json)", err=True)
     click.echo(summary_line(metrics))
+    if "cv" in metrics and "uncertainty" in metrics:
+        i = metrics["uncertainty"]["interval"]["test"]
+        click.echo(f"95% intervals (each fold calibrated on its inner validation fold): out-of-fold coverage "
+                   f"{i['coverage']:.3f}, mean width {i['mean_width']:.2f}")
     if "epochs_run" in metrics:
         click.echo(f"epochs: {metrics['epochs_run']} run, best {metrics['best_epoch']}")
-    if "uncertainty" in metrics:
+    if "uncertainty" in metrics and "cv" not in metrics:
         u = metrics["uncertainty"]["test"]
         rho = "n/a" if u["spearman_std_abs_error"] is None else f"{u['spearman_std_abs_error']:.3f}"
         click.echo(f"uncertainty on test: Spearman(std, |error|) {rho}, "

@@ -85,6 +85,14 @@ class Estimator:
         """Parameter names to values. No parameter is itself an estimator, so ``deep`` changes nothing."""
         return {name: getattr(self, name) for name in self._param_names()}
 
+    def clone(self, **params) -> "Estimator":
+        """A new, unfitted estimator with the same parameters (``params`` override some)."""
+        return type(self)(**{**self.get_params(), **params})
+
+    def refit_params(self) -> dict:
+        """Parameters that refit this fitted estimator's choices (made on validation rows) on more rows."""
+        return {}
+
     def set_params(self, **params) -> "Estimator":
         for name, value in params.items():
             if name not in self._param_names():

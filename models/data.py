@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.cache import CachedEmbeddings, EmbeddingCache, list_features
-from pipeline.datasets import SPLIT_NAMES, read_split_file, split_hash
+from pipeline.datasets import SPLIT_NAMES, is_fold_scheme, read_split_file, split_hash
 from pipeline.errors import DataError
 
 
@@ -102,9 +102,11 @@ def load_split_data(cache_root: str | Path, dataset: str, features: str | None =
               "features": rows.manifest}
     if partial is not None:
         source["partial_cache"] = partial
-    named = [c for c in table.columns if c != "id"]
+    named = [c for c in table.columns if c != "id" and not is_fold_scheme(table[c])]
     if not named:
         raise DataError(f"dataset {dataset!r} has no scores (a FASTA file is embedded only): nothing to fit")
+    if split is not None and split in table.columns and split not in named:
+        raise DataError(f"{split!r} is a cross-validation fold scheme, not a train/valid/test split: use --cv {split}")
     if split_file is not None:
         split = Path(split_file).name
         assignment = read_split_file(split_file, pd.DataFrame({"id": rows.ids, "mutations": rows.mutations}))
@@ -129,3 +131,42 @@ def load_split_data(cache_root: str | Path, dataset: str, features: str | None =
                             f"overflow floating point, so no error or correlation could be computed; rescale them "
                             f"(e.g. log10)")
     return data
+
+
+def load_cv_data(cache_root: str | Path, dataset: str, features: str | None = None, cv: str = "5",
+                 allow_partial: bool = False, seed: int = 0) -> SplitData:
+    """Cached rows with cross-validation folds: a fold scheme recorded from the dataset file (``cv`` names its
+    column, e.g. ``fold_modulo_5``) or, with ``cv`` a number k, a seeded random k-fold (``random_k``). The
+    ``split`` array holds each row's fold id as text (``"0"``..``"k-1"``; ``none`` for rows outside)."""
+    features = choose_features(cache_root, dataset, features)
+    cache = EmbeddingCache(cache_root, dataset, features.split("+")[0])
+    rows = load_features(cache_root, dataset, features)
+    table = cache.load_splits()
+    partial = check_complete(cache_root, dataset, features, rows.ids, table["id"].to_numpy(), allow_partial)
+    source = {"cache": str(Path(cache_root).resolve()), "dataset": cache.read_dataset_info(),
+              "features": rows.manifest}
+    if partial is not None:
+        source["partial_cache"] = partial
+    schemes = [c for c in table.columns if c != "id" and is_fold_scheme(table[c])]
+    if str(cv).isdigit():
+        k = int(cv)
+        if not 2 <= k <= len(rows.ids):
+            raise DataError(f"--cv {cv}: a k-fold needs 2 <= k <= the {len(rows.ids)} rows")
+        labelled = np.flatnonzero(np.isfinite(rows.labels))
+        order = np.random.default_rng(seed).permutation(labelled)
+        folds = np.full(len(rows.ids), "none", dtype=object)
+        for fold, part in enumerate(np.array_split(order, k)):
+            folds[part] = str(fold)
+        name = f"random_{k}" + (f"-seed{seed}" if seed else "")
+    else:
+        if cv not in schemes:
+            raise DataError(f"--cv {cv!r}: no such fold scheme for dataset {dataset!r} (recorded: "
+                            f"{', '.join(schemes) or 'none'}; or give a number for a seeded random k-fold)")
+        folds = pd.Series(table[cv].to_numpy(), index=table["id"]).reindex(rows.ids).fillna("none").to_numpy()
+        name = cv
+    folds = folds.astype(object)
+    if len({f for f in folds if f != "none"}) < 2:
+        raise DataError(f"fold scheme {name!r} has fewer than 2 folds in the cache")
+    if np.isnan(rows.labels[folds != "none"]).any():
+        raise DataError(f"dataset {dataset!r} has rows without labels; it cannot be cross-validated")
+    return SplitData(dataset, features, name, rows, folds, source)

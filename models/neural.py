@@ -216,6 +216,10 @@ class NeuralRegressor(Estimator):
     def predict(self, X: np.ndarray) -> np.ndarray:
         return self.predict_members(X).mean(axis=1)
 
+    def refit_params(self) -> dict:
+        """As many epochs as were best on validation, without early stopping."""
+        return {"epochs": max(self.result_.best_epoch, 1), "patience": self.epochs + 1}
+
     def run_summary(self) -> dict:
         """What a run records of the fit besides its parameters: epochs, best epoch, the loss history."""
         result = self.result_

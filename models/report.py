@@ -54,8 +54,9 @@ def gather_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
         row = {"run": Path(run_dir).name, "model": m["model"], "params": _distinguishing(m),
                "dataset": m.get("dataset", ""), "features": m["features"],
                "split": m["split"] + (f" ({m['split_hash'][:8]})" if m.get("split_hash") else ""),
-               "epochs & lr": _settings(m), "train loss": m["train"]["mse"], "valid loss": m["valid"]["mse"],
-               "test loss": m["test"]["mse"], "valid Spearman": m["valid"]["spearman"],
+               "epochs & lr": _settings(m) if "cv" not in m else f"{m['cv']['folds']}-fold CV",
+               "train loss": m.get("train", {}).get("mse"), "valid loss": m.get("valid", {}).get("mse"),
+               "test loss": m["test"]["mse"], "valid Spearman": m.get("valid", {}).get("spearman"),
                "test Spearman": m["test"]["spearman"],
                "test Spearman, ties broken": m["test"].get("spearman_ties_broken"), "fit s": m["fit_seconds"]}
         u = m.get("uncertainty", {}).get("test")

@@ -82,6 +82,9 @@ class ValidatedRidge(Estimator):
         """(n, 1): one member, as every head's ``predict_members`` returns (n, members)."""
         return self.predict(X)[:, None]
 
+    def refit_params(self) -> dict:
+        return {"alphas": (self.alpha_,)}
+
     def run_summary(self) -> dict:
         """What a run records of the fit besides its parameters."""
         return {"alpha": self.alpha_, "valid_mse_by_alpha": {f"{a:g}": m for a, m in self.valid_mse_.items()}}

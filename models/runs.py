@@ -201,6 +201,128 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
     return Run(out, metrics, data.source, model)
 
 
+def _fit_one(model: Estimator, data: SplitData, train: np.ndarray, valid: np.ndarray, refit: bool,
+             log: Callable[[str], None] | None) -> tuple[Estimator, Estimator]:
+    """Fit on ``train`` rows with ``valid`` for the choices (alpha, epochs); with ``refit``, fit again on both
+    with those choices. Returns (the model fitted on train, the final model)."""
+    rows, y, counts = data.rows.embeddings, data.rows.labels, data.rows.n_mutations
+    chosen = model.clone()
+    chosen.fit(rows[train], y[train], rows[valid], y[valid], counts=counts[train], counts_valid=counts[valid], log=log)
+    if not refit:
+        return chosen, chosen
+    both = train | valid
+    final = model.clone(**chosen.refit_params())
+    final.fit(rows[both], y[both], rows[valid], y[valid], counts=counts[both], counts_valid=counts[valid])
+    return chosen, final
+
+
+def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, refit: bool = True,
+           force: bool = False, log: Callable[[str], None] | None = None, root: str | Path = DEFAULT_ROOT) -> "Run":
+    """Cross-validation as ProteinGym scores it: for each fold, train on the others and predict it; ONE
+    Spearman over all pooled out-of-fold predictions (``test``), plus per-fold figures (``per_fold``).
+
+    ``data.split`` holds fold ids (``load_cv_data``). For held-out fold k, the next fold is the inner
+    validation (choices such as ridge's alpha and the number of epochs are made there, and MIMO's intervals
+    calibrated there: a fold disjoint from training, as the held-out one is); with ``refit`` the model is then
+    refitted on all other folds with those choices. The run's saved model is fitted the same way on every fold,
+    for `mimo predict`."""
+    out = Path(out) if out is not None else default_run_dir(f"{model.name}-cv", root)
+    staging = prepare_run_dir(out, force)
+    folds = np.asarray(data.split, dtype=object)
+    ids = sorted({f for f in folds if f != "none"}, key=int)
+    labels, n = data.rows.labels, len(folds)
+    info = data.source["dataset"]
+    fmt, parent = mutation_format(info), info.get("parent")
+    columns = {name: np.full(n, np.nan) for name in ("prediction", "std", "lower", "upper")}
+    marks = pd.DataFrame({"unseen": pd.array([None] * n, dtype="Int64"),
+                          "unseen_sites": pd.array([None] * n, dtype="Int64"), "no_signal": np.zeros(n, bool)})
+    per_fold, members_count, intervals = [], 1, []
+    try:
+        start = time.perf_counter()
+        for i, fold in enumerate(ids):
+            test, valid = folds == fold, folds == ids[(i + 1) % len(ids)]
+            train = (folds != "none") & ~test & ~valid
+            chosen, final = _fit_one(model, data, train, valid, refit, log)
+            members = final.predict_members(data.rows.embeddings[test])
+            check_finite(members, "the model's predictions")
+            columns["prediction"][test] = members.mean(axis=1)
+            members_count = members.shape[1]
+            if members_count > 1:  # calibrated on the inner validation fold, by the model that had not seen it
+                inner = chosen.predict_members(data.rows.embeddings[valid])
+                interval = calibrate_interval(labels[valid], inner.mean(axis=1), inner.std(axis=1))
+                std = members.std(axis=1)
+                columns["std"][test] = std
+                columns["lower"][test], columns["upper"][test] = interval_bounds(members.mean(axis=1), std, interval)
+                intervals.append(interval)
+            seen = train | valid
+            support = TrainingSupport.from_rows(data.rows.mutations[seen], data.rows.n_mutations[seen], labels[seen],
+                                                parent, fmt)
+            marked = mark_support(pd.DataFrame({k: v[test] for k, v in columns.items()}), support,
+                                  data.source["features"], data.rows.mutations[test], data.rows.n_mutations[test],
+                                  parent, fmt)
+            for name in ("lower", "upper"):
+                columns[name][test] = marked[name].to_numpy()
+            for name in ("unseen", "unseen_sites", "no_signal"):
+                marks.loc[test, name] = marked[name].to_numpy()
+            per_fold.append({"fold": fold, "validation_fold": ids[(i + 1) % len(ids)],
+                             **regression_metrics(labels[test], columns["prediction"][test]),
+                             "rows_without_signal": int(marked["no_signal"].sum())})
+        seconds = time.perf_counter() - start
+        tested = folds != "none"
+        prediction = columns["prediction"]
+        metrics = {"model": model.name, "features": data.features, "dataset": data.dataset, "split": data.split_name,
+                   "split_hash": data.split_hash,
+                   "cv": {"scheme": data.split_name, "folds": len(ids), "refit": refit,
+                          "inner_validation": "the next fold"},
+                   "test": {**regression_metrics(labels[tested], prediction[tested]),
+                            "spearman_ties_broken": spearman_ties_broken(labels[tested], prediction[tested]),
+                            "tied_share": tied_share(prediction[tested]),
+                            "by_mutations": metrics_by_mutations(labels[tested], prediction[tested],
+                                                                 data.rows.n_mutations[tested])},
+                   "per_fold": per_fold,
+                   "mean_fold_spearman": _mean([f["spearman"] for f in per_fold]),
+                   "fit_seconds": round(seconds, 3), "params": model.get_params(),
+                   "support": {"test_rows_without_signal": int(marks["no_signal"][tested].sum())}}
+        predictions = pd.DataFrame({"id": data.rows.ids, "split": np.where(tested, "test", "none"),
+                                    "fold": folds, "mutations": data.rows.mutations,
+                                    "n_mutations": data.rows.n_mutations, "y": labels, "prediction": prediction})
+        if members_count > 1:
+            for name in ("std", "lower", "upper"):
+                predictions[name] = columns[name]
+            metrics["uncertainty"] = {
+                "test": uncertainty_metrics(labels[tested], prediction[tested], columns["std"][tested]),
+                "interval": {"level": intervals[0]["level"], "calibration": "per fold, on its inner validation fold",
+                             "test": interval_metrics(labels[tested], columns["lower"][tested],
+                                                      columns["upper"][tested])}}
+        for name in ("unseen", "unseen_sites", "no_signal"):
+            predictions[name] = marks[name].to_numpy()
+        check_finite_metrics(metrics)
+        # the model `mimo predict` uses: the same recipe on every fold (the first as inner validation)
+        everything = folds != "none"
+        chosen, final = _fit_one(model, data, everything & (folds != ids[0]), folds == ids[0], refit, None)
+        if members_count > 1:
+            inner = chosen.predict_members(data.rows.embeddings[folds == ids[0]])
+            metrics["uncertainty"]["interval"].update(calibrate_interval(labels[folds == ids[0]], inner.mean(axis=1),
+                                                                         inner.std(axis=1)))
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+        (staging / "source.json").write_text(json.dumps(data.source, indent=2) + "\n")
+        predictions.to_csv(staging / "predictions.csv", index=False)
+        TrainingSupport.from_rows(data.rows.mutations[everything], data.rows.n_mutations[everything],
+                                  labels[everything], parent, fmt).save(staging)
+        save_model(final, staging / MODEL_FILE)
+        plot_test_predictions(metrics, predictions, staging / "test_predictions.svg")
+        commit_run_dir(staging, out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return Run(out, metrics, data.source, final)
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
+
+
 def check_finite(values: np.ndarray, what: str) -> None:
     """Non-finite numbers are errors, never results."""
     bad = ~np.isfinite(np.asarray(values, np.float64))
@@ -295,8 +417,8 @@ def load_run(directory: str | Path) -> Run:
 
 
 def summary_line(metrics: dict) -> str:
-    """One human line: test Spearman and MSE, valid Spearman, fit time."""
-    t, v = metrics["test"], metrics["valid"]
+    """One human line: test Spearman and MSE, valid Spearman (cross-validation: per-fold mean), fit time."""
+    t, v = metrics["test"], metrics.get("valid", {})
 
     def fmt(x):
         return "n/a" if x is None else f"{x:.3f}"
@@ -304,9 +426,14 @@ def summary_line(metrics: dict) -> str:
     ties = ""
     if t.get("tied_share", 0) > 0.01:  # say what the ties are worth, as they raise Spearman
         ties = f" ({100 * t['tied_share']:.0f}% tied; ties broken at random: {fmt(t['spearman_ties_broken'])})"
+    if "cv" in metrics:
+        return (f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']}, "
+                f"{metrics['cv']['folds']} folds): pooled out-of-fold Spearman {fmt(t['spearman'])}{ties}, MSE "
+                f"{fmt(t['mse'])}; per fold {', '.join(fmt(f['spearman']) for f in metrics['per_fold'])}; "
+                f"fit {metrics['fit_seconds']:.2f}s")
     return (f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']} split): "
             f"test Spearman {fmt(t['spearman'])}{ties}, test MSE {fmt(t['mse'])}, "
-            f"valid Spearman {fmt(v['spearman'])}, fit {metrics['fit_seconds']:.2f}s")
+            f"valid Spearman {fmt(v.get('spearman'))}, fit {metrics['fit_seconds']:.2f}s")
 
 
 def plot_loss_curve(metrics: dict, path: Path) -> Path:

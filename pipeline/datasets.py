@@ -31,6 +31,13 @@ GFP_PARENT = (
 GFP_GENOTYPES = "amino_acid_genotypes_to_brightness.tsv"
 GFP_VALID_LIST = "tape_fluorescence_valid_genotypes.txt"
 SPLIT_NAMES = ("train", "valid", "test")
+FOLD_PREFIX = "fold_"  # columns of a dataset file holding cross-validation fold ids (ProteinGym: fold_random_5)
+
+
+def is_fold_scheme(assignment) -> bool:
+    """Whether a recorded split column holds fold ids (0, 1, ...) rather than train/valid/test."""
+    values = {str(a) for a in assignment} - {"none", ""}
+    return bool(values) and all(v.isdigit() for v in values)
 FRAME_COLUMNS = ["id", "mutations", "n_mutations", "aligned", "sequence", "label"]
 
 
@@ -81,9 +88,9 @@ class VariantSet:
 def split_hash(ids, assignment) -> str:
     """A split's identity: the first 16 hex digits of the SHA-256 of its (id, part) pairs in id order.
 
-    Rows outside train/valid/test (``none``) are left out, so a split's hash does not depend on which other
-    rows a cache holds."""
-    pairs = sorted((str(i), str(a)) for i, a in zip(ids, assignment) if str(a) in SPLIT_NAMES)
+    Rows in no part (``none``) are left out, so a split's hash does not depend on which other rows a cache
+    holds. Fold schemes (parts ``0``..``k-1``) are hashed the same way."""
+    pairs = sorted((str(i), str(a)) for i, a in zip(ids, assignment) if str(a) not in ("none", ""))
     return hashlib.sha256("\n".join(f"{i},{a}" for i, a in pairs).encode()).hexdigest()[:16]
 
 
@@ -299,6 +306,7 @@ def load_table(path: str | Path, parent: str | None = None, sequence_col: str | 
 
     rows: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
     seen: dict[str, tuple[int, float]] = {}
+    kept_lines: list[int] = []
     for offset, record in enumerate(table.itertuples(index=False)):
         number = offset + 2  # the header is line 1
         cells = dict(zip(columns, record))
@@ -327,6 +335,7 @@ def load_table(path: str | Path, parent: str | None = None, sequence_col: str | 
                                 f"({label} vs {first_label})", path, number)
             continue
         seen[sid] = (number, label)
+        kept_lines.append(number)
         for key, value in zip(FRAME_COLUMNS, (sid, genotype, mutations, aligned, sequence, label)):
             rows[key].append(value)
     if not rows["id"]:
@@ -335,7 +344,21 @@ def load_table(path: str | Path, parent: str | None = None, sequence_col: str | 
     splits = {"random": fraction_split(len(frame), seed=0)}
     if seed:
         splits[seeded_name("random", seed)] = fraction_split(len(frame), seed=seed)
+    splits.update(read_fold_columns(table, columns, kept_lines, path))
     return VariantSet(name or path.stem, frame, parent, mutation_format, splits)
+
+
+def read_fold_columns(table: pd.DataFrame, columns: list[str], kept_lines: list[int], path: Path) -> dict:
+    """Cross-validation folds given in the file (``fold_*`` columns of non-negative integers, as ProteinGym's),
+    for the rows kept (merged duplicates keep their first line)."""
+    folds = {}
+    for column in (c for c in columns if c.startswith(FOLD_PREFIX)):
+        values = table[column].to_numpy()[[line - 2 for line in kept_lines]]
+        for line, value in zip(kept_lines, values):
+            if not str(value).strip().isdigit():
+                raise DataError(f"fold column {column!r} holds {value!r}, not a fold number (0, 1, ...)", path, line)
+        folds[column] = np.array([str(int(v)) for v in values], dtype=object)
+    return folds
 
 
 def hamming_to_parent(sequence: str, parent: str | None) -> int:

@@ -47,6 +47,14 @@ def _onehot(mode: str):
     return build
 
 
+def _aaprops(name: str, dataset, **_) -> Featurizer:
+    from .aaprops import AminoAcidPropertyFeaturizer
+
+    if dataset is None or not dataset.parent:
+        raise DataError(f"the {name} featurizer describes substitutions against a parent: pass a dataset with one")
+    return AminoAcidPropertyFeaturizer(dataset.parent)
+
+
 def _unirep(name: str, dataset=None, device: str = "auto", **_) -> Featurizer:
     from .unirep import UniRepFeaturizer
 
@@ -66,6 +74,7 @@ FEATURIZERS: dict[str, Callable[..., Featurizer]] = {
     "onehot": _onehot("substitutions"),
     "onehot-sites": _onehot("sites"),
     "onehot-full": _onehot("full"),
+    "aaprops": _aaprops,
     "unirep64": _unirep,
     "unirep256": _unirep,
     "unirep1900": _unirep,
@@ -138,8 +147,17 @@ def _unirep_from_manifest(manifest: dict, parent: str | None, device: str) -> Fe
     return UniRepFeaturizer.from_manifest(manifest, device)
 
 
+def _aaprops_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
+    from .aaprops import AminoAcidPropertyFeaturizer
+
+    if not parent:
+        raise DataError("amino-acid property features need the dataset's parent sequence, which was not recorded")
+    return AminoAcidPropertyFeaturizer.from_manifest(manifest, parent)
+
+
 FROM_MANIFEST: dict[str, Callable[[dict, str | None, str], Featurizer]] = {
     "onehot": _onehot_from_manifest,
+    "aaprops": _aaprops_from_manifest,
     "esm": _esm_from_manifest,
     "unirep": _unirep_from_manifest,
 }
