@@ -202,6 +202,51 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
                    f"{report.embedded} embedded in {report.seconds:.1f}s{rate}")
 
 
+@main.command("score")
+@dataset_options
+@click.option("--model", default=None, help=f"{', '.join(n.removesuffix('-llr') for n in FEATURIZERS if n.endswith('-llr'))}"
+              f", or a fair-esm model name.  [default: {DEFAULT_ESM}]")
+@click.option("--weights", type=click.Path(), default=None, help="A fair-esm checkpoint file (.pt) instead of --model.")
+@click.option("--method", type=click.Choice(["masked-marginal", "wt-marginal", "mutant-marginal", "llr"]),
+              default=None, help="ESM: masked-marginal (default), wt-marginal, mutant-marginal; UniRep: llr.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... (auto: GPU when there is one).")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
+              show_default=True, help="ESM precision (auto: float32, as the scores are differences of log-probabilities).")
+@click.option("--toks-per-batch", type=click.IntRange(min=1), default=None,
+              help="Token budget of one batch (default: 4096 on CPU, 32768 on GPU).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the scores as CSV.")
+@CACHE_OPTION
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@reports_data_errors
+def score_cmd(model, weights, method, device, dtype, toks_per_batch, out, cache_root, quiet, **dataset_kwargs) -> None:
+    """Zero-shot scores of every variant (no training), cached like embeddings; Spearman against the labels.
+
+    The scores are cached as features named <model>-<method>: join them to others with + in `mimo fit`.
+    """
+    from models.metrics import spearman
+    from pipeline.zeroshot import zero_shot_scores
+
+    if model is not None and weights is not None:
+        raise DataError(f"give --model or --weights, not both (--model {model} --weights {weights})")
+    if out:
+        ensure_writable(out, "--out")
+    dataset = load_dataset(**dataset_kwargs)
+    table = zero_shot_scores(dataset, weights or model or DEFAULT_ESM, method, cache_root, progress=not quiet,
+                             device=device, dtype=dtype, toks_per_batch=toks_per_batch)
+    labelled = table[table["label"].notna()]
+    if len(labelled) > 1:
+        rho = spearman(labelled["label"].to_numpy(), labelled["score"].to_numpy())
+        click.echo(f"{dataset.name}: zero-shot Spearman {'n/a' if rho is None else f'{rho:.3f}'} over "
+                   f"{len(labelled)} variants")
+        for count, part in labelled.groupby("n_mutations"):
+            if len(part) > 1 and labelled["n_mutations"].nunique() > 1:
+                r = spearman(part["label"].to_numpy(), part["score"].to_numpy())
+                click.echo(f"  {count} mutations: {'n/a' if r is None else f'{r:.3f}'} ({len(part)} variants)")
+    if out:
+        table.to_csv(out, index=False)
+        click.echo(f"{len(table)} scores written to {out}")
+
+
 # ------------------------------------------------------------------------------------------------ fitting
 
 fit_options = add_options([

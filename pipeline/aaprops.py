@@ -19,8 +19,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
-from .variants import AMINO_ACIDS, STOP
+from .variants import AMINO_ACIDS, STOP, check_aligned
 
 PROPERTIES = {
     #       hydropathy volume  charge polarity helix sheet
@@ -81,11 +80,7 @@ class AminoAcidPropertyFeaturizer:
                 "substitutions", "dtype": "float32", "dim": self.dim, "columns": COLUMNS}
 
     def check(self, frame: pd.DataFrame) -> None:
-        for row, seq in enumerate(frame["aligned"]):
-            if len(seq) != len(self.parent):
-                raise DataError(f"sequence {frame['mutations'].iloc[row] or frame['id'].iloc[row]!r} is not a "
-                                f"substitution variant of the {len(self.parent)}-residue parent; amino-acid "
-                                f"property features need same-length variants")
+        check_aligned(frame, self.parent, "amino-acid property features")
 
     def encode(self, aligned: list[str]) -> np.ndarray:
         out = np.zeros((len(aligned), self.dim), dtype=np.float32)

@@ -12,6 +12,7 @@ import torch
 
 from .errors import DataError
 from .ranks import resolve_device
+from .variants import check_aligned, expressed_positions
 from .esm_fast import FastEsm2
 
 ESM_MAX_RESIDUES = 1022  # ESM-1b/ESM-2 positional limit (1024 tokens with BOS and EOS)
@@ -50,6 +51,12 @@ def weights_fingerprint(path: str | Path, samples: int = 64, block: int = 1 << 1
     return f"{size}:{digest.hexdigest()[:32]}"
 
 
+def checkpoint_fingerprint(model_name: str, weights: str | Path | None) -> str | None:
+    """``weights_fingerprint`` of the file a model was loaded from (``weights``, or the hub cache's)."""
+    checkpoint = Path(weights) if weights else hub_checkpoint_path(model_name)
+    return weights_fingerprint(checkpoint) if checkpoint.is_file() else None
+
+
 def hub_checkpoint_path(name: str) -> Path:
     """Where fair-esm (through torch.hub) keeps a model's weights."""
     return Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"
@@ -84,13 +91,14 @@ def resolve_weights(model: str | None, weights: str | Path | None) -> tuple[Path
     return path, model
 
 
-def esm_featurizer_from_manifest(manifest: dict, device: str = "auto", toks_per_batch: int | None = None
-                                 ) -> "EsmFeaturizer":
-    """Rebuild the featurizer a cache was built with (same model, layer and precision)."""
+def esm_featurizer_from_manifest(manifest: dict, device: str = "auto", toks_per_batch: int | None = None,
+                                 parent: str | None = None) -> "EsmFeaturizer":
+    """Rebuild the featurizer a cache was built with (same model, layer, precision and pooling)."""
     weights = manifest.get("weights")
     net, alphabet, name = load_esm(None if weights else manifest["model"], weights)
+    mutated = manifest.get("pooling") == "sum over mutated positions"
     return EsmFeaturizer(net, alphabet, name, manifest["layer"], device, manifest["dtype"], toks_per_batch, weights,
-                         bool(manifest.get("truncate")))
+                         bool(manifest.get("truncate")), pooling="mutated" if mutated else "mean", parent=parent)
 
 
 def load_esm(model: str | None = None, weights: str | Path | None = None):
@@ -191,7 +199,7 @@ class EsmFeaturizer:
 
     def __init__(self, net, alphabet, model_name: str, layer: int | None = None, device: str = "auto",
                  dtype: str = "auto", toks_per_batch: int | None = None, weights: str | Path | None = None,
-                 truncate: bool = False, engine: str = "fast"):
+                 truncate: bool = False, engine: str = "fast", pooling: str = "mean", parent: str | None = None):
         self.device = resolve_device(device)
         if dtype == "auto":
             dtype = default_dtype(self.device)
@@ -213,20 +221,27 @@ class EsmFeaturizer:
         # A GPU needs larger batches to be busy; fused attention keeps their memory linear in length.
         self.toks_per_batch = toks_per_batch or (32768 if self.device.type == "cuda" else 4096)
         self.weights = None if weights is None else str(Path(weights).resolve())
-        checkpoint = Path(self.weights) if self.weights else hub_checkpoint_path(model_name)
-        self.fingerprint = weights_fingerprint(checkpoint) if checkpoint.is_file() else None
+        self.fingerprint = checkpoint_fingerprint(model_name, self.weights)
         self.truncate = truncate
-        self.name = f"{model_name}_L{self.layer}"
+        if pooling not in ("mean", "mutated"):
+            raise ValueError(f"pooling must be 'mean' or 'mutated', not {pooling!r}")
+        if pooling == "mutated" and not parent:
+            raise DataError("ESM at the mutated positions needs the parent sequence")
+        self.pooling, self.parent = pooling, parent
+        self.name = f"{model_name}_L{self.layer}" + ("-mutpos" if pooling == "mutated" else "")
         self.dim = net.embed_dim
 
     def manifest(self) -> dict:
+        pooling = "mean over residues" if self.pooling == "mean" else "sum over mutated positions"
         return {"features": self.name, "kind": self.kind, "model": self.model_name, "layer": self.layer,
-                "pooling": "mean over residues", "dtype": self.dtype, "dim": self.dim, "columns": None,
+                "pooling": pooling, "dtype": self.dtype, "dim": self.dim, "columns": None,
                 "weights": self.weights, "weights_fingerprint": self.fingerprint, "truncate": self.truncate,
                 "engine": self.engine}
 
     def check(self, frame: pd.DataFrame, warn: bool = True) -> None:
         """Refuse sequences past ESM's limit, or (``truncate``) warn that their first residues are used."""
+        if self.pooling == "mutated":
+            check_aligned(frame, self.parent, "ESM at the mutated positions")
         lengths = frame["sequence"].str.len()
         too_long = lengths > ESM_MAX_RESIDUES
         if too_long.any():
@@ -239,8 +254,9 @@ class EsmFeaturizer:
                 warnings.warn(detail + f"; embedding their first {ESM_MAX_RESIDUES} residues only", stacklevel=2)
 
     @torch.inference_mode()
-    def embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, T) tokens -> (B, D) float32 mean over positions that are neither BOS, EOS nor padding.
+    def embed_tokens(self, tokens: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) tokens -> (B, D) float32 mean over positions that are neither BOS, EOS nor padding, or with
+        ``weights`` (B, T) the weighted sum of the hidden states.
 
         On a GPU this returns once the work is queued; reading the result waits for it."""
         padded = bool((tokens == self.alphabet.padding_idx).any())  # on the host, before the copy
@@ -249,15 +265,17 @@ class EsmFeaturizer:
             hidden = self.fast(tokens, self.layer, padded)
         else:
             hidden = self.net(tokens, repr_layers=[self.layer])["representations"][self.layer]
+        if weights is not None:
+            return (hidden.float() * weights.to(self.device).unsqueeze(-1)).sum(dim=1)
         mask = ((tokens != self.alphabet.padding_idx) & (tokens != self.alphabet.cls_idx)
                 & (tokens != self.alphabet.eos_idx))
         summed = (hidden.float() * mask.unsqueeze(-1)).sum(dim=1)
         return summed / mask.sum(dim=1, keepdim=True)
 
-    def embed_batch(self, tokens: torch.Tensor) -> torch.Tensor:
+    def embed_batch(self, tokens: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """``embed_tokens``, halving a batch that runs out of GPU memory until it fits."""
         try:
-            return self.embed_tokens(tokens)
+            return self.embed_tokens(tokens, weights)
         except torch.OutOfMemoryError:
             if len(tokens) == 1:
                 raise DataError(f"one sequence of {int((tokens != self.alphabet.padding_idx).sum()) - 2} residues "
@@ -266,7 +284,8 @@ class EsmFeaturizer:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         half = len(tokens) // 2
-        return torch.cat([self.embed_batch(tokens[:half]), self.embed_batch(tokens[half:])])
+        first, second = (None, None) if weights is None else (weights[:half], weights[half:])
+        return torch.cat([self.embed_batch(tokens[:half], first), self.embed_batch(tokens[half:], second)])
 
     def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (row positions in ``frame``, float32 embeddings), batched by the token budget.
@@ -275,10 +294,18 @@ class EsmFeaturizer:
         self.check(frame, warn=False)  # build_cache has checked (and warned) before writing anything
         sequences = [s[:ESM_MAX_RESIDUES] for s in frame["sequence"]]
         tokenize = Tokenizer(self.alphabet)
+        aligned = frame["aligned"].to_numpy()
         # One batch in flight: the GPU runs batch i+1 while the caller stores batch i.
         pending = None
         for batch in token_batches(np.array([len(s) for s in sequences]), self.toks_per_batch):
-            result = self.to_host(self.embed_batch(tokenize([sequences[i] for i in batch])))
+            tokens = tokenize([sequences[i] for i in batch])
+            weights = None
+            if self.pooling == "mutated":  # the hidden states at the substituted residues (after BOS)
+                weights = torch.zeros(tokens.shape, dtype=torch.float32)
+                for row, i in enumerate(batch):
+                    where = [p + 1 for p in expressed_positions(aligned[i], self.parent) if p < ESM_MAX_RESIDUES]
+                    weights[row, where] = 1.0
+            result = self.to_host(self.embed_batch(tokens, weights))
             if pending is not None:
                 yield pending[0], pending[1]()
             pending = (batch, result)

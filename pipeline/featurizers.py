@@ -58,15 +58,39 @@ def _aaprops(name: str, dataset, **_) -> Featurizer:
 def _unirep(name: str, dataset=None, device: str = "auto", **_) -> Featurizer:
     from .unirep import UniRepFeaturizer
 
+    if name.endswith(MUTPOS):
+        return UniRepFeaturizer(int(name.removeprefix("unirep").removesuffix(MUTPOS)), device, pooling="mutated",
+                                parent=_parent(name, dataset))
     return UniRepFeaturizer(int(name.removeprefix("unirep")), device)
 
 
 def _esm(name: str, dataset=None, weights: str | Path | None = None, device: str = "auto", layer=None,
-         dtype: str = "auto", engine: str = "fast", toks_per_batch=None, truncate: bool = False, **_) -> Featurizer:
-    from .esm_embed import EsmFeaturizer, load_esm
+         dtype: str = "auto", engine: str = "fast", toks_per_batch=None, truncate: bool = False,
+         method: str | None = None, mutpos: bool = False, **_) -> Featurizer:
+    from .esm_embed import EsmFeaturizer, checkpoint_fingerprint, load_esm
 
     net, alphabet, model_name = load_esm(None if weights else name, weights)
-    return EsmFeaturizer(net, alphabet, model_name, layer, device, dtype, toks_per_batch, weights, truncate, engine)
+    if method is None:
+        parent = _parent(f"{model_name}{MUTPOS}", dataset) if mutpos else None
+        return EsmFeaturizer(net, alphabet, model_name, layer, device, dtype, toks_per_batch, weights, truncate,
+                             engine, pooling="mutated" if mutpos else "mean", parent=parent)
+    from .zeroshot import EsmZeroShot
+
+    resolved = None if weights is None else str(Path(weights).resolve())
+    return EsmZeroShot(net, alphabet, model_name, method, _parent(f"{model_name}-{method}", dataset), device,
+                       dtype, toks_per_batch, resolved, checkpoint_fingerprint(model_name, resolved))
+
+
+def _parent(name: str, dataset) -> str:
+    if dataset is None or not dataset.parent:
+        raise DataError(f"the {name} featurizer scores variants against a parent: pass a dataset with one")
+    return dataset.parent
+
+
+def _unirep_llr(name: str, dataset=None, device: str = "auto", **_) -> Featurizer:
+    from .zeroshot import UniRepZeroShot
+
+    return UniRepZeroShot(int(name.removeprefix("unirep").removesuffix("-llr")), _parent(name, dataset), device)
 
 
 # name -> builder; ESM names are fair-esm's (any ``esm1*``/``esm2*`` function of esm.pretrained).
@@ -78,8 +102,15 @@ FEATURIZERS: dict[str, Callable[..., Featurizer]] = {
     "unirep64": _unirep,
     "unirep256": _unirep,
     "unirep1900": _unirep,
+    "unirep64-mutpos": _unirep,
+    "unirep256-mutpos": _unirep,
+    "unirep1900-mutpos": _unirep,
+    "unirep64-llr": _unirep_llr,
+    "unirep256-llr": _unirep_llr,
+    "unirep1900-llr": _unirep_llr,
 }
 ESM_NAME = re.compile(r"^esm(1|2|_|1b|1v)")
+MUTPOS = "-mutpos"  # suffix: the representation at the mutated positions instead of the mean over the sequence
 
 
 def available_featurizers() -> list[str]:
@@ -117,12 +148,22 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
     text = str(name_or_path)
     if text in FEATURIZERS:
         return FEATURIZERS[text](text, dataset=dataset, **options)
-    if is_checkpoint_path(text):
-        return _esm(Path(text).stem, dataset, weights=text, **options)
-    if ESM_NAME.match(text):
-        return _esm(text, dataset, **options)
+    from .zeroshot import ESM_METHODS, split_method
+
+    base, method = split_method(text)  # "<ESM name or checkpoint>-masked-marginal": zero-shot scores
+    if method is not None and method not in ESM_METHODS:
+        method = None
+    base = base if method else text
+    mutpos = method is None and base.endswith(MUTPOS)  # "<ESM name or checkpoint>-mutpos"
+    base = base.removesuffix(MUTPOS) if mutpos else base
+    if is_checkpoint_path(base):
+        return _esm(Path(base).stem, dataset, weights=base, method=method, mutpos=mutpos, **options)
+    if ESM_NAME.match(base):
+        return _esm(base, dataset, method=method, mutpos=mutpos, **options)
     raise DataError(f"unknown featurizer {text!r}; known: {', '.join(available_featurizers())}, or a fair-esm "
-                    f"checkpoint file (.pt)")
+                    f"checkpoint file (.pt); an ESM name or checkpoint followed by -mutpos gives its representation at "
+                    f"the mutated positions, by -masked-marginal, -wt-marginal or -mutant-marginal its zero-shot "
+                    f"scores")
 
 
 # ------------------------------------------------------------------------------------- from a cache manifest
@@ -138,13 +179,13 @@ def _onehot_from_manifest(manifest: dict, parent: str | None, device: str) -> Fe
 def _esm_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
     from .esm_embed import esm_featurizer_from_manifest
 
-    return esm_featurizer_from_manifest(manifest, device)
+    return esm_featurizer_from_manifest(manifest, device, parent=parent)
 
 
 def _unirep_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
     from .unirep import UniRepFeaturizer
 
-    return UniRepFeaturizer.from_manifest(manifest, device)
+    return UniRepFeaturizer.from_manifest(manifest, device, parent)
 
 
 def _aaprops_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
@@ -155,7 +196,21 @@ def _aaprops_from_manifest(manifest: dict, parent: str | None, device: str) -> F
     return AminoAcidPropertyFeaturizer.from_manifest(manifest, parent)
 
 
+def _zeroshot_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
+    from .datasets import VariantSet
+
+    if not parent:
+        raise DataError("zero-shot scores need the dataset's parent sequence, which was not recorded")
+    holder = VariantSet("parent", pd.DataFrame(), parent)
+    if manifest["method"] == "llr":
+        return _unirep_llr(manifest["features"], holder, device)
+    weights = manifest.get("weights")
+    return _esm(manifest["model"], holder, weights=weights, device=device, dtype=manifest["dtype"],
+                method=manifest["method"])
+
+
 FROM_MANIFEST: dict[str, Callable[[dict, str | None, str], Featurizer]] = {
+    "zeroshot": _zeroshot_from_manifest,
     "onehot": _onehot_from_manifest,
     "aaprops": _aaprops_from_manifest,
     "esm": _esm_from_manifest,

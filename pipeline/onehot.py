@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import DataError
-from .variants import AMINO_ACIDS, STOP
+from .variants import AMINO_ACIDS, STOP, check_aligned
 
 ONEHOT_LETTERS = AMINO_ACIDS + STOP
 MODE_NAMES = {"substitutions": "onehot", "sites": "onehot-sites", "full": "onehot-full"}
@@ -89,11 +89,7 @@ class OneHotFeaturizer:
 
     def check(self, frame: pd.DataFrame) -> None:
         """Refuse rows that are not substitution variants of the parent."""
-        for row, seq in enumerate(frame["aligned"]):
-            if len(seq) != len(self.parent):
-                raise DataError(f"sequence {frame['mutations'].iloc[row]!r} (id {frame['id'].iloc[row]}) is not a "
-                                f"substitution variant of the {len(self.parent)}-residue parent; one-hot features "
-                                f"need same-length variants")
+        check_aligned(frame, self.parent, "one-hot features")
 
     def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (row positions in ``frame``, features) in batches."""

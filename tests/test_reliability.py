@@ -163,11 +163,11 @@ def test_out_of_memory_batches_are_split_and_retried(tmp_path, small_gfp, tiny_e
     real = squeezed.embed_tokens
     sizes = []
 
-    def small_memory(tokens):
+    def small_memory(tokens, weights=None):
         sizes.append(len(tokens))
         if len(tokens) > 3:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(tokens)
+        return real(tokens, weights)
 
     monkeypatch.setattr(squeezed, "embed_tokens", small_memory)
     build_cache(subset, squeezed, tmp_path / "b", progress=False)
@@ -177,7 +177,8 @@ def test_out_of_memory_batches_are_split_and_retried(tmp_path, small_gfp, tiny_e
     assert np.array_equal(a.ids, b.ids)
     np.testing.assert_allclose(a.embeddings, b.embeddings, atol=1e-5)
 
-    monkeypatch.setattr(squeezed, "embed_tokens", lambda tokens: (_ for _ in ()).throw(torch.OutOfMemoryError("")))
+    monkeypatch.setattr(squeezed, "embed_tokens",
+                        lambda tokens, weights=None: (_ for _ in ()).throw(torch.OutOfMemoryError("")))
     with pytest.raises(DataError, match="one sequence of .* residues does not fit in cpu memory"):
         build_cache(subset, squeezed, tmp_path / "c", progress=False)
 
