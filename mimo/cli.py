@@ -314,15 +314,28 @@ def _fit(head: str, params: dict, dataset, features, split, split_file, cache_ro
 
     if cv is not None and (split or split_file):
         raise DataError("give --cv or --split/--split-file, not both")
+    if head == "auto":
+        from models.auto import blocks_of
+        from pipeline.cache import list_features
+
+        # every cached featurizer is a candidate (or those named, joined with +)
+        features = features or "+".join(list_features(cache_root, dataset)) or None
     progress = None if quiet or verbose else EpochProgress()
     log = click.echo if verbose else progress
     try:
         if cv is not None:
             data = load_cv_data(cache_root, dataset, features, cv, allow_partial)
-            run = fit_cv(get_head(head, **params), data, out, refit=refit, force=force, log=log)
         else:
             data = load_split_data(cache_root, dataset, features, split, split_file, allow_partial)
-            run = fit_run(get_head(head, **params), data, out, force=force, log=log)
+        if head == "auto":
+            params["blocks"] = blocks_of(data.rows.manifest)
+            if verbose is False and progress is not None:
+                log = progress
+        model = get_head(head, **params)
+        if cv is not None:
+            run = fit_cv(model, data, out, refit=refit, force=force, log=log)
+        else:
+            run = fit_run(model, data, out, force=force, log=log)
     except ValueError as exc:
         if isinstance(exc, DataError):
             raise
@@ -343,6 +356,17 @@ def _fit(head: str, params: dict, dataset, features, split, split_file, cache_ro
         i = metrics["uncertainty"]["interval"]["test"]
         click.echo(f"95% intervals (each fold calibrated on its inner validation fold): out-of-fold coverage "
                    f"{i['coverage']:.3f}, mean width {i['mean_width']:.2f}")
+    if "auto" in metrics:
+        from models.auto import describe
+
+        auto = metrics["auto"]
+        click.echo(f"auto: {len([c for c in auto['candidates'] if c['valid_spearman'] is not None])} candidates "
+                   f"scored on the {auto['selection']} (budget {auto['budget_seconds']:g}s); best first:")
+        for entry in auto["candidates"][:10]:
+            score = entry["valid_spearman"]
+            shown = entry.get("skipped") if score is None else f"{score:.3f}"
+            click.echo(f"  {shown:>7}  {describe(entry)}")
+        click.echo(f"chosen: {describe(auto['chosen'])}")
     if "epochs_run" in metrics:
         click.echo(f"epochs: {metrics['epochs_run']} run, best {metrics['best_epoch']}")
     if "uncertainty" in metrics and "cv" not in metrics:

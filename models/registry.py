@@ -28,6 +28,7 @@ HEADS: dict[str, str] = {
     "cnn": "models.neural:CnnRegressor",
     "ge": "models.neural:GlobalEpistasisRegressor",
     "mimo": "models.neural:MimoRegressor",
+    "auto": "models.auto:AutoRegressor",
 }
 MODEL_FILE = "model.npz"
 FORMAT = 2  # 1: model.pt (torch pickle, neural heads, training parameters nested under "train"), model.pkl

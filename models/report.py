@@ -20,6 +20,9 @@ def _train_params(metrics: dict) -> dict:
 def _settings(metrics: dict) -> str:
     """Training summary: alpha for ridge, epochs and learning rate for neural heads."""
     params = _train_params(metrics)
+    if "auto" in metrics:
+        chosen = metrics["auto"]["chosen"]
+        return f"chose {chosen['head']} on {'+'.join(chosen['features'])}"
     if metrics["model"] == "ridge":
         return f"alpha {params.get('alpha', metrics.get('alpha', float('nan'))):.3g}"
     return (f"{metrics.get('epochs_run', '?')} epochs (best {metrics.get('best_epoch', '?')}), "
@@ -31,7 +34,7 @@ def _distinguishing(metrics: dict) -> str:
     if metrics["model"] not in HEADS:
         return ""
     defaults = head_class(metrics["model"]).param_defaults()
-    skip = {"device", "alphas"}
+    skip = {"device", "alphas", "blocks", "candidates"}
     params = _train_params(metrics)
     out = []
     for name, value in params.items():

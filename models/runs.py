@@ -436,6 +436,11 @@ def summary_line(metrics: dict) -> str:
             f"valid Spearman {fmt(v.get('spearman'))}, fit {metrics['fit_seconds']:.2f}s")
 
 
+def _trained_params(metrics: dict) -> dict:
+    """The parameters of the head that was trained (for `fit auto`: the chosen candidate's)."""
+    return metrics.get("auto", {}).get("chosen_params") or metrics["params"]
+
+
 def plot_loss_curve(metrics: dict, path: Path) -> Path:
     """Train and validation loss per epoch (the report's Figure 4), best epoch marked, as SVG."""
     history = metrics["history"]
@@ -446,7 +451,7 @@ def plot_loss_curve(metrics: dict, path: Path) -> Path:
         dashed = ("valid MSE (members averaged)",)
     return line_chart([h["epoch"] for h in history], series, path,
                       title=f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']}): "
-                            f"Adam, StepLR, lr={metrics['params']['lr']:g}, MSE",
+                            f"Adam, StepLR, lr={_trained_params(metrics)['lr']:g}, MSE",
                       xlabel="epoch", ylabel="MSE", dashed=dashed,
                       marker=(metrics["best_epoch"], f"best epoch {metrics['best_epoch']}"))
 

@@ -193,3 +193,54 @@ def test_representation_at_the_mutated_positions(tmp_path, tiny_esm, model):
         with torch.no_grad():
             hidden = full.net(tokens)[0, 2].numpy()
         np.testing.assert_allclose(by["K2R"], hidden, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------ fit auto
+
+def test_fit_auto_chooses_on_validation_only_and_keeps_its_budget(tmp_path):
+    write_proteingym_like(tmp_path / "assay.csv")
+    for model in ("onehot-sites", "aaprops"):
+        cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", model, "--cache", tmp_path / "c", "--quiet")
+    result = cli("fit", "auto", "--dataset", "assay", "--cache", tmp_path / "c", "--out", tmp_path / "a",
+                 "--budget", "12", "--min-valid", "10")
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    auto = metrics["auto"]
+    scored = [c for c in auto["candidates"] if c["valid_spearman"] is not None]
+    assert len(scored) >= 3 and auto["selection"] == "validation split"
+    best = max(scored, key=lambda c: c["valid_spearman"])
+    assert auto["chosen"] == {k: best[k] for k in ("features", "head", "params")}
+    assert "chosen:" in result.output and metrics["fit_seconds"] < 12 + 15
+    # test labels play no part: scramble them in the cache and choose again
+    import h5py
+    data = mimo.load_split_data(tmp_path / "c", "assay", "onehot-sites+aaprops", "random")
+    test_ids = set(data.rows.ids[data.mask("test")])
+    for name in ("onehot-sites", "aaprops"):
+        for shard in (tmp_path / "c" / "assay" / name).glob("m*.h5"):
+            with h5py.File(shard, "r+") as f:
+                ids = f["id"][:].astype(str)
+                labels = f["label"][:]
+                hit = np.array([i in test_ids for i in ids])
+                labels[hit] = np.random.default_rng(1).permutation(labels[hit]) * 7
+                f["label"][...] = labels
+    cli("fit", "auto", "--dataset", "assay", "--cache", tmp_path / "c", "--out", tmp_path / "b", "--budget", "12",
+        "--min-valid", "10")
+    again = json.loads((tmp_path / "b" / "metrics.json").read_text())["auto"]
+    assert again["chosen"] == auto["chosen"]
+
+    def scores(board):  # how many candidates fit in the budget depends on timing; their scores must not
+        return {json.dumps([c["head"], c["params"], c["features"]]): c["valid_spearman"] for c in board
+                if c["valid_spearman"] is not None}
+    common = scores(auto["candidates"]).keys() & scores(again["candidates"]).keys()
+    assert len(common) >= 3 and all(scores(auto["candidates"])[k] == scores(again["candidates"])[k] for k in common)
+    # a tiny budget scores one candidate and says why it skipped the rest
+    cli("fit", "auto", "--dataset", "assay", "--cache", tmp_path / "c", "--out", tmp_path / "t", "--budget", "0.01")
+    tiny = json.loads((tmp_path / "t" / "metrics.json").read_text())["auto"]
+    assert sum(c["valid_spearman"] is not None for c in tiny["candidates"]) == 1
+    assert all(c.get("skipped") == "over the budget" for c in tiny["candidates"] if c["valid_spearman"] is None)
+    assert tiny["selection"].startswith("inner 5-fold")  # 29 validation rows, under the default 200
+    variants = tmp_path / "v.txt"
+    variants.write_text("K2R\nK2P\n")
+    out = pd.read_csv(pd.io.common.StringIO(cli("predict", "--run", tmp_path / "a", "--variants", variants).stdout))
+    run = mimo.load_run(tmp_path / "a")
+    X, _ = mimo.featurize(mimo.load_dataset(tmp_path / "assay.csv").frame.head(3), run.source)
+    assert np.isfinite(out["prediction"]).all() and np.isfinite(run.predict(X)["prediction"]).all()
