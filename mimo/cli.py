@@ -239,7 +239,7 @@ def score_cmd(model, weights, method, device, dtype, toks_per_batch, out, cache_
         click.echo(f"{dataset.name}: zero-shot Spearman {'n/a' if rho is None else f'{rho:.3f}'} over "
                    f"{len(labelled)} variants")
         for count, part in labelled.groupby("n_mutations"):
-            if len(part) > 1 and labelled["n_mutations"].nunique() > 1:
+            if len(part) >= 20 and labelled["n_mutations"].nunique() > 1:  # fewer: noise, not a figure
                 r = spearman(part["label"].to_numpy(), part["score"].to_numpy())
                 click.echo(f"  {count} mutations: {'n/a' if r is None else f'{r:.3f}'} ({len(part)} variants)")
     if out:

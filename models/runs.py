@@ -145,9 +145,10 @@ def _add_intervals(data: SplitData, members: np.ndarray, metrics: dict, predicti
     """``std`` and the 95% interval (calibrated on valid) as prediction columns."""
     mean, std = members.mean(axis=1), members.std(axis=1)
     valid = data.mask("valid")
-    interval = calibrate_interval(data.rows.labels[valid], mean[valid], std[valid])
+    counts = data.rows.n_mutations
+    interval = calibrate_interval(data.rows.labels[valid], mean[valid], std[valid], counts[valid])
     predictions["std"] = std
-    predictions["lower"], predictions["upper"] = interval_bounds(mean, std, interval)
+    predictions["lower"], predictions["upper"] = interval_bounds(mean, std, interval, counts)
     metrics["_interval"] = interval
 
 
@@ -249,10 +250,12 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
             members_count = members.shape[1]
             if members_count > 1:  # calibrated on the inner validation fold, by the model that had not seen it
                 inner = chosen.predict_members(data.rows.embeddings[valid])
-                interval = calibrate_interval(labels[valid], inner.mean(axis=1), inner.std(axis=1))
+                counts = data.rows.n_mutations
+                interval = calibrate_interval(labels[valid], inner.mean(axis=1), inner.std(axis=1), counts[valid])
                 std = members.std(axis=1)
                 columns["std"][test] = std
-                columns["lower"][test], columns["upper"][test] = interval_bounds(members.mean(axis=1), std, interval)
+                columns["lower"][test], columns["upper"][test] = interval_bounds(members.mean(axis=1), std, interval,
+                                                                                 counts[test])
                 intervals.append(interval)
             seen = train | valid
             support = TrainingSupport.from_rows(data.rows.mutations[seen], data.rows.n_mutations[seen], labels[seen],
@@ -302,8 +305,9 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         chosen, final = _fit_one(model, data, everything & (folds != ids[0]), folds == ids[0], refit, None)
         if members_count > 1:
             inner = chosen.predict_members(data.rows.embeddings[folds == ids[0]])
-            metrics["uncertainty"]["interval"].update(calibrate_interval(labels[folds == ids[0]], inner.mean(axis=1),
-                                                                         inner.std(axis=1)))
+            first = folds == ids[0]
+            metrics["uncertainty"]["interval"].update(calibrate_interval(
+                labels[first], inner.mean(axis=1), inner.std(axis=1), data.rows.n_mutations[first]))
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
         (staging / "source.json").write_text(json.dumps(data.source, indent=2) + "\n")
         predictions.to_csv(staging / "predictions.csv", index=False)
@@ -400,7 +404,7 @@ class Run:
             interval = self.metrics.get("uncertainty", {}).get("interval")
             if interval is not None:
                 out["lower"], out["upper"] = interval_bounds(out["prediction"].to_numpy(), out["std"].to_numpy(),
-                                                             interval)
+                                                             interval, n_mutations)
         if mutations is not None:
             info = self.source["dataset"]
             out = mark_support(out, self.support, self.source["features"], mutations, n_mutations,

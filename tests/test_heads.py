@@ -133,6 +133,25 @@ def test_interval_scale_covers_the_level_on_new_rows_like_the_calibration_rows()
     assert fresh["mean_width"] == pytest.approx(2 * scale * std2.mean())
 
 
+def test_interval_widens_with_mutation_count_chosen_on_validation():
+    from models.metrics import calibrate_interval, interval_bounds
+
+    rng = np.random.default_rng(0)
+
+    def draw(counts):  # errors grow in proportion to the mutation count; the spread knows nothing of it
+        counts = np.asarray(counts)
+        std = rng.uniform(0.1, 0.3, len(counts))
+        return rng.normal(0, std * counts), np.zeros(len(counts)), std, counts
+    y, mean, std, counts = draw(rng.integers(1, 4, 3000))          # validation: 1-3 mutations
+    interval = calibrate_interval(y, mean, std, counts)
+    assert interval["mutation_exponent"] >= 1.0
+    ty, tmean, tstd, tcounts = draw(rng.integers(4, 12, 5000))     # test: 4-11, as TAPE's
+    lower, upper = interval_bounds(tmean, tstd, interval, tcounts)
+    assert interval_metrics(ty, lower, upper)["coverage"] >= 0.9
+    flat = calibrate_interval(*draw(np.ones(3000, int))[:3])       # no counts: no exponent
+    assert flat["mutation_exponent"] == 0.0
+
+
 def test_uncertainty_metrics():
     y = np.array([0.0, 0.0, 0.0, 0.0])
     mean = np.array([0.1, 0.5, 1.0, 3.0])
@@ -194,7 +213,8 @@ def test_fit_restores_best_epoch_writes_run_and_reloads(tmp_path, small_data, ma
         interval = saved["uncertainty"]["interval"]
         assert interval["level"] == 0.95 and interval["valid"]["coverage"] >= 0.95
         width = predictions["upper"] - predictions["lower"]
-        expected = 2 * interval["scale"] * (predictions["std"] + interval["offset"])
+        expected = 2 * interval["scale"] * (predictions["std"] + interval["offset"]) * np.maximum(
+            predictions["n_mutations"], 1) ** interval["mutation_exponent"]
         plain = ~predictions["no_signal"]
         assert plain.sum() > 0 and (~plain).sum() > 0  # 601 GFP rows: some test substitutions never in train
         np.testing.assert_allclose(width[plain], expected[plain], rtol=1e-6, atol=1e-9)
