@@ -14,7 +14,8 @@ The public API, in the order a user needs it::
     table = mimo.predict_variants(mimo.load_run("runs/my-mimo"), variants="new.txt")
 
 Datasets: ``load_dataset``, ``load_gfp``, ``load_table``, ``load_fasta``, ``VariantSet``, ``data_home``.
-Featurizers: ``get_featurizer``, ``featurizer_from_manifest``, ``available_featurizers``, ``Featurizer``.
+Featurizers: ``get_featurizer``, ``featurizer_from_manifest``, ``available_featurizers``, ``Featurizer``;
+zero-shot scores: ``zero_shot_scores``.
 Cache: ``build_cache``, ``EmbeddingCache``, ``list_features``, ``load_split_data``, ``load_cv_data``,
 ``SplitData``.
 Heads (scikit-learn style, keyword-only parameters): ``ValidatedRidge``, ``MlpRegressor``, ``CnnRegressor``,
@@ -33,6 +34,7 @@ _EXPORTS = {
                           "resolve_data_dir"),
     "pipeline.featurizers": ("Featurizer", "get_featurizer", "featurizer_from_manifest", "available_featurizers"),
     "pipeline.build": ("build_cache",),
+    "pipeline.zeroshot": ("zero_shot_scores",),
     "pipeline.cache": ("EmbeddingCache", "list_features"),
     "pipeline.errors": ("DataError",),
     "models.data": ("SplitData", "load_split_data", "load_cv_data"),

@@ -237,7 +237,7 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
     columns = {name: np.full(n, np.nan) for name in ("prediction", "std", "lower", "upper")}
     marks = pd.DataFrame({"unseen": pd.array([None] * n, dtype="Int64"),
                           "unseen_sites": pd.array([None] * n, dtype="Int64"), "no_signal": np.zeros(n, bool)})
-    per_fold, members_count, intervals = [], 1, []
+    per_fold, member_counts, intervals = [], [], []
     try:
         start = time.perf_counter()
         for i, fold in enumerate(ids):
@@ -247,8 +247,8 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
             members = final.predict_members(data.rows.embeddings[test])
             check_finite(members, "the model's predictions")
             columns["prediction"][test] = members.mean(axis=1)
-            members_count = members.shape[1]
-            if members_count > 1:  # calibrated on the inner validation fold, by the model that had not seen it
+            member_counts.append(members.shape[1])
+            if members.shape[1] > 1:  # calibrated on the inner validation fold, by the model that had not seen it
                 inner = chosen.predict_members(data.rows.embeddings[valid])
                 counts = data.rows.n_mutations
                 interval = calibrate_interval(labels[valid], inner.mean(axis=1), inner.std(axis=1), counts[valid])
@@ -289,6 +289,7 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         predictions = pd.DataFrame({"id": data.rows.ids, "split": np.where(tested, "test", "none"),
                                     "fold": folds, "mutations": data.rows.mutations,
                                     "n_mutations": data.rows.n_mutations, "y": labels, "prediction": prediction})
+        members_count = min(member_counts)  # `fit auto` may choose a single-output head in some folds
         if members_count > 1:
             for name in ("std", "lower", "upper"):
                 predictions[name] = columns[name]
@@ -303,10 +304,10 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         # the model `mimo predict` uses: the same recipe on every fold (the first as inner validation)
         everything = folds != "none"
         chosen, final = _fit_one(model, data, everything & (folds != ids[0]), folds == ids[0], refit, None)
-        if members_count > 1:
-            inner = chosen.predict_members(data.rows.embeddings[folds == ids[0]])
-            first = folds == ids[0]
-            metrics["uncertainty"]["interval"].update(calibrate_interval(
+        first = folds == ids[0]
+        inner = chosen.predict_members(data.rows.embeddings[first])
+        if inner.shape[1] > 1:  # the saved model's intervals, for `mimo predict`
+            metrics.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
                 labels[first], inner.mean(axis=1), inner.std(axis=1), data.rows.n_mutations[first]))
         (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
         (staging / "source.json").write_text(json.dumps(data.source, indent=2) + "\n")
