@@ -233,7 +233,7 @@ def test_fit_auto_chooses_on_validation_only_and_keeps_its_budget(tmp_path):
     common = scores(auto["candidates"]).keys() & scores(again["candidates"]).keys()
     assert len(common) >= 3 and all(scores(auto["candidates"])[k] == scores(again["candidates"])[k] for k in common)
     # a tiny budget scores one candidate and says why it skipped the rest
-    cli("fit", "auto", "--dataset", "assay", "--cache", tmp_path / "c", "--out", tmp_path / "t", "--budget", "0.01")
+    cli("fit", "auto", "--dataset", "assay", "--cache", tmp_path / "c", "--out", tmp_path / "t", "--budget", "0.0001")
     tiny = json.loads((tmp_path / "t" / "metrics.json").read_text())["auto"]
     assert sum(c["valid_spearman"] is not None for c in tiny["candidates"]) == 1
     assert all(c.get("skipped") == "over the budget" for c in tiny["candidates"] if c["valid_spearman"] is None)
