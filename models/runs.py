@@ -27,7 +27,7 @@ from .data import SplitData
 from .metrics import (calibrate_interval, interval_bounds, interval_metrics, metrics_by_mutations,
                       regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
 from .registry import MODEL_FILE, load_model, save_model
-from .support import TrainingSupport, mark_support, mutation_format
+from .support import TrainingSupport, mark_support, mutation_format, substitution_sets
 from .svg import line_chart, scatter_chart
 
 PARTS = ("train", "valid", "test")
@@ -152,12 +152,12 @@ def _add_intervals(data: SplitData, members: np.ndarray, metrics: dict, predicti
     metrics["_interval"] = interval
 
 
-def _support(data: SplitData) -> tuple[TrainingSupport, dict]:
+def _support(data: SplitData) -> tuple[TrainingSupport, list]:
+    """What the train rows cover, and every row's substitutions (parsed once)."""
     info = data.source["dataset"]
-    train = data.mask("train")
-    support = TrainingSupport.from_rows(data.rows.mutations[train], data.rows.n_mutations[train],
-                                        data.rows.labels[train], info.get("parent"), mutation_format(info))
-    return support, info
+    sets = substitution_sets(data.rows.mutations, info.get("parent"), mutation_format(info), data.rows.n_mutations)
+    train = np.flatnonzero(data.mask("train"))
+    return TrainingSupport.from_sets([sets[i] for i in train], data.rows.labels[train]), sets
 
 
 def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *, force: bool = False,
@@ -177,9 +177,10 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
         metrics, predictions = evaluate(data, members.mean(axis=1), model.name, seconds, extra)
         if members.shape[1] > 1:
             _add_intervals(data, members, metrics, predictions)
-        support, info = _support(data)
+        support, sets = _support(data)
+        info = data.source["dataset"]
         predictions = mark_support(predictions, support, data.source["features"], data.rows.mutations,
-                                   data.rows.n_mutations, info.get("parent"), mutation_format(info))
+                                   data.rows.n_mutations, info.get("parent"), mutation_format(info), sets)
         if members.shape[1] > 1:
             _member_metrics(model, data, members, metrics, predictions)
         test = predictions["split"] == "test"

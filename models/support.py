@@ -50,15 +50,20 @@ class TrainingSupport:
 
     @classmethod
     def from_rows(cls, mutations, n_mutations, labels, parent: str | None, fmt: MutationFormat) -> "TrainingSupport":
-        sets = substitution_sets(mutations, parent, fmt, n_mutations)
+        return cls.from_sets(substitution_sets(mutations, parent, fmt, n_mutations), labels)
+
+    @classmethod
+    def from_sets(cls, sets: list, labels) -> "TrainingSupport":
+        """From ``substitution_sets`` of the training rows, and their labels."""
         readable = len(sets) > 0 and all(s is not None for s in sets)
         subs = set().union(*[s for s in sets if s is not None]) if sets else set()
         labels = np.asarray(labels, np.float64)
         return cls(subs, {p for p, _ in subs}, (float(labels.min()), float(labels.max())), readable)
 
-    def count(self, mutations, n_mutations, parent: str | None, fmt: MutationFormat) -> pd.DataFrame:
-        """``unseen`` and ``unseen_sites`` per row (missing where not known)."""
-        sets = substitution_sets(mutations, parent, fmt, n_mutations)
+    def count(self, mutations, n_mutations, parent: str | None, fmt: MutationFormat, sets=None) -> pd.DataFrame:
+        """``unseen`` and ``unseen_sites`` per row (missing where not known); ``sets``: the rows'
+        ``substitution_sets`` when already computed."""
+        sets = substitution_sets(mutations, parent, fmt, n_mutations) if sets is None else sets
         unseen = [None if s is None or not self.readable else len(s - self.substitutions) for s in sets]
         sites = [None if s is None or not self.readable else len({p for p, _ in s} - self.sites) for s in sets]
         return pd.DataFrame({"unseen": pd.array(unseen, dtype="Int64"), "unseen_sites": pd.array(sites, dtype="Int64")})
@@ -93,10 +98,10 @@ def onehot_modes(manifest: dict) -> list[str] | None:
 
 
 def mark_support(table: pd.DataFrame, support: TrainingSupport, manifest: dict, mutations, n_mutations,
-                 parent: str | None, fmt: MutationFormat) -> pd.DataFrame:
+                 parent: str | None, fmt: MutationFormat, sets=None) -> pd.DataFrame:
     """Add ``unseen``, ``unseen_sites``, ``no_signal`` to a predictions table (same row order as ``mutations``)
     and widen the interval (``lower``/``upper``, when present) of ``no_signal`` rows to the training labels' range."""
-    counts = support.count(mutations, n_mutations, parent, fmt)
+    counts = support.count(mutations, n_mutations, parent, fmt, sets)
     table = table.reset_index(drop=True)
     table["unseen"], table["unseen_sites"] = counts["unseen"], counts["unseen_sites"]
     modes = onehot_modes(manifest)
