@@ -155,6 +155,13 @@ class AutoRegressor(Estimator):
     def predict(self, X) -> np.ndarray:
         return self.predict_members(X).mean(axis=1)
 
+    def used_manifest(self, manifest: dict) -> dict:
+        """The part of a joined features manifest that the chosen candidate reads (what the model can see)."""
+        parts = [p for p in (manifest.get("parts") or [manifest]) if p["features"] in self.chosen_["features"]]
+        if len(parts) == 1:
+            return parts[0]
+        return {**manifest, "features": "+".join(p["features"] for p in parts), "parts": parts}
+
     @property
     def groups_(self):
         return getattr(self.model_, "groups_", None)

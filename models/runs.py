@@ -179,8 +179,9 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
             _add_intervals(data, members, metrics, predictions)
         support, sets = _support(data)
         info = data.source["dataset"]
-        predictions = mark_support(predictions, support, data.source["features"], data.rows.mutations,
-                                   data.rows.n_mutations, info.get("parent"), mutation_format(info), sets)
+        predictions = mark_support(predictions, support, used_manifest(model, data.source["features"]),
+                                   data.rows.mutations, data.rows.n_mutations, info.get("parent"),
+                                   mutation_format(info), sets)
         if members.shape[1] > 1:
             _member_metrics(model, data, members, metrics, predictions)
         test = predictions["split"] == "test"
@@ -262,8 +263,8 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
             support = TrainingSupport.from_rows(data.rows.mutations[seen], data.rows.n_mutations[seen], labels[seen],
                                                 parent, fmt)
             marked = mark_support(pd.DataFrame({k: v[test] for k, v in columns.items()}), support,
-                                  data.source["features"], data.rows.mutations[test], data.rows.n_mutations[test],
-                                  parent, fmt)
+                                  used_manifest(final, data.source["features"]), data.rows.mutations[test],
+                                  data.rows.n_mutations[test], parent, fmt)
             for name in ("lower", "upper"):
                 columns[name][test] = marked[name].to_numpy()
             for name in ("unseen", "unseen_sites", "no_signal"):
@@ -327,6 +328,13 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
 def _mean(values) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
+
+
+def used_manifest(model: Estimator, manifest: dict) -> dict:
+    """The features a fitted model reads (``fit auto`` may use some of the joined ones): what decides whether a
+    variant gets any signal."""
+    pick = getattr(model, "used_manifest", None)
+    return manifest if pick is None else pick(manifest)
 
 
 def check_finite(values: np.ndarray, what: str) -> None:
@@ -409,8 +417,8 @@ class Run:
                                                              interval, n_mutations)
         if mutations is not None:
             info = self.source["dataset"]
-            out = mark_support(out, self.support, self.source["features"], mutations, n_mutations,
-                               info.get("parent"), mutation_format(info))
+            out = mark_support(out, self.support, used_manifest(self.model, self.source["features"]), mutations,
+                               n_mutations, info.get("parent"), mutation_format(info))
         return out
 
 

@@ -244,3 +244,17 @@ def test_fit_auto_chooses_on_validation_only_and_keeps_its_budget(tmp_path):
     run = mimo.load_run(tmp_path / "a")
     X, _ = mimo.featurize(mimo.load_dataset(tmp_path / "assay.csv").frame.head(3), run.source)
     assert np.isfinite(out["prediction"]).all() and np.isfinite(run.predict(X)["prediction"]).all()
+
+
+def test_auto_marks_signal_by_the_features_it_chose(tmp_path):
+    write_proteingym_like(tmp_path / "assay.csv")
+    for model in ("onehot-sites", "aaprops"):
+        cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", model, "--cache", tmp_path / "c", "--quiet")
+    data = mimo.load_cv_data(tmp_path / "c", "assay", "onehot-sites+aaprops", "fold_modulo_5")
+    from models.auto import blocks_of
+    for features, blind in ((["onehot-sites"], True), (["aaprops", "onehot-sites"], False)):
+        model = mimo.get_head("auto", blocks=blocks_of(data.rows.manifest),
+                              candidates=({"features": features, "head": "ridge", "params": {}},))
+        run = mimo.fit_cv(model, data, tmp_path / f"run-{len(features)}")
+        table = pd.read_csv(run.directory / "predictions.csv")
+        assert (table["unseen_sites"] == 1).all() and (table["no_signal"] == blind).all()
