@@ -89,6 +89,7 @@ def interval_scale(y: np.ndarray, mean: np.ndarray, width: np.ndarray, level: fl
 
 
 EXPONENTS = (0.0, 0.5, 1.0, 1.5, 2.0)
+SLICE_ROWS = 100  # fewer rows on either side of the slice: too noisy to choose on, the default exponent holds
 
 
 def _difficulty(std, offset: float, n_mutations, exponent: float) -> np.ndarray:
@@ -107,7 +108,8 @@ def calibrate_interval(y: np.ndarray, mean: np.ndarray, std: np.ndarray, n_mutat
     test). It is chosen on the validation rows by mimicking that shift: calibrate on the rows below the highest
     mutation count, and take the smallest exponent whose intervals cover the rows at the highest count at least
     ``level + (1 - level) / 2`` (the slice's shift is milder than a real one, hence the margin). Validation rows
-    with a single count give no such slice: the exponent is then 1 (errors growing at most in proportion)."""
+    with a single count, or fewer than ``SLICE_ROWS`` on either side, give no such slice: the exponent is then 1
+    (errors growing at most in proportion to the mutation count)."""
     offset = float(np.median(std))
     counts = None if n_mutations is None else np.asarray(n_mutations)
     exponent = 0.0
@@ -115,7 +117,7 @@ def calibrate_interval(y: np.ndarray, mean: np.ndarray, std: np.ndarray, n_mutat
         exponent = 1.0
         top = counts.max() if len(counts) else 0
         high, low = counts == top, counts < top
-        if low.sum() >= 20 and high.sum() >= 20:
+        if low.sum() >= SLICE_ROWS and high.sum() >= SLICE_ROWS:
             for candidate in EXPONENTS:
                 scale = interval_scale(y[low], mean[low], _difficulty(std[low], offset, counts[low], candidate), level)
                 half = scale * _difficulty(std[high], offset, counts[high], candidate)
