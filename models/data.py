@@ -87,12 +87,8 @@ def check_complete(cache_root: str | Path, dataset: str, features: str, cached_i
     return {"cached_rows": len(dataset_ids) - missing, "dataset_rows": len(dataset_ids), "missing_rows": missing}
 
 
-def load_split_data(cache_root: str | Path, dataset: str, features: str | None = None, split: str | None = None,
-                    split_file: str | Path | None = None, allow_partial: bool = False) -> SplitData:
-    """Cached embeddings plus a split: a named one recorded at build time, or a user's split file.
-
-    The cache must hold every row of the dataset (``allow_partial`` to fit on what it holds; the run records it).
-    """
+def _cached(cache_root, dataset: str, features: str | None, allow_partial: bool):
+    """(features name, cached rows, recorded splits table, source record) of a complete cache."""
     features = choose_features(cache_root, dataset, features)
     cache = EmbeddingCache(cache_root, dataset, features.split("+")[0])
     rows = load_features(cache_root, dataset, features)
@@ -102,6 +98,16 @@ def load_split_data(cache_root: str | Path, dataset: str, features: str | None =
               "features": rows.manifest}
     if partial is not None:
         source["partial_cache"] = partial
+    return features, rows, table, source
+
+
+def load_split_data(cache_root: str | Path, dataset: str, features: str | None = None, split: str | None = None,
+                    split_file: str | Path | None = None, allow_partial: bool = False) -> SplitData:
+    """Cached embeddings plus a split: a named one recorded at build time, or a user's split file.
+
+    The cache must hold every row of the dataset (``allow_partial`` to fit on what it holds; the run records it).
+    """
+    features, rows, table, source = _cached(cache_root, dataset, features, allow_partial)
     named = [c for c in table.columns if c != "id" and not is_fold_scheme(table[c])]
     if not named:
         raise DataError(f"dataset {dataset!r} has no scores (a FASTA file is embedded only): nothing to fit")
@@ -138,15 +144,7 @@ def load_cv_data(cache_root: str | Path, dataset: str, features: str | None = No
     """Cached rows with cross-validation folds: a fold scheme recorded from the dataset file (``cv`` names its
     column, e.g. ``fold_modulo_5``) or, with ``cv`` a number k, a seeded random k-fold (``random_k``). The
     ``split`` array holds each row's fold id as text (``"0"``..``"k-1"``; ``none`` for rows outside)."""
-    features = choose_features(cache_root, dataset, features)
-    cache = EmbeddingCache(cache_root, dataset, features.split("+")[0])
-    rows = load_features(cache_root, dataset, features)
-    table = cache.load_splits()
-    partial = check_complete(cache_root, dataset, features, rows.ids, table["id"].to_numpy(), allow_partial)
-    source = {"cache": str(Path(cache_root).resolve()), "dataset": cache.read_dataset_info(),
-              "features": rows.manifest}
-    if partial is not None:
-        source["partial_cache"] = partial
+    features, rows, table, source = _cached(cache_root, dataset, features, allow_partial)
     schemes = [c for c in table.columns if c != "id" and is_fold_scheme(table[c])]
     if str(cv).isdigit():
         k = int(cv)

@@ -189,15 +189,7 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
                               "test_rows_with_unseen_sites": int((predictions["unseen_sites"][test] > 0).sum()),
                               "test_rows_without_signal": int(predictions["no_signal"][test].sum())}
         check_finite_metrics(metrics)
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
-        (staging / "source.json").write_text(json.dumps(data.source, indent=2) + "\n")
-        predictions.to_csv(staging / "predictions.csv", index=False)  # shortest exact repr
-        support.save(staging)
-        save_model(model, staging / MODEL_FILE)
-        if "history" in metrics:
-            plot_loss_curve(metrics, staging / "loss_curve.svg")
-        plot_test_predictions(metrics, predictions, staging / "test_predictions.svg")
-        commit_run_dir(staging, out)
+        _write(staging, out, metrics, data.source, predictions, support, model)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -311,14 +303,9 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         if inner.shape[1] > 1:  # the saved model's intervals, for `mimo predict`
             metrics.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
                 labels[first], inner.mean(axis=1), inner.std(axis=1), data.rows.n_mutations[first]))
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
-        (staging / "source.json").write_text(json.dumps(data.source, indent=2) + "\n")
-        predictions.to_csv(staging / "predictions.csv", index=False)
-        TrainingSupport.from_rows(data.rows.mutations[everything], data.rows.n_mutations[everything],
-                                  labels[everything], parent, fmt).save(staging)
-        save_model(final, staging / MODEL_FILE)
-        plot_test_predictions(metrics, predictions, staging / "test_predictions.svg")
-        commit_run_dir(staging, out)
+        support = TrainingSupport.from_rows(data.rows.mutations[everything], data.rows.n_mutations[everything],
+                                            labels[everything], parent, fmt)
+        _write(staging, out, metrics, data.source, predictions, support, final)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
@@ -359,6 +346,20 @@ def check_finite_metrics(metrics) -> None:
             raise DataError(f"metric {path} is {value}: the labels are too large or too spread to fit in "
                             f"floating point, or training diverged; nothing was written")
     walk(metrics, "")
+
+
+def _write(staging: Path, out: Path, metrics: dict, source: dict, predictions: pd.DataFrame,
+           support: TrainingSupport, model: Estimator) -> None:
+    """Every file of a run into ``staging``, then the whole run into place at ``out``."""
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
+    (staging / "source.json").write_text(json.dumps(source, indent=2) + "\n")
+    predictions.to_csv(staging / "predictions.csv", index=False)  # shortest exact repr: metrics recompute exactly
+    support.save(staging)
+    save_model(model, staging / MODEL_FILE)
+    if "history" in metrics:
+        plot_loss_curve(metrics, staging / "loss_curve.svg")
+    plot_test_predictions(metrics, predictions, staging / "test_predictions.svg")
+    commit_run_dir(staging, out)
 
 
 def _json_default(value):
