@@ -5,7 +5,6 @@
 Speed does not depend on weight values, so these stand in for the real weights in benchmarks.
 """
 import sys
-from pathlib import Path
 
 from pipeline.esm_embed import save_random_esm2
 

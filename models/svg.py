@@ -118,3 +118,52 @@ def scatter_chart(x, y, groups, path: str | Path, title: str = "", xlabel: str =
                           f'fill="{colors[g]}" fill-opacity="0.5"/>')
     axes.legend([(label, colors[label], "") for label in labels], marker="point")
     return axes.write(path)
+
+
+def _diverging(value: float, centre: float, spread: float) -> str:
+    """Blue below ``centre``, white at it, red above (saturated at ``spread`` away)."""
+    t = max(-1.0, min(1.0, (value - centre) / spread)) if spread > 0 else 0.0
+    if t < 0:
+        r, g, b = 255 + t * (255 - 33), 255 + t * (255 - 102), 255 + t * (255 - 172)
+    else:
+        r, g, b = 255 - t * (255 - 178), 255 - t * (255 - 24), 255 - t * (255 - 43)
+    return f"#{int(r):02x}{int(g):02x}{int(b):02x}"
+
+
+def heatmap_chart(positions: list[int], letters: str, values: dict, parent: dict, path: str | Path,
+                  centre: float, title: str = "", blind: set | None = None, per_row: int = 60) -> Path:
+    """A positions x letters grid, wrapped every ``per_row`` positions: ``values[(position, letter)]`` coloured on
+    a diverging scale centred on ``centre``; ``parent[position]`` marked with a dot; ``blind`` cells grey."""
+    cell, left, top, gap = 11, 30, 50, 34
+    blocks = [positions[i:i + per_row] for i in range(0, len(positions), per_row)]
+    width = left + cell * min(per_row, len(positions)) + 20
+    height = top + len(blocks) * (cell * len(letters) + gap) + 30
+    finite = [v for v in values.values() if v == v]
+    spread = max((abs(v - centre) for v in finite), default=1.0)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
+             f'font-size="9">', f'<rect width="{width}" height="{height}" fill="white"/>',
+             f'<text x="{left}" y="18" font-size="13">{escape(title)}</text>',
+             f'<text x="{left}" y="34" font-size="10">blue: below the parent\'s prediction ({centre:.3g}), red: above '
+             f'(full colour at +/- {spread:.3g}); dot: parent residue; grey: no signal from the features</text>']
+    blind = blind or set()
+    for b, block in enumerate(blocks):
+        y0 = top + b * (cell * len(letters) + gap)
+        for j, letter in enumerate(letters):
+            parts.append(f'<text x="{left - 4}" y="{y0 + j * cell + 8}" text-anchor="end">{letter}</text>')
+        for k, position in enumerate(block):
+            x = left + k * cell
+            if k % 10 == 0:
+                parts.append(f'<text x="{x}" y="{y0 + len(letters) * cell + 10}">{position}</text>')
+            for j, letter in enumerate(letters):
+                key = (position, letter)
+                if parent.get(position) == letter:
+                    parts.append(f'<circle cx="{x + cell / 2}" cy="{y0 + j * cell + cell / 2}" r="2.5" fill="black"/>')
+                    continue
+                value = values.get(key)
+                color = "#cccccc" if key in blind or value is None else _diverging(value, centre, spread)
+                parts.append(f'<rect class="cell" x="{x}" y="{y0 + j * cell}" width="{cell - 1}" height="{cell - 1}" '
+                             f'fill="{color}"/>')
+    parts.append("</svg>")
+    path = Path(path)
+    path.write_text("\n".join(parts) + "\n")
+    return path

@@ -1,13 +1,11 @@
 """Trust what it prints: no silent wrong results, no lost runs, a one-line error for every bad input."""
 import json
-import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from click.testing import CliRunner
 
 from mimo.cli import main

@@ -1,0 +1,188 @@
+"""From a fitted run to the next experiment: a saturation scan of the parent, and a batch of variants to make.
+
+``saturation_scan`` scores every single substitution of the parent (19 x length); ``propose`` ranks candidates
+(singles, and combinations of the best singles up to ``max_mutations``) by an acquisition that uses the run's
+uncertainty, never proposes what is measured, and keeps the batch diverse (no substitution in more than
+``max_share`` of it). Both featurize and predict in chunks, so memory stays bounded.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from models.runs import Run, load_run
+from models.support import mutation_format
+from pipeline.datasets import FRAME_COLUMNS
+from pipeline.errors import DataError
+from pipeline.variants import AMINO_ACIDS, MutationFormat, apply_mutations, expressed_sequence, parse_mutations
+from pipeline.variants import sequence_id
+
+from .predict import featurize, read_variants
+
+ACQUISITIONS = ("ucb", "greedy", "ei")
+CHUNK = 20000  # candidates featurized and predicted at a time
+
+
+def _token(parent: str, position: int, new: str, fmt: MutationFormat) -> str:
+    return f"{fmt.prefix}{parent[position]}{position + fmt.first_index}{new}"
+
+
+def _frame(texts: list[str], parent: str, fmt: MutationFormat) -> pd.DataFrame:
+    rows: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
+    for text in texts:
+        mutations = parse_mutations(text, parent, fmt)
+        aligned = apply_mutations(parent, mutations)
+        sequence = expressed_sequence(aligned)
+        for key, value in zip(FRAME_COLUMNS, (sequence_id(sequence), text, len(mutations), aligned, sequence,
+                                              np.nan)):
+            rows[key].append(value)
+    return pd.DataFrame(rows)
+
+
+def score_variants(run: Run, texts: list[str], device: str = "auto") -> pd.DataFrame:
+    """Predictions (mean, std, interval, unseen, no_signal) for mutation strings, in chunks of ``CHUNK``."""
+    fmt = mutation_format(run.source["dataset"])
+    parts = []
+    for start in range(0, len(texts), CHUNK):
+        frame = _frame(texts[start:start + CHUNK], run.parent, fmt)
+        X, _ = featurize(frame, run.source, device)
+        predicted = run.predict(X, frame["mutations"].tolist(), frame["n_mutations"].tolist())
+        parts.append(pd.concat([frame[["mutations", "n_mutations"]], predicted], axis=1))
+    return pd.concat(parts, ignore_index=True)
+
+
+def _run_with_parent(run: Run | str | Path) -> Run:
+    run = run if isinstance(run, Run) else load_run(run)
+    if not run.parent:
+        raise DataError("the run's dataset has no parent sequence: nothing to mutate", run.directory)
+    return run
+
+
+def saturation_scan(run: Run | str | Path, device: str = "auto") -> pd.DataFrame:
+    """Every single substitution of the parent: position (as the dataset numbers it), parent and new residue,
+    mutation string, prediction, and where the run has them std, lower, upper; unseen, no_signal."""
+    run = _run_with_parent(run)
+    fmt = mutation_format(run.source["dataset"])
+    parent = run.parent
+    singles = [(i, a) for i in range(len(parent)) for a in AMINO_ACIDS if a != parent[i]]
+    table = score_variants(run, [_token(parent, i, a, fmt) for i, a in singles], device)
+    table.insert(0, "position", [i + fmt.first_index for i, _ in singles])
+    table.insert(1, "parent_residue", [parent[i] for i, _ in singles])
+    table.insert(2, "new_residue", [a for _, a in singles])
+    return table
+
+
+def acquisition(table: pd.DataFrame, kind: str = "ucb", beta: float = 2.0, best: float | None = None) -> np.ndarray:
+    """ucb: mean + beta x std; greedy: mean; ei: expected improvement over ``best`` (normal with the run's std).
+    Without a spread (a single-output head) every kind falls back to the mean."""
+    if kind not in ACQUISITIONS:
+        raise DataError(f"--acquisition must be one of {', '.join(ACQUISITIONS)}, not {kind!r}")
+    mean = table["prediction"].to_numpy(np.float64)
+    if kind == "greedy" or "std" not in table:
+        return mean
+    std = np.maximum(table["std"].to_numpy(np.float64), 1e-12)
+    if kind == "ucb":
+        return mean + beta * std
+    from math import erf, sqrt
+
+    best = np.max(mean) if best is None else best
+    z = (mean - best) / std
+    cdf = 0.5 * (1 + np.vectorize(erf)(z / sqrt(2)))
+    pdf = np.exp(-0.5 * z ** 2) / np.sqrt(2 * np.pi)
+    return (mean - best) * cdf + std * pdf
+
+
+def candidates(singles: pd.DataFrame, score: np.ndarray, max_mutations: int, measured: set[str],
+               top: int = 40) -> list[str]:
+    """Mutation strings to score: every single not measured, then combinations (at distinct positions) of the
+    ``top`` singles by ``score``, up to ``max_mutations`` substitutions, not measured; no duplicates."""
+    order = np.argsort(-score, kind="stable")
+    out = [m for m in singles["mutations"] if _key(m) not in measured]
+    best = [(int(singles["position"].iloc[i]), singles["mutations"].iloc[i]) for i in order[:top]]
+    seen = set(out)
+    for k in range(2, max_mutations + 1):
+        for combo in itertools.combinations(best, k):
+            if len({p for p, _ in combo}) < k:
+                continue
+            text = ":".join(m for _, m in sorted(combo))
+            if text not in seen and _key(text) not in measured:
+                seen.add(text)
+                out.append(text)
+    return out
+
+
+def _key(text: str) -> str:
+    """Order-free identity of a mutation string."""
+    return ":".join(sorted(t for t in str(text).replace(";", ":").replace(",", ":").split(":") if t))
+
+
+def diverse_top(table: pd.DataFrame, value: np.ndarray, n: int, max_share: float) -> pd.DataFrame:
+    """The best ``n`` rows by ``value`` such that no substitution appears in more than ``max_share`` of them."""
+    limit = max(1, int(np.floor(max_share * n)))
+    uses: dict[str, int] = {}
+    chosen = []
+    for i in np.argsort(-value, kind="stable"):
+        tokens = _key(table["mutations"].iloc[i]).split(":")
+        if any(uses.get(t, 0) >= limit for t in tokens):
+            continue
+        chosen.append(i)
+        for t in tokens:
+            uses[t] = uses.get(t, 0) + 1
+        if len(chosen) == n:
+            break
+    return table.iloc[chosen].assign(acquisition_value=value[chosen]).reset_index(drop=True)
+
+
+def wells(n: int) -> list[str]:
+    """Plate wells A1..H12, then plate 2 (P2-A1...), for ``n`` variants."""
+    plate = [f"{r}{c}" for r in "ABCDEFGH" for c in range(1, 13)]
+    return [(f"P{k // 96 + 1}-" if k >= 96 else "") + plate[k % 96] for k in range(n)]
+
+
+def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured: str | Path | None = None,
+            acquisition_kind: str = "ucb", beta: float = 2.0, max_share: float = 0.25,
+            device: str = "auto") -> tuple[pd.DataFrame, dict]:
+    """A plate of ``n`` variants to make next, and a record of how they were chosen."""
+    run = _run_with_parent(run)
+    if n < 1 or max_mutations < 1 or not 0 < max_share <= 1:
+        raise DataError("--n and --max-mutations must be >= 1, --max-share in (0, 1]")
+    fmt = mutation_format(run.source["dataset"])
+    done = set(_key(m) for m in pd.read_csv(run.directory / "predictions.csv", dtype={"mutations": str},
+                                             keep_default_na=False)["mutations"])
+    if measured is not None:
+        done |= {_key(m) for m in read_variants(measured, run.parent, fmt)["mutations"]}
+    labels = pd.read_csv(run.directory / "predictions.csv")["y"]
+    singles = saturation_scan(run, device)
+    pool = candidates(singles, acquisition(singles, acquisition_kind, beta, labels.max()), max_mutations, done)
+    table = score_variants(run, pool, device)
+    value = acquisition(table, acquisition_kind, beta, labels.max())
+    batch = diverse_top(table, value, n, max_share)
+    batch.insert(0, "well", wells(len(batch)))
+    uncertainty = "MIMO members' spread and the run's calibrated interval" if "std" in table else \
+        "none (a single-output head): ranked by the mean"
+    record = {"acquisition": acquisition_kind if "std" in table else "greedy (no uncertainty)",
+              "beta": beta if acquisition_kind == "ucb" else None, "uncertainty": uncertainty,
+              "candidates_scored": len(table), "measured_excluded": len(done), "max_share": max_share}
+    return batch, record
+
+
+def parent_prediction(run: Run) -> float:
+    return float(score_variants(run, [""])["prediction"].iloc[0])
+
+
+def plot_scan(run: Run | str | Path, table: pd.DataFrame, path: str | Path) -> Path:
+    """The saturation scan as a heatmap (positions x amino acids), wrapped every 60 positions."""
+    from models.svg import heatmap_chart
+
+    run = _run_with_parent(run)
+    fmt = mutation_format(run.source["dataset"])
+    values = {(int(p), a): float(v) for p, a, v in zip(table["position"], table["new_residue"], table["prediction"])}
+    blind = {(int(p), a) for p, a, b in zip(table["position"], table["new_residue"], table["no_signal"]) if b}
+    positions = list(range(fmt.first_index, len(run.parent) + fmt.first_index))
+    parent = {i + fmt.first_index: a for i, a in enumerate(run.parent)}
+    title = (f"saturation scan: {run.metrics['model']} on {run.metrics['dataset']}/{run.metrics['features']} "
+             f"({len(table):,} single substitutions)")
+    return heatmap_chart(positions, AMINO_ACIDS, values, parent, path, parent_prediction(run), title, blind)

@@ -1,0 +1,75 @@
+"""From a fitted run to the next experiment: saturation scan, batch proposal."""
+from xml.etree import ElementTree
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from mimo.cli import main
+from mimo.design import _key, acquisition, candidates, diverse_top, wells
+
+
+def cli(*args, ok=True):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def mimo_run(tmp_path_factory, small_gfp_dir):
+    root = tmp_path_factory.mktemp("design")
+    cli("embed", "build", "--model", "onehot-sites", "--data", small_gfp_dir, "--cache", root / "c", "--quiet")
+    cli("fit", "mimo", "--routing", "random", "--epochs", "3", "--cache", root / "c", "--out", root / "run", "--quiet")
+    return root / "run"
+
+
+def test_candidates_respect_k_skip_measured_and_never_repeat():
+    singles = pd.DataFrame({"position": [1, 1, 2, 3, 4], "mutations": ["A1C", "A1D", "K2R", "T3S", "Y4W"]})
+    score = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    out = candidates(singles, score, max_mutations=3, measured={_key("A1C"), _key("T3S:A1C")}, top=5)
+    assert len(out) == len(set(out)) and "A1C" not in out and "A1C:T3S" not in out
+    assert all(len(m.split(":")) <= 3 for m in out) and any(len(m.split(":")) == 3 for m in out)
+    assert not any("A1C" in m and "A1D" in m for m in out)  # one substitution per position
+    assert candidates(singles, score, 1, set()) == list(singles["mutations"])
+
+
+def test_acquisitions_order_as_documented():
+    table = pd.DataFrame({"mutations": ["a", "b", "c"], "prediction": [1.0, 0.9, 0.5], "std": [0.0, 0.5, 2.0]})
+    assert np.argmax(acquisition(table, "greedy")) == 0
+    assert np.argmax(acquisition(table, "ucb", beta=2.0)) == 2
+    ei = acquisition(table, "ei", best=1.0)
+    assert (ei >= 0).all() and np.argmax(ei) == 2
+    assert np.array_equal(acquisition(table.drop(columns="std"), "ucb"), table["prediction"].to_numpy())
+
+
+def test_diversity_caps_each_substitution():
+    table = pd.DataFrame({"mutations": ["A1C", "A1C:K2R", "A1C:T3S", "K2R", "T3S", "Y4W"]})
+    batch = diverse_top(table, np.array([6, 5, 4, 3, 2, 1.0]), n=4, max_share=0.5)
+    counts = pd.Series([t for m in batch["mutations"] for t in m.split(":")]).value_counts()
+    assert counts.max() <= 2 and len(batch) == 4 and batch["mutations"].iloc[0] == "A1C"
+    assert wells(98)[:2] == ["A1", "A2"] and wells(98)[95] == "H12" and wells(98)[96] == "P2-A1"
+
+
+def test_scan_and_propose_on_a_run(tmp_path, mimo_run):
+    result = cli("design", "scan", "--run", mimo_run, "--out", tmp_path / "scan.csv", "--figure", tmp_path / "s.svg")
+    scan = pd.read_csv(tmp_path / "scan.csv")
+    assert len(scan) == 19 * 237 and not scan.duplicated(["position", "new_residue"]).any()
+    assert (scan["parent_residue"] != scan["new_residue"]).all() and {"std", "lower", "upper"} <= set(scan.columns)
+    svg = ElementTree.parse(tmp_path / "s.svg").getroot()
+    assert len(svg.findall("{http://www.w3.org/2000/svg}rect")) >= 19 * 237
+    assert "single substitutions scored" in result.output
+    measured = tmp_path / "measured.txt"
+    best = scan.sort_values("prediction").iloc[-1]["mutations"]
+    measured.write_text(best + "\n")
+    cli("design", "propose", "--run", mimo_run, "--n", "24", "--max-mutations", "2", "--measured", measured,
+        "--out", tmp_path / "plate.csv")
+    plate = pd.read_csv(tmp_path / "plate.csv")
+    assert len(plate) == 24 and list(plate["well"][:3]) == ["A1", "A2", "A3"]
+    assert best not in set(plate["mutations"]) and plate["n_mutations"].max() <= 2
+    fitted = pd.read_csv(mimo_run / "predictions.csv", dtype={"mutations": str}, keep_default_na=False)
+    assert not {_key(m) for m in plate["mutations"]} & {_key(m) for m in fitted["mutations"]}
+    assert plate["acquisition_value"].is_monotonic_decreasing
+    counts = pd.Series([t for m in plate["mutations"] for t in m.split(":")]).value_counts()
+    assert counts.max() <= 6  # 25% of 24
