@@ -45,10 +45,10 @@ def _frame(texts: list[str], parent: str, fmt: MutationFormat) -> pd.DataFrame:
 def score_variants(run: Run, texts: list[str], device: str = "auto") -> pd.DataFrame:
     """Predictions (mean, std, interval, unseen, no_signal) for mutation strings, in chunks of ``CHUNK``."""
     fmt = mutation_format(run.source["dataset"])
-    parts = []
-    for start in range(0, len(texts), CHUNK):
+    parts, featurizers = [], {}
+    for start in range(0, len(texts), CHUNK):  # candidates are new variants: featurized, not looked up
         frame = _frame(texts[start:start + CHUNK], run.parent, fmt)
-        X, _ = featurize(frame, run.source, device)
+        X, _ = featurize(frame, run.source, device, use_cache=False, featurizers=featurizers)
         predicted = run.predict(X, frame["mutations"].tolist(), frame["n_mutations"].tolist())
         parts.append(pd.concat([frame[["mutations", "n_mutations"]], predicted], axis=1))
     return pd.concat(parts, ignore_index=True)

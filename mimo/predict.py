@@ -43,16 +43,19 @@ def read_variants(path: str | Path, parent: str, fmt: MutationFormat) -> pd.Data
     return pd.DataFrame(rows)
 
 
-def featurize(frame: pd.DataFrame, source: dict, device: str = "auto") -> tuple[np.ndarray, np.ndarray]:
-    """Features for ``frame``: from the run's cache where present, else computed. Returns (X, in_cache)."""
+def featurize(frame: pd.DataFrame, source: dict, device: str = "auto", use_cache: bool = True,
+              featurizers: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features for ``frame``: from the run's cache where present (``use_cache``), else computed. Returns (X,
+    in_cache). ``featurizers``: a dict that keeps the rebuilt featurizers between calls (chunked scoring)."""
     manifest = source["features"]
     if "parts" in manifest:  # joined features (onehot+unirep256): each part from its own cache or featurizer
-        parts = [featurize(frame, {**source, "features": part}, device) for part in manifest["parts"]]
+        parts = [featurize(frame, {**source, "features": part}, device, use_cache, featurizers)
+                 for part in manifest["parts"]]
         return np.hstack([X for X, _ in parts]), np.all([cached for _, cached in parts], axis=0)
     X = np.zeros((len(frame), manifest["dim"]), dtype=np.float32)
     in_cache = np.zeros(len(frame), dtype=bool)
     cache = EmbeddingCache(source["cache"], source["dataset"]["name"], manifest["features"])
-    if cache.read_manifest() is not None:
+    if use_cache and cache.read_manifest() is not None:
         rows = cache.load()
         position = pd.Series(np.arange(len(rows.ids)), index=rows.ids)
         found = frame["id"].isin(position.index).to_numpy()
@@ -60,7 +63,11 @@ def featurize(frame: pd.DataFrame, source: dict, device: str = "auto") -> tuple[
         in_cache = found
     missing = np.flatnonzero(~in_cache)
     if len(missing):
-        featurizer = featurizer_from_manifest(manifest, source["dataset"].get("parent"), device)
+        featurizer = None if featurizers is None else featurizers.get(manifest["features"])
+        if featurizer is None:
+            featurizer = featurizer_from_manifest(manifest, source["dataset"].get("parent"), device)
+            if featurizers is not None:
+                featurizers[manifest["features"]] = featurizer
         for rows_in_missing, embeddings in featurizer.embed(frame.iloc[missing].reset_index(drop=True)):
             X[missing[rows_in_missing]] = embeddings
     return X, in_cache
