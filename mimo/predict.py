@@ -56,11 +56,7 @@ def featurize(frame: pd.DataFrame, source: dict, device: str = "auto", use_cache
     in_cache = np.zeros(len(frame), dtype=bool)
     cache = EmbeddingCache(source["cache"], source["dataset"]["name"], manifest["features"])
     if use_cache and cache.read_manifest() is not None:
-        rows = cache.load()
-        position = pd.Series(np.arange(len(rows.ids)), index=rows.ids)
-        found = frame["id"].isin(position.index).to_numpy()
-        X[found] = rows.embeddings[position.loc[frame["id"][found]].to_numpy()]
-        in_cache = found
+        in_cache, X = cache.lookup(frame["id"].tolist())  # just these rows, shard by shard
     missing = np.flatnonzero(~in_cache)
     if len(missing):
         featurizer = None if featurizers is None else featurizers.get(manifest["features"])

@@ -326,6 +326,40 @@ class EmbeddingCache:
         return CachedEmbeddings(rows["ids"], rows["embeddings"], rows["labels"], rows["n_mutations"],
                                 rows["mutations"], manifest)
 
+    def lookup(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """(found, embeddings) for ``ids``: the cached rows of just those ids, read shard by shard (only the ids
+        and the matching rows are read, so predicting a few variants does not load a whole cache). Partial reads
+        cannot check a shard's checksum: the rows read are checked to be finite."""
+        manifest = self.read_manifest()
+        if manifest is None:
+            raise DataError("no cached features here; run `mimo embed build` first", self.directory)
+        wanted: dict[str, int] = {}
+        for k, i in enumerate(ids):
+            wanted.setdefault(str(i), k)
+        found = np.zeros(len(ids), dtype=bool)
+        out = np.zeros((len(ids), int(manifest["dim"])), dtype=np.float32)
+        with self._readers_lock(exclusive=False):
+            for path in self.shard_paths():
+                try:
+                    with h5py.File(path, "r") as f:
+                        shard_ids = f["id"][:].astype(str)
+                        hits = [(row, wanted[i]) for row, i in enumerate(shard_ids) if i in wanted]
+                        if not hits:
+                            continue
+                        rows = np.array([r for r, _ in hits])
+                        values = np.asarray(f["embedding"][rows], dtype=np.float32)
+                except (OSError, KeyError) as exc:
+                    raise _unreadable(path, exc) from None
+                if not np.isfinite(values).all():
+                    raise _unreadable(path, "it holds non-finite embeddings")
+                targets = np.array([k for _, k in hits])
+                out[targets] = values
+                found[targets] = True
+        for i, k in ((str(i), k) for k, i in enumerate(ids)):  # repeated ids share the first one's row
+            if not found[k] and found[wanted[i]]:
+                out[k], found[k] = out[wanted[i]], True
+        return found, out
+
     def read_dataset_info(self) -> dict:
         path = self.dataset_dir / "dataset.json"
         if not path.exists():

@@ -73,3 +73,16 @@ def test_scan_and_propose_on_a_run(tmp_path, mimo_run):
     assert plate["acquisition_value"].is_monotonic_decreasing
     counts = pd.Series([t for m in plate["mutations"] for t in m.split(":")]).value_counts()
     assert counts.max() <= 6  # 25% of 24
+
+
+def test_cache_lookup_reads_just_the_rows_asked_for(tmp_path, small_gfp_dir):
+    from pipeline.cache import EmbeddingCache
+
+    cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache", tmp_path, "--quiet")
+    cache = EmbeddingCache(tmp_path, "gfp", "onehot")
+    rows = cache.load()
+    ids = [rows.ids[5], "0000000000000000", rows.ids[500], rows.ids[5]]
+    found, X = cache.lookup(ids)
+    assert found.tolist() == [True, False, True, True]
+    np.testing.assert_array_equal(X[[0, 2, 3]], rows.embeddings[[5, 500, 5]])
+    assert not X[1].any()
