@@ -535,16 +535,19 @@ def design_scan(run_dir, out, figure, device) -> None:
 @click.option("--beta", type=click.FloatRange(min=0), default=2.0, show_default=True, help="UCB's weight on the std.")
 @click.option("--max-share", type=click.FloatRange(min=0, min_open=True, max=1), default=0.25, show_default=True,
               help="No substitution in more than this share of the batch.")
+@click.option("--top-singles", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Combinations are made of this many best singles (by the acquisition).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Plate CSV (default: RUN/proposal.csv).")
 @click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
 @reports_data_errors
-def design_propose(run_dir, n, max_mutations, measured, acquisition, beta, max_share, out, device) -> None:
+def design_propose(run_dir, n, max_mutations, measured, acquisition, beta, max_share, top_singles, out,
+                   device) -> None:
     """Propose a diverse batch of unmeasured variants, ranked by an acquisition using the run's uncertainty."""
     from mimo.design import propose
 
     out = out or str(Path(run_dir) / "proposal.csv")
     ensure_writable(out, "--out")
-    batch, record = propose(run_dir, n, max_mutations, measured, acquisition, beta, max_share, device)
+    batch, record = propose(run_dir, n, max_mutations, measured, acquisition, beta, max_share, device, top_singles)
     batch.to_csv(out, index=False)
     click.echo(f"{len(batch)} variants proposed from {record['candidates_scored']:,} candidates "
                f"(acquisition {record['acquisition']}; uncertainty: {record['uncertainty']}; no substitution in "

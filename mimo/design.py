@@ -42,16 +42,22 @@ def _frame(texts: list[str], parent: str, fmt: MutationFormat) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def score_variants(run: Run, texts: list[str], device: str = "auto") -> pd.DataFrame:
-    """Predictions (mean, std, interval, unseen, no_signal) for mutation strings, in chunks of ``CHUNK``."""
+def score_stream(run: Run, texts, device: str = "auto", chunk: int = CHUNK):
+    """Predictions (mean, std, interval, unseen, no_signal) for an iterable of mutation strings, yielded as one
+    table per ``chunk`` of them: memory stays bounded however many candidates there are."""
     fmt = mutation_format(run.source["dataset"])
-    parts, featurizers = [], {}
-    for start in range(0, len(texts), CHUNK):  # candidates are new variants: featurized, not looked up
-        frame = _frame(texts[start:start + CHUNK], run.parent, fmt)
+    featurizers: dict = {}
+    iterator = iter(texts)
+    while batch := list(itertools.islice(iterator, chunk)):  # new variants: featurized, not looked up
+        frame = _frame(batch, run.parent, fmt)
         X, _ = featurize(frame, run.source, device, use_cache=False, featurizers=featurizers)
         predicted = run.predict(X, frame["mutations"].tolist(), frame["n_mutations"].tolist())
-        parts.append(pd.concat([frame[["mutations", "n_mutations"]], predicted], axis=1))
-    return pd.concat(parts, ignore_index=True)
+        yield pd.concat([frame[["mutations", "n_mutations"]], predicted], axis=1)
+
+
+def score_variants(run: Run, texts, device: str = "auto") -> pd.DataFrame:
+    """``score_stream`` gathered into one table."""
+    return pd.concat(list(score_stream(run, texts, device)), ignore_index=True)
 
 
 def _run_with_parent(run: Run | str | Path) -> Run:
@@ -95,23 +101,27 @@ def acquisition(table: pd.DataFrame, kind: str = "ucb", beta: float = 2.0, best:
     return (mean - best) * cdf + std * pdf
 
 
-def candidates(singles: pd.DataFrame, score: np.ndarray, max_mutations: int, measured: set[str],
-               top: int = 40) -> list[str]:
-    """Mutation strings to score: every single not measured, then combinations (at distinct positions) of the
-    ``top`` singles by ``score``, up to ``max_mutations`` substitutions, not measured; no duplicates."""
+def iter_candidates(singles: pd.DataFrame, score: np.ndarray, max_mutations: int, measured: set[str],
+                    top: int = 40):
+    """Mutation strings to score, made lazily: every single not measured, then combinations (at distinct
+    positions) of the ``top`` singles by ``score``, up to ``max_mutations`` substitutions, not measured. Each
+    combination is made once (combinations of distinct singles never repeat), so no duplicates."""
     order = np.argsort(-score, kind="stable")
-    out = [m for m in singles["mutations"] if _key(m) not in measured]
+    yield from (m for m in singles["mutations"] if _key(m) not in measured)
     best = [(int(singles["position"].iloc[i]), singles["mutations"].iloc[i]) for i in order[:top]]
-    seen = set(out)
     for k in range(2, max_mutations + 1):
         for combo in itertools.combinations(best, k):
             if len({p for p, _ in combo}) < k:
                 continue
             text = ":".join(m for _, m in sorted(combo))
-            if text not in seen and _key(text) not in measured:
-                seen.add(text)
-                out.append(text)
-    return out
+            if _key(text) not in measured:
+                yield text
+
+
+def candidates(singles: pd.DataFrame, score: np.ndarray, max_mutations: int, measured: set[str],
+               top: int = 40) -> list[str]:
+    """``iter_candidates`` as a list."""
+    return list(iter_candidates(singles, score, max_mutations, measured, top))
 
 
 def _key(text: str) -> str:
@@ -144,8 +154,9 @@ def wells(n: int) -> list[str]:
 
 def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured: str | Path | None = None,
             acquisition_kind: str = "ucb", beta: float = 2.0, max_share: float = 0.25,
-            device: str = "auto") -> tuple[pd.DataFrame, dict]:
-    """A plate of ``n`` variants to make next, and a record of how they were chosen."""
+            device: str = "auto", top: int = 40) -> tuple[pd.DataFrame, dict]:
+    """A plate of ``n`` variants to make next, and a record of how they were chosen. Candidates are scored in
+    chunks and only the best ``max(20 n, 2000)`` by acquisition are kept between chunks (bounded memory)."""
     run = _run_with_parent(run)
     if n < 1 or max_mutations < 1 or not 0 < max_share <= 1:
         raise DataError("--n and --max-mutations must be >= 1, --max-share in (0, 1]")
@@ -156,16 +167,23 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured
         done |= {_key(m) for m in read_variants(measured, run.parent, fmt)["mutations"]}
     labels = pd.read_csv(run.directory / "predictions.csv")["y"]
     singles = saturation_scan(run, device)
-    pool = candidates(singles, acquisition(singles, acquisition_kind, beta, labels.max()), max_mutations, done)
-    table = score_variants(run, pool, device)
-    value = acquisition(table, acquisition_kind, beta, labels.max())
-    batch = diverse_top(table, value, n, max_share)
+    pool = iter_candidates(singles, acquisition(singles, acquisition_kind, beta, labels.max()), max_mutations, done,
+                           top)
+    keep, kept, scored = max(20 * n, 2000), None, 0
+    for part in score_stream(run, pool, device):
+        scored += len(part)
+        part = part.assign(acquisition_value=acquisition(part, acquisition_kind, beta, labels.max()))
+        kept = part if kept is None else pd.concat([kept, part], ignore_index=True)
+        kept = kept.nlargest(keep, "acquisition_value", keep="first").reset_index(drop=True)
+    if kept is None:
+        raise DataError("no unmeasured candidates to propose")
+    batch = diverse_top(kept.drop(columns="acquisition_value"), kept["acquisition_value"].to_numpy(), n, max_share)
     batch.insert(0, "well", wells(len(batch)))
-    uncertainty = "MIMO members' spread and the run's calibrated interval" if "std" in table else \
+    uncertainty = "MIMO members' spread and the run's calibrated interval" if "std" in kept else \
         "none (a single-output head): ranked by the mean"
-    record = {"acquisition": acquisition_kind if "std" in table else "greedy (no uncertainty)",
+    record = {"acquisition": acquisition_kind if "std" in kept else "greedy (no uncertainty)",
               "beta": beta if acquisition_kind == "ucb" else None, "uncertainty": uncertainty,
-              "candidates_scored": len(table), "measured_excluded": len(done), "max_share": max_share}
+              "candidates_scored": scored, "measured_excluded": len(done), "max_share": max_share}
     return batch, record
 
 
