@@ -499,17 +499,25 @@ def design() -> None:
     """Choose the next experiment from a fitted run."""
 
 
+def _one_run(argument, option) -> str:
+    if (argument is None) == (option is None):
+        raise DataError("name the run once: as the argument RUN or with --run")
+    return argument or option
+
+
 @design.command("scan")
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory of `mimo fit`.")
+@click.argument("run_path", required=False, type=click.Path(file_okay=False))
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), help="A run directory of `mimo fit` (or the argument).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="CSV to write (default: RUN/scan.csv).")
 @click.option("--figure", type=click.Path(dir_okay=False), default=None,
               help="Heatmap SVG to write (default: RUN/scan.svg).")
 @click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
 @reports_data_errors
-def design_scan(run_dir, out, figure, device) -> None:
+def design_scan(run_path, run_dir, out, figure, device) -> None:
     """Score every single substitution of the parent (19 x length): CSV and heatmap."""
     from mimo.design import plot_scan, saturation_scan
 
+    run_dir = _one_run(run_path, run_dir)
     out = out or str(Path(run_dir) / "scan.csv")
     figure = figure or str(Path(run_dir) / "scan.svg")
     for path, option in ((out, "--out"), (figure, "--figure")):
@@ -524,7 +532,9 @@ def design_scan(run_dir, out, figure, device) -> None:
 
 
 @design.command("propose")
-@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory of `mimo fit`.")
+@click.argument("run_path", required=False, type=click.Path(file_okay=False))
+@click.option("--run", "run_dir", type=click.Path(file_okay=False),
+              help="A run directory of `mimo fit` (or give it as the argument RUN).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=96, show_default=True, help="Variants to propose.")
 @click.option("--max-mutations", type=click.IntRange(min=1, max=6), default=2, show_default=True,
               help="Most substitutions in a proposed variant (combinations of the best singles).")
@@ -540,14 +550,28 @@ def design_scan(run_dir, out, figure, device) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Plate CSV (default: RUN/proposal.csv).")
 @click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
 @reports_data_errors
-def design_propose(run_dir, n, max_mutations, measured, acquisition, beta, max_share, top_singles, out,
+def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, beta, max_share, top_singles, out,
                    device) -> None:
-    """Propose a diverse batch of unmeasured variants, ranked by an acquisition using the run's uncertainty."""
-    from mimo.design import propose
+    """Propose a diverse batch of unmeasured variants, ranked by an acquisition using the run's uncertainty.
 
+    Under torchrun (e.g. `torchrun --nproc_per_node=4 -- $(which mimo) design propose RUN ...`; the `--` keeps
+    torchrun from reading --n and --run as its own options) the candidates are scored across the processes, one
+    GPU each; rank 0 writes the plate.
+    """
+    from mimo.design import propose
+    from pipeline.ranks import Ranks
+
+    run_dir = _one_run(run_path, run_dir)
     out = out or str(Path(run_dir) / "proposal.csv")
     ensure_writable(out, "--out")
-    batch, record = propose(run_dir, n, max_mutations, measured, acquisition, beta, max_share, device, top_singles)
+    ranks = Ranks.from_environment()
+    try:
+        batch, record = propose(run_dir, n, max_mutations, measured, acquisition, beta, max_share, device,
+                                top_singles, ranks)
+    finally:
+        ranks.close()
+    if not ranks.is_main:
+        return
     batch.to_csv(out, index=False)
     click.echo(f"{len(batch)} variants proposed from {record['candidates_scored']:,} candidates "
                f"(acquisition {record['acquisition']}; uncertainty: {record['uncertainty']}; no substitution in "

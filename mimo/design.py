@@ -42,13 +42,18 @@ def _frame(texts: list[str], parent: str, fmt: MutationFormat) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def score_stream(run: Run, texts, device: str = "auto", chunk: int = CHUNK):
+def score_stream(run: Run, texts, device: str = "auto", chunk: int = CHUNK, ranks=None):
     """Predictions (mean, std, interval, unseen, no_signal) for an iterable of mutation strings, yielded as one
-    table per ``chunk`` of them: memory stays bounded however many candidates there are."""
+    table per ``chunk`` of them: memory stays bounded however many candidates there are. Under torchrun
+    (``ranks``), each process scores every world_size-th chunk."""
     fmt = mutation_format(run.source["dataset"])
     featurizers: dict = {}
     iterator = iter(texts)
+    index = -1
     while batch := list(itertools.islice(iterator, chunk)):  # new variants: featurized, not looked up
+        index += 1
+        if ranks is not None and index % ranks.world_size != ranks.rank:
+            continue
         frame = _frame(batch, run.parent, fmt)
         X, _ = featurize(frame, run.source, device, use_cache=False, featurizers=featurizers)
         predicted = run.predict(X, frame["mutations"].tolist(), frame["n_mutations"].tolist())
@@ -154,9 +159,10 @@ def wells(n: int) -> list[str]:
 
 def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured: str | Path | None = None,
             acquisition_kind: str = "ucb", beta: float = 2.0, max_share: float = 0.25,
-            device: str = "auto", top: int = 40) -> tuple[pd.DataFrame, dict]:
+            device: str = "auto", top: int = 40, ranks=None) -> tuple[pd.DataFrame, dict]:
     """A plate of ``n`` variants to make next, and a record of how they were chosen. Candidates are scored in
-    chunks and only the best ``max(20 n, 2000)`` by acquisition are kept between chunks (bounded memory)."""
+    chunks and only the best ``max(20 n, 2000)`` by acquisition are kept between chunks (bounded memory). Under
+    torchrun (``ranks``: ``pipeline.ranks.Ranks``) the chunks are shared out and every process gets the batch."""
     run = _run_with_parent(run)
     if n < 1 or max_mutations < 1 or not 0 < max_share <= 1:
         raise DataError("--n and --max-mutations must be >= 1, --max-share in (0, 1]")
@@ -170,11 +176,24 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured
     pool = iter_candidates(singles, acquisition(singles, acquisition_kind, beta, labels.max()), max_mutations, done,
                            top)
     keep, kept, scored = max(20 * n, 2000), None, 0
-    for part in score_stream(run, pool, device):
+    device = device if ranks is None else ranks.device(device)
+    for part in score_stream(run, pool, device, ranks=ranks):
         scored += len(part)
         part = part.assign(acquisition_value=acquisition(part, acquisition_kind, beta, labels.max()))
         kept = part if kept is None else pd.concat([kept, part], ignore_index=True)
         kept = kept.nlargest(keep, "acquisition_value", keep="first").reset_index(drop=True)
+    if ranks is not None and ranks.world_size > 1:  # every process's best, gathered (gloo, as embed build)
+        import torch.distributed as dist
+
+        gathered: list = [None] * ranks.world_size
+        dist.all_gather_object(gathered, (kept, scored))
+        parts = [k for k, _ in gathered if k is not None]
+        scored = sum(s for _, s in gathered)
+        kept = None if not parts else pd.concat(parts, ignore_index=True).sort_values(
+            ["acquisition_value", "mutations"], ascending=[False, True], kind="stable").head(keep).reset_index(drop=True)
+    elif kept is not None:  # the same order as after a gather: by value, ties by name
+        kept = kept.sort_values(["acquisition_value", "mutations"], ascending=[False, True],
+                                kind="stable").reset_index(drop=True)
     if kept is None:
         raise DataError("no unmeasured candidates to propose")
     batch = diverse_top(kept.drop(columns="acquisition_value"), kept["acquisition_value"].to_numpy(), n, max_share)

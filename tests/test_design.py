@@ -86,3 +86,22 @@ def test_cache_lookup_reads_just_the_rows_asked_for(tmp_path, small_gfp_dir):
     assert found.tolist() == [True, False, True, True]
     np.testing.assert_array_equal(X[[0, 2, 3]], rows.embeddings[[5, 500, 5]])
     assert not X[1].any()
+
+
+def test_propose_under_torchrun_equals_one_process(tmp_path, mimo_run):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mimo = str(Path(sys.executable).with_name("mimo"))
+    args = ["design", "propose", str(mimo_run), "--n", "12", "--max-mutations", "2", "--top-singles", "30"]
+    cli(*args, "--out", tmp_path / "one.csv")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--no-python",
+               "--", mimo, *args, "--out", str(tmp_path / "two.csv")]  # --: torchrun reads no further options
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env={**__import__("os").environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("variants proposed from") == 1  # rank 0 reports
+    one, two = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv")
+    assert one["mutations"].tolist() == two["mutations"].tolist()
+    np.testing.assert_allclose(one["acquisition_value"], two["acquisition_value"], rtol=1e-6)
