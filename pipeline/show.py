@@ -6,15 +6,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .datasets import SPLIT_NAMES, VariantSet
+from .datasets import SPLIT_NAMES, VariantSet, is_fold_scheme
+
+
+def parts_of(assignment) -> list[str]:
+    """train/valid/test, or a fold scheme's folds (``fold 0``...)."""
+    if is_fold_scheme(assignment):
+        return sorted({str(a) for a in assignment} - {"none", ""}, key=int)
+    return list(SPLIT_NAMES)
 
 
 def split_summary(dataset: VariantSet, split: str) -> dict:
-    """Counts by split x mutation count, and label mean/min/max per split."""
+    """Counts by part x mutation count, and label mean/min/max per part (parts: train/valid/test, or folds)."""
     assignment = dataset.splits[split]
     frame = dataset.frame
     out: dict = {"dataset": dataset.name, "split": split, "parts": {}}
-    for part in SPLIT_NAMES:
+    for part in parts_of(assignment):
         m = assignment == part
         labels = frame["label"].to_numpy()[m]
         counts = frame["n_mutations"][m].value_counts().sort_index()
@@ -52,14 +59,15 @@ def plot_splits(dataset: VariantSet, split: str, path: str | Path) -> Path:
     labels = frame["label"].to_numpy()
     finite = labels[np.isfinite(labels)]
     bins = np.linspace(finite.min(), finite.max(), 31) if len(finite) else 10
-    fig = Figure(figsize=(13, 6.5))
-    axes = fig.subplots(2, 3)
-    for col, part in enumerate(SPLIT_NAMES):
+    parts = parts_of(assignment)
+    fig = Figure(figsize=(4.3 * len(parts), 6.5))
+    axes = fig.subplots(2, len(parts), squeeze=False)
+    for col, part in enumerate(parts):
         m = assignment == part
         counts = frame["n_mutations"][m].value_counts().sort_index()
         axes[0, col].bar(counts.index, counts.values, color="tab:green")
         axes[0, col].xaxis.set_major_locator(MaxNLocator(integer=True))
-        axes[0, col].set_title(f"{part} (n={int(m.sum()):,})")
+        axes[0, col].set_title(f"{'fold ' if part.isdigit() else ''}{part} (n={int(m.sum()):,})")
         axes[0, col].set_xlabel("number of mutations")
         axes[0, col].set_ylabel("count")
         axes[1, col].hist(labels[m][np.isfinite(labels[m])], bins=bins, color="tab:blue")

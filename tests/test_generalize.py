@@ -258,3 +258,12 @@ def test_auto_marks_signal_by_the_features_it_chose(tmp_path):
         run = mimo.fit_cv(model, data, tmp_path / f"run-{len(features)}")
         table = pd.read_csv(run.directory / "predictions.csv")
         assert (table["unseen_sites"] == 1).all() and (table["no_signal"] == blind).all()
+
+
+def test_data_show_summarises_fold_schemes_by_fold(tmp_path):
+    frame = write_proteingym_like(tmp_path / "assay.csv")
+    out = cli("data", "show", "--input", tmp_path / "assay.csv", "--split", "fold_modulo_5", "--json",
+              "--figure-dir", tmp_path)
+    parts = json.loads(out.output)[0]["parts"]
+    assert list(parts) == ["0", "1", "2", "3", "4"]
+    assert [parts[k]["n"] for k in parts] == [int((frame["fold_modulo_5"] == int(k)).sum()) for k in parts]
