@@ -576,4 +576,8 @@ def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, b
     click.echo(f"{len(batch)} variants proposed from {record['candidates_scored']:,} candidates "
                f"(acquisition {record['acquisition']}; uncertainty: {record['uncertainty']}; no substitution in "
                f"more than {max_share:.0%} of the batch; {record['measured_excluded']:,} measured variants excluded)")
+    if record["without_signal"]:
+        click.echo(f"warning: {record['without_signal']} proposed variants carry substitutions or positions the run's "
+                   f"features give no signal for (column no_signal): their predictions are the parent's, their "
+                   f"rank comes from the spread alone", err=True)
     click.echo(f"written: {out}")

@@ -15,12 +15,10 @@ import pandas as pd
 
 from models.runs import Run, load_run
 from models.support import mutation_format
-from pipeline.datasets import FRAME_COLUMNS
 from pipeline.errors import DataError
-from pipeline.variants import AMINO_ACIDS, MutationFormat, apply_mutations, expressed_sequence, parse_mutations
-from pipeline.variants import sequence_id
+from pipeline.variants import AMINO_ACIDS, MutationFormat
 
-from .predict import featurize, read_variants
+from .predict import featurize, read_variants, variants_frame
 
 ACQUISITIONS = ("ucb", "greedy", "ei")
 CHUNK = 20000  # candidates featurized and predicted at a time
@@ -28,18 +26,6 @@ CHUNK = 20000  # candidates featurized and predicted at a time
 
 def _token(parent: str, position: int, new: str, fmt: MutationFormat) -> str:
     return f"{fmt.prefix}{parent[position]}{position + fmt.first_index}{new}"
-
-
-def _frame(texts: list[str], parent: str, fmt: MutationFormat) -> pd.DataFrame:
-    rows: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
-    for text in texts:
-        mutations = parse_mutations(text, parent, fmt)
-        aligned = apply_mutations(parent, mutations)
-        sequence = expressed_sequence(aligned)
-        for key, value in zip(FRAME_COLUMNS, (sequence_id(sequence), text, len(mutations), aligned, sequence,
-                                              np.nan)):
-            rows[key].append(value)
-    return pd.DataFrame(rows)
 
 
 def score_stream(run: Run, texts, device: str = "auto", chunk: int = CHUNK, ranks=None):
@@ -54,7 +40,7 @@ def score_stream(run: Run, texts, device: str = "auto", chunk: int = CHUNK, rank
         index += 1
         if ranks is not None and index % ranks.world_size != ranks.rank:
             continue
-        frame = _frame(batch, run.parent, fmt)
+        frame = variants_frame(batch, run.parent, fmt)
         X, _ = featurize(frame, run.source, device, use_cache=False, featurizers=featurizers)
         predicted = run.predict(X, frame["mutations"].tolist(), frame["n_mutations"].tolist())
         yield pd.concat([frame[["mutations", "n_mutations"]], predicted], axis=1)
@@ -97,13 +83,11 @@ def acquisition(table: pd.DataFrame, kind: str = "ucb", beta: float = 2.0, best:
     std = np.maximum(table["std"].to_numpy(np.float64), 1e-12)
     if kind == "ucb":
         return mean + beta * std
-    from math import erf, sqrt
+    from scipy.stats import norm
 
     best = np.max(mean) if best is None else best
     z = (mean - best) / std
-    cdf = 0.5 * (1 + np.vectorize(erf)(z / sqrt(2)))
-    pdf = np.exp(-0.5 * z ** 2) / np.sqrt(2 * np.pi)
-    return (mean - best) * cdf + std * pdf
+    return (mean - best) * norm.cdf(z) + std * norm.pdf(z)
 
 
 def iter_candidates(singles: pd.DataFrame, score: np.ndarray, max_mutations: int, measured: set[str],
@@ -167,11 +151,11 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured
     if n < 1 or max_mutations < 1 or not 0 < max_share <= 1:
         raise DataError("--n and --max-mutations must be >= 1, --max-share in (0, 1]")
     fmt = mutation_format(run.source["dataset"])
-    done = set(_key(m) for m in pd.read_csv(run.directory / "predictions.csv", dtype={"mutations": str},
-                                             keep_default_na=False)["mutations"])
+    fitted = pd.read_csv(run.directory / "predictions.csv", dtype={"mutations": str}, keep_default_na=False)
+    done = set(_key(m) for m in fitted["mutations"])
     if measured is not None:
         done |= {_key(m) for m in read_variants(measured, run.parent, fmt)["mutations"]}
-    labels = pd.read_csv(run.directory / "predictions.csv")["y"]
+    labels = pd.to_numeric(fitted["y"])
     singles = saturation_scan(run, device)
     pool = iter_candidates(singles, acquisition(singles, acquisition_kind, beta, labels.max()), max_mutations, done,
                            top)
@@ -202,7 +186,8 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured
         "none (a single-output head): ranked by the mean"
     record = {"acquisition": acquisition_kind if "std" in kept else "greedy (no uncertainty)",
               "beta": beta if acquisition_kind == "ucb" else None, "uncertainty": uncertainty,
-              "candidates_scored": scored, "measured_excluded": len(done), "max_share": max_share}
+              "candidates_scored": scored, "measured_excluded": len(done), "max_share": max_share,
+              "without_signal": int(batch["no_signal"].sum())}
     return batch, record
 
 

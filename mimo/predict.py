@@ -32,9 +32,15 @@ def read_variants(path: str | Path, parent: str, fmt: MutationFormat) -> pd.Data
         entries = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
     if not entries:
         raise DataError("no variants in file", path)
+    return variants_frame([text for _, text in entries], parent, fmt, path, [number for number, _ in entries])
+
+
+def variants_frame(texts, parent: str, fmt: MutationFormat, path: str | Path | None = None,
+                   lines: list[int] | None = None) -> pd.DataFrame:
+    """A dataset frame (unlabelled) of mutation strings against ``parent``; errors name ``path`` and the line."""
     rows: dict[str, list] = {c: [] for c in FRAME_COLUMNS}
-    for number, text in entries:
-        mutations = parse_mutations(text, parent, fmt, path, number)
+    for k, text in enumerate(texts):
+        mutations = parse_mutations(text, parent, fmt, path, None if lines is None else lines[k])
         aligned = apply_mutations(parent, mutations)
         sequence = expressed_sequence(aligned)
         for key, value in zip(FRAME_COLUMNS, (sequence_id(sequence), text.strip(), len(mutations), aligned,

@@ -13,6 +13,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -122,7 +123,7 @@ def evaluate(data: SplitData, prediction: np.ndarray, model: str, fit_seconds: f
 
 
 def _member_metrics(model: Estimator, data: SplitData, members: np.ndarray, metrics: dict,
-                    predictions: pd.DataFrame) -> None:
+                    predictions: pd.DataFrame, interval: dict) -> None:
     """Members' spread as uncertainty: per-member test metrics, how well the spread tracks the error, and the
     coverage of the intervals in ``predictions`` (calibrated by ``_add_intervals``, widened where no signal)."""
     mean, std = members.mean(axis=1), members.std(axis=1)
@@ -137,19 +138,19 @@ def _member_metrics(model: Estimator, data: SplitData, members: np.ndarray, metr
                               for part, mask in (("test", test), ("valid", valid))}
     lower, upper = predictions["lower"].to_numpy(), predictions["upper"].to_numpy()
     metrics["uncertainty"]["interval"] = {
-        **metrics.pop("_interval"), **{part: interval_metrics(labels[mask], lower[mask], upper[mask])
+        **interval, **{part: interval_metrics(labels[mask], lower[mask], upper[mask])
                                        for part, mask in (("valid", valid), ("test", test))}}
 
 
-def _add_intervals(data: SplitData, members: np.ndarray, metrics: dict, predictions: pd.DataFrame) -> None:
-    """``std`` and the 95% interval (calibrated on valid) as prediction columns."""
+def _add_intervals(data: SplitData, members: np.ndarray, predictions: pd.DataFrame) -> dict:
+    """``std`` and the 95% interval (calibrated on valid) as prediction columns; returns the calibration."""
     mean, std = members.mean(axis=1), members.std(axis=1)
     valid = data.mask("valid")
     counts = data.rows.n_mutations
     interval = calibrate_interval(data.rows.labels[valid], mean[valid], std[valid], counts[valid])
     predictions["std"] = std
     predictions["lower"], predictions["upper"] = interval_bounds(mean, std, interval, counts)
-    metrics["_interval"] = interval
+    return interval
 
 
 def _support(data: SplitData) -> tuple[TrainingSupport, list]:
@@ -175,15 +176,14 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
         check_finite(members, "the model's predictions")
         extra = {"params": model.get_params(), **model.run_summary()}
         metrics, predictions = evaluate(data, members.mean(axis=1), model.name, seconds, extra)
-        if members.shape[1] > 1:
-            _add_intervals(data, members, metrics, predictions)
+        interval = _add_intervals(data, members, predictions) if members.shape[1] > 1 else None
         support, sets = _support(data)
         info = data.source["dataset"]
         predictions = mark_support(predictions, support, used_manifest(model, data.source["features"]),
                                    data.rows.mutations, data.rows.n_mutations, info.get("parent"),
                                    mutation_format(info), sets)
-        if members.shape[1] > 1:
-            _member_metrics(model, data, members, metrics, predictions)
+        if interval is not None:
+            _member_metrics(model, data, members, metrics, predictions, interval)
         test = predictions["split"] == "test"
         metrics["support"] = {"test_rows_with_unseen_substitutions": int((predictions["unseen"][test] > 0).sum()),
                               "test_rows_with_unseen_sites": int((predictions["unseen_sites"][test] > 0).sum()),
@@ -389,7 +389,7 @@ class Run:
     def parent(self) -> str | None:
         return self.source["dataset"].get("parent")
 
-    @property
+    @cached_property
     def support(self) -> TrainingSupport:
         """The substitutions and positions of the run's training rows (``support.json``; for runs written
         before it, read from the training rows of ``predictions.csv``)."""
