@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from pathlib import Path
 
 import click
@@ -320,7 +319,9 @@ def _fit(head: str, params: dict, dataset, features, split, split_file, cache_ro
 
         # every cached featurizer is a candidate (or those named, joined with +)
         features = features or "+".join(list_features(cache_root, dataset)) or None
-    progress = None if quiet or verbose else EpochProgress()
+    from pipeline.progress import StatusLine
+
+    progress = None if quiet or verbose else StatusLine(log=False)  # epochs in place, on a terminal only
     log = click.echo if verbose else progress
     try:
         if cv is not None:
@@ -379,26 +380,6 @@ def _fit(head: str, params: dict, dataset, features, split, split_file, cache_ro
                    f"{i['valid']['coverage']:.3f}, on test {i['test']['coverage']:.3f}; "
                    f"mean width on test {i['test']['mean_width']:.2f}")
     click.echo(f"run: {run.directory}")
-
-
-class EpochProgress:
-    """The training loop's per-epoch lines as one line of stderr updated in place (on a terminal only)."""
-
-    def __init__(self):
-        self.stream = sys.stderr
-        self.tty = self.stream.isatty()
-        self.shown = False
-
-    def __call__(self, line: str) -> None:
-        if self.tty:
-            self.stream.write("\r\033[K" + line)
-            self.stream.flush()
-            self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 class HeadGroup(click.Group):

@@ -13,6 +13,7 @@ from typing import Callable, TextIO
 import numpy as np
 
 from .cache import EmbeddingCache
+from .progress import StatusLine
 from .ranks import Ranks
 from .datasets import VariantSet
 
@@ -36,10 +37,10 @@ class Progress:
 
     def __init__(self, total: int, label: str, stream: TextIO | None = None, every: float = 0.5):
         self.total, self.label, self.every = total, label, every
-        self.stream = stream if stream is not None else sys.stderr
+        self.line = StatusLine(stream)
+        self.tty = self.line.tty
         self.done = 0
         self.start = self.last = time.perf_counter()
-        self.tty = getattr(self.stream, "isatty", lambda: False)()
 
     def update(self, n: int) -> None:
         self.done += n
@@ -54,13 +55,10 @@ class Progress:
         left = (self.total - self.done) / rate if rate > 0 else float("inf")
         text = (f"{self.label}: {self.done}/{self.total} sequences, {rate:,.0f} seq/s, "
                 f"{elapsed:.0f}s elapsed, {left:.0f}s left")
-        self.stream.write(("\r" + text) if self.tty else text + "\n")
-        self.stream.flush()
+        self.line.show(text)
 
     def close(self) -> None:
-        if self.tty and self.total:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.line.close()
 
 
 def package_versions() -> dict[str, str]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 
 from .datasets import GFP_GENOTYPES, GFP_VALID_LIST, read_genotypes
 from .errors import DataError
+from .progress import StatusLine
 
 GENOTYPES_URL = "https://figshare.com/ndownloader/files/4820647"
 GENOTYPES_SHA256 = "db7e0e3831329662a6526e7edb159edf80dc400d877970da6a9fbb7a8a048233"
@@ -34,24 +34,19 @@ class ByteProgress:
 
     def __init__(self, total: int, label: str, stream=None):
         self.total, self.label, self.done, self.shown = total, label, 0, -1
-        self.stream = stream if stream is not None else sys.stderr
-        self.tty = getattr(self.stream, "isatty", lambda: False)()
+        self.line = StatusLine(stream)
 
     def update(self, n: int) -> None:
         self.done += n
         step = int(100 * self.done / self.total) if self.total else self.done >> 20
-        if self.tty or (self.total and step // 10 != self.shown // 10):
+        if self.line.tty or (self.total and step // 10 != self.shown // 10):
             if step != self.shown:
                 of = f" of {self.total / 1e6:.1f}" if self.total else ""
-                text = f"{self.label}: {self.done / 1e6:.1f}{of} MB"
-                self.stream.write(("\r" + text) if self.tty else text + "\n")
-                self.stream.flush()
+                self.line.show(f"{self.label}: {self.done / 1e6:.1f}{of} MB")
             self.shown = step
 
     def close(self) -> None:
-        if self.tty:
-            self.stream.write("\n")
-            self.stream.flush()
+        self.line.close()
 
 
 def download(url: str, path: Path, sha256: str | None = None, log: Callable[[str], None] = print) -> Path:
