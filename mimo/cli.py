@@ -55,11 +55,18 @@ CACHE_OPTION = click.option("--cache", "cache_root", type=click.Path(file_okay=F
 
 @click.group()
 @click.version_option(package_name="mimo-gfp")
-def main() -> None:
+@click.option("--threads", type=click.IntRange(min=1), default=None, envvar="MIMO_THREADS",
+              show_envvar=True, help="CPU threads for the work (default: $OMP_NUM_THREADS when set, else the CPUs "
+              "available less those other processes keep busy, rechecked as the work runs).")
+def main(threads) -> None:
     """Predict mutation effects from protein language model embeddings.
 
     `mimo embed build` caches per-sequence embeddings once; `mimo fit ...` trains heads on them in seconds.
     """
+    from pipeline.threads import set_threads
+
+    given = click.get_current_context().get_parameter_source("threads") == click.core.ParameterSource.COMMANDLINE
+    set_threads(threads, "--threads" if given else "$MIMO_THREADS")
 
 
 # ----------------------------------------------------------------------------------------------- datasets

@@ -15,6 +15,7 @@ import pandas as pd
 
 from models.runs import Run, load_run
 from models.support import mutation_format
+from pipeline import threads
 from pipeline.errors import DataError
 from pipeline.variants import AMINO_ACIDS, MutationFormat
 
@@ -62,6 +63,7 @@ def saturation_scan(run: Run | str | Path, device: str = "auto") -> pd.DataFrame
     """Every single substitution of the parent: position (as the dataset numbers it), parent and new residue,
     mutation string, prediction, and where the run has them std, lower, upper; unseen, no_signal."""
     run = _run_with_parent(run)
+    threads.adapt()
     fmt = mutation_format(run.source["dataset"])
     parent = run.parent
     singles = [(i, a) for i in range(len(parent)) for a in AMINO_ACIDS if a != parent[i]]
@@ -162,6 +164,7 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured
     keep, kept, scored = max(20 * n, 2000), None, 0
     device = device if ranks is None else ranks.device(device)
     for part in score_stream(run, pool, device, ranks=ranks):
+        threads.adapt()
         scored += len(part)
         part = part.assign(acquisition_value=acquisition(part, acquisition_kind, beta, labels.max()))
         kept = part if kept is None else pd.concat([kept, part], ignore_index=True)

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from models.runs import Run, load_run
+from pipeline import threads
 from pipeline.cache import EmbeddingCache
 from pipeline.datasets import FRAME_COLUMNS, load_fasta
 from models.support import mutation_format
@@ -70,8 +71,11 @@ def featurize(frame: pd.DataFrame, source: dict, device: str = "auto", use_cache
             featurizer = featurizer_from_manifest(manifest, source["dataset"].get("parent"), device)
             if featurizers is not None:
                 featurizers[manifest["features"]] = featurizer
+        max_threads = getattr(featurizer, "max_threads", None)
+        threads.adapt(max_threads)
         for rows_in_missing, embeddings in featurizer.embed(frame.iloc[missing].reset_index(drop=True)):
             X[missing[rows_in_missing]] = embeddings
+            threads.adapt(max_threads)
     return X, in_cache
 
 
@@ -80,6 +84,7 @@ def predict_variants(run: Run | str | Path, variants: str | Path | None = None, 
     """Predictions for a file of variants (mutation strings against the run's parent) or a FASTA file:
     id, mutations, n_mutations, prediction (with several members: std, lower, upper), in_cache."""
     run = run if isinstance(run, Run) else load_run(run)
+    threads.adapt()
     info = run.source["dataset"]
     if (variants is None) == (fasta is None):
         raise DataError("give exactly one of --variants FILE or --fasta FILE")

@@ -1,8 +1,83 @@
 """Neural heads over a per-sequence embedding: the report's base MLP, its convolutional head, and MIMO."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
+
+SPARSE_FRACTION = 1 / 16  # inputs whose densest row has fewer non-zeros than this share of columns go sparse
+
+
+class SparseRows:
+    """Standardised rows of a mostly-zero matrix (one-hot features) without building them: ``(x - mean) / std``
+    is held as ``x / std`` at each row's non-zero columns (``index``, ``value``: (..., K), padded with value 0)
+    minus the constant row ``shift = mean / std``. A linear layer of such rows is an embedding-bag sum of K
+    weight rows minus ``shift @ weight``: the same numbers as the dense product, at K/D of its cost."""
+
+    def __init__(self, index: torch.Tensor, value: torch.Tensor, shift: torch.Tensor):
+        self.index, self.value, self.shift = index, value, shift
+
+    @classmethod
+    def from_numpy(cls, X: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                   max_fraction: float = SPARSE_FRACTION) -> "SparseRows | None":
+        """The sparse form of ``(X - mean) / std``, or None when some row is too dense for it to pay off."""
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] < 64:
+            return None
+        rows, cols = np.nonzero(X)
+        counts = np.bincount(rows, minlength=len(X))
+        width = int(counts.max()) if len(counts) else 0
+        if width > max_fraction * X.shape[1]:
+            return None
+        width = max(width, 1)
+        slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+        index = np.zeros((len(X), width), np.int64)
+        value = np.zeros((len(X), width), np.float32)
+        index[rows, slot] = cols
+        value[rows, slot] = X[rows, cols] / std[cols]
+        return cls(torch.from_numpy(index), torch.from_numpy(value), torch.from_numpy(mean / std).float())
+
+    def __len__(self) -> int:
+        return self.index.shape[0]
+
+    def __getitem__(self, rows) -> "SparseRows":
+        return SparseRows(self.index[rows], self.value[rows], self.shift)
+
+    def to(self, device) -> "SparseRows":
+        return SparseRows(self.index.to(device), self.value.to(device), self.shift.to(device))
+
+    def linear(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """``rows @ weight + bias`` for ``weight`` (D, H): (..., H)."""
+        lead, width = self.index.shape[:-1], self.index.shape[-1]
+        out = nn.functional.embedding_bag(self.index.reshape(-1, width), weight, mode="sum",
+                                          per_sample_weights=self.value.reshape(-1, width))
+        return out.view(*lead, weight.shape[1]) + (bias - self.shift @ weight)
+
+    def member_linear(self, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """Member k's rows (``index`` (M, B, K)) through member k's ``weight[k]`` (M, D, H): (M, B, H)."""
+        members, dim, hidden = weight.shape
+        offset = (torch.arange(members, device=self.index.device) * dim).view(members, *[1] * (self.index.dim() - 1))
+        width = self.index.shape[-1]
+        out = nn.functional.embedding_bag((self.index + offset).reshape(-1, width), weight.reshape(-1, hidden),
+                                          mode="sum", per_sample_weights=self.value.reshape(-1, width))
+        return out.view(*self.index.shape[:-1], hidden) + (bias - torch.einsum("d,mdh->mh", self.shift, weight)
+                                                            ).unsqueeze(1)
+
+
+def input_major_(linear: nn.Linear) -> nn.Linear:
+    """Lay the weight out in memory as (in, out), same values and shape: sparse rows read whole weight rows
+    (an embedding bag) and the gradient comes back in that layout, with no transposed copy either way."""
+    linear.weight = nn.Parameter(linear.weight.detach().t().contiguous().t())
+    return linear
+
+
+def sequential_after_first(net: nn.Sequential, x: "SparseRows") -> torch.Tensor:
+    """``net(x)`` for a Sequential whose first layer is an ``nn.Linear``, with sparse rows."""
+    first = net[0]
+    h = x.linear(first.weight.t(), first.bias)
+    for layer in list(net)[1:]:
+        h = layer(h)
+    return h
 
 
 def mlp(sizes: list[int], dropout: float, last_activation: bool) -> nn.Sequential:
@@ -23,9 +98,10 @@ class MlpHead(nn.Module):
     def __init__(self, in_dim: int, hidden: tuple[int, ...] = (256, 64), dropout: float = 0.1):
         super().__init__()
         self.net = mlp([in_dim, *hidden, 1], dropout, last_activation=False)
+        input_major_(self.net[0])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        return sequential_after_first(self.net, x) if isinstance(x, SparseRows) else self.net(x)
 
 
 class ConvHead(nn.Module):
@@ -88,8 +164,10 @@ class GlobalEpistasisHead(nn.Module):
                 state_dict[prefix + "output." + name] = old.reshape(getattr(self.output, name).shape)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def score(self, x: torch.Tensor) -> torch.Tensor:
+    def score(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
         """The additive latent score, (B, 1)."""
+        if isinstance(x, SparseRows):
+            return x.linear(self.latent.weight.t(), self.latent.bias)
         return self.latent(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -126,13 +204,18 @@ class MimoHead(nn.Module):
         nn.init.uniform_(self.out_weight, -member_hidden ** -0.5, member_hidden ** -0.5)
         self.monotone = MonotoneOutput(members, components) if output == "monotone" else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = torch.relu(torch.baddbmm(self.in_bias.unsqueeze(1), x, self.in_weight))  # (M, B, H)
+    def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        if isinstance(x, SparseRows):
+            h = torch.relu(x.member_linear(self.in_weight, self.in_bias))
+        else:
+            h = torch.relu(torch.baddbmm(self.in_bias.unsqueeze(1), x, self.in_weight))  # (M, B, H)
         return self._tail(h.transpose(0, 1).flatten(1))
 
-    def forward_shared(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_shared(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
         """Every member sees ``x`` (B, D): one matmul against all M input layers side by side."""
         weight = self.in_weight.permute(1, 0, 2).flatten(1)  # (D, M * H), member-major columns
+        if isinstance(x, SparseRows):
+            return self._tail(torch.relu(x.linear(weight, self.in_bias.flatten())))
         return self._tail(torch.relu(torch.addmm(self.in_bias.flatten(), x, weight)))
 
     def _tail(self, h: torch.Tensor) -> torch.Tensor:

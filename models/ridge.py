@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pipeline import threads
+
 from .base import Estimator, Param
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
@@ -33,20 +35,30 @@ class ValidatedRidge(Estimator):
         """Fit for every alpha, keep the one with the lowest MSE on (X_valid, y_valid). Extra keyword arguments
         (mutation counts, a progress callback) are accepted, as every head takes them, and not used."""
         self._validate_params()
+        threads.adapt()
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.float64)
         n, d = X.shape
-        mean = X.mean(axis=0, dtype=np.float64).astype(np.float32)
+        mean64 = X.mean(axis=0, dtype=np.float64)
+        mean = mean64.astype(np.float32)
         self.y_mean_ = float(y.mean())
         yc = y - self.y_mean_
-        # Centred Gram matrix and X^T y, block by block, in float32 products summed in float64.
         gram = np.zeros((d, d)) if n >= d else None
         xty = np.zeros(d)
-        for start in range(0, n, CHUNK):
-            block = X[start:start + CHUNK] - mean
-            if gram is not None:
-                gram += block.T @ block
-            xty += block.T @ yc[start:start + CHUNK].astype(np.float32)
+        if gram is not None and np.count_nonzero(X) < X.size / 16:
+            # Mostly zeros (one-hot): the Gram matrix from the non-zeros alone, centred afterwards.
+            from scipy import sparse
+
+            Xs = sparse.csr_matrix(X, dtype=np.float64)
+            gram = np.asarray((Xs.T @ Xs).todense()) - n * np.outer(mean64, mean64)
+            xty = Xs.T @ yc
+        else:
+            # Centred Gram matrix and X^T y, block by block, in float32 products summed in float64.
+            for start in range(0, n, CHUNK):
+                block = X[start:start + CHUNK] - mean
+                if gram is not None:
+                    gram += block.T @ block
+                xty += block.T @ yc[start:start + CHUNK].astype(np.float32)
         if self.standardize:
             variance = (np.diag(gram) if gram is not None else ((X - mean) ** 2).sum(axis=0)) / n
             scale = np.sqrt(variance)

@@ -14,6 +14,7 @@ import numpy as np
 
 from .cache import EmbeddingCache
 from .progress import StatusLine
+from . import threads
 from .ranks import Ranks
 from .datasets import VariantSet
 
@@ -118,7 +119,10 @@ def build_cache(dataset: VariantSet, featurizer, cache_root: str | Path, flush_e
                 on_flush(len(rows))
 
         buffered = 0
+        max_threads = getattr(featurizer, "max_threads", None)  # tiny sequential steps use no more than this
+        threads.adapt(max_threads)
         for rows, embeddings in featurizer.embed(todo) if len(todo) else ():
+            threads.adapt(max_threads)  # follows the machine's load (rate-limited)
             pending_rows.append(rows)
             pending_emb.append(embeddings)
             buffered += len(rows)

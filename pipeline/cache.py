@@ -88,13 +88,16 @@ def _check_content(path: Path, stored, embeddings: np.ndarray) -> None:
         raise _unreadable(path, "it holds non-finite embeddings")
 
 
-def _read_shards(paths: list[Path]) -> dict[str, np.ndarray]:
-    """Every shard's rows, embeddings read straight into one float32 array (large copies cost page faults);
-    each file's content checked against its checksum."""
+def _read_shards(paths: list[Path], keep_dtype: bool = False) -> dict[str, np.ndarray]:
+    """Every shard's rows, embeddings read straight into one float32 array (large copies cost page faults), or
+    with ``keep_dtype`` in the shards' own type when they share one (one-hot's uint8, for compaction); each
+    file's content checked against its checksum."""
     meta = []
+    dtypes = set()
     for path in paths:
         try:
             with h5py.File(path, "r") as f:
+                dtypes.add(f["embedding"].dtype)
                 meta.append((f["embedding"].shape, {
                     "ids": f["id"][:].astype(str), "labels": f["label"][:],
                     "n_mutations": f["n_mutations"][:].astype(np.int64),
@@ -106,14 +109,15 @@ def _read_shards(paths: list[Path]) -> dict[str, np.ndarray]:
     widths = {shape[1] for shape, _ in meta}
     if len(widths) != 1:
         raise DataError(f"cache shards disagree on the embedding width ({sorted(widths)})", paths[0].parent)
-    embeddings = np.empty((sum(shape[0] for shape, _ in meta), widths.pop()), dtype=np.float32)
+    dtype = dtypes.pop() if keep_dtype and len(dtypes) == 1 else np.dtype(np.float32)
+    embeddings = np.empty((sum(shape[0] for shape, _ in meta), widths.pop()), dtype=dtype)
     start = 0
     for path, (shape, _) in zip(paths, meta):
         rows = np.s_[start:start + shape[0]]
         try:
             with h5py.File(path, "r") as f:
                 stored = f.attrs.get("embedding_crc32")
-                if f["embedding"].dtype == np.float32 and shape[0]:
+                if f["embedding"].dtype == dtype and shape[0]:
                     f["embedding"].read_direct(embeddings, dest_sel=rows)
                     _check_content(path, stored, embeddings[rows])
                 else:
@@ -260,7 +264,7 @@ class EmbeddingCache:
         for shard, parts in groups.items():
             target = self.directory / f"{shard}.h5"
             sources = ([target] if target.exists() else []) + parts
-            rows = _dedupe_sorted(_read_shards(sources))
+            rows = _dedupe_sorted(_read_shards(sources, keep_dtype=True))
             _write_atomic_h5(target, rows["ids"], rows["embeddings"], rows["labels"], rows["n_mutations"],
                              rows["mutations"])
             for part in parts:

@@ -233,13 +233,16 @@ def test_same_seed_same_metrics(tmp_path, small_data):
     assert a["test"] != c["test"]
 
 
-def test_adam_and_step_lr_match_torch_optim():
+@pytest.mark.parametrize("fused", [True, False])
+def test_adam_and_step_lr_match_torch_optim(fused):
     from models.neural import Adam, step_lr
 
     torch.manual_seed(0)
     ours, theirs = MlpHead(6, (5,), dropout=0.0), MlpHead(6, (5,), dropout=0.0)
     theirs.load_state_dict(ours.state_dict())
     opt_ours = Adam(ours.parameters(), lr=0.01, weight_decay=0.1)
+    assert opt_ours.fused  # torch 2.4+ has the fused kernel on CPU
+    opt_ours.fused = fused
     opt_theirs = torch.optim.Adam(theirs.parameters(), lr=0.01, weight_decay=0.1)
     sched = torch.optim.lr_scheduler.StepLR(opt_theirs, step_size=2, gamma=0.5)
     x, y = torch.randn(16, 6), torch.randn(16, 1)
@@ -293,3 +296,36 @@ def test_global_epistasis_keeps_one_hot_inputs_unscaled():
     dense = GlobalEpistasisRegressor(**FAST)
     dense.fit(X[:150] + 0.5 * rng.normal(size=(150, 12)), y[:150], X[150:], y[150:])
     assert not (dense.x_std_ == 1).all()
+
+
+@pytest.mark.parametrize("head", ["mlp", "ge", "mimo"])
+def test_sparse_inputs_give_the_dense_outputs_and_gradients(head):
+    """One-hot rows go through SparseRows (an embedding-bag sum): outputs and gradients equal the dense
+    standardised product's."""
+    from models.heads import SparseRows
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((40, 200)) < 0.02).astype(np.float32) * rng.choice([1.0, 2.5], (40, 200)).astype(np.float32)
+    X[3] = 0  # a row without any non-zero
+    mean, std = X.mean(0), np.where(X.std(0) > 0, X.std(0), 1).astype(np.float32)
+    sparse = SparseRows.from_numpy(X, mean, std)
+    assert sparse is not None and sparse.index.shape[1] == (X != 0).sum(1).max()
+    dense = torch.from_numpy((X - mean) / std)
+    torch.manual_seed(0)
+    module = {"mlp": lambda: MlpHead(200, (16, 8), dropout=0.0), "ge": lambda: GlobalEpistasisHead(200),
+              "mimo": lambda: MimoHead(200, members=3, dropout=0.0)}[head]()
+    grads = []
+    for x in (dense, sparse):
+        module.zero_grad()
+        if head == "mimo":
+            rows = torch.from_numpy(rng.permutation(40)[:30].reshape(3, 10)) if x is dense else rows
+            out = module(x[rows]).sum() + module.forward_shared(x).sum()
+        else:
+            out = module(x).sum()
+        out.backward()
+        grads.append((out.detach(), [p.grad.clone() for p in module.parameters()]))
+    torch.testing.assert_close(grads[0][0], grads[1][0], rtol=1e-4, atol=1e-4)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert SparseRows.from_numpy(np.ones((5, 200), np.float32), np.zeros(200, np.float32),
+                                 np.ones(200, np.float32)) is None  # dense rows stay dense

@@ -1,0 +1,87 @@
+"""The thread policy: explicit choices honoured, otherwise the CPUs available less those kept busy elsewhere."""
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from pipeline import threads
+from pipeline.errors import DataError
+
+
+@pytest.fixture
+def policy(monkeypatch):
+    for name in ("MIMO_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    saved = torch.get_num_threads()
+    yield threads.ThreadPolicy()
+    torch.set_num_threads(saved)
+
+
+def test_choose_leaves_the_cores_other_processes_keep_busy():
+    assert threads.choose(2, 0.0) == 2
+    assert threads.choose(2, 0.3) == 2          # a background blip does not take a core
+    assert threads.choose(2, 0.9) == 1
+    assert threads.choose(2, 5.0) == 1          # never fewer than one
+    assert threads.choose(8, 2.6) == 5
+    assert threads.choose(8, None) == 8         # load unknown: every available CPU
+    assert threads.choose(8, 0.0, max_useful=1) == 1
+
+
+def test_busy_seconds_count_only_this_process_cpus(tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text("cpu  900 0 100 5000 0 0 0 0 0 0\n"
+                    "cpu0 100 0 50 2500 0 0 0 0 0 0\n"
+                    "cpu1 800 0 50 2500 0 0 0 20 0 0\n"
+                    "intr 12345\n")
+    tick = threads.os.sysconf("SC_CLK_TCK")
+    assert threads.read_busy_seconds({0}, str(stat)) == pytest.approx(150 / tick)
+    assert threads.read_busy_seconds({1}, str(stat)) == pytest.approx(870 / tick)  # stolen time counts as busy
+    assert threads.read_busy_seconds(None, str(stat)) == pytest.approx(1020 / tick)
+    assert threads.read_busy_seconds(None, str(tmp_path / "missing")) is None
+
+
+def test_explicit_counts_win_in_order(policy, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    policy.request(None)
+    assert (policy.requested, policy.source) == (3, "$OMP_NUM_THREADS")
+    monkeypatch.setenv("MIMO_THREADS", "1")
+    policy.request(None)
+    assert (policy.requested, policy.source) == (1, "$MIMO_THREADS")
+    policy.request(2)
+    assert (policy.requested, policy.source) == (2, "--threads")
+    assert policy.adapt() == 2 and torch.get_num_threads() == 2
+    assert policy.adapt(max_useful=1) == 1 and torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_a_bad_thread_count_in_the_environment_is_one_clear_error(policy, monkeypatch, value):
+    monkeypatch.setenv("MIMO_THREADS", value)
+    with pytest.raises(DataError, match=r"\$MIMO_THREADS: the number of threads must be a whole number >= 1"):
+        policy.request(None)
+
+
+def test_automatic_count_gives_way_to_a_busy_process(policy):
+    cpus = threads.available_cpus()
+    assert policy.adapt() >= 1
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        policy.last = None  # measure afresh, with the competitor running
+        n = policy.adapt()
+    finally:
+        busy.kill()
+        busy.wait()
+    assert n <= max(1, cpus - 1)
+    assert torch.get_num_threads() == n
+    assert policy.history[-1][2] >= threads.BUSY_CORE  # the competitor's core was seen busy
+
+
+def test_cli_rejects_a_bad_threads_option():
+    from click.testing import CliRunner
+
+    from mimo.cli import main
+
+    result = CliRunner().invoke(main, ["--threads", "0", "report"])
+    assert result.exit_code == 2 and "--threads" in result.output
