@@ -162,7 +162,9 @@ DEFAULT_ESM = "esm2_t33_650M_UR50D"
 @embed.command("build")
 @dataset_options
 @click.option("--model", default=None,
-              help=f"A featurizer: {', '.join(FEATURIZERS)}, or a fair-esm model name.  [default: {DEFAULT_ESM}]")
+              help=f"A featurizer: {', '.join(FEATURIZERS)}, a fair-esm model name, or a Hugging Face encoder (hub id "
+              f"such as facebook/esm2_t33_650M_UR50D or Rostlab/prot_t5_xl_uniref50, or a save_pretrained directory; "
+              f"pip install 'mimo-gfp[hf]').  [default: {DEFAULT_ESM}]")
 @click.option("--weights", type=click.Path(), default=None, help="A fair-esm checkpoint file (.pt) instead of --model.")
 @click.option("--layer", type=int, default=None, help="Representation layer (default: the last; negative counts back).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... (auto: GPU when there is one).")

@@ -81,6 +81,15 @@ def _esm(name: str, dataset=None, weights: str | Path | None = None, device: str
                        dtype, toks_per_batch, resolved, checkpoint_fingerprint(model_name, resolved))
 
 
+def _hf(model: str, dataset=None, device: str = "auto", layer=None, dtype: str = "auto", toks_per_batch=None,
+        truncate: bool = False, mutpos: bool = False, **_) -> Featurizer:
+    from .hf_embed import HuggingFaceFeaturizer
+
+    parent = _parent(f"{model}{MUTPOS}", dataset) if mutpos else None
+    return HuggingFaceFeaturizer(model, device, layer, dtype, toks_per_batch, truncate,
+                                 pooling="mutated" if mutpos else "mean", parent=parent)
+
+
 def _parent(name: str, dataset) -> str:
     if dataset is None or not dataset.parent:
         raise DataError(f"the {name} featurizer scores variants against a parent: pass a dataset with one")
@@ -132,7 +141,8 @@ def is_checkpoint_path(name_or_path: str | Path) -> bool:
 def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featurizer:
     """The featurizer called ``name_or_path``: a built-in name (``onehot``, ``onehot-sites``, ``onehot-full``,
     ``unirep64``, ``unirep256``, ``unirep1900``), a fair-esm model name (``esm2_t33_650M_UR50D``, weights from
-    the torch hub cache) or a fair-esm checkpoint file (``.pt``).
+    the torch hub cache), a fair-esm checkpoint file (``.pt``), or a Hugging Face encoder (ESM-2, ProtT5,
+    ProtBert) by hub id (``facebook/esm2_t33_650M_UR50D``) or ``save_pretrained`` directory.
 
     ``dataset`` (a ``VariantSet``) is needed by the one-hot featurizers, whose columns are the dataset's
     substitutions. ``options``: ``device``, ``layer``, ``dtype``, ``engine``, ``toks_per_batch``, ``truncate``
@@ -156,12 +166,16 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
     base = base if method else text
     mutpos = method is None and base.endswith(MUTPOS)  # "<ESM name or checkpoint>-mutpos"
     base = base.removesuffix(MUTPOS) if mutpos else base
+    from .hf_embed import is_hf_model
+
+    if method is None and is_hf_model(base):  # a Hugging Face hub id or save_pretrained directory
+        return _hf(base, dataset, mutpos=mutpos, **options)
     if is_checkpoint_path(base):
         return _esm(Path(base).stem, dataset, weights=base, method=method, mutpos=mutpos, **options)
     if ESM_NAME.match(base):
         return _esm(base, dataset, method=method, mutpos=mutpos, **options)
-    raise DataError(f"unknown featurizer {text!r}; known: {', '.join(available_featurizers())}, or a fair-esm "
-                    f"checkpoint file (.pt); an ESM name or checkpoint followed by -mutpos gives its representation at "
+    raise DataError(f"unknown featurizer {text!r}; known: {', '.join(available_featurizers())}, a fair-esm "
+                    f"checkpoint file (.pt), or a Hugging Face model (owner/name or a save_pretrained directory); an ESM name or checkpoint followed by -mutpos gives its representation at "
                     f"the mutated positions, by -masked-marginal, -wt-marginal or -mutant-marginal its zero-shot "
                     f"scores")
 
@@ -186,6 +200,12 @@ def _unirep_from_manifest(manifest: dict, parent: str | None, device: str) -> Fe
     from .unirep import UniRepFeaturizer
 
     return UniRepFeaturizer.from_manifest(manifest, device, parent)
+
+
+def _hf_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
+    from .hf_embed import HuggingFaceFeaturizer
+
+    return HuggingFaceFeaturizer.from_manifest(manifest, device, parent)
 
 
 def _aaprops_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
@@ -215,6 +235,7 @@ FROM_MANIFEST: dict[str, Callable[[dict, str | None, str], Featurizer]] = {
     "aaprops": _aaprops_from_manifest,
     "esm": _esm_from_manifest,
     "unirep": _unirep_from_manifest,
+    "huggingface": _hf_from_manifest,
 }
 
 
