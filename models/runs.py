@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from pipeline import threads
 from pipeline.errors import DataError
 
 from .base import Estimator
@@ -174,7 +175,7 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
                                              log=log))
         members = model.predict_members(data.rows.embeddings)
         check_finite(members, "the model's predictions")
-        extra = {"params": model.get_params(), **model.run_summary()}
+        extra = {"params": model.get_params(), **model.run_summary(), "threads": threads.POLICY.summary()}
         metrics, predictions = evaluate(data, members.mean(axis=1), model.name, seconds, extra)
         interval = _add_intervals(data, members, predictions) if members.shape[1] > 1 else None
         support, sets = _support(data)

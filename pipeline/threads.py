@@ -191,10 +191,13 @@ class ThreadPolicy:
         self.current = n
         self.history.append((time.monotonic(), n, others))
 
-    def describe(self) -> str:
-        if self.requested is not None:
-            return f"{self.requested} thread(s) ({self.source})"
-        return f"{self.current or available_cpus()} of {available_cpus()} CPU(s) (automatic)"
+    def summary(self) -> dict:
+        """What a run records: where the count came from, and each change (seconds into the process, threads,
+        cores other processes kept busy when it was measured)."""
+        origin = self.history[0][0] if self.history else 0.0
+        return {"source": self.source or "auto", "available_cpus": available_cpus(),
+                "changes": [[round(t - origin, 2), n, None if o is None else round(o, 2)]
+                            for t, n, o in self.history]}
 
 
 def _limit_blas(n: int) -> None:
