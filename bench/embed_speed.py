@@ -6,6 +6,8 @@
 (a) stock: what fair-esm's scripts/extract.py does: FastaBatchedDataset, get_batch_indices(toks_per_batch,
     extra_toks_per_seq=1), fp32, per-sequence mean over positions 1..len.
 (b) mimo: build_cache with the default featurizer settings (engine and dtype), HDF5 writes included.
+(c) transformers: Hugging Face's EsmModel (SDPA attention) on the same weights converted with
+    `pipeline.hf_embed.convert_fair_esm`, (b)'s precision, the same token budget; left out without transformers.
 Both use the same randomly initialised ESM-2 of the named shape (speed does not depend on weight values);
 model loading is outside both timers. Agreement: per-sequence cosine of (b) against (a).
 """
@@ -64,6 +66,35 @@ def stock_extract(weights: Path, sequences: list[str], device: torch.device, tok
     return out
 
 
+def transformers_extract(hf_dir: Path, sequences: list[str], device: torch.device, toks_per_batch: int,
+                         dtype: torch.dtype) -> np.ndarray | None:
+    """The peer a Hugging Face user would pick: transformers' EsmModel (SDPA attention) over the same weights,
+    length-sorted batches to the same token budget, mean over residue tokens. None without transformers."""
+    try:
+        import transformers
+    except ImportError:
+        return None
+    from pipeline.esm_embed import token_batches
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
+    net = transformers.EsmModel.from_pretrained(hf_dir, add_pooling_layer=False, attn_implementation="sdpa",
+                                                dtype=dtype).to(device).eval()
+    out = np.zeros((len(sequences), net.config.hidden_size), np.float32)
+    with torch.inference_mode():
+        for batch in token_batches(np.array([len(s) for s in sequences]), toks_per_batch):
+            encoded = tokenizer([sequences[i] for i in batch], padding=True, return_tensors="pt",
+                                return_special_tokens_mask=True)
+            mask = ((1 - encoded.pop("special_tokens_mask")) * encoded["attention_mask"]).to(device)
+            hidden = net(**{k: v.to(device) for k, v in encoded.items()}).last_hidden_state.float()
+            pooled = (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True)
+            out[batch] = pooled.cpu().numpy()
+    return out
+
+
+def cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--shape", choices=sorted(SHAPES), default="t6_8M")
@@ -72,6 +103,7 @@ def main() -> None:
     parser.add_argument("--mimo-toks-per-batch", type=int, default=None, help="(b)'s budget (default: the same)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto", help="(b)'s precision (default: the featurizer's default)")
+    parser.add_argument("--engine", default="fast", choices=["fast", "compiled", "fair-esm"], help="(b)'s engine")
     parser.add_argument("--data", default=None, help="GFP data directory (default: as `mimo` finds it)")
     parser.add_argument("--out", default=None, help="Also write the figures as JSON")
     args = parser.parse_args()
@@ -94,7 +126,7 @@ def main() -> None:
     net, alphabet, name = load_esm(weights=weights)
     flops = model_flops(net, lengths)
     featurizer = EsmFeaturizer(net, alphabet, name, device=str(device), dtype=args.dtype,
-                               toks_per_batch=args.mimo_toks_per_batch or args.toks_per_batch)
+                               toks_per_batch=args.mimo_toks_per_batch or args.toks_per_batch, engine=args.engine)
     for _ in featurizer.embed(dataset.frame.iloc[:8]):  # warm-up, as for (a)
         pass
     sync(device)
@@ -106,8 +138,28 @@ def main() -> None:
     rows = EmbeddingCache(work / "cache", dataset.name, featurizer.name).load()
     position = {sid: i for i, sid in enumerate(dataset.frame["id"])}
     reference = stock[[position[i] for i in rows.ids]]
-    cosine = (rows.embeddings * reference).sum(1) / (
-        np.linalg.norm(rows.embeddings, axis=1) * np.linalg.norm(reference, axis=1))
+    cosine = cosine_rows(rows.embeddings, reference)
+
+    # (c) the transformers peer, same weights (converted), same precision as (b)
+    from pipeline.hf_embed import convert_fair_esm
+
+    peer = None
+    try:
+        hf_dir = convert_fair_esm(weights, work / "hf")
+    except Exception as exc:  # transformers missing or too old: the peer is left out, and said so
+        print(f"  (c) transformers peer left out: {exc}")
+    else:
+        peer_dtype = featurizer.torch_dtype
+        transformers_extract(hf_dir, sequences[:8], device, args.toks_per_batch, peer_dtype)
+        sync(device)
+        start = time.perf_counter()
+        hf_out = transformers_extract(hf_dir, sequences, device, args.toks_per_batch, peer_dtype)
+        sync(device)
+        hf_seconds = time.perf_counter() - start
+        if hf_out is not None:
+            peer = {"seconds": hf_seconds, "seq_per_s": args.n / hf_seconds, "tok_per_s": 0.0,
+                    "tflop_per_s": flops / hf_seconds / 1e12, "dtype": featurizer.dtype,
+                    "engine": "transformers EsmModel sdpa", "cosine_min": float(cosine_rows(hf_out, stock).min())}
 
     gpu = torch.cuda.get_device_name(device) if device.type == "cuda" else None
     peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if gpu and k in gpu), None)
@@ -123,16 +175,25 @@ def main() -> None:
         "cosine_min": float(cosine.min()), "cosine_mean": float(cosine.mean()),
         "bf16_peak_tflops": peak, "versions": package_versions(),
     }
+    if peer is not None:
+        peer["tok_per_s"] = tokens / peer["seconds"]
+        result["transformers"] = peer
+        result["speedup_over_transformers"] = peer["seconds"] / mimo_seconds
     if peak:
         result["mimo"]["fraction_of_bf16_peak"] = result["mimo"]["tflop_per_s"] / peak
     print(f"{result['machine']}; ESM-2 {args.shape} (random weights), {args.n} GFP sequences, {tokens:,} tokens")
-    for key in ("stock", "mimo"):
+    for letter, key in zip("abc", ("stock", "mimo", "transformers")):
+        if key not in result:
+            continue
         r = result[key]
         extra = f", {100 * r['fraction_of_bf16_peak']:.0f}% of bf16 peak" if "fraction_of_bf16_peak" in r else ""
-        print(f"  ({'a' if key == 'stock' else 'b'}) {key:5s} {r['engine']:8s} {r['dtype']:8s}: {r['seconds']:7.1f} s, "
+        print(f"  ({letter}) {key:5s} {r['engine']:8s} {r['dtype']:8s}: {r['seconds']:7.1f} s, "
               f"{r['seq_per_s']:8.1f} seq/s, {r['tok_per_s']:10,.0f} tok/s, {r['tflop_per_s']:.3f} TFLOP/s{extra}")
     print(f"  speed-up b/a: {result['speedup']:.2f}x; cosine(b, a) per sequence: min {result['cosine_min']:.6f}, "
           f"mean {result['cosine_mean']:.6f}")
+    if "transformers" in result:
+        print(f"  speed-up b/c: {result['speedup_over_transformers']:.2f}x; cosine(c, a) min "
+              f"{result['transformers']['cosine_min']:.6f}")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 

@@ -171,8 +171,10 @@ DEFAULT_ESM = "esm2_t33_650M_UR50D"
 @click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
               show_default=True, help="Model precision (auto: bfloat16 on GPUs and on CPUs with native bf16, "
               "else float32).")
-@click.option("--engine", type=click.Choice(["fast", "fair-esm"]), default="fast", show_default=True,
-              help="fast: our ESM-2 forward (fused attention) over the same weights; fair-esm: its own forward.")
+@click.option("--engine", type=click.Choice(["fast", "fair-esm", "compiled"]), default="fast", show_default=True,
+              help="fast: our ESM-2 forward (fused attention) over the same weights; fair-esm: its own forward; "
+              "compiled: the fast forward under torch.compile, batches padded to a few fixed shapes (the first run "
+              "compiles each shape; the code is kept on disk for later runs).")
 @click.option("--toks-per-batch", type=click.IntRange(min=1), default=None,
               help="Token budget of one batch (default: 4096 on CPU, 32768 on GPU).")
 @click.option("--truncate", is_flag=True,

@@ -8,6 +8,12 @@ from torch import nn
 SPARSE_FRACTION = 1 / 16  # inputs whose densest row has fewer non-zeros than this share of columns go sparse
 
 
+def sparse_enough(X: np.ndarray, max_fraction: float = SPARSE_FRACTION) -> bool:
+    """Whether ``SparseRows.from_numpy`` takes ``X`` (its densest row under ``max_fraction`` of the columns)."""
+    X = np.asarray(X)
+    return X.ndim == 2 and X.shape[1] >= 64 and int((X != 0).sum(axis=1).max(initial=0)) <= max_fraction * X.shape[1]
+
+
 class SparseRows:
     """Standardised rows of a mostly-zero matrix (one-hot features) without building them: ``(x - mean) / std``
     is held as ``x / std`` at each row's non-zero columns (``index``, ``value``: (..., K), padded with value 0)
@@ -22,14 +28,11 @@ class SparseRows:
                    max_fraction: float = SPARSE_FRACTION) -> "SparseRows | None":
         """The sparse form of ``(X - mean) / std``, or None when some row is too dense for it to pay off."""
         X = np.asarray(X)
-        if X.ndim != 2 or X.shape[1] < 64:
+        if not sparse_enough(X, max_fraction):
             return None
         rows, cols = np.nonzero(X)
         counts = np.bincount(rows, minlength=len(X))
-        width = int(counts.max()) if len(counts) else 0
-        if width > max_fraction * X.shape[1]:
-            return None
-        width = max(width, 1)
+        width = max(int(counts.max(initial=0)), 1)
         slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
         index = np.zeros((len(X), width), np.int64)
         value = np.zeros((len(X), width), np.float32)
@@ -98,7 +101,11 @@ class MlpHead(nn.Module):
     def __init__(self, in_dim: int, hidden: tuple[int, ...] = (256, 64), dropout: float = 0.1):
         super().__init__()
         self.net = mlp([in_dim, *hidden, 1], dropout, last_activation=False)
+
+    def for_sparse_inputs(self) -> "MlpHead":
+        """Lay the first layer out for ``SparseRows`` (dense inputs keep torch's layout, faster for them)."""
         input_major_(self.net[0])
+        return self
 
     def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
         return sequential_after_first(self.net, x) if isinstance(x, SparseRows) else self.net(x)

@@ -15,7 +15,7 @@ from pipeline import threads
 from pipeline.ranks import resolve_device
 
 from .base import Estimator, Param
-from .heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead, SparseRows
+from .heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead, SparseRows, sparse_enough
 from .routing import MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -221,6 +221,8 @@ class NeuralRegressor(Estimator):
         self.device_ = resolve_device(self.device)
         self._standardise(np.asarray(X, np.float32), np.asarray(y, np.float64))
         self.module_ = self._build(X.shape[1]).to(self.device_)
+        if self.sparse_inputs and hasattr(self.module_, "for_sparse_inputs") and sparse_enough(X):
+            self.module_.for_sparse_inputs()
 
     def _outputs(self, batches: Iterable[torch.Tensor]) -> np.ndarray:
         """(n, M) outputs in label units (M = 1 for single-output heads) of batches of standardised inputs."""

@@ -15,6 +15,7 @@ from .ranks import resolve_device
 from .variants import check_aligned, expressed_positions
 from .esm_fast import FastEsm2
 
+ENGINES = ("fast", "fair-esm", "compiled")
 ESM_MAX_RESIDUES = 1022  # ESM-1b/ESM-2 positional limit (1024 tokens with BOS and EOS)
 MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 
@@ -152,6 +153,31 @@ def token_batches(lengths: np.ndarray, toks_per_batch: int) -> list[np.ndarray]:
     return batches
 
 
+BUCKET = 64  # token widths of the compiled engine's shapes: multiples of this
+
+
+def bucket_shape(longest: int, toks_per_batch: int) -> tuple[int, int]:
+    """(rows, tokens) of the compiled engine's batch for sequences up to ``longest`` residues: the width rounded
+    up to a multiple of ``BUCKET``, as many rows as the token budget allows."""
+    width = -(-(longest + 2) // BUCKET) * BUCKET
+    return max(1, toks_per_batch // width), width
+
+
+def bucket_batches(lengths: np.ndarray, toks_per_batch: int) -> list[np.ndarray]:
+    """Indices grouped by bucket (``bucket_shape``), longest first, at most a bucket's rows each: a handful of
+    shapes, so that compiled graphs are reused instead of recompiled for every batch."""
+    order = np.argsort(-lengths, kind="stable")
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        rows, width = bucket_shape(int(lengths[order[start]]), toks_per_batch)
+        same = order[start:start + rows]
+        same = same[-(-(lengths[same] + 2) // BUCKET) * BUCKET == width]  # stay within the bucket
+        batches.append(same)
+        start += len(same)
+    return batches
+
+
 class Tokenizer:
     """The token tensor of fair-esm's ``BatchConverter``, from a byte lookup table.
 
@@ -210,12 +236,13 @@ class EsmFeaturizer:
         if not 0 <= self.layer <= num_layers:
             raise DataError(f"--layer {layer} is out of range for {model_name} (0..{num_layers})")
         self.net = net.to(self.device, self.torch_dtype).eval()
-        if engine not in ("fast", "fair-esm"):
-            raise ValueError(f"unknown engine {engine!r}")
-        if engine == "fast" and not hasattr(net, "emb_layer_norm_after"):
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r} (known: {', '.join(ENGINES)})")
+        if engine != "fair-esm" and not hasattr(net, "emb_layer_norm_after"):
             engine = "fair-esm"  # FastEsm2 covers ESM-2; ESM-1 models use fair-esm's forward
         self.engine = engine
-        self.fast = FastEsm2(self.net).eval() if engine == "fast" else None
+        self.fast = FastEsm2(self.net).eval() if engine != "fair-esm" else None
+        self._compiled = None
         self.alphabet = alphabet
         self.model_name = model_name
         # A GPU needs larger batches to be busy; fused attention keeps their memory linear in length.
@@ -261,7 +288,9 @@ class EsmFeaturizer:
         On a GPU this returns once the work is queued; reading the result waits for it."""
         padded = bool((tokens == self.alphabet.padding_idx).any())  # on the host, before the copy
         tokens = tokens.to(self.device, non_blocking=True)
-        if self.fast is not None:
+        if self.engine == "compiled":
+            hidden = self.compiled()(tokens, self.layer, True)  # one graph per bucket shape, mask always on
+        elif self.fast is not None:
             hidden = self.fast(tokens, self.layer, padded)
         else:
             hidden = self.net(tokens, repr_layers=[self.layer])["representations"][self.layer]
@@ -297,7 +326,11 @@ class EsmFeaturizer:
         aligned = frame["aligned"].to_numpy()
         # One batch in flight: the GPU runs batch i+1 while the caller stores batch i.
         pending = None
-        for batch in token_batches(np.array([len(s) for s in sequences]), self.toks_per_batch):
+        lengths = np.array([len(s) for s in sequences])
+        compiled = self.engine == "compiled"
+        batches = bucket_batches(lengths, self.toks_per_batch) if compiled else token_batches(lengths,
+                                                                                              self.toks_per_batch)
+        for batch in batches:
             tokens = tokenize([sequences[i] for i in batch])
             weights = None
             if self.pooling == "mutated":  # the hidden states at the substituted residues (after BOS)
@@ -305,12 +338,36 @@ class EsmFeaturizer:
                 for row, i in enumerate(batch):
                     where = [p + 1 for p in expressed_positions(aligned[i], self.parent) if p < ESM_MAX_RESIDUES]
                     weights[row, where] = 1.0
-            result = self.to_host(self.embed_batch(tokens, weights))
+            if compiled:  # the bucket's fixed shape: padding columns, and rows holding only BOS and EOS
+                tokens, weights = self.to_bucket(tokens, weights, int(lengths[batch[0]]))
+            result = self.to_host(self.embed_batch(tokens, weights)[:len(batch)])
             if pending is not None:
                 yield pending[0], pending[1]()
             pending = (batch, result)
         if pending is not None:
             yield pending[0], pending[1]()
+
+    def compiled(self):
+        """FastEsm2 under ``torch.compile`` (fixed shapes), built on first use; the compiled code is kept on disk
+        (``$TORCHINDUCTOR_CACHE_DIR``, default ``$MIMO_HOME/inductor``) for later runs."""
+        if self._compiled is None:
+            import os
+
+            home = Path(os.environ.get("MIMO_HOME") or Path.home() / ".cache" / "mimo")
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home / "inductor"))
+            self._compiled = torch.compile(self.fast, dynamic=False)
+        return self._compiled
+
+    def to_bucket(self, tokens: torch.Tensor, weights: torch.Tensor | None, longest: int):
+        """Pad a batch to its bucket's shape: ``bucket_shape`` of its longest sequence."""
+        rows, width = bucket_shape(longest, self.toks_per_batch)
+        padded = torch.full((rows, width), self.alphabet.padding_idx, dtype=tokens.dtype)
+        padded[:tokens.shape[0], :tokens.shape[1]] = tokens
+        padded[tokens.shape[0]:, 0] = self.alphabet.cls_idx   # filler rows: BOS, EOS (no empty attention)
+        padded[tokens.shape[0]:, 1] = self.alphabet.eos_idx
+        if weights is not None:
+            weights = torch.nn.functional.pad(weights, (0, width - weights.shape[1], 0, rows - weights.shape[0]))
+        return padded, weights
 
     def to_host(self, result: torch.Tensor) -> Callable[[], np.ndarray]:
         """Start copying ``result`` to host memory; returns a function that waits and gives the array."""

@@ -267,3 +267,37 @@ def test_fair_esm_engine_gives_the_same_embeddings(small_gfp, tiny_esm):
             rows[positions] = embeddings
         results.append(rows)
     np.testing.assert_allclose(results[0], results[1], atol=1e-5)
+
+
+def test_bucket_batches_cover_every_sequence_once_in_a_few_shapes():
+    from pipeline.esm_embed import BUCKET, bucket_batches, bucket_shape
+
+    lengths = np.random.default_rng(0).integers(5, 400, 300)
+    batches = bucket_batches(lengths, 4096)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(300))
+    shapes = set()
+    for batch in batches:
+        rows, width = bucket_shape(int(lengths[batch].max()), 4096)
+        assert len(batch) <= rows and width % BUCKET == 0 and lengths[batch].max() + 2 <= width
+        assert all(bucket_shape(int(n), 4096) == (rows, width) for n in lengths[batch])  # one bucket a batch
+        shapes.add((rows, width))
+    assert len(shapes) <= 7  # 400 residues in buckets of 64 tokens
+
+
+def test_compiled_engine_gives_the_fast_engines_embeddings(tiny_esm, small_gfp_dir):
+    """torch.compile over length buckets (filler rows, padding columns) changes nothing but speed."""
+    from pipeline.featurizers import get_featurizer
+
+    dataset = load_gfp(small_gfp_dir).sample(12, seed=0)
+    frame = dataset.frame.copy()
+    frame.loc[frame.index[:4], "sequence"] = frame["sequence"].iloc[:4].str[:100]  # a second bucket
+    fast = get_featurizer(tiny_esm, device="cpu", dtype="float32", engine="fast")
+    compiled = get_featurizer(tiny_esm, device="cpu", dtype="float32", engine="compiled", toks_per_batch=2048)
+    assert compiled.engine == "compiled"
+    want = np.zeros((12, fast.dim), np.float32)
+    got = np.zeros_like(want)
+    for rows, emb in fast.embed(frame):
+        want[rows] = emb
+    for rows, emb in compiled.embed(frame):
+        got[rows] = emb
+    np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
