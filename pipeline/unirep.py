@@ -109,7 +109,8 @@ class UniRepMLSTM(nn.Module):
                 c2.mul_(f).addcmul_(i_, u2, value=4).sub_(i_, alpha=2)
                 h = states[t] if states is not None else h
                 torch.sigmoid(c2, out=h)
-                h.mul_(2).sub_(1).mul_(o)  # o tanh(c)
+                o.neg_()
+                torch.addcmul(o, o, h, value=-2, out=h)  # o tanh(c) = o (2 sigmoid(2c) - 1)
                 if pooled is not None:
                     pooled.addcmul_(h, step_weights[t])
             if pooled is not None:
