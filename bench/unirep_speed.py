@@ -45,7 +45,7 @@ def main() -> None:
         start = time.perf_counter()
         ours = []
         for i in range(0, n, featurizer.batch_size):
-            threads.adapt(getattr(featurizer, "max_threads", None))
+            threads.adapt()
             ours.append(featurizer.embed_sequences(batch[i:i + featurizer.batch_size]))
         ours_rate = n / (time.perf_counter() - start)
         ours = np.concatenate(ours)

@@ -71,11 +71,10 @@ def featurize(frame: pd.DataFrame, source: dict, device: str = "auto", use_cache
             featurizer = featurizer_from_manifest(manifest, source["dataset"].get("parent"), device)
             if featurizers is not None:
                 featurizers[manifest["features"]] = featurizer
-        max_threads = getattr(featurizer, "max_threads", None)
-        threads.adapt(max_threads)
+        threads.adapt()
         for rows_in_missing, embeddings in featurizer.embed(frame.iloc[missing].reset_index(drop=True)):
             X[missing[rows_in_missing]] = embeddings
-            threads.adapt(max_threads)
+            threads.adapt()
     return X, in_cache
 
 

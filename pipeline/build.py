@@ -119,10 +119,9 @@ def build_cache(dataset: VariantSet, featurizer, cache_root: str | Path, flush_e
                 on_flush(len(rows))
 
         buffered = 0
-        max_threads = getattr(featurizer, "max_threads", None)  # tiny sequential steps use no more than this
-        threads.adapt(max_threads)
+        threads.adapt()
         for rows, embeddings in featurizer.embed(todo) if len(todo) else ():
-            threads.adapt(max_threads)  # follows the machine's load (rate-limited)
+            threads.adapt()  # follows the machine's load (rate-limited)
             pending_rows.append(rows)
             pending_emb.append(embeddings)
             buffered += len(rows)
