@@ -66,7 +66,10 @@ def main(threads) -> None:
     from pipeline.threads import set_threads
 
     given = click.get_current_context().get_parameter_source("threads") == click.core.ParameterSource.COMMANDLINE
-    set_threads(threads, "--threads" if given else "$MIMO_THREADS")
+    try:
+        set_threads(threads, "--threads" if given else "$MIMO_THREADS")
+    except DataError as exc:  # e.g. $OMP_NUM_THREADS=abc
+        raise click.ClickException(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------------------------- datasets

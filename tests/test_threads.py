@@ -85,3 +85,15 @@ def test_cli_rejects_a_bad_threads_option():
 
     result = CliRunner().invoke(main, ["--threads", "0", "report"])
     assert result.exit_code == 2 and "--threads" in result.output
+
+
+def test_cli_names_a_bad_thread_count_in_the_environment(monkeypatch):
+    from click.testing import CliRunner
+
+    from mimo.cli import main
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "abc")
+    result = CliRunner().invoke(main, ["report"])
+    assert result.exit_code == 1
+    assert result.output.strip() == ("Error: $OMP_NUM_THREADS: the number of threads must be a whole number >= 1, "
+                                     "not 'abc'")
