@@ -103,6 +103,8 @@ def main() -> None:
     parser.add_argument("--mimo-toks-per-batch", type=int, default=None, help="(b)'s budget (default: the same)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", default="auto", help="(b)'s precision (default: the featurizer's default)")
+    parser.add_argument("--peers-python", default=None,
+                        help="a Python with faesm and esm-cpp (see bench/embed_peers.py): those peers too")
     parser.add_argument("--engine", default="fast", choices=["fast", "compiled", "fair-esm"], help="(b)'s engine")
     parser.add_argument("--data", default=None, help="GFP data directory (default: as `mimo` finds it)")
     parser.add_argument("--out", default=None, help="Also write the figures as JSON")
@@ -175,6 +177,17 @@ def main() -> None:
         "cosine_min": float(cosine.min()), "cosine_mean": float(cosine.mean()),
         "bf16_peak_tflops": peak, "versions": package_versions(),
     }
+    if args.peers_python and peer is not None:  # faesm, esm-cpp: their own environment, same weights
+        import subprocess
+
+        (work / "sequences.txt").write_text("\n".join(sequences) + "\n")
+        np.save(work / "reference.npy", stock)
+        subprocess.run([args.peers_python, str(Path(__file__).with_name("embed_peers.py")), "--hf-dir", str(hf_dir),
+                        "--sequences", str(work / "sequences.txt"), "--reference", str(work / "reference.npy"),
+                        "--toks-per-batch", str(args.toks_per_batch), "--out", str(work / "peers.json")], check=True)
+        result_peers = json.loads((work / "peers.json").read_text())
+    else:
+        result_peers = {}
     if peer is not None:
         peer["tok_per_s"] = tokens / peer["seconds"]
         result["transformers"] = peer
@@ -194,6 +207,15 @@ def main() -> None:
     if "transformers" in result:
         print(f"  speed-up b/c: {result['speedup_over_transformers']:.2f}x; cosine(c, a) min "
               f"{result['transformers']['cosine_min']:.6f}")
+    for name, r in result_peers.items():
+        if "error" in r:
+            print(f"  peer {name}: not run ({r['error']})")
+            continue
+        r["speedup_of_mimo"] = r["seconds"] / mimo_seconds
+        agreement = "no embeddings" if r["cosine_min"] is None else f"cosine to (a) min {r['cosine_min']:.6f}"
+        print(f"  peer {name}: {r['seq_per_s']:.1f} seq/s, {agreement}; mimo is {r['speedup_of_mimo']:.2f}x")
+    if result_peers:
+        result["peers"] = result_peers
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
 
