@@ -6,7 +6,8 @@ The public API, in the order a user needs it::
 
     dataset = mimo.load_dataset("my_assay.csv", parent="parent.fasta")   # or load_dataset() for GFP
     featurizer = mimo.get_featurizer("onehot", dataset)                   # or "unirep256", "esm2_t33_650M_UR50D",
-                                                                          # or a fair-esm checkpoint path
+                                                                          # a fair-esm checkpoint path, or a Hugging
+                                                                          # Face id/directory
     mimo.build_cache(dataset, featurizer, "cache")                        # resumable, HDF5 shards under cache/
     data = mimo.load_split_data("cache", dataset.name, "onehot", "random")
     run = mimo.fit_run(mimo.MimoRegressor(routing="random"), data, "runs/my-mimo")
@@ -15,12 +16,14 @@ The public API, in the order a user needs it::
 
 Datasets: ``load_dataset``, ``load_gfp``, ``load_table``, ``load_fasta``, ``VariantSet``, ``data_home``.
 Featurizers: ``get_featurizer``, ``featurizer_from_manifest``, ``available_featurizers``, ``Featurizer``;
-zero-shot scores: ``zero_shot_scores``.
+zero-shot scores: ``zero_shot_scores``; Hugging Face: ``convert_fair_esm`` (a fair-esm ESM-2 checkpoint as an
+``EsmModel`` directory).
 Cache: ``build_cache``, ``EmbeddingCache``, ``list_features``, ``load_split_data``, ``load_cv_data``,
 ``SplitData``.
 Heads (scikit-learn style, keyword-only parameters): ``ValidatedRidge``, ``MlpRegressor``, ``CnnRegressor``,
 ``GlobalEpistasisRegressor``, ``MimoRegressor``; ``HEADS``, ``head_class``, ``get_head``, ``save_model``, ``load_model``.
 Runs: ``fit_run``, ``fit_cv`` (ProteinGym's protocol), ``load_run``, ``Run``, ``predict_variants``, ``featurize``.
+Threads: ``set_threads`` (fix the count; by default the CPUs available less those other processes keep busy).
 Errors: ``DataError`` (bad input: its message names the file, the line and the problem).
 
 Names are imported when first used, so ``import mimo`` (and the ``mimo`` command) starts fast.
@@ -37,6 +40,8 @@ _EXPORTS = {
     "pipeline.zeroshot": ("zero_shot_scores",),
     "pipeline.cache": ("EmbeddingCache", "list_features"),
     "pipeline.errors": ("DataError",),
+    "pipeline.threads": ("set_threads",),
+    "pipeline.hf_embed": ("convert_fair_esm",),
     "models.data": ("SplitData", "load_split_data", "load_cv_data"),
     "models.ridge": ("ValidatedRidge",),
     "models.neural": ("MlpRegressor", "CnnRegressor", "GlobalEpistasisRegressor", "MimoRegressor"),

@@ -259,3 +259,8 @@ def test_no_data_and_no_network_gives_one_clear_message(tmp_path, monkeypatch):
                                 f"downloaded")
     assert f"mimo data fetch {tmp_path / 'home' / 'gfp'}" in lines[-1]
     assert not (tmp_path / "c").exists()
+
+
+def test_every_public_name_resolves():
+    missing = [name for name in mimo.__all__ if getattr(mimo, name, None) is None]
+    assert not missing and {"set_threads", "convert_fair_esm", "get_featurizer"} <= set(dir(mimo))
