@@ -170,6 +170,9 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
 
     if method is None and is_hf_model(base):  # a Hugging Face hub id or save_pretrained directory
         return _hf(base, dataset, mutpos=mutpos, **options)
+    if Path(base).is_dir():
+        raise DataError("a directory, but not a Hugging Face model directory (save_pretrained writes config.json "
+                        "there); a fair-esm checkpoint is a .pt file", base)
     if is_checkpoint_path(base):
         return _esm(Path(base).stem, dataset, weights=base, method=method, mutpos=mutpos, **options)
     if ESM_NAME.match(base):

@@ -90,8 +90,9 @@ def load_hf(model: str):
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(model, local_files_only=local)
         net = cls.from_pretrained(model, local_files_only=local, **kwargs)
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot load Hugging Face model {model!r}: {str(exc).splitlines()[0]}") from None
+    except Exception as exc:  # transformers and safetensors raise many types for missing or damaged files
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"cannot load Hugging Face model {model!r}: {detail}") from None
     return net.eval(), tokenizer, config
 
 

@@ -141,7 +141,22 @@ def test_hf_bad_input_is_one_clear_error(tmp_path):
     with pytest.raises(DataError, match="cannot load Hugging Face model 'nobody/no-such-model'.*(cannot be reached|"
                                         "from the hub)"):
         get_featurizer("nobody/no-such-model", device="cpu")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="not a Hugging Face model directory"):
+        get_featurizer(str(empty), device="cpu")
     other = tmp_path / "gpt"
     transformers.GPT2Config(n_layer=1, n_embd=8, n_head=2).save_pretrained(other)
     with pytest.raises(DataError, match="is a 'gpt2' model; mimo embeds with protein encoders"):
         get_featurizer(str(other), device="cpu")
+
+
+def test_damaged_hf_weights_are_one_clear_error(tmp_path, hf_esm):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(hf_esm, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(DataError, match="cannot load Hugging Face model .*broken"):
+        get_featurizer(str(broken), device="cpu")
