@@ -37,6 +37,22 @@ def _torch_load(path: Path, checkpoint: bool = True) -> dict:
     return data
 
 
+def check_lengths(frame: pd.DataFrame, limit: int, model: str, truncate: bool, warn: bool = True) -> None:
+    """Refuse sequences longer than a model's ``limit`` residues, or (``truncate``) warn that their first
+    ``limit`` residues are embedded."""
+    lengths = frame["sequence"].str.len()
+    too_long = lengths > limit
+    if not too_long.any():
+        return
+    row = int(np.flatnonzero(too_long.to_numpy())[0])
+    detail = (f"{int(too_long.sum())} sequence(s) are longer than {model}'s {limit} residues "
+              f"(first: {frame['mutations'].iloc[row] or frame['id'].iloc[row]!r}, {lengths.iloc[row]} residues)")
+    if not truncate:
+        raise DataError(detail + "; pass --truncate to embed their first residues only")
+    if warn:
+        warnings.warn(detail + f"; embedding their first {limit} residues only", stacklevel=3)
+
+
 def weights_fingerprint(path: str | Path, samples: int = 64, block: int = 1 << 16) -> str:
     """A content fingerprint of a weights file: its size and the SHA-256 of its first and last MiB and of
     ``samples`` blocks spread evenly between. Hashing a 2.6 GB checkpoint whole would cost seconds on every
@@ -269,16 +285,7 @@ class EsmFeaturizer:
         """Refuse sequences past ESM's limit, or (``truncate``) warn that their first residues are used."""
         if self.pooling == "mutated":
             check_aligned(frame, self.parent, "ESM at the mutated positions")
-        lengths = frame["sequence"].str.len()
-        too_long = lengths > ESM_MAX_RESIDUES
-        if too_long.any():
-            row = int(np.flatnonzero(too_long.to_numpy())[0])
-            detail = (f"{int(too_long.sum())} sequence(s) are longer than ESM's {ESM_MAX_RESIDUES} residues "
-                      f"(first: {frame['mutations'].iloc[row] or frame['id'].iloc[row]!r}, {lengths.iloc[row]} residues)")
-            if not self.truncate:
-                raise DataError(detail + "; pass --truncate to embed their first residues only")
-            if warn:
-                warnings.warn(detail + f"; embedding their first {ESM_MAX_RESIDUES} residues only", stacklevel=2)
+        check_lengths(frame, ESM_MAX_RESIDUES, "ESM", self.truncate, warn)
 
     @torch.inference_mode()
     def embed_tokens(self, tokens: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
@@ -289,7 +296,14 @@ class EsmFeaturizer:
         padded = bool((tokens == self.alphabet.padding_idx).any())  # on the host, before the copy
         tokens = tokens.to(self.device, non_blocking=True)
         if self.engine == "compiled":
-            hidden = self.compiled()(tokens, self.layer, True)  # one graph per bucket shape, mask always on
+            try:
+                hidden = self.compiled()(tokens, self.layer, True)  # one graph per bucket shape, mask always on
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as exc:  # no C compiler, an unsupported op or device: a clear way out
+                detail = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise DataError(f"--engine compiled: torch.compile failed ({type(exc).__name__}: {detail[:200]}); "
+                                f"use --engine fast") from None
         elif self.fast is not None:
             hidden = self.fast(tokens, self.layer, padded)
         else:

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 
 from .errors import DataError
-from .esm_embed import default_dtype, token_batches, weights_fingerprint
+from .esm_embed import check_lengths, default_dtype, token_batches, weights_fingerprint
 from .ranks import resolve_device
 from .variants import check_aligned, expressed_positions
 
@@ -119,7 +119,7 @@ class HuggingFaceFeaturizer:
         self.model = str(Path(model).resolve()) if Path(model).is_dir() else model
         net, self.tokenizer, config = load_hf(self.model)
         self.model_type = config.model_type
-        num_layers = int(getattr(config, "num_hidden_layers", None) or config.num_layers)
+        self.num_layers = num_layers = int(getattr(config, "num_hidden_layers", None) or config.num_layers)
         self.layer = num_layers if layer is None else (layer if layer >= 0 else num_layers + 1 + layer)
         if not 0 <= self.layer <= num_layers:
             raise DataError(f"--layer {layer} is out of range for {model} (0..{num_layers})")
@@ -157,15 +157,8 @@ class HuggingFaceFeaturizer:
     def check(self, frame: pd.DataFrame, warn: bool = True) -> None:
         if self.pooling == "mutated":
             check_aligned(frame, self.parent, f"{self.model}{MUTPOS}")
-        if self.max_residues is None:
-            return
-        lengths = frame["sequence"].str.len()
-        too_long = lengths > self.max_residues
-        if too_long.any() and not self.truncate:
-            row = int(np.flatnonzero(too_long.to_numpy())[0])
-            raise DataError(f"{int(too_long.sum())} sequence(s) are longer than {self.model}'s {self.max_residues} "
-                            f"residues (first: {frame['mutations'].iloc[row] or frame['id'].iloc[row]!r}, "
-                            f"{lengths.iloc[row]} residues); pass --truncate to embed their first residues only")
+        if self.max_residues is not None:
+            check_lengths(frame, self.max_residues, self.model, self.truncate, warn)
 
     def text(self, sequence: str) -> str:
         """What the tokenizer reads: ESM the sequence itself; ProtT5/ProtBert spaced residues, rare ones as X."""
@@ -196,11 +189,6 @@ class HuggingFaceFeaturizer:
         else:
             weights = residues.float() / residues.sum(1, keepdim=True).clamp(min=1)
         return (hidden * weights.to(self.device).unsqueeze(-1)).sum(1).cpu().numpy()
-
-    @property
-    def num_layers(self) -> int:
-        config = self.net.config
-        return int(getattr(config, "num_hidden_layers", None) or config.num_layers)
 
     def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield (row positions in ``frame``, float32 embeddings), batched by the token budget."""

