@@ -1,6 +1,6 @@
 """What `mimo embed build` costs around the model: the build loop with a featurizer that answers at once.
 
-    python bench/build_overhead.py [--n 20000] [--dim 1280]
+    python -m bench.build_overhead [--n 20000] [--dim 1280]
 
 Random rows stand in for embeddings; everything else is the real build (ids, part files, HDF5 shards,
 compaction, manifest), so the seconds printed are what the cache adds to any model's time.
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.build import build_cache
-from pipeline.datasets import load_gfp
+from mimo.pipeline.build import build_cache
+from mimo.pipeline.datasets import load_gfp
 
 
 class InstantFeaturizer:

@@ -1,6 +1,6 @@
 """How high can test Spearman go on TAPE's fluorescence split? Bounds from the labels, checked against a run.
 
-    python bench/ceiling.py runs/ge-sites [--cache cache] [--data DIR]
+    python -m bench.ceiling runs/ge-sites [--cache cache] [--data DIR]
 
 Two thirds of TAPE's test variants are dark. This prints, from the run's predictions.csv and the raw data:
   1. the run's test Spearman and how well it separates bright from dark (ROC AUC);
@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.data import load_split_data
-from models.metrics import spearman, spearman_ties_broken, tied_share
-from models.ridge import ValidatedRidge
-from pipeline.datasets import GFP_GENOTYPES, resolve_data_dir
+from mimo.models.data import load_split_data
+from mimo.models.metrics import spearman, spearman_ties_broken, tied_share
+from mimo.models.ridge import ValidatedRidge
+from mimo.pipeline.fetch import resolve_data_dir
+from mimo.pipeline.gfp import GFP_GENOTYPES
 
 DARK = 2.2  # the valley between GFP's two modes of log-fluorescence
 THRESHOLDS = (1.5, 1.7, 1.8, 2.0, 2.2)

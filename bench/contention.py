@@ -1,14 +1,14 @@
 """Documented commands timed on a quiet machine and beside one competing busy process (as on a shared
 workstation or cluster node), with the thread policy (automatic) and with torch's default (every CPU, fixed).
 
-    python bench/contention.py [--cache cache] [--repeats 1] [--before /tmp/base] [--only mlp ge]
+    python -m bench.contention [--cache cache] [--repeats 1] [--before /tmp/base] [--only mlp ge]
 
 Each command runs as its own process (process start, cache load and writing the run included), wall seconds.
 The competitor is `python -c "while True: pass"`, started a second before the command and killed after it.
 `--before DIR`: also time a checkout of the code before the policy (e.g. `git worktree add /tmp/base <commit>`)
 with the same interpreter and cache, quiet and busy. Needs the GFP caches `onehot` and `onehot-sites`
 (`mimo embed build --model onehot`, `--model onehot-sites`); UniRep needs the `unirep` extra.
-Target (issue 13): no command more than 2x slower busy than quiet; quiet no slower than before.
+Target: no command more than 2x slower busy than quiet; quiet no slower than before.
 """
 from __future__ import annotations
 

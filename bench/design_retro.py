@@ -1,6 +1,6 @@
 """Retrospective design benchmark (machine-learning-guided directed evolution on measured data).
 
-    python bench/design_retro.py [--datasets gfp,GFP_AEQVI...csv] [--seeds 5] [--rounds 5] [--batch 96]
+    python -m bench.design_retro [--datasets gfp,GFP_AEQVI...csv] [--seeds 5] [--rounds 5] [--batch 96]
 
 Start from a random set of measured variants (``--batch`` of them, singles and doubles where the data has
 them), then for ``--rounds`` rounds: fit MIMO (random routing) on what is revealed (a fifth held out for early
@@ -19,7 +19,7 @@ import pandas as pd
 
 import mimo
 from mimo.design import acquisition, diverse_top
-from models.report import to_markdown
+from mimo.models.report import to_markdown
 
 STRATEGIES = ("ucb", "greedy", "random")
 

@@ -5,7 +5,7 @@ Python (`--peers-python`). Prepare the environment once:
     python3 -m venv /tmp/peers && /tmp/peers/bin/pip install torch==2.13.0 && \\
       /tmp/peers/bin/pip install faesm esm-cpp 'transformers==4.46.3'
 
-    /tmp/peers/bin/python bench/embed_peers.py --hf-dir DIR --sequences seqs.txt --reference ref.npy --out peers.json
+    /tmp/peers/bin/python -m bench.embed_peers --hf-dir DIR --sequences seqs.txt --reference ref.npy --out peers.json
 
 Each peer present is timed over all sequences (after a warm-up on 8) and compared with the reference embeddings
 (fair-esm fp32, mean over residues) by per-sequence cosine; a peer that is missing or fails is reported as such.

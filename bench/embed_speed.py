@@ -1,13 +1,13 @@
 """Embedding speed: fair-esm's stock extraction against `mimo embed build`, on the same GFP sequences.
 
-    python bench/embed_speed.py --shape t6_8M --n 2000                   # the CPU target (>= 1.5x)
-    python bench/embed_speed.py --shape t33_650M --n 20000 --out r.json  # the GPU target (>= 3x, >= 40% of peak)
+    python -m bench.embed_speed --shape t6_8M --n 2000                   # the CPU target (>= 1.5x)
+    python -m bench.embed_speed --shape t33_650M --n 20000 --out r.json  # the GPU target (>= 3x, >= 40% of peak)
 
 (a) stock: what fair-esm's scripts/extract.py does: FastaBatchedDataset, get_batch_indices(toks_per_batch,
     extra_toks_per_seq=1), fp32, per-sequence mean over positions 1..len.
 (b) mimo: build_cache with the default featurizer settings (engine and dtype), HDF5 writes included.
 (c) transformers: Hugging Face's EsmModel (SDPA attention) on the same weights converted with
-    `pipeline.hf_embed.convert_fair_esm`, (b)'s precision, the same token budget; left out without transformers.
+    `mimo.pipeline.featurizers.hf.convert_fair_esm`, (b)'s precision, the same token budget; left out without transformers.
 Both use the same randomly initialised ESM-2 of the named shape (speed does not depend on weight values);
 model loading is outside both timers. Agreement: per-sequence cosine of (b) against (a).
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,12 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.random_esm2 import SHAPES  # noqa: E402
-from pipeline.build import build_cache, package_versions  # noqa: E402
-from pipeline.cache import EmbeddingCache  # noqa: E402
-from pipeline.datasets import load_gfp  # noqa: E402
-from pipeline.esm_embed import EsmFeaturizer, load_esm, save_random_esm2  # noqa: E402
+from bench.random_esm2 import SHAPES
+from mimo.pipeline.build import build_cache, package_versions
+from mimo.pipeline.cache import EmbeddingCache
+from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.featurizers.esm import EsmFeaturizer, load_esm, save_random_esm2
 
 BF16_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4}  # dense bf16, SXM
 
@@ -74,7 +72,7 @@ def transformers_extract(hf_dir: Path, sequences: list[str], device: torch.devic
         import transformers
     except ImportError:
         return None
-    from pipeline.esm_embed import token_batches
+    from mimo.pipeline.featurizers.esm import token_batches
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
     net = transformers.EsmModel.from_pretrained(hf_dir, add_pooling_layer=False, attn_implementation="sdpa",
@@ -143,7 +141,7 @@ def main() -> None:
     cosine = cosine_rows(rows.embeddings, reference)
 
     # (c) the transformers peer, same weights (converted), same precision as (b)
-    from pipeline.hf_embed import convert_fair_esm
+    from mimo.pipeline.featurizers.hf import convert_fair_esm
 
     peer = None
     try:

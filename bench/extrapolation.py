@@ -1,7 +1,7 @@
 """GFP extrapolation splits: every configuration on splits where test differs from training the way a user's
 next experiment does, with MIMO's interval coverage and the automatic choice marked.
 
-    python bench/extrapolation.py [--cache cache] [--markdown docs/extrapolation.md]
+    python -m bench.extrapolation [--cache cache] [--markdown docs/extrapolation.md]
 
 Splits (written as split files, seeds fixed; valid is always drawn like train, never like test):
   singles->multiples   train/valid: the 1-mutants (90/10); test: every 2+ mutant
@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 import mimo
-from models.auto import blocks_of
-from models.report import to_markdown
+from mimo.models.auto import blocks_of
+from mimo.models.report import to_markdown
 
 CONFIGS = ("ridge:onehot-sites", "ridge:onehot-sites+aaprops", "ge:onehot-sites+aaprops",
            "mimo:onehot-sites+aaprops", "mimo-random:onehot-sites+aaprops", "mlp-random-single:onehot-sites+aaprops",

@@ -1,6 +1,6 @@
 """Wall time and test Spearman of every head on the full TAPE data: at embedding width 1,280 and on one-hot.
 
-    python bench/fit_speed.py [--cache /tmp/mimo-bench-cache] [--repeats 1] [--width 1280] [--before /tmp/base]
+    python -m bench.fit_speed [--cache /tmp/mimo-bench-cache] [--repeats 1] [--width 1280] [--before /tmp/base]
                               [--only ridge mlp] [--features projected onehot]
 
 `projected`: a random projection of the one-hot encoding plus noise, at esm2_t33_650M's width: random enough to
@@ -8,7 +8,7 @@ stand in for embeddings, informative enough that early stopping behaves as on re
 --cache). `onehot`: the GFP one-hot cache in ./cache (`mimo embed build --model onehot`).
 Each fit runs as its own process (process start, cache load, predictions and the run directory included).
 `--before DIR`: the same fits with a checkout of the code before (same interpreter), for the speed-up and to
-check that test Spearman stays within 0.005. Target (issue 13): every head <= 5 s on this CPU.
+check that test Spearman stays within 0.005. Target: every head <= 5 s on this CPU.
 """
 import argparse
 import json
@@ -22,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from pipeline.build import package_versions  # noqa: E402
-from pipeline.cache import EmbeddingCache  # noqa: E402
-from pipeline.datasets import load_gfp  # noqa: E402
-from pipeline.onehot import OneHotFeaturizer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the checkout (for `git worktree` runs of the code before)
+from mimo.pipeline.build import package_versions
+from mimo.pipeline.cache import EmbeddingCache
+from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
 HEADS = {
     "ridge": "ridge", "mlp": "mlp", "cnn": "cnn", "ge": "ge", "mimo": "mimo",

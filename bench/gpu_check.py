@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import mimo
-from pipeline.esm_embed import save_random_esm2
+from mimo.pipeline.featurizers.esm import save_random_esm2
 
 
 def collect(featurizer, frame) -> np.ndarray:

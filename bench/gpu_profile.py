@@ -1,6 +1,6 @@
 """Where the GPU time of `mimo embed build` goes (ESM-2 650M shape, random weights, GFP sequences).
 
-    python bench/gpu_profile.py --n 4096          # on a lent GPU (see bench/gpu_embed.sh for what to carry)
+    python -m bench.gpu_profile --n 4096          # on a lent GPU (see bench/gpu_embed.sh for what to carry)
 
 Prints, each after a warm-up and timed with CUDA synchronisation:
   featurizer  EsmFeaturizer.embed over the sequences (tokenising and copying back included), per token budget
@@ -11,7 +11,6 @@ and the 20 kernels with the most GPU time (torch.profiler) over three featurizer
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -19,11 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.embed_speed import model_flops  # noqa: E402
-from bench.random_esm2 import SHAPES  # noqa: E402
-from pipeline.datasets import load_gfp  # noqa: E402
-from pipeline.esm_embed import EsmFeaturizer, Tokenizer, load_esm, save_random_esm2, token_batches  # noqa: E402
+from bench.embed_speed import model_flops
+from bench.random_esm2 import SHAPES
+from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.featurizers.esm import EsmFeaturizer, Tokenizer, load_esm, save_random_esm2, token_batches
 
 
 def sync() -> None:

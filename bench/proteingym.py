@@ -1,8 +1,8 @@
 """ProteinGym's supervised protocol on any set of ProteinGym-format CSVs: every fold scheme x configuration,
 one pooled out-of-fold Spearman per cell (as ProteinGym computes it), printed beside the published numbers.
 
-    python bench/proteingym.py                       # the two assays in $MIMO_PROTEINGYM (or ../shared/...)
-    python bench/proteingym.py --assays a.csv,b.csv --configs ridge:onehot-full,auto:onehot-sites+aaprops
+    python -m bench.proteingym                       # the two assays in $MIMO_PROTEINGYM (or ../shared/...)
+    python -m bench.proteingym --assays a.csv,b.csv --configs ridge:onehot-full,auto:onehot-sites+aaprops
 
 A configuration is HEAD:FEATURES (features joined with +; HEAD auto chooses among the features x heads on
 each outer fold's inner validation fold). Published numbers come from ProteinGym's per-assay leaderboard files
@@ -19,8 +19,8 @@ from pathlib import Path
 import pandas as pd
 
 import mimo
-from models.auto import blocks_of
-from models.report import to_markdown
+from mimo.models.auto import blocks_of
+from mimo.models.report import to_markdown
 
 SCHEMES = ("random", "modulo", "contiguous")
 DEFAULT_CONFIGS = ("ridge:onehot-full", "ridge:onehot-sites+aaprops", "ge:onehot-sites+aaprops",

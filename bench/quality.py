@@ -1,12 +1,12 @@
 """Prediction quality: every head on every cached featurizer, on TAPE's split and the balanced split.
 
-    python bench/quality.py [--cache cache] [--heads ridge,mlp,cnn,ge,mimo,...] [--features onehot,...] [--reuse]
+    python -m bench.quality [--cache cache] [--heads ridge,mlp,cnn,ge,mimo,...] [--features onehot,...] [--reuse]
 
 Each fit is the plain `mimo fit HEAD` command (its defaults: every choice made on the validation split),
 run as its own process; `mimo-random` and `mimo-random-monotone` are `mimo fit mimo` with the options in
 VARIANTS. Writes runs/quality/quality.md and quality.csv and prints the table. `--reuse` tabulates run
 directories already there instead of fitting them again. "test rho, ties broken" is test Spearman with tied
-predictions ordered at random (see `models.metrics.spearman_ties_broken`).
+predictions ordered at random (see `mimo.models.metrics.spearman_ties_broken`).
 """
 import argparse
 import json
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from models.metrics import spearman, spearman_ties_broken
-from models.report import to_markdown
-from pipeline.cache import list_features
+from mimo.models.metrics import spearman, spearman_ties_broken
+from mimo.models.report import to_markdown
+from mimo.pipeline.cache import list_features
 
 HEADS = ("ridge", "mlp", "cnn", "ge", "mimo", "mimo-random", "mimo-random-monotone")
 VARIANTS = {"mimo-random": ["mimo", "--routing", "random"],

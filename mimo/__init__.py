@@ -32,21 +32,26 @@ from __future__ import annotations
 
 import importlib
 
+__version__ = "0.2.0"
+
 _EXPORTS = {
-    "pipeline.datasets": ("VariantSet", "load_dataset", "load_gfp", "load_table", "load_fasta", "data_home",
-                          "resolve_data_dir"),
-    "pipeline.featurizers": ("Featurizer", "get_featurizer", "featurizer_from_manifest", "available_featurizers"),
-    "pipeline.build": ("build_cache",),
-    "pipeline.zeroshot": ("zero_shot_scores",),
-    "pipeline.cache": ("EmbeddingCache", "list_features"),
-    "pipeline.errors": ("DataError",),
-    "pipeline.threads": ("set_threads",),
-    "pipeline.hf_embed": ("convert_fair_esm",),
-    "models.data": ("SplitData", "load_split_data", "load_cv_data"),
-    "models.ridge": ("ValidatedRidge",),
-    "models.neural": ("MlpRegressor", "CnnRegressor", "GlobalEpistasisRegressor", "MimoRegressor"),
-    "models.registry": ("HEADS", "head_class", "get_head", "save_model", "load_model"),
-    "models.runs": ("Run", "fit_run", "fit_cv", "load_run"),
+    "mimo.pipeline.datasets": ("load_dataset", "load_gfp"),
+    "mimo.pipeline.variantset": ("VariantSet",),
+    "mimo.pipeline.tables": ("load_table", "load_fasta"),
+    "mimo.pipeline.conventions": ("data_home",),
+    "mimo.pipeline.fetch": ("resolve_data_dir",),
+    "mimo.pipeline.featurizers": ("Featurizer", "get_featurizer", "featurizer_from_manifest", "available_featurizers"),
+    "mimo.pipeline.build": ("build_cache",),
+    "mimo.pipeline.scoring": ("zero_shot_scores",),
+    "mimo.pipeline.cache": ("EmbeddingCache", "list_features"),
+    "mimo.pipeline.errors": ("DataError",),
+    "mimo.pipeline.threads": ("set_threads",),
+    "mimo.pipeline.featurizers.hf": ("convert_fair_esm",),
+    "mimo.models.data": ("SplitData", "load_split_data", "load_cv_data"),
+    "mimo.models.ridge": ("ValidatedRidge",),
+    "mimo.models.neural": ("MlpRegressor", "CnnRegressor", "GlobalEpistasisRegressor", "MimoRegressor"),
+    "mimo.models.registry": ("HEADS", "head_class", "get_head", "save_model", "load_model"),
+    "mimo.models.runs": ("Run", "fit_run", "fit_cv", "load_run"),
     "mimo.predict": ("predict_variants", "featurize"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}

@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.runs import Run, load_run
-from models.support import mutation_format
-from pipeline import threads
-from pipeline.errors import DataError
-from pipeline.variants import AMINO_ACIDS, MutationFormat
+from mimo.models.runs import Run, load_run
+from mimo.models.support import mutation_format
+from mimo.pipeline import threads
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.variants import AMINO_ACIDS, MutationFormat
 
 from .predict import featurize, read_variants, variants_frame
 
@@ -148,7 +148,7 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured
             device: str = "auto", top: int = 40, ranks=None) -> tuple[pd.DataFrame, dict]:
     """A plate of ``n`` variants to make next, and a record of how they were chosen. Candidates are scored in
     chunks and only the best ``max(20 n, 2000)`` by acquisition are kept between chunks (bounded memory). Under
-    torchrun (``ranks``: ``pipeline.ranks.Ranks``) the chunks are shared out and every process gets the batch."""
+    torchrun (``ranks``: ``mimo.pipeline.ranks.Ranks``) the chunks are shared out and every process gets the batch."""
     run = _run_with_parent(run)
     if n < 1 or max_mutations < 1 or not 0 < max_share <= 1:
         raise DataError("--n and --max-mutations must be >= 1, --max-share in (0, 1]")
@@ -200,7 +200,7 @@ def parent_prediction(run: Run) -> float:
 
 def plot_scan(run: Run | str | Path, table: pd.DataFrame, path: str | Path) -> Path:
     """The saturation scan as a heatmap (positions x amino acids), wrapped every 60 positions."""
-    from models.svg import heatmap_chart
+    from mimo.models.svg import heatmap_chart
 
     run = _run_with_parent(run)
     fmt = mutation_format(run.source["dataset"])

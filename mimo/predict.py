@@ -6,14 +6,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from models.runs import Run, load_run
-from pipeline import threads
-from pipeline.cache import EmbeddingCache
-from pipeline.datasets import FRAME_COLUMNS, load_fasta
-from models.support import mutation_format
-from pipeline.errors import DataError, input_file, read_text
-from pipeline.featurizers import featurizer_from_manifest
-from pipeline.variants import (MutationFormat, apply_mutations, expressed_sequence, mutation_string,
+from mimo.models.runs import Run, load_run
+from mimo.pipeline import threads
+from mimo.pipeline.cache import EmbeddingCache
+from mimo.pipeline.tables import load_fasta
+from mimo.pipeline.variantset import FRAME_COLUMNS
+from mimo.models.support import mutation_format
+from mimo.pipeline.errors import DataError, input_file, read_text
+from mimo.pipeline.featurizers import featurizer_from_manifest
+from mimo.pipeline.variants import (MutationFormat, apply_mutations, expressed_sequence, mutation_string,
                                parse_mutations, sequence_id)
 
 

@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.cache import CachedEmbeddings, EmbeddingCache, list_features
-from pipeline.datasets import SPLIT_NAMES, is_fold_scheme, read_split_file, split_hash
-from pipeline.errors import DataError
+from mimo.pipeline.cache import CachedEmbeddings, EmbeddingCache, list_features
+from mimo.pipeline.splits import SPLIT_NAMES, is_fold_scheme, split_hash
+from mimo.pipeline.tables import read_split_file
+from mimo.pipeline.errors import DataError
 
 
 @dataclass
@@ -25,7 +26,7 @@ class SplitData:
 
     @property
     def split_hash(self) -> str:
-        """The split's content hash (``pipeline.datasets.split_hash``), as ``dataset.json`` records it."""
+        """The split's content hash (``mimo.pipeline.datasets.split_hash``), as ``dataset.json`` records it."""
         return split_hash(self.rows.ids, self.split)
 
     def mask(self, part: str) -> np.ndarray:

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline import threads
-from pipeline.ranks import resolve_device
+from mimo.pipeline import threads
+from mimo.pipeline.ranks import resolve_device
 
 from .base import Estimator, Param
 from .heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead, SparseRows, sparse_enough

@@ -9,6 +9,7 @@ Head classes are imported when first asked for, so `mimo fit ridge` does not pay
 """
 from __future__ import annotations
 
+import copyreg
 import importlib
 import json
 import os
@@ -18,17 +19,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.errors import DataError
+from mimo.pipeline.errors import DataError
 
 from .base import Estimator
 
 HEADS: dict[str, str] = {
-    "ridge": "models.ridge:ValidatedRidge",
-    "mlp": "models.neural:MlpRegressor",
-    "cnn": "models.neural:CnnRegressor",
-    "ge": "models.neural:GlobalEpistasisRegressor",
-    "mimo": "models.neural:MimoRegressor",
-    "auto": "models.auto:AutoRegressor",
+    "ridge": "mimo.models.ridge:ValidatedRidge",
+    "mlp": "mimo.models.neural:MlpRegressor",
+    "cnn": "mimo.models.neural:CnnRegressor",
+    "ge": "mimo.models.neural:GlobalEpistasisRegressor",
+    "mimo": "mimo.models.neural:MimoRegressor",
+    "auto": "mimo.models.auto:AutoRegressor",
 }
 MODEL_FILE = "model.npz"
 FORMAT = 2  # 1: model.pt (torch pickle, neural heads, training parameters nested under "train"), model.pkl
@@ -115,11 +116,13 @@ def _rebuild(cls: type[Estimator], params: dict, state: dict, device: str) -> Es
 
 
 def _load_torch_head(path: Path, device: str) -> Estimator:
-    """A neural head saved before ``model.npz`` (torch pickle; training parameters under ``train``)."""
+    """A neural head saved before ``model.npz`` (torch pickle; training parameters under ``train``), read with
+    torch's ``weights_only`` unpickler: tensors, numbers, strings and containers only, so it cannot run code."""
     import torch
 
     try:
-        saved = torch.load(path, map_location=device, weights_only=False)  # the user's own earlier run
+        with torch.serialization.safe_globals(_numpy_globals()):
+            saved = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:
         raise DataError(f"cannot read the fitted model ({type(exc).__name__}: {exc})", path) from None
     classes = {HEADS[name].split(":")[1]: name for name in HEADS}
@@ -133,10 +136,44 @@ def _load_torch_head(path: Path, device: str) -> Estimator:
     return _rebuild(cls, params, state, device)
 
 
+def _numpy_globals() -> list:
+    """What a pickled numpy array or scalar needs to be rebuilt, and nothing that can run other code."""
+    import numpy.core.multiarray as multiarray  # numpy 1.x name, kept as an alias in 2.x
+
+    return [multiarray._reconstruct, multiarray.scalar, np.ndarray, np.dtype, type(np.dtype(np.float64)),
+            type(np.dtype(np.float32)), type(np.dtype(np.int64))]
+
+
+class _LegacyRidgeUnpickler(pickle.Unpickler):
+    """Reads ``model.pkl`` of earlier versions (a pickled ``ValidatedRidge`` under the old top-level name
+    ``models.ridge``) and refuses every other global, so a crafted file cannot run code."""
+
+    def find_class(self, module: str, name: str):
+        if module in ("models.ridge", "mimo.models.ridge") and name == "ValidatedRidge":
+            return _LegacyRidgeState
+        allowed = {(g.__module__, g.__name__): g for g in _numpy_globals()}
+        allowed[("copyreg", "_reconstructor")] = copyreg._reconstructor
+        allowed[("builtins", "object")] = object
+        allowed[("builtins", "dict")] = dict
+        key = (module.replace("numpy._core", "numpy.core"), name)
+        for (mod, attr), value in allowed.items():
+            if (mod.replace("numpy._core", "numpy.core"), attr) == key:
+                return value
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}: a run file holds arrays and numbers only")
+
+
+class _LegacyRidgeState:
+    """Receives the attributes of a pickled ridge (plain ``__dict__``), without running any of its code."""
+
+
 def _load_pickled_ridge(path: Path) -> Estimator:
-    """A ridge run saved before ``model.npz`` (a pickle of the same class)."""
-    with open(path, "rb") as handle:
-        old = pickle.load(handle)
+    """A ridge run saved before ``model.npz`` (a pickle of the same class), read by an unpickler that accepts
+    only numpy arrays and the ridge's attributes."""
+    try:
+        with open(path, "rb") as handle:
+            old = _LegacyRidgeUnpickler(handle).load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, TypeError, ValueError) as exc:
+        raise DataError(f"cannot read the fitted model ({exc})", path) from None
     model = head_class("ridge")(alphas=tuple(old.alphas), standardize=old.standardize)
     model.load_fitted_state({"coef": old.coef_, "intercept": old.intercept_, "alpha": old.alpha_,
                              "y_mean": old.y_mean_, "valid_mse": [old.valid_mse_[a] for a in old.alphas]}, "cpu")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pipeline import threads
+from mimo.pipeline import threads
 
 from .base import Estimator, Param
 

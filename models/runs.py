@@ -2,7 +2,7 @@
 
 A run directory holds ``metrics.json`` (metrics on train/valid/test, the head's parameters, the split's name
 and hash), ``predictions.csv``, ``source.json`` (cache, dataset record, features manifest: what `mimo predict`
-needs to featurize new input), ``model.pt`` (``models.registry``'s one format) and, for neural heads,
+needs to featurize new input), ``model.pt`` (``mimo.models.registry``'s one format) and, for neural heads,
 ``loss_curve.svg``.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from pipeline import threads
-from pipeline.errors import DataError
+from mimo.pipeline import threads
+from mimo.pipeline.errors import DataError
 
 from .base import Estimator
 from .data import SplitData
@@ -407,7 +407,7 @@ class Run:
     def predict(self, X: np.ndarray, mutations=None, n_mutations=None) -> pd.DataFrame:
         """``prediction`` for each row of features ``X``; with several members also ``std`` and the run's
         calibrated 95% interval ``lower``, ``upper``. With the rows' mutation strings (and counts; the run's
-        dataset's format), also ``unseen``, ``unseen_sites`` and ``no_signal`` (see ``models.support``)."""
+        dataset's format), also ``unseen``, ``unseen_sites`` and ``no_signal`` (see ``mimo.models.support``)."""
         members = self.model.predict_members(X)
         check_finite(members, "the model's predictions")
         out = pd.DataFrame({"prediction": members.mean(axis=1)})

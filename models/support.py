@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import DataError
-from pipeline.variants import MutationFormat, parse_mutations
+from mimo.pipeline.conventions import mutation_format_from
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.variants import MutationFormat, parse_mutations
 
 SUPPORT_FILE = "support.json"
 
@@ -94,9 +95,7 @@ class TrainingSupport:
         return cls(subs, {p for p, _ in subs}, tuple(saved["label_range"]), saved["readable"])
 
 
-def mutation_format(dataset_info: dict) -> MutationFormat:
-    """How a dataset writes its mutation strings, from its record in the cache (``dataset.json``)."""
-    return MutationFormat(dataset_info.get("mutation_prefix", ""), dataset_info.get("mutation_first_index", 1))
+mutation_format = mutation_format_from  # how a dataset writes its mutation strings, from ``dataset.json``
 
 
 def onehot_modes(manifest: dict) -> list[str] | None:

@@ -13,10 +13,11 @@ from typing import Callable, TextIO
 import numpy as np
 
 from .cache import EmbeddingCache
+from .conventions import mutation_format_record
 from .progress import StatusLine
 from . import threads
 from .ranks import Ranks
-from .datasets import VariantSet
+from .variantset import VariantSet
 
 
 @dataclass
@@ -92,8 +93,7 @@ def build_cache(dataset: VariantSet, featurizer, cache_root: str | Path, flush_e
             checksum = dataset.checksum()  # hashes the whole frame: once
             cache.write_dataset(dataset.name, checksum, dataset.splits_frame(),
                                 {"rows": len(frame), "parent": dataset.parent,
-                                 "mutation_prefix": dataset.mutation_format.prefix,
-                                 "mutation_first_index": dataset.mutation_format.first_index})
+                                 **mutation_format_record(dataset.mutation_format)})
             cache.ensure_manifest({**featurizer.manifest(), "dataset": dataset.name,
                                    "dataset_checksum": checksum, "versions": package_versions()})
             for path in cache.repair():

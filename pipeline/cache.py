@@ -27,6 +27,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from .conventions import LEGACY_POOLING
 from .errors import DataError
 
 ID_DTYPE = "S16"
@@ -143,6 +144,11 @@ def _dedupe_sorted(rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {key: value[keep] for key, value in rows.items()}
 
 
+def _comparable(key: str, value):
+    """A manifest value as compared between builds (pooling as earlier versions wrote it reads the same)."""
+    return LEGACY_POOLING.get(value, value) if key == "pooling" and isinstance(value, str) else value
+
+
 class EmbeddingCache:
     """One dataset's features in ``root/<dataset>/<features>``."""
 
@@ -180,7 +186,7 @@ class EmbeddingCache:
         A split is written once: a split already recorded stays as it is (one with the same name but other
         content is refused); a new name is added beside the others. ``dataset.json`` lists every split's
         content hash (``split_hash``)."""
-        from .datasets import split_hash
+        from .splits import split_hash
 
         meta_path = self.dataset_dir / "dataset.json"
         old = json.loads(meta_path.read_text()) if meta_path.exists() else None
@@ -215,7 +221,7 @@ class EmbeddingCache:
         """Write the manifest, or check that an existing one describes the same features."""
         old = self.read_manifest()
         if old is not None:
-            differ = [k for k in MANIFEST_KEYS if old.get(k) != manifest.get(k)]
+            differ = [k for k in MANIFEST_KEYS if _comparable(k, old.get(k)) != _comparable(k, manifest.get(k))]
             # caches written before weights were fingerprinted have none to compare
             differ += [k for k in ("weights_fingerprint",) if k in old and old[k] != manifest.get(k)]
             if differ:

@@ -1,9 +1,11 @@
-"""`mimo data fetch`: download the GFP data from its public addresses and derive TAPE's validation list."""
+"""Where the GFP files are (``resolve_data_dir``), and `mimo data fetch`: download them from their public
+addresses and derive TAPE's validation list."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import sys
 import tarfile
 import urllib.request
 from pathlib import Path
@@ -11,7 +13,8 @@ from typing import Callable
 
 import numpy as np
 
-from .datasets import GFP_GENOTYPES, GFP_VALID_LIST, read_genotypes
+from .conventions import data_home
+from .gfp import GFP_GENOTYPES, GFP_VALID_LIST, read_genotypes
 from .errors import DataError
 from .progress import StatusLine
 
@@ -116,3 +119,33 @@ def fetch_gfp(directory: str | Path, genotypes_url: str = GENOTYPES_URL, genotyp
     n = derive_valid_list(genotypes, archive, directory / GFP_VALID_LIST)
     log(f"wrote {directory / GFP_VALID_LIST} ({n} validation genotypes)")
     return directory
+
+
+def resolve_data_dir(data: str | Path | None = None, download: bool = True,
+                     log: Callable[[str], None] | None = None) -> Path:
+    """Where the GFP files are: ``--data``, then ``$MIMO_DATA``, then ``<data_home()>/gfp``.
+
+    The per-user folder is filled on first use: both public files are downloaded there (sha256 checked),
+    as scikit-learn's ``fetch_*`` functions do. A folder the user named is never written to.
+    """
+    if data is not None or os.environ.get("MIMO_DATA"):
+        directory = Path(data if data is not None else os.environ["MIMO_DATA"])
+        where = "--data" if data is not None else "$MIMO_DATA"
+        if not (directory / GFP_GENOTYPES).exists():
+            raise DataError(f"no {GFP_GENOTYPES} here ({where}); download the GFP data into it with "
+                            f"`mimo data fetch {directory}`", directory)
+        return directory.resolve()
+    directory = data_home() / "gfp"
+    if (directory / GFP_GENOTYPES).exists() and (directory / GFP_VALID_LIST).exists():
+        return directory.resolve()
+    if not download:
+        raise DataError(f"the GFP data is not here; run `mimo data fetch {directory}` (or pass --data DIR, or set "
+                        f"MIMO_DATA)", directory)
+    try:
+        fetch_gfp(directory, GENOTYPES_URL, GENOTYPES_SHA256, TAPE_URL,
+                        log=log or (lambda text: print(text, file=sys.stderr)))
+    except DataError as exc:
+        raise DataError(f"the GFP data is not here and could not be downloaded ({exc.message}); on a machine with "
+                        f"a network run `mimo data fetch {directory}`, or pass --data DIR / set MIMO_DATA to a "
+                        f"folder that has it", directory) from None
+    return directory.resolve()

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .datasets import SPLIT_NAMES, VariantSet, is_fold_scheme
+from .splits import SPLIT_NAMES, is_fold_scheme
+from .variantset import VariantSet
 
 
 def parts_of(assignment) -> list[str]:

@@ -1,20 +1,51 @@
-"""Shared fixtures: the real GFP files, a small subset of them, and a tiny random ESM-2 checkpoint."""
+"""Shared fixtures: the real GFP files, a small subset of them, a tiny random ESM-2 checkpoint, and ``cli``.
+
+The suite is offline: it reads the GFP files from ``$MIMO_DATA`` (CI points it at ``../shared/data/gfp``) and
+never downloads. ``$MIMO_HOME`` (downloads, compiled kernels, converted weights) is a temporary folder for the
+whole session, so no test writes to the user's ``~/.cache/mimo``.
+"""
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
-from pipeline.datasets import GFP_GENOTYPES, GFP_VALID_LIST, resolve_data_dir
-from pipeline.esm_embed import save_random_esm2
+from mimo.pipeline.fetch import resolve_data_dir
+
+from mimo.pipeline.gfp import GFP_GENOTYPES, GFP_VALID_LIST
+from mimo.pipeline.featurizers.esm import save_random_esm2
+
+
+def pytest_configure(config):
+    home = tempfile.mkdtemp(prefix="mimo-home-")
+    os.environ["MIMO_HOME"] = home
+    config.add_cleanup(lambda: __import__("shutil").rmtree(home, ignore_errors=True))
+
+
+def run_cli(*args, ok: bool = True, env: dict | None = None):
+    """Invoke the ``mimo`` command in-process; with ``ok`` (the default) assert that it exited 0."""
+    from mimo.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, env=env)
+    if ok:
+        assert result.exit_code == 0, result.output
+    return result
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """``cli("fit", "ridge", ...)``: the ``mimo`` command in-process (see ``run_cli``)."""
+    return run_cli
 
 
 @pytest.fixture(scope="session")
 def gfp_dir() -> Path:
-    """The real data, found as users find it ($MIMO_DATA in CI; else downloaded on first use). Missing data is a
-    failure, not a skip."""
-    return resolve_data_dir(None)
+    """The real data from $MIMO_DATA (no download: the suite is offline). Missing data is a failure, not a skip."""
+    return resolve_data_dir(None, download=False)
 
 
 @pytest.fixture(scope="session")

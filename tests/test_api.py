@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 import mimo
 from mimo.cli import main
-from pipeline.errors import DataError
+from mimo.pipeline.errors import DataError
 
 REPO = Path(__file__).resolve().parents[1]
 LEGACY = Path(__file__).parent / "data" / "legacy_runs"
@@ -99,7 +99,8 @@ def test_featurizer_registry_builds_every_builtin_and_rebuilds_from_its_manifest
 
 
 def test_cli_has_no_featurizer_dispatch_or_training_defaults():
-    source = (REPO / "mimo" / "cli.py").read_text()
+    source = "".join(path.read_text() for path in (REPO / "mimo" / "cli").glob("*.py"))
+    assert "def main" in source
     for marker in ("unirep", "OneHotFeaturizer", "EsmFeaturizer", "lr=", "epochs=", "1e-3", "1e-2"):
         assert marker not in source, marker
 
@@ -182,7 +183,7 @@ def test_a_build_never_changes_a_recorded_split(tmp_path, small_gfp_dir):
 
 
 def test_a_split_recorded_with_other_content_is_refused(tmp_path, small_gfp_dir):
-    from pipeline.build import build_cache
+    from mimo.pipeline.build import build_cache
 
     dataset = mimo.load_dataset(data=small_gfp_dir)
     build_cache(dataset, mimo.get_featurizer("onehot", dataset), tmp_path, progress=False)
@@ -232,7 +233,7 @@ def test_one_model_file_format_for_every_head(tmp_path):
 
 def test_gfp_data_is_downloaded_to_the_user_data_dir_on_first_use(tmp_path, monkeypatch, small_gfp_dir):
     from test_fetch import serve_gfp
-    from pipeline import fetch
+    from mimo.pipeline import fetch
 
     monkeypatch.delenv("MIMO_DATA", raising=False)
     monkeypatch.setenv("MIMO_HOME", str(tmp_path / "home"))
@@ -247,7 +248,7 @@ def test_gfp_data_is_downloaded_to_the_user_data_dir_on_first_use(tmp_path, monk
 
 
 def test_no_data_and_no_network_gives_one_clear_message(tmp_path, monkeypatch):
-    from pipeline import fetch
+    from mimo.pipeline import fetch
 
     monkeypatch.delenv("MIMO_DATA", raising=False)
     monkeypatch.setenv("MIMO_HOME", str(tmp_path / "home"))

@@ -173,7 +173,7 @@ def test_joined_features_fit_and_predict(tmp_path, small_gfp_dir, tiny_esm):
     joined = "onehot+esm2_t2_tiny_L2"
     fit = run("fit", "ge", *FAST, "--features", joined, "--cache", cache, "--out", tmp_path / "ge")
     assert f"ge on gfp/{joined} (tape split)" in fit.output
-    from models.data import load_split_data
+    from mimo.models.data import load_split_data
     data = load_split_data(cache, "gfp", joined, "tape")
     onehot = load_split_data(cache, "gfp", "onehot", "tape")
     assert data.rows.embeddings.shape[1] == onehot.rows.embeddings.shape[1] + 32

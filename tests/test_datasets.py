@@ -4,9 +4,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipeline.datasets import (GFP_PARENT, load_fasta, load_gfp, load_table, read_genotypes, read_split_file,
-                               resolve_data_dir)
-from pipeline.errors import DataError
+from mimo.pipeline.datasets import load_gfp
+
+from mimo.pipeline.fetch import resolve_data_dir
+
+from mimo.pipeline.gfp import GFP_PARENT, read_genotypes
+
+from mimo.pipeline.tables import load_fasta, load_table, read_split_file
+from mimo.pipeline.errors import DataError
 
 TAPE_COUNTS = {
     "train": {0: 1, 1: 877, 2: 10433, 3: 10135},

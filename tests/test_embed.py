@@ -1,4 +1,5 @@
 """Embedding into the cache: onehot and ESM, resume, manifest checks, equality with fair-esm."""
+import importlib.metadata
 import warnings
 
 import h5py
@@ -7,12 +8,12 @@ import pytest
 import torch
 
 import esm.pretrained
-from pipeline.build import build_cache
-from pipeline.cache import EmbeddingCache
-from pipeline.datasets import load_gfp
-from pipeline.errors import DataError
-from pipeline.esm_embed import EsmFeaturizer, Tokenizer, load_esm, resolve_weights, token_batches
-from pipeline.onehot import OneHotFeaturizer
+from mimo.pipeline.build import build_cache
+from mimo.pipeline.cache import EmbeddingCache
+from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.featurizers.esm import EsmFeaturizer, Tokenizer, load_esm, resolve_weights, token_batches
+from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
 
 @pytest.fixture(scope="module")
@@ -157,7 +158,7 @@ def test_cached_esm_embeddings_equal_fair_esm_forward(tmp_path, small_gfp, tiny_
     np.testing.assert_allclose(rows.embeddings, reference, atol=1e-5, rtol=0)
     manifest = EmbeddingCache(tmp_path, "gfp", featurizer.name).read_manifest()
     assert manifest["model"] == "esm2_t2_tiny" and manifest["layer"] == featurizer.layer
-    assert manifest["dtype"] == "float32" and manifest["versions"]["fair-esm"] == "2.0.0"
+    assert manifest["dtype"] == "float32" and manifest["versions"]["fair-esm"] == importlib.metadata.version("fair-esm")
 
 
 def test_bad_weights_give_clear_errors(tmp_path):
@@ -193,7 +194,7 @@ def test_layer_out_of_range(tiny_esm):
 
 
 def test_fast_forward_equals_fair_esm_forward_at_fp32(tiny_esm):
-    from pipeline.esm_fast import FastEsm2
+    from mimo.pipeline.featurizers.esm_fast import FastEsm2
 
     net, alphabet, _ = load_esm(weights=tiny_esm)
     sequences = ["MKTAYIAKQRQISFVKSHFSRQ", "MKT", "ACDEFGHIKLMNPQRSTVWY" * 4, "MKTAYIAK"]
@@ -225,7 +226,7 @@ def test_tokenizer_equals_fair_esm_batch_converter(architecture):
 
 
 def test_fast_forward_told_about_padding_equals_its_own_check(tiny_esm):
-    from pipeline.esm_fast import FastEsm2
+    from mimo.pipeline.featurizers.esm_fast import FastEsm2
 
     net, alphabet, _ = load_esm(weights=tiny_esm)
     fast = FastEsm2(net).eval()
@@ -237,7 +238,7 @@ def test_fast_forward_told_about_padding_equals_its_own_check(tiny_esm):
 
 
 def test_bfloat16_embeddings_agree_with_fp32(tmp_path, small_gfp_dir):
-    from pipeline.esm_embed import save_random_esm2
+    from mimo.pipeline.featurizers.esm import save_random_esm2
 
     weights = save_random_esm2(tmp_path / "esm2_t4_small.pt", 4, 64, 4, seed=3)
     frame = load_gfp(small_gfp_dir).frame.iloc[:24].reset_index(drop=True)
@@ -270,7 +271,7 @@ def test_fair_esm_engine_gives_the_same_embeddings(small_gfp, tiny_esm):
 
 
 def test_bucket_batches_cover_every_sequence_once_in_a_few_shapes():
-    from pipeline.esm_embed import BUCKET, bucket_batches, bucket_shape
+    from mimo.pipeline.featurizers.esm import BUCKET, bucket_batches, bucket_shape
 
     lengths = np.random.default_rng(0).integers(5, 400, 300)
     batches = bucket_batches(lengths, 4096)
@@ -286,7 +287,7 @@ def test_bucket_batches_cover_every_sequence_once_in_a_few_shapes():
 
 def test_compiled_engine_gives_the_fast_engines_embeddings(tiny_esm, small_gfp_dir):
     """torch.compile over length buckets (filler rows, padding columns) changes nothing but speed."""
-    from pipeline.featurizers import get_featurizer
+    from mimo.pipeline.featurizers import get_featurizer
 
     dataset = load_gfp(small_gfp_dir).sample(12, seed=0)
     frame = dataset.frame.copy()
@@ -304,7 +305,7 @@ def test_compiled_engine_gives_the_fast_engines_embeddings(tiny_esm, small_gfp_d
 
 
 def test_compiled_engine_failing_to_compile_is_one_clear_error(tiny_esm, small_gfp_dir):
-    from pipeline.featurizers import get_featurizer
+    from mimo.pipeline.featurizers import get_featurizer
 
     featurizer = get_featurizer(tiny_esm, device="cpu", dtype="float32", engine="compiled")
 

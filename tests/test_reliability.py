@@ -13,13 +13,14 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline import cache as cache_module
-from pipeline.build import build_cache
-from pipeline.cache import EmbeddingCache
-from pipeline.datasets import load_gfp, load_table
-from pipeline.errors import DataError
-from pipeline.esm_embed import EsmFeaturizer, load_esm
-from pipeline.onehot import OneHotFeaturizer
+from mimo.pipeline import cache as cache_module
+from mimo.pipeline.build import build_cache
+from mimo.pipeline.cache import EmbeddingCache
+from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.tables import load_table
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.featurizers.esm import EsmFeaturizer, load_esm
+from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
 MIMO = str(Path(sys.executable).with_name("mimo"))
 

@@ -4,15 +4,15 @@ import numpy as np
 import pytest
 from sklearn.linear_model import Ridge
 
-from models.data import load_split_data
-from models.runs import fit_run
-from models.metrics import regression_metrics
-from models.ridge import ValidatedRidge
-from pipeline.build import build_cache
-from pipeline.datasets import load_gfp
-from pipeline.errors import DataError
-from models.metrics import spearman
-from pipeline.onehot import OneHotFeaturizer
+from mimo.models.data import load_split_data
+from mimo.models.runs import fit_run
+from mimo.models.metrics import regression_metrics
+from mimo.models.ridge import ValidatedRidge
+from mimo.pipeline.build import build_cache
+from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.errors import DataError
+from mimo.models.metrics import spearman
+from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
 
 def test_validated_ridge_equals_sklearn_ridge_at_chosen_alpha():
@@ -39,7 +39,7 @@ def test_dual_form_for_fewer_rows_than_features():
 
 
 def test_spearman_with_ties_broken_at_random():
-    from models.metrics import spearman_ties_broken, tied_share
+    from mimo.models.metrics import spearman_ties_broken, tied_share
 
     rng = np.random.default_rng(0)
     y = rng.normal(size=400)

@@ -6,8 +6,8 @@ import time
 import pytest
 import torch
 
-from pipeline import threads
-from pipeline.errors import DataError
+from mimo.pipeline import threads
+from mimo.pipeline.errors import DataError
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mimo.cli import main
-from pipeline.esm_embed import save_random_esm2
+from mimo.pipeline.featurizers.esm import save_random_esm2
 
 FAST = ["--epochs", "3", "--batch-size", "64", "--quiet"]
 
@@ -99,8 +99,8 @@ def test_labels_too_large_give_an_error_not_nan(tmp_path):
 
 
 def test_non_finite_predictions_or_metrics_are_errors():
-    from models.runs import check_finite, check_finite_metrics
-    from pipeline.errors import DataError
+    from mimo.models.runs import check_finite, check_finite_metrics
+    from mimo.pipeline.errors import DataError
 
     with pytest.raises(DataError, match="1 non-finite value"):
         check_finite(np.array([[1.0], [np.nan]]), "the model's predictions")
@@ -148,11 +148,11 @@ def test_out_onto_an_existing_run_is_refused_and_force_replaces_it(tmp_path, cac
 
 
 def test_a_bad_out_is_refused_before_training(tmp_path, cache, monkeypatch):
-    import models.runs
+    import mimo.models.runs
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained before checking --out")
-    monkeypatch.setattr(models.runs, "timed", no_training)
+    monkeypatch.setattr(mimo.models.runs, "timed", no_training)
     refused(cli("fit", "ridge", "--cache", cache, "--out", "/proc/self/x", ok=False), "/proc/self/x",
             "cannot write the run directory")
     (tmp_path / "file").write_text("x")
@@ -289,8 +289,8 @@ def test_every_run_plots_test_predictions(ridge_run):
 
 
 def test_training_reports_progress_per_epoch(cache):
-    from models.data import load_split_data
-    from models.neural import MlpRegressor
+    from mimo.models.data import load_split_data
+    from mimo.models.neural import MlpRegressor
 
     data = load_split_data(cache, "gfp", "onehot", "tape")
     lines = []

@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from pipeline.build import build_cache
-from pipeline.cache import EmbeddingCache
-from pipeline.datasets import load_gfp
-from pipeline.unirep import UniRepFeaturizer
+from mimo.pipeline.build import build_cache
+from mimo.pipeline.cache import EmbeddingCache
+from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.featurizers.unirep import UniRepFeaturizer
 
 SEQUENCES = ["MKTAYIAKQRQISFVKSHFSRQ", "MKT", "ACDEFGHIKLMNPQRSTVWYX",
              "SKGEELFTGVVPILVELDGDVNGHKFSVSGEGEGDATYGKLTLKFICTTGKLPVPWPTLVTTLSYGVQCFSRYPDHMKQHDFFKSAMPEGYVQE"]

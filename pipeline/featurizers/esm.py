@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import DataError
-from .ranks import resolve_device
-from .variants import check_aligned, expressed_positions
+from ..conventions import ESM_MAX_RESIDUES, MUTPOS, data_home, pooling_of
+from ..errors import DataError
+from ..ranks import resolve_device
+from ..variants import check_aligned, expressed_positions
 from .esm_fast import FastEsm2
 
 ENGINES = ("fast", "fair-esm", "compiled")
-ESM_MAX_RESIDUES = 1022  # ESM-1b/ESM-2 positional limit (1024 tokens with BOS and EOS)
 MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 
 
@@ -113,7 +113,7 @@ def esm_featurizer_from_manifest(manifest: dict, device: str = "auto", toks_per_
     """Rebuild the featurizer a cache was built with (same model, layer, precision and pooling)."""
     weights = manifest.get("weights")
     net, alphabet, name = load_esm(None if weights else manifest["model"], weights)
-    mutated = manifest.get("pooling") == "sum over mutated positions"
+    mutated = pooling_of(manifest) == "mutated"
     return EsmFeaturizer(net, alphabet, name, manifest["layer"], device, manifest["dtype"], toks_per_batch, weights,
                          bool(manifest.get("truncate")), pooling="mutated" if mutated else "mean", parent=parent)
 
@@ -271,13 +271,12 @@ class EsmFeaturizer:
         if pooling == "mutated" and not parent:
             raise DataError("ESM at the mutated positions needs the parent sequence")
         self.pooling, self.parent = pooling, parent
-        self.name = f"{model_name}_L{self.layer}" + ("-mutpos" if pooling == "mutated" else "")
+        self.name = f"{model_name}_L{self.layer}" + (MUTPOS if pooling == "mutated" else "")
         self.dim = net.embed_dim
 
     def manifest(self) -> dict:
-        pooling = "mean over residues" if self.pooling == "mean" else "sum over mutated positions"
         return {"features": self.name, "kind": self.kind, "model": self.model_name, "layer": self.layer,
-                "pooling": pooling, "dtype": self.dtype, "dim": self.dim, "columns": None,
+                "pooling": self.pooling, "dtype": self.dtype, "dim": self.dim, "columns": None,
                 "weights": self.weights, "weights_fingerprint": self.fingerprint, "truncate": self.truncate,
                 "engine": self.engine}
 
@@ -367,8 +366,7 @@ class EsmFeaturizer:
         if self._compiled is None:
             import os
 
-            home = Path(os.environ.get("MIMO_HOME") or Path.home() / ".cache" / "mimo")
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(home / "inductor"))
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(data_home() / "inductor"))
             self._compiled = torch.compile(self.fast, dynamic=False)
         return self._compiled
 

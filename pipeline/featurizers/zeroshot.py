@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import DataError
-from .ranks import resolve_device
-from .variants import STOP, check_aligned
+from ..errors import DataError
+from ..ranks import resolve_device
+from ..variants import STOP, check_aligned
 
 ESM_METHODS = ("masked-marginal", "wt-marginal", "mutant-marginal")
 UNIREP_METHODS = ("llr",)
@@ -67,7 +67,8 @@ class EsmZeroShot(_ZeroShotBase):
                  fingerprint: str | None = None):
         if method not in ESM_METHODS:
             raise DataError(f"ESM zero-shot methods are {', '.join(ESM_METHODS)}, not {method!r}")
-        from .esm_embed import ESM_MAX_RESIDUES, Tokenizer
+        from ..conventions import ESM_MAX_RESIDUES
+        from .esm import Tokenizer
 
         if len(parent) > ESM_MAX_RESIDUES:
             raise DataError(f"the parent has {len(parent)} residues, more than ESM's {ESM_MAX_RESIDUES}")
@@ -184,28 +185,3 @@ class UniRepZeroShot(_ZeroShotBase):
             batch = order[start:start + self.rep.batch_size]
             scores = self.log_likelihood([sequences[i] for i in batch]) - reference
             yield batch, scores[:, None].astype(np.float32)
-
-
-def zero_shot_scores(dataset, model: str, method: str | None = None, cache_root="cache", progress: bool = False,
-                     **options) -> pd.DataFrame:
-    """Zero-shot scores of every variant of ``dataset`` (a ``VariantSet``), computed once into the cache (as
-    ``<model>-<method>``) and read from there: id, mutations, n_mutations, label, score.
-
-    ``model``: an ESM name or checkpoint (``method`` one of ``ESM_METHODS``, default masked-marginal) or
-    ``unirep64``/``unirep256``/``unirep1900`` (``method`` ``llr``). ``options``: device, dtype, toks_per_batch.
-    """
-    from .build import build_cache
-    from .cache import EmbeddingCache
-    from .featurizers import get_featurizer
-
-    base, given = split_method(str(model))
-    method = method or given or ("llr" if base.startswith("unirep") else "masked-marginal")
-    if base.startswith("unirep") and method != "llr":
-        raise DataError(f"UniRep's zero-shot score is llr, not {method!r}")
-    if not base.startswith("unirep") and method not in ESM_METHODS:
-        raise DataError(f"ESM zero-shot methods are {', '.join(ESM_METHODS)}, not {method!r}")
-    featurizer = get_featurizer(f"{base}-{method}", dataset, **options)
-    build_cache(dataset, featurizer, cache_root, progress=progress)
-    rows = EmbeddingCache(cache_root, dataset.name, featurizer.name).load()
-    return pd.DataFrame({"id": rows.ids, "mutations": rows.mutations, "n_mutations": rows.n_mutations,
-                         "label": rows.labels, "score": rows.embeddings[:, 0].astype(np.float64)})

@@ -20,17 +20,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .errors import DataError
-from .esm_embed import check_lengths, default_dtype, token_batches, weights_fingerprint
-from .ranks import resolve_device
-from .variants import check_aligned, expressed_positions
+from ..conventions import ESM_MAX_RESIDUES, MUTPOS, pooling_of
+from ..errors import DataError
+from .esm import check_lengths, default_dtype, token_batches, weights_fingerprint
+from ..ranks import resolve_device
+from ..variants import check_aligned, expressed_positions
 
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 ENCODERS = {"esm": "EsmModel", "t5": "T5EncoderModel", "bert": "BertModel"}  # model_type -> class
 SPACED = {"t5", "bert"}        # tokenisers that read one residue per space-separated word
 RARE = re.compile(r"[UZOB]")   # ProtT5/ProtBert map these to X
-MAX_RESIDUES = 1022            # ESM's window; the others are cut at their own max_position_embeddings - 2
-MUTPOS = "-mutpos"
 
 
 def is_hf_model(text: str) -> bool:
@@ -126,7 +125,7 @@ class HuggingFaceFeaturizer:
         self.net = net.to(self.device, self.torch_dtype)
         self.dim = int(getattr(config, "hidden_size", None) or config.d_model)
         limit = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
-        self.max_residues = MAX_RESIDUES if self.model_type == "esm" else (int(limit) - 2 if limit else None)
+        self.max_residues = ESM_MAX_RESIDUES if self.model_type == "esm" else (int(limit) - 2 if limit else None)
         self.toks_per_batch = toks_per_batch or (32768 if self.device.type == "cuda" else 4096)
         self.truncate = truncate
         if pooling not in ("mean", "mutated"):
@@ -142,7 +141,7 @@ class HuggingFaceFeaturizer:
     def from_manifest(cls, manifest: dict, device: str = "auto", parent: str | None = None) -> "HuggingFaceFeaturizer":
         featurizer = cls(manifest["model"], device, manifest["layer"], manifest["dtype"],
                          truncate=bool(manifest.get("truncate")),
-                         pooling="mutated" if manifest.get("pooling") == "sum over mutated positions" else "mean",
+                         pooling=pooling_of(manifest),
                          parent=parent)
         if manifest.get("weights_fingerprint") != featurizer.fingerprint:
             raise DataError(f"the weights of {manifest['model']} changed since the cache was built")
@@ -150,8 +149,7 @@ class HuggingFaceFeaturizer:
 
     def manifest(self) -> dict:
         return {"features": self.name, "kind": self.kind, "model": self.model, "model_type": self.model_type,
-                "layer": self.layer, "pooling": "mean over residues" if self.pooling == "mean" else
-                "sum over mutated positions", "dtype": self.dtype, "dim": self.dim, "columns": None,
+                "layer": self.layer, "pooling": self.pooling, "dtype": self.dtype, "dim": self.dim, "columns": None,
                 "weights_fingerprint": self.fingerprint, "truncate": self.truncate}
 
     def check(self, frame: pd.DataFrame, warn: bool = True) -> None:
@@ -217,7 +215,7 @@ def convert_fair_esm(weights: str | Path, out: str | Path) -> Path:
     """Write a fair-esm ESM-2 checkpoint (``.pt``) as a Hugging Face ``EsmModel`` directory with its tokenizer;
     returns the directory."""
     transformers = _transformers()
-    from .esm_embed import load_esm
+    from .esm import load_esm
 
     net, alphabet, _ = load_esm(weights=weights)
     if not hasattr(net, "emb_layer_norm_after"):

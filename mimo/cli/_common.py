@@ -1,0 +1,99 @@
+"""What every command group of `mimo` shares: the root group, bad-input handling, the cache and dataset
+options. The command groups are the modules beside this one.
+
+The `mimo` command: a thin layer over the public API (``mimo.*``). Each command parses its options, calls the
+API, and prints; the behaviour, defaults and checks live in ``pipeline`` and ``models``.
+
+Options of the heads are made from the estimators' own declarations (``_param_specs`` and the defaults in
+``__init__``), so a head's defaults and ranges are written once, in its class.
+"""
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import click
+
+from mimo.pipeline.errors import DataError
+
+
+def cache_default() -> str:
+    return os.environ.get("MIMO_CACHE") or "cache"
+
+
+def ensure_writable(path: str, option: str) -> None:
+    """A file can be written at ``path`` (its folder exists and is writable), checked before the work."""
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise DataError(f"{option}: folder {folder} does not exist", path)
+    if not os.access(folder, os.W_OK):
+        raise DataError(f"{option}: folder {folder} is not writable", path)
+
+
+def reports_data_errors(fn):
+    """Turn bad-input errors into a one-line message and exit status 1, without a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except DataError as exc:
+            raise click.ClickException(str(exc)) from None
+    return wrapper
+
+
+def add_options(options):
+    def decorate(fn):
+        for option in reversed(options):
+            fn = option(fn)
+        return fn
+    return decorate
+
+
+CACHE_OPTION = click.option("--cache", "cache_root", type=click.Path(file_okay=False), default=cache_default,
+                            show_default="$MIMO_CACHE or ./cache", help="Root of the embedding cache.")
+
+
+@click.group()
+@click.version_option(package_name="mimo-gfp")
+@click.option("--threads", type=click.IntRange(min=1), default=None, envvar="MIMO_THREADS",
+              show_envvar=True, help="CPU threads for the work (default: $OMP_NUM_THREADS when set, else the CPUs "
+              "available less those other processes keep busy, rechecked as the work runs).")
+def main(threads) -> None:
+    """Predict mutation effects from protein language model embeddings.
+
+    `mimo embed build` caches per-sequence embeddings once; `mimo fit ...` trains heads on them in seconds.
+    """
+    from mimo.pipeline.threads import set_threads
+
+    given = click.get_current_context().get_parameter_source("threads") == click.core.ParameterSource.COMMANDLINE
+    try:
+        set_threads(threads, "--threads" if given else "$MIMO_THREADS")
+    except DataError as exc:  # e.g. $OMP_NUM_THREADS=abc
+        raise click.ClickException(str(exc)) from None
+
+
+dataset_options = add_options([
+    click.option("--data", "data", type=click.Path(file_okay=False), default=None,
+                 help="Directory with the GFP files (default: $MIMO_DATA, then $MIMO_HOME/gfp or ~/.cache/mimo/gfp, "
+                 "downloaded there on first use)."),
+    click.option("--input", "input", type=click.Path(), default=None,
+                 help="A user's dataset instead of GFP: CSV/TSV of variants with a score, or FASTA."),
+    click.option("--parent", default=None, help="Parent sequence (FASTA file or sequence) for mutation strings."),
+    click.option("--sequence-col", default=None, help="Column of full sequences (default: mutated_sequence)."),
+    click.option("--mutant-col", default=None, help="Column of mutation strings like A24C:D56E (default: mutant)."),
+    click.option("--score-col", default=None, help="Column of the numeric score (default: DMS_score, score, ...)."),
+    click.option("--zero-based", is_flag=True, help="Mutation positions count from 0 (default: from 1)."),
+    click.option("--name", default=None, help="Dataset name in the cache (default: gfp, or the input file's stem)."),
+    click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="A seed other than 0 adds a random split drawn with it, named balanced-seedN (GFP) or "
+                 "random-seedN; splits already recorded never change."),
+    click.option("--sample", type=click.IntRange(min=1), default=None,
+                 help="Use a seeded random subset of N rows (dataset named <name>-sampleN)."),
+])
+
+
+def load_dataset(**options):
+    from mimo.pipeline.datasets import load_dataset as load
+
+    return load(**options)

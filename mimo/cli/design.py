@@ -1,0 +1,97 @@
+"""`mimo design scan|propose`: choose the next experiment from a fitted run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._common import DataError, ensure_writable, main, reports_data_errors
+
+
+@main.group()
+def design() -> None:
+    """Choose the next experiment from a fitted run."""
+
+
+def _one_run(argument, option) -> str:
+    if (argument is None) == (option is None):
+        raise DataError("name the run once: as the argument RUN or with --run")
+    return argument or option
+
+
+@design.command("scan")
+@click.argument("run_path", required=False, type=click.Path(file_okay=False))
+@click.option("--run", "run_dir", type=click.Path(file_okay=False), help="A run directory of `mimo fit` (or the argument).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="CSV to write (default: RUN/scan.csv).")
+@click.option("--figure", type=click.Path(dir_okay=False), default=None,
+              help="Heatmap SVG to write (default: RUN/scan.svg).")
+@click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
+@reports_data_errors
+def design_scan(run_path, run_dir, out, figure, device) -> None:
+    """Score every single substitution of the parent (19 x length): CSV and heatmap."""
+    from mimo.design import plot_scan, saturation_scan
+
+    run_dir = _one_run(run_path, run_dir)
+    out = out or str(Path(run_dir) / "scan.csv")
+    figure = figure or str(Path(run_dir) / "scan.svg")
+    for path, option in ((out, "--out"), (figure, "--figure")):
+        ensure_writable(path, option)
+    table = saturation_scan(run_dir, device)
+    table.to_csv(out, index=False)
+    plot_scan(run_dir, table, figure)
+    best = table.sort_values("prediction", ascending=False).head(5)
+    click.echo(f"{len(table)} single substitutions scored ({int(table['no_signal'].sum())} without signal from the "
+               f"features); best: {', '.join(best['mutations'])}")
+    click.echo(f"written: {out}, {figure}")
+
+
+@design.command("propose")
+@click.argument("run_path", required=False, type=click.Path(file_okay=False))
+@click.option("--run", "run_dir", type=click.Path(file_okay=False),
+              help="A run directory of `mimo fit` (or give it as the argument RUN).")
+@click.option("--n", "n", type=click.IntRange(min=1), default=96, show_default=True, help="Variants to propose.")
+@click.option("--max-mutations", type=click.IntRange(min=1, max=6), default=2, show_default=True,
+              help="Most substitutions in a proposed variant (combinations of the best singles).")
+@click.option("--measured", type=click.Path(), default=None,
+              help="More variants already measured (mutation strings): never proposed.")
+@click.option("--acquisition", type=click.Choice(["ucb", "greedy", "ei"]), default="ucb", show_default=True,
+              help="ucb: mean + beta x std; greedy: mean; ei: expected improvement over the best measured label.")
+@click.option("--beta", type=click.FloatRange(min=0), default=2.0, show_default=True, help="UCB's weight on the std.")
+@click.option("--max-share", type=click.FloatRange(min=0, min_open=True, max=1), default=0.25, show_default=True,
+              help="No substitution in more than this share of the batch.")
+@click.option("--top-singles", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Combinations are made of this many best singles (by the acquisition).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Plate CSV (default: RUN/proposal.csv).")
+@click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
+@reports_data_errors
+def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, beta, max_share, top_singles, out,
+                   device) -> None:
+    """Propose a diverse batch of unmeasured variants, ranked by an acquisition using the run's uncertainty.
+
+    Under torchrun (e.g. `torchrun --nproc_per_node=4 -- $(which mimo) design propose RUN ...`; the `--` keeps
+    torchrun from reading --n and --run as its own options) the candidates are scored across the processes, one
+    GPU each; rank 0 writes the plate.
+    """
+    from mimo.design import propose
+    from mimo.pipeline.ranks import Ranks
+
+    run_dir = _one_run(run_path, run_dir)
+    out = out or str(Path(run_dir) / "proposal.csv")
+    ensure_writable(out, "--out")
+    ranks = Ranks.from_environment()
+    try:
+        batch, record = propose(run_dir, n, max_mutations, measured, acquisition, beta, max_share, device,
+                                top_singles, ranks)
+    finally:
+        ranks.close()
+    if not ranks.is_main:
+        return
+    batch.to_csv(out, index=False)
+    click.echo(f"{len(batch)} variants proposed from {record['candidates_scored']:,} candidates "
+               f"(acquisition {record['acquisition']}; uncertainty: {record['uncertainty']}; no substitution in "
+               f"more than {max_share:.0%} of the batch; {record['measured_excluded']:,} measured variants excluded)")
+    if record["without_signal"]:
+        click.echo(f"warning: {record['without_signal']} proposed variants carry substitutions or positions the run's "
+                   f"features give no signal for (column no_signal): their predictions are the parent's, their "
+                   f"rank comes from the spread alone", err=True)
+    click.echo(f"written: {out}")

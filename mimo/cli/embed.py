@@ -1,0 +1,113 @@
+"""`mimo embed build` and `mimo score`: featurize a dataset into the cache; zero-shot scores."""
+from __future__ import annotations
+
+import click
+
+from mimo.pipeline.featurizers import FEATURIZERS
+from ._common import CACHE_OPTION, DataError, dataset_options, ensure_writable, load_dataset, main, reports_data_errors
+
+
+@main.group()
+def embed() -> None:
+    """Build the embedding cache."""
+
+
+DEFAULT_ESM = "esm2_t33_650M_UR50D"
+
+
+@embed.command("build")
+@dataset_options
+@click.option("--model", default=None,
+              help=f"A featurizer: {', '.join(FEATURIZERS)}, a fair-esm model name, or a Hugging Face encoder (hub id "
+              f"such as facebook/esm2_t33_650M_UR50D or Rostlab/prot_t5_xl_uniref50, or a save_pretrained directory; "
+              f"pip install 'mimo-gfp[hf]').  [default: {DEFAULT_ESM}]")
+@click.option("--weights", type=click.Path(), default=None, help="A fair-esm checkpoint file (.pt) instead of --model.")
+@click.option("--layer", type=int, default=None, help="Representation layer (default: the last; negative counts back).")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... (auto: GPU when there is one).")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
+              show_default=True, help="Model precision (auto: bfloat16 on GPUs and on CPUs with native bf16, "
+              "else float32).")
+@click.option("--engine", type=click.Choice(["fast", "fair-esm", "compiled"]), default="fast", show_default=True,
+              help="fast: our ESM-2 forward (fused attention) over the same weights; fair-esm: its own forward; "
+              "compiled: the fast forward under torch.compile, batches padded to a few fixed shapes (the first run "
+              "compiles each shape; the code is kept on disk for later runs).")
+@click.option("--toks-per-batch", type=click.IntRange(min=1), default=None,
+              help="Token budget of one batch (default: 4096 on CPU, 32768 on GPU).")
+@click.option("--truncate", is_flag=True,
+              help="Embed the first 1,022 residues of longer sequences (with a warning) instead of refusing them.")
+@click.option("--flush-every", type=click.IntRange(min=1), default=4096, show_default=True,
+              help="Sequences per written part file: at most this much work is lost when a build is killed.")
+@CACHE_OPTION
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@reports_data_errors
+def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, truncate, flush_every, cache_root,
+                quiet, **dataset_kwargs) -> None:
+    """Embed every sequence of a dataset once into cache/<dataset>/<features>/ (resumable).
+
+    Under torchrun (e.g. `torchrun --nproc_per_node=4 $(which mimo) embed build ...`) the work is split
+    across the processes, one GPU each, and merged into one cache.
+    """
+    from mimo.pipeline.build import build_cache
+    from mimo.pipeline.featurizers import get_featurizer
+    from mimo.pipeline.ranks import Ranks
+
+    if model is not None and weights is not None:
+        raise DataError(f"give --model or --weights, not both (--model {model} --weights {weights})")
+    dataset = load_dataset(**dataset_kwargs)
+    ranks = Ranks.from_environment()
+    try:
+        featurizer = get_featurizer(weights or model or DEFAULT_ESM, dataset, device=ranks.device(device),
+                                    layer=layer, dtype=dtype, engine=engine, toks_per_batch=toks_per_batch,
+                                    truncate=truncate)
+        report = build_cache(dataset, featurizer, cache_root, flush_every, progress=not quiet, ranks=ranks)
+    finally:
+        ranks.close()
+    if ranks.is_main:
+        rate = f" ({report.per_second:,.0f} seq/s)" if report.embedded else ""
+        click.echo(f"{report.directory}: {report.total} sequences, {report.skipped} already cached, "
+                   f"{report.embedded} embedded in {report.seconds:.1f}s{rate}")
+
+
+@main.command("score")
+@dataset_options
+@click.option("--model", default=None, help=f"{', '.join(n.removesuffix('-llr') for n in FEATURIZERS if n.endswith('-llr'))}"
+              f", or a fair-esm model name.  [default: {DEFAULT_ESM}]")
+@click.option("--weights", type=click.Path(), default=None, help="A fair-esm checkpoint file (.pt) instead of --model.")
+@click.option("--method", type=click.Choice(["masked-marginal", "wt-marginal", "mutant-marginal", "llr"]),
+              default=None, help="ESM: masked-marginal (default), wt-marginal, mutant-marginal; UniRep: llr.")
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... (auto: GPU when there is one).")
+@click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
+              show_default=True, help="ESM precision (auto: float32, as the scores are differences of log-probabilities).")
+@click.option("--toks-per-batch", type=click.IntRange(min=1), default=None,
+              help="Token budget of one batch (default: 4096 on CPU, 32768 on GPU).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the scores as CSV.")
+@CACHE_OPTION
+@click.option("--quiet", is_flag=True, help="No progress display.")
+@reports_data_errors
+def score_cmd(model, weights, method, device, dtype, toks_per_batch, out, cache_root, quiet, **dataset_kwargs) -> None:
+    """Zero-shot scores of every variant (no training), cached like embeddings; Spearman against the labels.
+
+    The scores are cached as features named <model>-<method>: join them to others with + in `mimo fit`.
+    """
+    from mimo.models.metrics import spearman
+    from mimo.pipeline.scoring import zero_shot_scores
+
+    if model is not None and weights is not None:
+        raise DataError(f"give --model or --weights, not both (--model {model} --weights {weights})")
+    if out:
+        ensure_writable(out, "--out")
+    dataset = load_dataset(**dataset_kwargs)
+    table = zero_shot_scores(dataset, weights or model or DEFAULT_ESM, method, cache_root, progress=not quiet,
+                             device=device, dtype=dtype, toks_per_batch=toks_per_batch)
+    labelled = table[table["label"].notna()]
+    if len(labelled) > 1:
+        rho = spearman(labelled["label"].to_numpy(), labelled["score"].to_numpy())
+        click.echo(f"{dataset.name}: zero-shot Spearman {'n/a' if rho is None else f'{rho:.3f}'} over "
+                   f"{len(labelled)} variants")
+        for count, part in labelled.groupby("n_mutations"):
+            if len(part) >= 20 and labelled["n_mutations"].nunique() > 1:  # fewer: noise, not a figure
+                r = spearman(part["label"].to_numpy(), part["score"].to_numpy())
+                click.echo(f"  {count} mutations: {'n/a' if r is None else f'{r:.3f}'} ({len(part)} variants)")
+    if out:
+        table.to_csv(out, index=False)
+        click.echo(f"{len(table)} scores written to {out}")

@@ -1,0 +1,169 @@
+"""`mimo fit HEAD`: one command per head, its options made from the head's own parameter declarations."""
+from __future__ import annotations
+
+import click
+
+from ._common import CACHE_OPTION, DataError, add_options, main, reports_data_errors
+
+
+fit_options = add_options([
+    click.option("--dataset", default="gfp", show_default=True, help="Dataset name in the cache."),
+    click.option("--features", default=None, help="Cached features; join several with + (default: the only one "
+                 "cached)."),
+    click.option("--split", default=None, help="Named split recorded in the cache (default: the first; gfp: tape)."),
+    click.option("--split-file", type=click.Path(), default=None,
+                 help="CSV/TSV: id or genotype, then train/valid/test; overrides --split."),
+    CACHE_OPTION,
+    click.option("--out", type=click.Path(file_okay=False), default=None,
+                 help="Run directory (default: runs/<timestamp>-<head>); an existing non-empty one is refused."),
+    click.option("--force", is_flag=True, help="Replace --out if it exists (the old run is removed only once the "
+                 "new one is written)."),
+    click.option("--cv", default=None, help="Cross-validate instead: a fold column of the dataset file (e.g. "
+                 "fold_modulo_5) or a number k for a seeded random k-fold; ONE Spearman over all out-of-fold "
+                 "predictions, as ProteinGym computes it."),
+    click.option("--refit/--no-refit", default=True, show_default=True,
+                 help="With --cv: refit on all training folds after choosing on the inner validation fold."),
+    click.option("--allow-partial", is_flag=True, help="Fit even if the cache lacks some rows of the dataset "
+                 "(an interrupted or running build); the run records it."),
+    click.option("--verbose", is_flag=True, help="Print the losses of every epoch."),
+    click.option("--quiet", is_flag=True, help="No progress line while training."),
+])
+
+
+def _sizes(ctx, param, text):
+    try:
+        sizes = tuple(int(t) for t in str(text).split(",") if t.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise click.BadParameter(f"expected positive integers, got {text!r}")
+    return sizes
+
+
+def head_options(cls):
+    """One click option per declared parameter of ``cls``, with the class's own default, type and range."""
+    defaults = cls.param_defaults()
+    options = []
+    for name, spec in cls._param_specs.items():
+        flag = "--" + name.replace("_", "-")
+        default = defaults[name]
+        if spec.kind == "bool":
+            options.append(click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=default,
+                                        show_default=default is not None, help=spec.help))
+            continue
+        kwargs = {"default": default, "show_default": default is not None, "help": spec.help}
+        if spec.kind == "sizes":
+            kwargs.update(default=",".join(map(str, default)), callback=_sizes, type=str)
+        elif spec.choices:
+            kwargs["type"] = click.Choice(spec.choices)
+        elif spec.kind in ("int", "float"):
+            range_type = click.IntRange if spec.kind == "int" else click.FloatRange
+            kwargs["type"] = range_type(min=spec.low, max=spec.high, **({"min_open": True} if spec.low_open else {}))
+        options.append(click.option(flag, name, **kwargs))
+    return add_options(options)
+
+
+def _fit(head: str, params: dict, dataset, features, split, split_file, cache_root, out, force, cv, refit,
+         allow_partial, verbose, quiet) -> None:
+    from mimo.models.data import load_cv_data, load_split_data
+    from mimo.models.registry import get_head
+    from mimo.models.runs import fit_cv, fit_run, summary_line
+
+    if cv is not None and (split or split_file):
+        raise DataError("give --cv or --split/--split-file, not both")
+    if head == "auto":
+        from mimo.models.auto import blocks_of
+        from mimo.pipeline.cache import list_features
+
+        # every cached featurizer is a candidate (or those named, joined with +)
+        features = features or "+".join(list_features(cache_root, dataset)) or None
+    from mimo.pipeline.progress import StatusLine
+
+    progress = None if quiet or verbose else StatusLine(log=False)  # epochs in place, on a terminal only
+    log = click.echo if verbose else progress
+    try:
+        if cv is not None:
+            data = load_cv_data(cache_root, dataset, features, cv, allow_partial)
+        else:
+            data = load_split_data(cache_root, dataset, features, split, split_file, allow_partial)
+        if head == "auto":
+            params["blocks"] = blocks_of(data.rows.manifest)
+            if verbose is False and progress is not None:
+                log = progress
+        model = get_head(head, **params)
+        if cv is not None:
+            run = fit_cv(model, data, out, refit=refit, force=force, log=log)
+        else:
+            run = fit_run(model, data, out, force=force, log=log)
+    except ValueError as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise click.ClickException(str(exc)) from None
+    finally:
+        if progress is not None:
+            progress.close()
+    metrics = run.metrics
+    if metrics.get("split_unused_rows"):
+        click.echo(f"note: {metrics['split_unused_rows']} rows of the dataset are in no part of split "
+                   f"{metrics['split']} (neither train, valid nor test): they are not used", err=True)
+    if "partial_cache" in metrics:
+        p = metrics["partial_cache"]
+        click.echo(f"warning: fitted on a partial cache ({p['cached_rows']} of {p['dataset_rows']} rows; "
+                   f"recorded in metrics.json)", err=True)
+    click.echo(summary_line(metrics))
+    if "cv" in metrics and "uncertainty" in metrics:
+        i = metrics["uncertainty"]["interval"]["test"]
+        click.echo(f"95% intervals (each fold calibrated on its inner validation fold): out-of-fold coverage "
+                   f"{i['coverage']:.3f}, mean width {i['mean_width']:.2f}")
+    if "auto" in metrics:
+        from mimo.models.auto import describe
+
+        auto = metrics["auto"]
+        click.echo(f"auto: {len([c for c in auto['candidates'] if c['valid_spearman'] is not None])} candidates "
+                   f"scored on the {auto['selection']} (budget {auto['budget_seconds']:g}s); best first:")
+        for entry in auto["candidates"][:10]:
+            score = entry["valid_spearman"]
+            shown = entry.get("skipped") if score is None else f"{score:.3f}"
+            click.echo(f"  {shown:>7}  {describe(entry)}")
+        click.echo(f"chosen: {describe(auto['chosen'])}")
+    if "epochs_run" in metrics:
+        click.echo(f"epochs: {metrics['epochs_run']} run, best {metrics['best_epoch']}")
+    if "uncertainty" in metrics and "cv" not in metrics:
+        u = metrics["uncertainty"]["test"]
+        rho = "n/a" if u["spearman_std_abs_error"] is None else f"{u['spearman_std_abs_error']:.3f}"
+        click.echo(f"uncertainty on test: Spearman(std, |error|) {rho}, "
+                   f"coverage of mean +/- 2 std {u['coverage_2std']:.3f}")
+        i = metrics["uncertainty"]["interval"]
+        click.echo(f"{100 * i['level']:.0f}% intervals (lower, upper; calibrated on valid): coverage on valid "
+                   f"{i['valid']['coverage']:.3f}, on test {i['test']['coverage']:.3f}; "
+                   f"mean width on test {i['test']['mean_width']:.2f}")
+    click.echo(f"run: {run.directory}")
+
+
+class HeadGroup(click.Group):
+    """`mimo fit HEAD`: one command per head of ``mimo.models.registry.HEADS``, made when asked for, so that
+    `mimo fit ridge` never imports the neural heads (and torch)."""
+
+    def list_commands(self, ctx):
+        from mimo.models.registry import HEADS
+
+        return list(HEADS)
+
+    def get_command(self, ctx, name):
+        from mimo.models.registry import HEADS, head_class
+
+        if name not in HEADS:
+            return None
+        cls = head_class(name)
+
+        def callback(**kwargs):
+            params = {key: kwargs.pop(key) for key in cls._param_specs}
+            _fit(name, params, **kwargs)
+
+        doc = (cls.__doc__ or name).strip().split("\n\n")[0]
+        return click.command(name, help=doc)(fit_options(head_options(cls)(reports_data_errors(callback))))
+
+
+@main.group(cls=HeadGroup)
+def fit() -> None:
+    """Train a head on cached features and write a run directory."""

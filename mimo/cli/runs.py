@@ -1,0 +1,68 @@
+"""`mimo report` and `mimo predict`: read fitted runs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ._common import DataError, ensure_writable, main, reports_data_errors
+
+
+@main.command("report")
+@click.argument("runs", nargs=-1, type=click.Path(exists=True))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table as CSV.")
+@click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the markdown table to a file.")
+@reports_data_errors
+def report_cmd(runs, csv_path, md_path) -> None:
+    """Gather run directories into one table (default: every run under ./runs)."""
+    from mimo.models.report import gather_runs, to_markdown
+    from mimo.models.runs import DEFAULT_ROOT, is_run_dir
+
+    if not runs:
+        runs = sorted(str(p) for p in Path(DEFAULT_ROOT).glob("*") if is_run_dir(p))
+        if not runs:
+            raise DataError(f"no runs under {DEFAULT_ROOT}/; name run directories, or fit one with `mimo fit`")
+    skipped = [r for r in runs if not is_run_dir(r)]
+    for path in skipped:
+        click.echo(f"note: {path} is not a run directory (no metrics.json and source.json); skipped", err=True)
+    runs = [r for r in runs if r not in skipped]
+    if not runs:
+        raise DataError("none of the paths is a run directory")
+    table = gather_runs(list(runs))
+    markdown = to_markdown(table)
+    click.echo(markdown)
+    if csv_path:
+        table.to_csv(csv_path, index=False)
+    if md_path:
+        Path(md_path).write_text(markdown + "\n")
+
+
+@main.command("predict")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory of `mimo fit`.")
+@click.option("--variants", type=click.Path(), default=None,
+              help="Mutation strings against the run's parent: one a line, or a CSV/TSV with a 'mutant' column.")
+@click.option("--fasta", type=click.Path(), default=None, help="Full sequences to score.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="CSV to write (default: standard output).")
+@click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
+@reports_data_errors
+def predict_cmd(run_dir, variants, fasta, out, device) -> None:
+    """Predict new variants with a fitted run; embeds whatever is not in the cache."""
+    from mimo.predict import predict_variants
+
+    if out:
+        ensure_writable(out, "--out")
+    table = predict_variants(run_dir, variants, fasta, device)
+    unseen = int((table["unseen"].fillna(0) > 0).sum())
+    if unseen:
+        blind = int(table["no_signal"].sum())
+        detail = (f"; {blind} of them get no signal from the run's features (no_signal: the prediction falls "
+                  f"back toward the parent's, the interval spans the training labels)" if blind else
+                  "; their predictions extrapolate from the features")
+        click.echo(f"warning: {unseen} of {len(table)} variants carry substitutions never measured in training "
+                   f"(column unseen){detail}", err=True)
+    if out:
+        table.to_csv(out, index=False)
+        click.echo(f"{len(table)} predictions ({int(table['in_cache'].sum())} from the cache) written to {out}")
+    else:
+        click.echo(table.to_csv(index=False), nl=False)
