@@ -27,7 +27,9 @@ from bench.random_esm2 import SHAPES
 from mimo.pipeline.build import build_cache, package_versions
 from mimo.pipeline.cache import EmbeddingCache
 from mimo.pipeline.datasets import load_gfp
-from mimo.pipeline.featurizers.esm import EsmFeaturizer, load_esm, save_random_esm2
+from tests.random_models import save_random_esm2
+from mimo.pipeline.featurizers.esm import EsmFeaturizer
+from mimo.pipeline.featurizers.esm_load import load_esm
 
 BF16_PEAK_TFLOPS = {"H100": 989.4, "H200": 989.4}  # dense bf16, SXM
 
@@ -72,7 +74,7 @@ def transformers_extract(hf_dir: Path, sequences: list[str], device: torch.devic
         import transformers
     except ImportError:
         return None
-    from mimo.pipeline.featurizers.esm import token_batches
+    from mimo.pipeline.featurizers.batching import token_batches
 
     tokenizer = transformers.AutoTokenizer.from_pretrained(hf_dir)
     net = transformers.EsmModel.from_pretrained(hf_dir, add_pooling_layer=False, attn_implementation="sdpa",

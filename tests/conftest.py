@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from mimo.pipeline.fetch import resolve_data_dir
 
 from mimo.pipeline.gfp import GFP_GENOTYPES, GFP_VALID_LIST
-from mimo.pipeline.featurizers.esm import save_random_esm2
+from random_models import save_random_esm2
 
 
 def pytest_configure(config):

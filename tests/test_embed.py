@@ -12,7 +12,9 @@ from mimo.pipeline.build import build_cache
 from mimo.pipeline.cache import EmbeddingCache
 from mimo.pipeline.datasets import load_gfp
 from mimo.pipeline.errors import DataError
-from mimo.pipeline.featurizers.esm import EsmFeaturizer, Tokenizer, load_esm, resolve_weights, token_batches
+from mimo.pipeline.featurizers.batching import token_batches
+from mimo.pipeline.featurizers.esm import EsmFeaturizer, Tokenizer
+from mimo.pipeline.featurizers.esm_load import load_esm, resolve_weights
 from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
 
@@ -238,7 +240,7 @@ def test_fast_forward_told_about_padding_equals_its_own_check(tiny_esm):
 
 
 def test_bfloat16_embeddings_agree_with_fp32(tmp_path, small_gfp_dir):
-    from mimo.pipeline.featurizers.esm import save_random_esm2
+    from random_models import save_random_esm2
 
     weights = save_random_esm2(tmp_path / "esm2_t4_small.pt", 4, 64, 4, seed=3)
     frame = load_gfp(small_gfp_dir).frame.iloc[:24].reset_index(drop=True)
@@ -271,7 +273,7 @@ def test_fair_esm_engine_gives_the_same_embeddings(small_gfp, tiny_esm):
 
 
 def test_bucket_batches_cover_every_sequence_once_in_a_few_shapes():
-    from mimo.pipeline.featurizers.esm import BUCKET, bucket_batches, bucket_shape
+    from mimo.pipeline.featurizers.batching import BUCKET, bucket_batches, bucket_shape
 
     lengths = np.random.default_rng(0).integers(5, 400, 300)
     batches = bucket_batches(lengths, 4096)

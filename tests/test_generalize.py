@@ -124,7 +124,7 @@ def reference_esm_scores(net, alphabet, parent, mutants, method):
 
 @pytest.mark.parametrize("method", ["masked-marginal", "wt-marginal", "mutant-marginal"])
 def test_esm_zero_shot_scores_equal_fair_esm_variant_prediction(tmp_path, tiny_esm, method):
-    from mimo.pipeline.featurizers.esm import load_esm
+    from mimo.pipeline.featurizers.esm_load import load_esm
 
     parent = PARENT[:30]
     mutants = ["K2R", "T3A:Y5W", "M1L", "Q9P:R10A:S13C", "F14G"]

@@ -19,7 +19,8 @@ from mimo.pipeline.cache import EmbeddingCache
 from mimo.pipeline.datasets import load_gfp
 from mimo.pipeline.tables import load_table
 from mimo.pipeline.errors import DataError
-from mimo.pipeline.featurizers.esm import EsmFeaturizer, load_esm
+from mimo.pipeline.featurizers.esm import EsmFeaturizer
+from mimo.pipeline.featurizers.esm_load import load_esm
 from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
 MIMO = str(Path(sys.executable).with_name("mimo"))

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from mimo.cli import main
-from mimo.pipeline.featurizers.esm import save_random_esm2
+from random_models import save_random_esm2
 
 FAST = ["--epochs", "3", "--batch-size", "64", "--quiet"]
 

@@ -1,8 +1,7 @@
-"""ESM models through fair-esm: loading (hub name or local ``.pt``) and batched mean-pooled embedding."""
+"""ESM embeddings: the featurizer (mean-pooled or at the mutated positions) over fair-esm's or our own forward;
+loading is ``esm_load``, batching ``batching``."""
 from __future__ import annotations
 
-import hashlib
-import warnings
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -14,98 +13,11 @@ from ..conventions import ESM_MAX_RESIDUES, MUTPOS, data_home, pooling_of
 from ..errors import DataError
 from ..ranks import resolve_device
 from ..variants import check_aligned, expressed_positions
+from .batching import bucket_batches, bucket_shape, check_lengths, default_dtype, token_batches
 from .esm_fast import FastEsm2
+from .esm_load import checkpoint_fingerprint, load_esm
 
 ENGINES = ("fast", "fair-esm", "compiled")
-MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
-
-
-def _torch_load(path: Path, checkpoint: bool = True) -> dict:
-    """A fair-esm file: a checkpoint (``model`` and ``cfg`` or ``args``), or with ``checkpoint=False`` the
-    contact-regression file fair-esm downloads beside it, which holds only ``{"model": state_dict}``."""
-    # fair-esm 2.0.0 calls torch.load without weights_only=False, which torch >= 2.6 refuses for its
-    # checkpoints (they pickle argparse Namespaces); these are files the user chose to trust.
-    try:
-        data = torch.load(str(path), map_location="cpu", weights_only=False)
-    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise DataError(f"not a PyTorch checkpoint ({type(exc).__name__}: {exc})", path) from None
-    if not isinstance(data, dict) or "model" not in data:
-        raise DataError("not a fair-esm file: expected a dict with a 'model' entry", path)
-    if checkpoint and not ({"cfg", "args"} & set(data)):
-        raise DataError("not a fair-esm checkpoint: expected a dict with 'model' and 'cfg' (ESM-2) or "
-                        "'args' (ESM-1) entries", path)
-    return data
-
-
-def check_lengths(frame: pd.DataFrame, limit: int, model: str, truncate: bool, warn: bool = True) -> None:
-    """Refuse sequences longer than a model's ``limit`` residues, or (``truncate``) warn that their first
-    ``limit`` residues are embedded."""
-    lengths = frame["sequence"].str.len()
-    too_long = lengths > limit
-    if not too_long.any():
-        return
-    row = int(np.flatnonzero(too_long.to_numpy())[0])
-    detail = (f"{int(too_long.sum())} sequence(s) are longer than {model}'s {limit} residues "
-              f"(first: {frame['mutations'].iloc[row] or frame['id'].iloc[row]!r}, {lengths.iloc[row]} residues)")
-    if not truncate:
-        raise DataError(detail + "; pass --truncate to embed their first residues only")
-    if warn:
-        warnings.warn(detail + f"; embedding their first {limit} residues only", stacklevel=3)
-
-
-def weights_fingerprint(path: str | Path, samples: int = 64, block: int = 1 << 16) -> str:
-    """A content fingerprint of a weights file: its size and the SHA-256 of its first and last MiB and of
-    ``samples`` blocks spread evenly between. Hashing a 2.6 GB checkpoint whole would cost seconds on every
-    build; these 3 MiB tell any retrained, converted or truncated file apart in milliseconds."""
-    path = Path(path)
-    size = path.stat().st_size
-    digest = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as handle:
-        offsets = [0, max(0, size - (1 << 20))] + [size * k // (samples + 1) for k in range(1, samples + 1)]
-        for offset in offsets:
-            handle.seek(offset)
-            digest.update(handle.read(1 << 20 if offset in offsets[:2] else block))
-    return f"{size}:{digest.hexdigest()[:32]}"
-
-
-def checkpoint_fingerprint(model_name: str, weights: str | Path | None) -> str | None:
-    """``weights_fingerprint`` of the file a model was loaded from (``weights``, or the hub cache's)."""
-    checkpoint = Path(weights) if weights else hub_checkpoint_path(model_name)
-    return weights_fingerprint(checkpoint) if checkpoint.is_file() else None
-
-
-def hub_checkpoint_path(name: str) -> Path:
-    """Where fair-esm (through torch.hub) keeps a model's weights."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / f"{name}.pt"
-
-
-def resolve_weights(model: str | None, weights: str | Path | None) -> tuple[Path, str]:
-    """The checkpoint file and model name for ``--model NAME`` or ``--weights FILE.pt``.
-
-    A name is looked up in the torch hub cache, as fair-esm does, and downloaded there when missing.
-    """
-    if weights is not None:
-        path = Path(weights)
-        if not path.is_file():
-            raise DataError("weights file not found", path)
-        return path, path.stem
-    if model is None:
-        raise DataError("name a model (--model esm2_t33_650M_UR50D) or a checkpoint (--weights FILE.pt)")
-    import esm.pretrained
-
-    if not callable(getattr(esm.pretrained, model, None)) or model.startswith("load"):
-        known = sorted(n for n in dir(esm.pretrained) if n.startswith(("esm1", "esm2")))
-        raise DataError(f"unknown ESM model {model!r}; fair-esm knows {', '.join(known)}")
-    path = hub_checkpoint_path(model)
-    if not path.exists():
-        url = MODEL_URL.format(name=model)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            torch.hub.download_url_to_file(url, str(path), progress=True)
-        except Exception as exc:
-            raise DataError(f"could not download {model} from {url} ({exc}); on a machine without a network "
-                            f"copy the file to {path} or pass --weights FILE.pt") from None
-    return path, model
 
 
 def esm_featurizer_from_manifest(manifest: dict, device: str = "auto", toks_per_batch: int | None = None,
@@ -116,82 +28,6 @@ def esm_featurizer_from_manifest(manifest: dict, device: str = "auto", toks_per_
     mutated = pooling_of(manifest) == "mutated"
     return EsmFeaturizer(net, alphabet, name, manifest["layer"], device, manifest["dtype"], toks_per_batch, weights,
                          bool(manifest.get("truncate")), pooling="mutated" if mutated else "mean", parent=parent)
-
-
-def load_esm(model: str | None = None, weights: str | Path | None = None):
-    """Load an ESM model with fair-esm's own constructor. Returns (model, alphabet, name)."""
-    import esm.pretrained
-
-    path, name = resolve_weights(model, weights)
-    data = _torch_load(path)
-    regression_path = path.with_name(path.stem + "-contact-regression.pt")
-    regression = _torch_load(regression_path, checkpoint=False) if regression_path.exists() else None
-    # fair-esm picks the ESM-2 constructor by the name's prefix; a renamed ESM-2 file still has 'cfg'.
-    core_name = name if name.startswith("esm2") or "cfg" not in data else f"esm2-{name}"
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Regression weights not found")
-        try:
-            net, alphabet = esm.pretrained.load_model_and_alphabet_core(core_name, data, regression)
-        except (RuntimeError, KeyError, AttributeError) as exc:
-            raise DataError(f"checkpoint does not fit fair-esm's model: {exc}", path) from None
-    return net.eval(), alphabet, name
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 in hardware (AVX-512 BF16 or AMX), where bf16 beats fp32."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def default_dtype(device: torch.device) -> str:
-    """bfloat16 on GPUs and on CPUs with native bf16 (embeddings agree with fp32 to cosine >= 0.999), else fp32."""
-    if device.type == "cuda" or (device.type == "cpu" and cpu_has_native_bf16()):
-        return "bfloat16"
-    return "float32"
-
-
-def token_batches(lengths: np.ndarray, toks_per_batch: int) -> list[np.ndarray]:
-    """Indices grouped so that (longest sequence + 2) x batch size stays within the token budget.
-
-    Sequences are taken longest first so that the first batch shows the peak memory.
-    """
-    order = np.argsort(-lengths, kind="stable")
-    batches: list[np.ndarray] = []
-    start = 0
-    while start < len(order):
-        width = int(lengths[order[start]]) + 2
-        size = max(1, toks_per_batch // width)
-        batches.append(order[start:start + size])
-        start += size
-    return batches
-
-
-BUCKET = 64  # token widths of the compiled engine's shapes: multiples of this
-
-
-def bucket_shape(longest: int, toks_per_batch: int) -> tuple[int, int]:
-    """(rows, tokens) of the compiled engine's batch for sequences up to ``longest`` residues: the width rounded
-    up to a multiple of ``BUCKET``, as many rows as the token budget allows."""
-    width = -(-(longest + 2) // BUCKET) * BUCKET
-    return max(1, toks_per_batch // width), width
-
-
-def bucket_batches(lengths: np.ndarray, toks_per_batch: int) -> list[np.ndarray]:
-    """Indices grouped by bucket (``bucket_shape``), longest first, at most a bucket's rows each: a handful of
-    shapes, so that compiled graphs are reused instead of recompiled for every batch."""
-    order = np.argsort(-lengths, kind="stable")
-    batches: list[np.ndarray] = []
-    start = 0
-    while start < len(order):
-        rows, width = bucket_shape(int(lengths[order[start]]), toks_per_batch)
-        same = order[start:start + rows]
-        same = same[-(-(lengths[same] + 2) // BUCKET) * BUCKET == width]  # stay within the bucket
-        batches.append(same)
-        start += len(same)
-    return batches
 
 
 class Tokenizer:
@@ -394,26 +230,3 @@ class EsmFeaturizer:
             done.synchronize()
             return host.numpy()
         return wait
-
-
-def save_random_esm2(path: str | Path, num_layers: int = 6, embed_dim: int = 320, attention_heads: int = 20,
-                     seed: int = 0) -> Path:
-    """Write a randomly initialised ESM-2 in fair-esm's checkpoint format (for tests and benchmarks).
-
-    esm2_t6_8M has (6, 320, 20); esm2_t33_650M has (33, 1280, 20).
-    """
-    from argparse import Namespace
-
-    from esm.model.esm2 import ESM2
-
-    torch.manual_seed(seed)
-    net = ESM2(num_layers=num_layers, embed_dim=embed_dim, attention_heads=attention_heads,
-               alphabet="ESM-1b", token_dropout=True)
-    # Real checkpoints keep the contact regression in a separate file, and prefix names with "encoder.".
-    state = {f"encoder.{k}": v for k, v in net.state_dict().items() if not k.startswith("contact_head.regression")}
-    cfg = Namespace(encoder_layers=num_layers, encoder_embed_dim=embed_dim,
-                    encoder_attention_heads=attention_heads, token_dropout=True)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": state, "cfg": {"model": cfg}}, path)
-    return path

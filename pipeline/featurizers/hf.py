@@ -22,7 +22,8 @@ import torch
 
 from ..conventions import ESM_MAX_RESIDUES, MUTPOS, pooling_of
 from ..errors import DataError
-from .esm import check_lengths, default_dtype, token_batches, weights_fingerprint
+from .batching import check_lengths, default_dtype, token_batches
+from .esm_load import weights_fingerprint
 from ..ranks import resolve_device
 from ..variants import check_aligned, expressed_positions
 
@@ -215,7 +216,7 @@ def convert_fair_esm(weights: str | Path, out: str | Path) -> Path:
     """Write a fair-esm ESM-2 checkpoint (``.pt``) as a Hugging Face ``EsmModel`` directory with its tokenizer;
     returns the directory."""
     transformers = _transformers()
-    from .esm import load_esm
+    from .esm_load import load_esm
 
     net, alphabet, _ = load_esm(weights=weights)
     if not hasattr(net, "emb_layer_norm_after"):
