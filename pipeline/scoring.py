@@ -17,16 +17,34 @@ def zero_shot_scores(dataset, model: str, method: str | None = None, cache_root=
     ``<model>-<method>``) and read from there: id, mutations, n_mutations, label, score.
 
     ``model``: an ESM name or checkpoint (``method`` one of ``ESM_METHODS``, default masked-marginal) or
-    ``unirep64``/``unirep256``/``unirep1900`` (``method`` ``llr``). ``options``: device, dtype, toks_per_batch.
+    ``unirep64``/``unirep256``/``unirep1900`` (``method`` ``llr``), or a file the user brings (``profile:PATH``:
+    the profile's log p(mutant) - log p(wild type); ``scores:PATH[:COL]``: the first column), with a ``covered``
+    column (False where the file gives a variant no signal). ``options``: device, dtype, toks_per_batch,
+    profile_offset, profile_alphabet, allow_missing.
     """
+    from .featurizers import FILE_FEATURIZERS
+
+    if str(model).startswith(tuple(FILE_FEATURIZERS)):
+        if method is not None:
+            raise DataError(f"--method applies to language models, not to {model}")
+        return cached_scores(dataset, get_featurizer(str(model), dataset, **options), cache_root, progress)
     base, given = split_method(str(model))
     method = method or given or ("llr" if base.startswith("unirep") else "masked-marginal")
     if base.startswith("unirep") and method != "llr":
         raise DataError(f"UniRep's zero-shot score is llr, not {method!r}")
     if not base.startswith("unirep") and method not in ESM_METHODS:
         raise DataError(f"ESM zero-shot methods are {', '.join(ESM_METHODS)}, not {method!r}")
-    featurizer = get_featurizer(f"{base}-{method}", dataset, **options)
+    return cached_scores(dataset, get_featurizer(f"{base}-{method}", dataset, **options), cache_root, progress)
+
+
+def cached_scores(dataset, featurizer, cache_root, progress: bool = False) -> pd.DataFrame:
+    """The featurizer's first column for every variant, built into the cache once and read from there (with
+    ``covered`` when the features have that column)."""
     build_cache(dataset, featurizer, cache_root, progress=progress)
     rows = EmbeddingCache(cache_root, dataset.name, featurizer.name).load()
-    return pd.DataFrame({"id": rows.ids, "mutations": rows.mutations, "n_mutations": rows.n_mutations,
-                         "label": rows.labels, "score": rows.embeddings[:, 0].astype(np.float64)})
+    table = pd.DataFrame({"id": rows.ids, "mutations": rows.mutations, "n_mutations": rows.n_mutations,
+                          "label": rows.labels, "score": rows.embeddings[:, 0].astype(np.float64)})
+    columns = rows.manifest.get("columns") or []
+    if "covered" in columns:
+        table["covered"] = rows.embeddings[:, columns.index("covered")] > 0
+    return table

@@ -4,7 +4,8 @@ from __future__ import annotations
 import click
 
 from mimo.pipeline.featurizers import FEATURIZERS
-from ._common import CACHE_OPTION, DataError, dataset_options, ensure_writable, load_dataset, main, reports_data_errors
+from ._common import (CACHE_OPTION, DataError, add_options, dataset_options, ensure_writable, load_dataset, main,
+                      reports_data_errors)
 
 
 @main.group()
@@ -13,14 +14,26 @@ def embed() -> None:
 
 
 DEFAULT_ESM = "esm2_t33_650M_UR50D"
+FILE_MODELS = ("profile:PATH (a per-site profile: ProteinMPNN .npz, an (L, 20|21) .npy, a CSV/TSV table, or an MSA "
+               "in A2M/A3M/aligned FASTA, query first), scores:PATH[:COL,...] (numeric columns of a variant scores "
+               "file joined on mutated_sequence or mutant, e.g. ProteinGym's zero-shot files)")
+file_options = add_options([
+    click.option("--profile-offset", type=int, default=0, show_default=True,
+                 help="profile: the profile's position 1 is the parent's position 1 + N."),
+    click.option("--profile-alphabet", default=None,
+                 help="profile: the letters of a matrix's columns (default: ACDEFGHIKLMNPQRSTVWY for 20 columns, "
+                 "ACDEFGHIKLMNPQRSTVWYX for 21)."),
+    click.option("--allow-missing", is_flag=True,
+                 help="scores: variants the file lacks get zeros and covered = 0 (no signal) instead of an error."),
+])
 
 
 @embed.command("build")
 @dataset_options
 @click.option("--model", default=None,
-              help=f"A featurizer: {', '.join(FEATURIZERS)}, a fair-esm model name, or a Hugging Face encoder (hub id "
+              help=f"A featurizer: {', '.join(FEATURIZERS)}, a fair-esm model name, a Hugging Face encoder (hub id "
               f"such as facebook/esm2_t33_650M_UR50D or Rostlab/prot_t5_xl_uniref50, or a save_pretrained directory; "
-              f"pip install 'mimo-gfp[hf]').  [default: {DEFAULT_ESM}]")
+              f"pip install 'mimo-gfp[hf]'), or {FILE_MODELS}.  [default: {DEFAULT_ESM}]")
 @click.option("--weights", type=click.Path(), default=None, help="A fair-esm checkpoint file (.pt) instead of --model.")
 @click.option("--layer", type=int, default=None, help="Representation layer (default: the last; negative counts back).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... (auto: GPU when there is one).")
@@ -35,13 +48,14 @@ DEFAULT_ESM = "esm2_t33_650M_UR50D"
               help="Token budget of one batch (default: 4096 on CPU, 32768 on GPU).")
 @click.option("--truncate", is_flag=True,
               help="Embed the first 1,022 residues of longer sequences (with a warning) instead of refusing them.")
+@file_options
 @click.option("--flush-every", type=click.IntRange(min=1), default=4096, show_default=True,
               help="Sequences per written part file: at most this much work is lost when a build is killed.")
 @CACHE_OPTION
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @reports_data_errors
-def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, truncate, flush_every, cache_root,
-                quiet, **dataset_kwargs) -> None:
+def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, truncate, profile_offset,
+                profile_alphabet, allow_missing, flush_every, cache_root, quiet, **dataset_kwargs) -> None:
     """Embed every sequence of a dataset once into cache/<dataset>/<features>/ (resumable).
 
     Under torchrun (e.g. `torchrun --nproc_per_node=4 $(which mimo) embed build ...`) the work is split
@@ -58,7 +72,8 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
     try:
         featurizer = get_featurizer(weights or model or DEFAULT_ESM, dataset, device=ranks.device(device),
                                     layer=layer, dtype=dtype, engine=engine, toks_per_batch=toks_per_batch,
-                                    truncate=truncate)
+                                    truncate=truncate, profile_offset=profile_offset,
+                                    profile_alphabet=profile_alphabet, allow_missing=allow_missing)
         report = build_cache(dataset, featurizer, cache_root, flush_every, progress=not quiet, ranks=ranks)
     finally:
         ranks.close()
@@ -71,7 +86,7 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
 @main.command("score")
 @dataset_options
 @click.option("--model", default=None, help=f"{', '.join(n.removesuffix('-llr') for n in FEATURIZERS if n.endswith('-llr'))}"
-              f", or a fair-esm model name.  [default: {DEFAULT_ESM}]")
+              f", a fair-esm model name, or {FILE_MODELS}.  [default: {DEFAULT_ESM}]")
 @click.option("--weights", type=click.Path(), default=None, help="A fair-esm checkpoint file (.pt) instead of --model.")
 @click.option("--method", type=click.Choice(["masked-marginal", "wt-marginal", "mutant-marginal", "llr"]),
               default=None, help="ESM: masked-marginal (default), wt-marginal, mutant-marginal; UniRep: llr.")
@@ -80,14 +95,18 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
               show_default=True, help="ESM precision (auto: float32, as the scores are differences of log-probabilities).")
 @click.option("--toks-per-batch", type=click.IntRange(min=1), default=None,
               help="Token budget of one batch (default: 4096 on CPU, 32768 on GPU).")
+@file_options
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Also write the scores as CSV.")
 @CACHE_OPTION
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @reports_data_errors
-def score_cmd(model, weights, method, device, dtype, toks_per_batch, out, cache_root, quiet, **dataset_kwargs) -> None:
+def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_offset, profile_alphabet, allow_missing,
+              out, cache_root, quiet, **dataset_kwargs) -> None:
     """Zero-shot scores of every variant (no training), cached like embeddings; Spearman against the labels.
 
-    The scores are cached as features named <model>-<method>: join them to others with + in `mimo fit`.
+    The scores are cached as features named <model>-<method> (profile-<stem>, scores-<stem> for files): join them
+    to others with + in `mimo fit`. A profile scores log p(mutant) - log p(wild type) summed over sites; a scores
+    file its first column. Variants a file gives no signal (covered = 0) are left out of the Spearman.
     """
     from mimo.models.metrics import spearman
     from mimo.pipeline.scoring import zero_shot_scores
@@ -98,8 +117,12 @@ def score_cmd(model, weights, method, device, dtype, toks_per_batch, out, cache_
         ensure_writable(out, "--out")
     dataset = load_dataset(**dataset_kwargs)
     table = zero_shot_scores(dataset, weights or model or DEFAULT_ESM, method, cache_root, progress=not quiet,
-                             device=device, dtype=dtype, toks_per_batch=toks_per_batch)
+                             device=device, dtype=dtype, toks_per_batch=toks_per_batch, profile_offset=profile_offset,
+                             profile_alphabet=profile_alphabet, allow_missing=allow_missing)
     labelled = table[table["label"].notna()]
+    if "covered" in table and not labelled["covered"].all():
+        click.echo(f"{int((~labelled['covered']).sum())} labelled variants not covered by the file: left out")
+        labelled = labelled[labelled["covered"]]
     if len(labelled) > 1:
         rho = spearman(labelled["label"].to_numpy(), labelled["score"].to_numpy())
         click.echo(f"{dataset.name}: zero-shot Spearman {'n/a' if rho is None else f'{rho:.3f}'} over "

@@ -35,7 +35,7 @@ class Featurizer(Protocol):
 
 # Options every builder accepts (unused ones are ignored by design: e.g. one-hot has no device).
 DEFAULT_OPTIONS = {"device": "auto", "layer": None, "dtype": "auto", "engine": "fast", "toks_per_batch": None,
-                   "truncate": False}
+                   "truncate": False, "profile_offset": 0, "profile_alphabet": None, "allow_missing": False}
 
 
 def _onehot(mode: str):
@@ -97,6 +97,24 @@ def _parent(name: str, dataset) -> str:
     return dataset.parent
 
 
+def _profile(spec: str, dataset=None, profile_offset: int = 0, profile_alphabet: str | None = None,
+             **_) -> Featurizer:
+    from .profile import ProfileFeaturizer
+
+    return ProfileFeaturizer(spec, _parent(f"profile:{spec}", dataset), profile_offset, profile_alphabet)
+
+
+def _scores(spec: str, dataset=None, allow_missing: bool = False, **_) -> Featurizer:
+    from .scores import ScoresFeaturizer, split_spec
+
+    path, columns = split_spec(spec)
+    return ScoresFeaturizer(path, None if dataset is None else dataset.parent, columns, allow_missing)
+
+
+# "<prefix>PATH": features read from a file the user brings
+FILE_FEATURIZERS: dict[str, Callable[..., Featurizer]] = {"profile:": _profile, "scores:": _scores}
+
+
 def _unirep_llr(name: str, dataset=None, device: str = "auto", **_) -> Featurizer:
     from .zeroshot import UniRepZeroShot
 
@@ -140,13 +158,15 @@ def is_checkpoint_path(name_or_path: str | Path) -> bool:
 
 def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featurizer:
     """The featurizer called ``name_or_path``: a built-in name (``onehot``, ``onehot-sites``, ``onehot-full``,
-    ``unirep64``, ``unirep256``, ``unirep1900``), a fair-esm model name (``esm2_t33_650M_UR50D``, weights from
-    the torch hub cache), a fair-esm checkpoint file (``.pt``), or a Hugging Face encoder (ESM-2, ProtT5,
+    ``unirep64``, ``unirep256``, ``unirep1900``), ``profile:PATH`` (a per-site profile: ProteinMPNN .npz, a
+    .npy matrix, a table, an MSA), ``scores:PATH[:COL,...]`` (a file of variant scores), a fair-esm model name
+    (``esm2_t33_650M_UR50D``, weights from the torch hub cache), a fair-esm checkpoint file (``.pt``), or a Hugging Face encoder (ESM-2, ProtT5,
     ProtBert) by hub id (``facebook/esm2_t33_650M_UR50D``) or ``save_pretrained`` directory.
 
     ``dataset`` (a ``VariantSet``) is needed by the one-hot featurizers, whose columns are the dataset's
     substitutions. ``options``: ``device``, ``layer``, ``dtype``, ``engine``, ``toks_per_batch``, ``truncate``
-    (the ESM ones; the others ignore them).
+    (the ESM ones; the others ignore them); ``profile_offset``, ``profile_alphabet`` (``profile:``),
+    ``allow_missing`` (``scores:``).
     """
     unknown = set(options) - set(DEFAULT_OPTIONS)
     if unknown:
@@ -156,6 +176,9 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
 
     resolve_device(options["device"])  # a device this machine lacks is refused, whatever the featurizer
     text = str(name_or_path)
+    for prefix, build in FILE_FEATURIZERS.items():
+        if text.startswith(prefix):
+            return build(text.removeprefix(prefix), dataset=dataset, **options)
     if text in FEATURIZERS:
         return FEATURIZERS[text](text, dataset=dataset, **options)
     from .zeroshot import ESM_METHODS, split_method
@@ -177,7 +200,8 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
         return _esm(Path(base).stem, dataset, weights=base, method=method, mutpos=mutpos, **options)
     if ESM_NAME.match(base):
         return _esm(base, dataset, method=method, mutpos=mutpos, **options)
-    raise DataError(f"unknown featurizer {text!r}; known: {', '.join(available_featurizers())}, a fair-esm "
+    raise DataError(f"unknown featurizer {text!r}; known: {', '.join(available_featurizers())}, profile:PATH, "
+                    f"scores:PATH[:COL,...], a fair-esm "
                     f"checkpoint file (.pt), or a Hugging Face model (owner/name or a save_pretrained directory); an ESM name or checkpoint followed by -mutpos gives its representation at "
                     f"the mutated positions, by -masked-marginal, -wt-marginal or -mutant-marginal its zero-shot "
                     f"scores")
@@ -232,6 +256,20 @@ def _zeroshot_from_manifest(manifest: dict, parent: str | None, device: str) -> 
                 method=manifest["method"])
 
 
+def _profile_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
+    from .profile import ProfileFeaturizer
+
+    if not parent:
+        raise DataError("profile features need the dataset's parent sequence, which was not recorded")
+    return ProfileFeaturizer.from_manifest(manifest, parent)
+
+
+def _scores_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
+    from .scores import ScoresFeaturizer
+
+    return ScoresFeaturizer.from_manifest(manifest, parent)
+
+
 FROM_MANIFEST: dict[str, Callable[[dict, str | None, str], Featurizer]] = {
     "zeroshot": _zeroshot_from_manifest,
     "onehot": _onehot_from_manifest,
@@ -239,6 +277,8 @@ FROM_MANIFEST: dict[str, Callable[[dict, str | None, str], Featurizer]] = {
     "esm": _esm_from_manifest,
     "unirep": _unirep_from_manifest,
     "huggingface": _hf_from_manifest,
+    "profile": _profile_from_manifest,
+    "scores": _scores_from_manifest,
 }
 
 
