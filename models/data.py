@@ -8,9 +8,12 @@ import numpy as np
 import pandas as pd
 
 from mimo.pipeline.cache import CachedEmbeddings, EmbeddingCache, list_features
-from mimo.pipeline.splits import SPLIT_NAMES, is_fold_scheme, split_hash
-from mimo.pipeline.tables import read_split_file
+from mimo.pipeline.conventions import mutation_format_from
 from mimo.pipeline.errors import DataError
+from mimo.pipeline.splits import (SPLIT_NAMES, contiguous_out_of_order, is_fold_scheme, parse_fold_scheme,
+                                  position_folds, random_folds, split_hash)
+from mimo.pipeline.tables import read_split_file
+from mimo.pipeline.variants import parse_mutations
 
 
 @dataclass
@@ -140,14 +143,57 @@ def load_split_data(cache_root: str | Path, dataset: str, features: str | None =
     return data
 
 
+def first_positions(mutations, n_mutations, info: dict) -> list[int | None]:
+    """Each row's first substituted position, 1-based on the parent (None: the parent, or no parent)."""
+    parent, fmt = info.get("parent"), mutation_format_from(info)
+    if not parent:
+        return [None] * len(mutations)
+    return [parse_mutations(text, parent, fmt)[0].position + 1 if count and count > 0 and text else None
+            for text, count in zip(mutations, n_mutations)]
+
+
+def _proteingym_folds(rows: CachedEmbeddings, table: pd.DataFrame, source: dict, scheme: str, k: int) -> np.ndarray:
+    """ProteinGym's fold scheme over the dataset's rows in the order of its file (``mimo.pipeline.splits``); a
+    note in ``source`` when contiguous blocks are not contiguous in sequence (a file not sorted by position)."""
+    if k < 2:
+        raise DataError(f"--cv {scheme}{k}: a k-fold needs k >= 2")
+    at = {sid: i for i, sid in enumerate(rows.ids)}
+    order = [at[sid] for sid in table["id"] if sid in at]  # the file's order, rows the cache holds
+    if scheme == "random":
+        drawn = random_folds(len(order), k)
+    else:
+        positions = first_positions(rows.mutations[order], rows.n_mutations[order], source["dataset"])
+        if all(p is None for p in positions):
+            raise DataError(f"--cv {scheme}{k}: the dataset has no mutation strings against a parent, so its rows "
+                            f"have no positions (give --parent when building)")
+        try:
+            drawn = position_folds(positions, scheme, k)
+        except ValueError as exc:
+            raise DataError(f"--cv {scheme}{k}: {exc}") from None
+        if scheme == "contiguous" and contiguous_out_of_order(positions):
+            source["cv_note"] = (f"the dataset file is not sorted by position, so the {k} contiguous folds are "
+                                 f"blocks of positions in the order they first appear (ProteinGym's rule), not "
+                                 f"blocks of the sequence; sort the file by position for sequence blocks")
+    folds = np.full(len(rows.ids), "none", dtype=object)
+    for row, fold in zip(order, drawn):
+        if fold >= 0 and np.isfinite(rows.labels[row]):
+            folds[row] = str(int(fold))
+    return folds
+
+
 def load_cv_data(cache_root: str | Path, dataset: str, features: str | None = None, cv: str = "5",
                  allow_partial: bool = False, seed: int = 0) -> SplitData:
-    """Cached rows with cross-validation folds: a fold scheme recorded from the dataset file (``cv`` names its
-    column, e.g. ``fold_modulo_5``) or, with ``cv`` a number k, a seeded random k-fold (``random_k``). The
+    """Cached rows with cross-validation folds: ProteinGym's schemes made for any dataset (``cv`` as
+    ``modulo5``, ``contiguous5``, ``random5``, any k: ``mimo.pipeline.splits``), a fold scheme recorded from the
+    dataset file (``cv`` names its column, e.g. ``fold_modulo_5``) or, with ``cv`` a number k, a seeded random
+    k-fold (``random_k``). The
     ``split`` array holds each row's fold id as text (``"0"``..``"k-1"``; ``none`` for rows outside)."""
     features, rows, table, source = _cached(cache_root, dataset, features, allow_partial)
     schemes = [c for c in table.columns if c != "id" and is_fold_scheme(table[c])]
-    if str(cv).isdigit():
+    scheme = parse_fold_scheme(cv)
+    if scheme is not None:
+        folds, name = _proteingym_folds(rows, table, source, *scheme), str(cv)
+    elif str(cv).isdigit():
         k = int(cv)
         if not 2 <= k <= len(rows.ids):
             raise DataError(f"--cv {cv}: a k-fold needs 2 <= k <= the {len(rows.ids)} rows")
@@ -160,7 +206,8 @@ def load_cv_data(cache_root: str | Path, dataset: str, features: str | None = No
     else:
         if cv not in schemes:
             raise DataError(f"--cv {cv!r}: no such fold scheme for dataset {dataset!r} (recorded: "
-                            f"{', '.join(schemes) or 'none'}; or give a number for a seeded random k-fold)")
+                            f"{', '.join(schemes) or 'none'}; or modulo5, contiguous5, random5 (any k) for "
+                            f"ProteinGym's schemes, or a number for a seeded random k-fold)")
         folds = pd.Series(table[cv].to_numpy(), index=table["id"]).reindex(rows.ids).fillna("none").to_numpy()
         name = cv
     folds = folds.astype(object)

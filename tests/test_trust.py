@@ -99,7 +99,7 @@ def test_labels_too_large_give_an_error_not_nan(tmp_path):
 
 
 def test_non_finite_predictions_or_metrics_are_errors():
-    from mimo.models.runs import check_finite, check_finite_metrics
+    from mimo.models.evaluate import check_finite, check_finite_metrics
     from mimo.pipeline.errors import DataError
 
     with pytest.raises(DataError, match="1 non-finite value"):

@@ -106,6 +106,8 @@ def _fit(head: str, params: dict, dataset, features, split, split_file, cache_ro
     if metrics.get("split_unused_rows"):
         click.echo(f"note: {metrics['split_unused_rows']} rows of the dataset are in no part of split "
                    f"{metrics['split']} (neither train, valid nor test): they are not used", err=True)
+    if "cv_note" in run.source:
+        click.echo(f"note: {run.source['cv_note']}", err=True)
     if "partial_cache" in metrics:
         p = metrics["partial_cache"]
         click.echo(f"warning: fitted on a partial cache ({p['cached_rows']} of {p['dataset_rows']} rows; "

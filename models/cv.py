@@ -1,0 +1,139 @@
+"""Cross-validation as ProteinGym scores it: each fold held out in turn, one pooled Spearman."""
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from .base import Estimator
+from .data import SplitData
+from .evaluate import check_finite, check_finite_metrics, used_manifest
+from .metrics import (calibrate_interval, interval_bounds, interval_metrics, metrics_by_mutations,
+                      regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
+from .rundir import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, write_run
+from .support import TrainingSupport, mark_support, mutation_format
+
+
+def _fit_one(model: Estimator, data: SplitData, train: np.ndarray, valid: np.ndarray, refit: bool,
+             log: Callable[[str], None] | None) -> tuple[Estimator, Estimator]:
+    """Fit on ``train`` rows with ``valid`` for the choices (alpha, epochs); with ``refit``, fit again on both
+    with those choices. Returns (the model fitted on train, the final model)."""
+    rows, y, counts = data.rows.embeddings, data.rows.labels, data.rows.n_mutations
+    chosen = model.clone()
+    chosen.fit(rows[train], y[train], rows[valid], y[valid], counts=counts[train], counts_valid=counts[valid], log=log)
+    if not refit:
+        return chosen, chosen
+    both = train | valid
+    final = model.clone(**chosen.refit_params())
+    final.fit(rows[both], y[both], rows[valid], y[valid], counts=counts[both], counts_valid=counts[valid])
+    return chosen, final
+
+
+def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, refit: bool = True,
+           force: bool = False, log: Callable[[str], None] | None = None, root: str | Path = DEFAULT_ROOT) -> "Run":
+    """Cross-validation as ProteinGym scores it: for each fold, train on the others and predict it; ONE
+    Spearman over all pooled out-of-fold predictions (``test``), plus per-fold figures (``per_fold``).
+
+    ``data.split`` holds fold ids (``load_cv_data``). For held-out fold k, the next fold is the inner
+    validation (choices such as ridge's alpha and the number of epochs are made there, and MIMO's intervals
+    calibrated there: a fold disjoint from training, as the held-out one is); with ``refit`` the model is then
+    refitted on all other folds with those choices. The run's saved model is fitted the same way on every fold,
+    for `mimo predict`."""
+    out = Path(out) if out is not None else default_run_dir(f"{model.name}-cv", root)
+    staging = prepare_run_dir(out, force)
+    folds = np.asarray(data.split, dtype=object)
+    ids = sorted({f for f in folds if f != "none"}, key=int)
+    labels, n = data.rows.labels, len(folds)
+    info = data.source["dataset"]
+    fmt, parent = mutation_format(info), info.get("parent")
+    columns = {name: np.full(n, np.nan) for name in ("prediction", "std", "lower", "upper")}
+    marks = pd.DataFrame({"unseen": pd.array([None] * n, dtype="Int64"),
+                          "unseen_sites": pd.array([None] * n, dtype="Int64"), "no_signal": np.zeros(n, bool)})
+    per_fold, member_counts, intervals = [], [], []
+    try:
+        start = time.perf_counter()
+        for i, fold in enumerate(ids):
+            test, valid = folds == fold, folds == ids[(i + 1) % len(ids)]
+            train = (folds != "none") & ~test & ~valid
+            chosen, final = _fit_one(model, data, train, valid, refit, log)
+            members = final.predict_members(data.rows.embeddings[test])
+            check_finite(members, "the model's predictions")
+            columns["prediction"][test] = members.mean(axis=1)
+            member_counts.append(members.shape[1])
+            if members.shape[1] > 1:  # calibrated on the inner validation fold, by the model that had not seen it
+                inner = chosen.predict_members(data.rows.embeddings[valid])
+                counts = data.rows.n_mutations
+                interval = calibrate_interval(labels[valid], inner.mean(axis=1), inner.std(axis=1), counts[valid])
+                std = members.std(axis=1)
+                columns["std"][test] = std
+                columns["lower"][test], columns["upper"][test] = interval_bounds(members.mean(axis=1), std, interval,
+                                                                                 counts[test])
+                intervals.append(interval)
+            seen = train | valid
+            support = TrainingSupport.from_rows(data.rows.mutations[seen], data.rows.n_mutations[seen], labels[seen],
+                                                parent, fmt)
+            marked = mark_support(pd.DataFrame({k: v[test] for k, v in columns.items()}), support,
+                                  used_manifest(final, data.source["features"]), data.rows.mutations[test],
+                                  data.rows.n_mutations[test], parent, fmt)
+            for name in ("lower", "upper"):
+                columns[name][test] = marked[name].to_numpy()
+            for name in ("unseen", "unseen_sites", "no_signal"):
+                marks.loc[test, name] = marked[name].to_numpy()
+            per_fold.append({"fold": fold, "validation_fold": ids[(i + 1) % len(ids)],
+                             **regression_metrics(labels[test], columns["prediction"][test]),
+                             "rows_without_signal": int(marked["no_signal"].sum())})
+        seconds = time.perf_counter() - start
+        tested = folds != "none"
+        prediction = columns["prediction"]
+        metrics = {"model": model.name, "features": data.features, "dataset": data.dataset, "split": data.split_name,
+                   "split_hash": data.split_hash,
+                   "cv": {"scheme": data.split_name, "folds": len(ids), "refit": refit,
+                          "inner_validation": "the next fold"},
+                   "test": {**regression_metrics(labels[tested], prediction[tested]),
+                            "spearman_ties_broken": spearman_ties_broken(labels[tested], prediction[tested]),
+                            "tied_share": tied_share(prediction[tested]),
+                            "by_mutations": metrics_by_mutations(labels[tested], prediction[tested],
+                                                                 data.rows.n_mutations[tested])},
+                   "per_fold": per_fold,
+                   "mean_fold_spearman": _mean([f["spearman"] for f in per_fold]),
+                   "fit_seconds": round(seconds, 3), "params": model.get_params(),
+                   "support": {"test_rows_without_signal": int(marks["no_signal"][tested].sum())}}
+        predictions = pd.DataFrame({"id": data.rows.ids, "split": np.where(tested, "test", "none"),
+                                    "fold": folds, "mutations": data.rows.mutations,
+                                    "n_mutations": data.rows.n_mutations, "y": labels, "prediction": prediction})
+        members_count = min(member_counts)  # `fit auto` may choose a single-output head in some folds
+        if members_count > 1:
+            for name in ("std", "lower", "upper"):
+                predictions[name] = columns[name]
+            metrics["uncertainty"] = {
+                "test": uncertainty_metrics(labels[tested], prediction[tested], columns["std"][tested]),
+                "interval": {"level": intervals[0]["level"], "calibration": "per fold, on its inner validation fold",
+                             "test": interval_metrics(labels[tested], columns["lower"][tested],
+                                                      columns["upper"][tested])}}
+        for name in ("unseen", "unseen_sites", "no_signal"):
+            predictions[name] = marks[name].to_numpy()
+        check_finite_metrics(metrics)
+        # the model `mimo predict` uses: the same recipe on every fold (the first as inner validation)
+        everything = folds != "none"
+        chosen, final = _fit_one(model, data, everything & (folds != ids[0]), folds == ids[0], refit, None)
+        first = folds == ids[0]
+        inner = chosen.predict_members(data.rows.embeddings[first])
+        if inner.shape[1] > 1:  # the saved model's intervals, for `mimo predict`
+            metrics.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
+                labels[first], inner.mean(axis=1), inner.std(axis=1), data.rows.n_mutations[first]))
+        support = TrainingSupport.from_rows(data.rows.mutations[everything], data.rows.n_mutations[everything],
+                                            labels[everything], parent, fmt)
+        write_run(staging, out, metrics, data.source, predictions, support, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return Run(out, metrics, data.source, final)
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else None
