@@ -127,8 +127,11 @@ def to_probabilities(values: np.ndarray, alphabet: str, path: Path, where=None) 
 
 def _load_arrays(path: Path) -> dict[str, np.ndarray]:
     try:  # allow_pickle=False: a profile file never runs code
-        with np.load(path, allow_pickle=False) as data:
-            return dict(data) if isinstance(data, np.lib.npyio.NpzFile) else {"": data}
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.ndarray):
+            with data:
+                return dict(data)
+        return {"": data}
     except (ValueError, OSError, EOFError) as exc:
         raise DataError(f"cannot read as a NumPy file ({exc})", path) from None
 

@@ -2,7 +2,8 @@
 numeric columns of a CSV/TSV that scores variants, such as ProteinGym's zero-shot files (TranceptEVE's
 ``avg_score``, ESM-IF1's ``esmif1_ll``).
 
-Rows are joined to the dataset on ``mutated_sequence`` (the sequence itself), else on ``mutant`` (ProteinGym's
+The feature name is ``scores-<file stem>``, followed by the columns when they are named
+(``scores-<stem>-avg_score``). Rows are joined to the dataset on ``mutated_sequence`` (the sequence itself), else on ``mutant`` (ProteinGym's
 1-based ``A24C:D56E`` against the dataset's parent). Columns: those named after the path, else every column but
 the join keys and ProteinGym's labels and folds (``DMS_score``, ``DMS_score_bin``, ``fold_*``), so that a
 measured label never becomes a feature. A last column ``covered`` is 1 for variants the file scores; a variant
@@ -76,6 +77,12 @@ def _keys(table: pd.DataFrame, path: Path, parent: str | None) -> list[str]:
             for row, text in enumerate(table[MUTANT_COLUMN])]
 
 
+def scores_name(path: Path, columns: list[str] | None) -> str:
+    """``scores-<stem>``, with the columns named after the path appended (``scores-<stem>-avg_score``):
+    ProteinGym names its zero-shot files by assay, one folder per model, so the stem alone would clash."""
+    return "-".join(["scores", feature_stem(path)] + [feature_stem(c) for c in columns or []])
+
+
 class ScoresFeaturizer:
     """A scores file's columns for each variant, plus ``covered`` (see the module)."""
 
@@ -92,15 +99,17 @@ class ScoresFeaturizer:
         self.scores, self.score_columns = read_scores(self.path, columns, parent)
         self.columns = self.score_columns + ["covered"]
         self.dim = len(self.columns)
-        self.name = f"scores-{feature_stem(self.path)}"
+        self.name = scores_name(self.path, columns)
 
     @classmethod
     def from_manifest(cls, manifest: dict, parent: str | None, path: str | Path | None = None) -> "ScoresFeaturizer":
         """The featurizer a cache was built with; ``path``: another file with the same columns (new variants'
         scores), whose content is then not compared with the cache's."""
         fingerprint = None if path is not None else manifest.get("weights_fingerprint")
-        return cls(path or manifest["weights"], parent, manifest["score_columns"], manifest.get("allow_missing", False),
-                   fingerprint)
+        featurizer = cls(path or manifest["weights"], parent, manifest["score_columns"],
+                         manifest.get("allow_missing", False), fingerprint)
+        featurizer.name = manifest["features"]
+        return featurizer
 
     def manifest(self) -> dict:
         return {"features": self.name, "kind": self.kind, "model": f"scores-v1 allow_missing={self.allow_missing}",
