@@ -1,7 +1,6 @@
 """Cross-validation as ProteinGym scores it: each fold held out in turn, one pooled Spearman."""
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 from typing import Callable
@@ -14,7 +13,7 @@ from .data import SplitData
 from .evaluate import check_finite, check_finite_metrics, used_manifest
 from .metrics import (calibrate_interval, interval_bounds, interval_metrics, metrics_by_mutations,
                       regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
-from .rundir import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, write_run
+from .rundir import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, release_run_dir, write_run
 from .support import TrainingSupport, mark_support, mutation_format
 
 
@@ -129,8 +128,7 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
                                             labels[everything], parent, fmt)
         write_run(staging, out, metrics, data.source, predictions, support, final)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        release_run_dir(staging)
     return Run(out, metrics, data.source, final)
 
 

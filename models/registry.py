@@ -15,6 +15,7 @@ import json
 import os
 import pickle
 import uuid
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ def load_model(run_dir_or_file: str | Path, device: str = "cpu") -> Estimator:
         with np.load(path, allow_pickle=False) as saved:
             meta = json.loads(str(saved["__meta__"]))
             flat = {**meta["state"], **{k: saved[f"a{i}"] for i, k in enumerate(meta["arrays"])}}
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
         raise DataError(f"cannot read the fitted model ({type(exc).__name__}: {exc})", path) from None
     if meta.get("head") not in HEADS:
         raise DataError(f"unknown head {meta.get('head')!r} in the model file (known: {', '.join(HEADS)})", path)

@@ -1,13 +1,12 @@
 """`mimo report`: run directories gathered into the report's Table 2, plus Spearman."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from .registry import HEADS, head_class
-from .runs import check_run_dir
+from .rundir import load_run
 
 
 def _train_params(metrics: dict) -> dict:
@@ -53,7 +52,7 @@ def gather_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
     summary, train/valid/test loss (MSE), Spearman, fit seconds."""
     rows = []
     for run_dir in run_dirs:
-        m = json.loads((check_run_dir(run_dir) / "metrics.json").read_text())
+        m = load_run(run_dir).metrics
         row = {"run": Path(run_dir).name, "model": m["model"], "params": _distinguishing(m),
                "dataset": m.get("dataset", ""), "features": m["features"],
                "split": m["split"] + (f" ({m['split_hash'][:8]})" if m.get("split_hash") else ""),
@@ -62,9 +61,11 @@ def gather_runs(run_dirs: list[str | Path]) -> pd.DataFrame:
                "test loss": m["test"]["mse"], "valid Spearman": m.get("valid", {}).get("spearman"),
                "test Spearman": m["test"]["spearman"],
                "test Spearman, ties broken": m["test"].get("spearman_ties_broken"), "fit s": m["fit_seconds"]}
-        u = m.get("uncertainty", {}).get("test")
-        row["test Spearman(std, abs err)"] = None if u is None else u["spearman_std_abs_error"]
-        row["test 2-std coverage"] = None if u is None else u["coverage_2std"]
+        u = m.get("uncertainty", {})
+        row["test Spearman(std, abs err)"] = u.get("test", {}).get("spearman_std_abs_error")
+        interval = u.get("interval", {}).get("test", {})  # calibrated on validation rows, not the raw spread
+        row["test 95% interval coverage"] = interval.get("coverage")
+        row["test 95% interval width"] = interval.get("mean_width")
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -7,6 +7,7 @@ pictures (``test_predictions.svg``; ``loss_curve.svg`` for neural heads).
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mimo.pipeline.errors import DataError
+from mimo.pipeline.writes import disk_errors
 
 from .base import Estimator
 from .evaluate import check_finite, used_manifest
@@ -33,8 +35,9 @@ DEFAULT_ROOT = "runs"
 
 
 def is_run_dir(path: str | Path) -> bool:
+    """A finished run: its files are there and it is not the staging directory of a fit (killed or running)."""
     path = Path(path)
-    return path.is_dir() and all((path / name).is_file() for name in RUN_FILES)
+    return path.is_dir() and not _is_staging(path) and all((path / name).is_file() for name in RUN_FILES)
 
 
 def check_run_dir(path: str | Path) -> Path:
@@ -59,23 +62,81 @@ def default_run_dir(model: str, root: str | Path = DEFAULT_ROOT) -> Path:
     return out
 
 
+def _resolved(out: Path) -> Path:
+    try:
+        return out.resolve()
+    except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+        raise DataError(f"--out cannot be resolved ({exc}); choose another --out", out) from None
+
+
+def _is_staging(path: Path) -> bool:
+    return path.name.startswith(".") and path.name.endswith(".tmp")
+
+
 def prepare_run_dir(out: str | Path, force: bool = False) -> Path:
     """Check, before any training, that ``out`` can become a run directory: refused when it exists and is not
-    empty (unless ``force``); its parent is created and must be writable. Returns a fresh staging directory
-    beside ``out``, renamed into place by ``commit_run_dir`` once everything is written."""
+    empty, unless ``force`` and it is a mimo run (nothing else is ever replaced); refused while another fit
+    writes the same ``out``. Its parent is created and must be writable. Returns a fresh staging directory
+    beside ``out`` (left-over ones of killed fits to the same ``out`` are removed), renamed into place by
+    ``commit_run_dir`` once everything is written."""
     out = Path(out)
+    resolved = _resolved(out)
     if out.exists() and not out.is_dir():
         raise DataError("--out exists and is not a directory", out)
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise DataError("--out is not empty (a run is never written over another; choose another --out, or "
-                        "pass --force to replace it)", out)
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise DataError("--out is not empty (a run is never written over another; choose another --out, or "
+                            "pass --force to replace an earlier run)", out)
+        if not is_run_dir(out):
+            raise DataError("--force replaces only a run directory of mimo (with metrics.json and source.json); "
+                            "this one holds other files, so nothing was touched: choose another --out", out)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
+        lock = _lock(resolved)
+        for stale in out.parent.glob(f".{out.name}.*.tmp"):  # staging of a killed fit to the same --out
+            shutil.rmtree(stale, ignore_errors=True)
         staging = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
         staging.mkdir()
     except OSError as exc:
         raise DataError(f"cannot write the run directory here ({exc.strerror or exc})", out) from None
+    _LOCKS[staging] = lock
     return staging
+
+
+_LOCKS: dict[Path, int] = {}  # staging directory -> the descriptor holding its --out's lock
+
+
+def _lock(out: Path) -> int:
+    """An exclusive lock on ``out``: a hidden lock file beside it, held until the fit ends (or dies)."""
+    path = out.parent / f".{out.name}.lock"
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise DataError("another fit is writing this --out right now; wait for it, or choose another --out",
+                            out) from None
+        try:  # the file we locked is still the one at the path (not removed by a fit that just ended)
+            if os.stat(path).st_ino == os.fstat(descriptor).st_ino:
+                return descriptor
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)
+
+
+def release_run_dir(staging: Path) -> None:
+    """Remove an unfinished staging directory and release its lock (``fit_run``'s and ``fit_cv``'s cleanup)."""
+    if staging.exists():
+        shutil.rmtree(staging, ignore_errors=True)
+    descriptor = _LOCKS.pop(staging, None)
+    if descriptor is not None:
+        name = staging.name.removeprefix(".").rsplit(".", 2)[0]  # .<out>.<hex>.tmp
+        try:
+            (staging.parent / f".{name}.lock").unlink()
+        except OSError:
+            pass
+        os.close(descriptor)
 
 
 def commit_run_dir(staging: Path, out: Path) -> Path:
@@ -89,6 +150,13 @@ def commit_run_dir(staging: Path, out: Path) -> Path:
 def write_run(staging: Path, out: Path, metrics: dict, source: dict, predictions: pd.DataFrame,
            support: TrainingSupport, model: Estimator) -> None:
     """Every file of a run into ``staging``, then the whole run into place at ``out``."""
+    with disk_errors(out, "the run was not written (an earlier run at this --out, if any, is unchanged)"):
+        _write_files(staging, metrics, source, predictions, support, model)
+    commit_run_dir(staging, out)
+
+
+def _write_files(staging: Path, metrics: dict, source: dict, predictions: pd.DataFrame, support: TrainingSupport,
+                 model: Estimator) -> None:
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default) + "\n")
     (staging / "source.json").write_text(json.dumps(source, indent=2) + "\n")
     predictions.to_csv(staging / "predictions.csv", index=False)  # shortest exact repr: metrics recompute exactly
@@ -97,7 +165,6 @@ def write_run(staging: Path, out: Path, metrics: dict, source: dict, predictions
     if "history" in metrics:
         plot_loss_curve(metrics, staging / "loss_curve.svg")
     plot_test_predictions(metrics, predictions, staging / "test_predictions.svg")
-    commit_run_dir(staging, out)
 
 
 def _json_default(value):
@@ -161,9 +228,25 @@ class Run:
         return out
 
 
+def read_run_file(directory: Path, name: str, required: tuple[str, ...] = ()) -> dict:
+    """A run's JSON file as a dict, with the keys this version reads; a DataError names a damaged one."""
+    path = directory / name
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DataError(f"cannot read the run's {name} ({exc}); was it edited by hand? Fit the run again", path) from None
+    if not isinstance(value, dict):
+        raise DataError(f"the run's {name} is not a JSON object; fit the run again", path)
+    missing = [key for key in required if key not in value]
+    if missing:
+        raise DataError(f"the run's {name} lacks {', '.join(missing)}; was it edited by hand? Fit the run again",
+                        path)
+    return value
+
+
 def load_run(directory: str | Path) -> Run:
     """A run directory written by ``fit_run`` (or by an earlier version of mimo)."""
     directory = check_run_dir(directory)
-    metrics = json.loads((directory / "metrics.json").read_text())
-    source = json.loads((directory / "source.json").read_text())
+    metrics = read_run_file(directory, "metrics.json", ("model", "features", "split", "test", "fit_seconds"))
+    source = read_run_file(directory, "source.json", ("dataset", "features"))
     return Run(directory, metrics, source)

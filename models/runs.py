@@ -2,7 +2,6 @@
 the directory ``rundir``, evaluation ``evaluate``. This module is the entry point the API and CLI use."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +13,7 @@ from .data import SplitData
 from .evaluate import (add_intervals, check_finite, check_finite_metrics, evaluate, member_metrics, summary_line,
                        timed, training_support, used_manifest)
 from .rundir import (DEFAULT_ROOT, Run, check_run_dir, default_run_dir, is_run_dir, load_run, prepare_run_dir,
-                     write_run)
+                     release_run_dir, write_run)
 from .support import mark_support, mutation_format
 
 __all__ = ["DEFAULT_ROOT", "Run", "check_run_dir", "fit_cv", "fit_run", "is_run_dir", "load_run", "summary_line"]
@@ -50,6 +49,5 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
         check_finite_metrics(metrics)
         write_run(staging, out, metrics, data.source, predictions, support, model)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
+        release_run_dir(staging)
     return Run(out, metrics, data.source, model)

@@ -6,6 +6,8 @@ import math
 from html import escape
 from pathlib import Path
 
+from mimo.pipeline.writes import write_text
+
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728")
 
 
@@ -72,7 +74,7 @@ class _Axes:
 
     def write(self, path: str | Path) -> Path:
         path = Path(path)
-        path.write_text("\n".join(self.parts + ["</svg>"]) + "\n")
+        write_text(path, "\n".join(self.parts + ["</svg>"]) + "\n")
         return path
 
 
@@ -165,5 +167,5 @@ def heatmap_chart(positions: list[int], letters: str, values: dict, parent: dict
                              f'fill="{color}"/>')
     parts.append("</svg>")
     path = Path(path)
-    path.write_text("\n".join(parts) + "\n")
+    write_text(path, "\n".join(parts) + "\n")
     return path

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from mimo.pipeline.writes import write_csv
+
 from ._common import DataError, ensure_writable, main, reports_data_errors
 
 
@@ -37,7 +39,7 @@ def design_scan(run_path, run_dir, out, figure, device) -> None:
     for path, option in ((out, "--out"), (figure, "--figure")):
         ensure_writable(path, option)
     table = saturation_scan(run_dir, device)
-    table.to_csv(out, index=False)
+    write_csv(table, out)
     plot_scan(run_dir, table, figure)
     best = table.sort_values("prediction", ascending=False).head(5)
     click.echo(f"{len(table)} single substitutions scored ({int(table['no_signal'].sum())} without signal from the "
@@ -86,7 +88,7 @@ def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, b
         ranks.close()
     if not ranks.is_main:
         return
-    batch.to_csv(out, index=False)
+    write_csv(batch, out)
     click.echo(f"{len(batch)} variants proposed from {record['candidates_scored']:,} candidates "
                f"(acquisition {record['acquisition']}; uncertainty: {record['uncertainty']}; no substitution in "
                f"more than {max_share:.0%} of the batch; {record['measured_excluded']:,} measured variants excluded)")

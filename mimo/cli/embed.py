@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from mimo.pipeline.writes import write_csv
+
 from mimo.pipeline.featurizers import FEATURIZERS
 from ._common import (CACHE_OPTION, DataError, add_options, dataset_options, ensure_writable, load_dataset, main,
                       reports_data_errors)
@@ -132,5 +134,5 @@ def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_off
                 r = spearman(part["label"].to_numpy(), part["score"].to_numpy())
                 click.echo(f"  {count} mutations: {'n/a' if r is None else f'{r:.3f}'} ({len(part)} variants)")
     if out:
-        table.to_csv(out, index=False)
+        write_csv(table, out)
         click.echo(f"{len(table)} scores written to {out}")

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import click
 
+from mimo.pipeline.writes import write_csv, write_text
+
 from ._common import DataError, ensure_writable, main, reports_data_errors
 
 
@@ -18,6 +20,10 @@ def report_cmd(runs, csv_path, md_path) -> None:
     """Gather run directories into one table (default: every run under ./runs)."""
     from mimo.models.report import gather_runs, to_markdown
     from mimo.models.runs import DEFAULT_ROOT, is_run_dir
+
+    for path, option in ((csv_path, "--csv"), (md_path, "--markdown")):
+        if path:
+            ensure_writable(path, option)  # before the table is printed
 
     if not runs:
         runs = sorted(str(p) for p in Path(DEFAULT_ROOT).glob("*") if is_run_dir(p))
@@ -33,9 +39,9 @@ def report_cmd(runs, csv_path, md_path) -> None:
     markdown = to_markdown(table)
     click.echo(markdown)
     if csv_path:
-        table.to_csv(csv_path, index=False)
+        write_csv(table, csv_path)
     if md_path:
-        Path(md_path).write_text(markdown + "\n")
+        write_text(md_path, markdown + "\n")
 
 
 @main.command("predict")
@@ -62,7 +68,7 @@ def predict_cmd(run_dir, variants, fasta, out, device) -> None:
         click.echo(f"warning: {unseen} of {len(table)} variants carry substitutions never measured in training "
                    f"(column unseen){detail}", err=True)
     if out:
-        table.to_csv(out, index=False)
+        write_csv(table, out)
         click.echo(f"{len(table)} predictions ({int(table['in_cache'].sum())} from the cache) written to {out}")
     else:
         click.echo(table.to_csv(index=False), nl=False)

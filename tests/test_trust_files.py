@@ -1,0 +1,163 @@
+"""Nothing the user owns is deleted, no run file runs code, runs are written whole or not at all, and a damaged
+run is one line (issue: trust, round 2)."""
+import errno
+import json
+import os
+import pickle
+import subprocess
+import sys
+
+import pytest
+
+from mimo.models.rundir import prepare_run_dir, release_run_dir
+from mimo.pipeline.errors import DataError
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory, small_gfp_dir):
+    from conftest import run_cli
+
+    root = tmp_path_factory.mktemp("cache")
+    run_cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache", root, "--quiet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, cache):
+    from conftest import run_cli
+
+    out = tmp_path_factory.mktemp("runs") / "ridge"
+    run_cli("fit", "ridge", "--cache", cache, "--out", out)
+    return out
+
+
+def one_line(result, *fragments):
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    line = result.output.strip().splitlines()[-1]
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+def test_force_replaces_only_a_mimo_run(tmp_path, cache, cli):
+    documents = tmp_path / "mydocs"
+    documents.mkdir()
+    (documents / "thesis.txt").write_text("four years")
+    result = cli("fit", "ridge", "--cache", cache, "--out", documents, "--force", ok=False)
+    one_line(result, "replaces only a run directory")
+    assert (documents / "thesis.txt").read_text() == "four years"
+    result = cli("fit", "ridge", "--cache", cache, "--out", cache, "--force", ok=False)
+    one_line(result, "replaces only a run directory")
+    assert any(cache.iterdir())
+
+
+def test_a_crafted_legacy_pickle_does_not_run(tmp_path, run, cli):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    for name in ("metrics.json", "source.json"):
+        (legacy / name).write_text((run / name).read_text())
+    (legacy / "model.pkl").write_bytes(pickle.dumps(Payload()))
+    result = cli("predict", "--run", legacy, "--variants", tmp_path / "v.txt", ok=False)
+    (tmp_path / "v.txt").write_text("SA108D\n")
+    result = cli("predict", "--run", legacy, "--variants", tmp_path / "v.txt", ok=False)
+    one_line(result, "model.pkl", "refused to load posix.system")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_second_fit_to_the_same_out_is_refused_while_the_first_runs(tmp_path):
+    out = tmp_path / "race"
+    staging = prepare_run_dir(out)
+    code = ("import sys; from mimo.models.rundir import prepare_run_dir\n"
+            "try:\n    prepare_run_dir(sys.argv[1])\nexcept Exception as e:\n    print(e); sys.exit(3)")
+    other = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True)
+    assert other.returncode == 3 and "another fit is writing this --out" in other.stdout
+    release_run_dir(staging)
+    assert not staging.exists() and not list(tmp_path.iterdir())  # no staging, no lock file left
+    staging = prepare_run_dir(out)  # free again
+    release_run_dir(staging)
+
+
+def test_stale_staging_is_not_a_run_and_the_next_fit_removes_it(tmp_path, run, cache, cli):
+    stale = tmp_path / ".half.1234abcd.tmp"
+    stale.mkdir()
+    for name in ("metrics.json", "source.json"):
+        (stale / name).write_text((run / name).read_text())
+    from mimo.models.rundir import is_run_dir
+
+    assert not is_run_dir(stale)
+    cli("fit", "ridge", "--cache", cache, "--out", tmp_path / "half")
+    assert not stale.exists()
+
+
+def test_out_a_symlink_loop_is_refused_before_training(tmp_path, cache, cli):
+    loop = tmp_path / "loop"
+    os.symlink(loop, loop)
+    one_line(cli("fit", "ridge", "--cache", cache, "--out", loop, ok=False), "--out cannot be resolved")
+
+
+def test_a_full_disk_while_writing_a_run_is_one_line_and_keeps_the_old_run(tmp_path, cache, cli, monkeypatch):
+    out = tmp_path / "run"
+    cli("fit", "ridge", "--cache", cache, "--out", out)
+    before = (out / "metrics.json").read_text()
+    import mimo.models.rundir as rundir
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(rundir, "save_model", full)
+    line = one_line(cli("fit", "ridge", "--cache", cache, "--out", out, "--force", ok=False), "no space left")
+    assert "earlier run at this --out, if any, is unchanged" in line
+    assert (out / "metrics.json").read_text() == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_full_disk_writing_a_csv_leaves_no_partial_file(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from mimo.pipeline.writes import write_csv
+
+    target = tmp_path / "scan.csv"
+    target.write_text("earlier\n")
+
+    def full(self, path, **kwargs):
+        open(path, "w").write("partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full)
+    with pytest.raises(DataError, match="no space left"):
+        write_csv(pd.DataFrame({"a": [1]}), target)
+    assert target.read_text() == "earlier\n" and sorted(p.name for p in tmp_path.iterdir()) == ["scan.csv"]
+
+
+@pytest.mark.parametrize("damage", ["not json", "{}", '{"model": "ridge"}'])
+def test_a_hand_edited_metrics_file_is_one_line(tmp_path, run, cli, damage):
+    import shutil
+
+    copy = tmp_path / "edited"
+    shutil.copytree(run, copy)
+    (copy / "metrics.json").write_text(damage)
+    one_line(cli("report", copy, ok=False), "metrics.json", "Fit the run again")
+    (tmp_path / "v.txt").write_text("SA108D\n")
+    one_line(cli("predict", "--run", copy, "--variants", tmp_path / "v.txt", ok=False), "metrics.json")
+
+
+def test_a_truncated_model_file_is_one_line(tmp_path, run, cli):
+    import shutil
+
+    copy = tmp_path / "cut"
+    shutil.copytree(run, copy)
+    data = (copy / "model.npz").read_bytes()
+    (copy / "model.npz").write_bytes(data[: len(data) // 2])
+    (tmp_path / "v.txt").write_text("SA108D\n")
+    one_line(cli("predict", "--run", copy, "--variants", tmp_path / "v.txt", ok=False), "model.npz")
+
+
+def test_report_checks_its_output_before_printing(run, cli):
+    result = cli("report", run, "--csv", "/nonexistent/x.csv", ok=False)
+    one_line(result, "--csv", "does not exist")
+    assert "|" not in result.output  # the table was not printed first
