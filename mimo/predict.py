@@ -1,6 +1,8 @@
 """Predictions for new variants with a fitted run, featurizing whatever the run's cache lacks."""
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,7 @@ import pandas as pd
 from mimo.models.runs import Run, load_run
 from mimo.pipeline import threads
 from mimo.pipeline.cache import EmbeddingCache
-from mimo.pipeline.tables import load_fasta
+from mimo.pipeline.tables import MUTANT_COLUMNS, load_fasta, pick_column
 from mimo.pipeline.variantset import FRAME_COLUMNS
 from mimo.models.support import mutation_format
 from mimo.pipeline.errors import DataError, input_file, read_text
@@ -18,18 +20,20 @@ from mimo.pipeline.variants import (MutationFormat, apply_mutations, expressed_s
                                parse_mutations, sequence_id)
 
 
-def read_variants(path: str | Path, parent: str, fmt: MutationFormat) -> pd.DataFrame:
-    """Mutation strings, one a line, or a CSV/TSV with a ``mutant`` (or ``mutations``/``aaMutations``) column."""
+def read_variants(path: str | Path, parent: str, fmt: MutationFormat, mutant_col: str | None = None) -> pd.DataFrame:
+    """Mutation strings, one a line, or a CSV/TSV (read by a CSV parser: quoted fields may hold commas) with a
+    mutant column (``mutant_col``, else one of the usual names: mutant, mutations, variant, ...)."""
     path = Path(path)
-    lines = read_text(path, "--variants").splitlines()
-    header = lines[0].strip() if lines else ""
-    sep = "\t" if "\t" in header else ","
-    columns = [c.strip() for c in header.split(sep)]
-    column = next((c for c in ("mutant", "mutations", "aaMutations") if c in columns), None)
+    text = read_text(path, "--variants")
+    lines = text.splitlines()
+    header = lines[0] if lines else ""
+    reader = csv.reader(io.StringIO(text), delimiter="\t" if "\t" in header else ",")
+    columns = [c.strip() for c in next(reader, [])]
+    column = pick_column(columns, mutant_col, MUTANT_COLUMNS, "mutant", path, "--mutant-col")
     if column is not None:
         index = columns.index(column)
-        entries = [(n, line.split(sep)[index] if len(line.split(sep)) > index else "")
-                   for n, line in enumerate(lines[1:], start=2) if line.strip()]
+        entries = [(reader.line_num, cells[index] if len(cells) > index else "")
+                   for cells in reader if any(cell.strip() for cell in cells)]
     else:
         entries = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
     if not entries:
@@ -51,6 +55,27 @@ def variants_frame(texts, parent: str, fmt: MutationFormat, path: str | Path | N
     return pd.DataFrame(rows)
 
 
+def check_same_features(recorded: dict, current: dict, path: Path) -> None:
+    """The cache still holds the rows the run was fitted on: same data, same weights (else its rows and the
+    model would come from two datasets or two models)."""
+    for key, what in (("dataset_checksum", "the dataset"), ("weights_fingerprint", "the weights")):
+        if recorded.get(key) and current.get(key) and recorded[key] != current[key]:
+            raise DataError(f"the cache was rebuilt with other {what.split()[-1]} since the run was fitted ({key} "
+                            f"{recorded[key][:12]} then, {current[key][:12]} now): its rows cannot be mixed with "
+                            f"the run's model; refit the run on this cache, or predict from the cache it was fitted "
+                            f"on", path)
+
+
+def check_same_weights(recorded: dict, featurizer) -> None:
+    """The weights file the run's features came from is unchanged (checked before any featurizing)."""
+    then, now = recorded.get("weights_fingerprint"), getattr(featurizer, "fingerprint", None)
+    if then and now != then:
+        where = recorded.get("weights") or recorded.get("model")
+        raise DataError(f"the weights changed since the run was fitted (fingerprint {then[:12]} then, "
+                        f"{(now or 'unreadable')[:12]} now): new variants would be embedded by another model than "
+                        f"the run's; restore the file or refit the run", where)
+
+
 def featurize(frame: pd.DataFrame, source: dict, device: str = "auto", use_cache: bool = True,
               featurizers: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Features for ``frame``: from the run's cache where present (``use_cache``), else computed. Returns (X,
@@ -63,13 +88,16 @@ def featurize(frame: pd.DataFrame, source: dict, device: str = "auto", use_cache
     X = np.zeros((len(frame), manifest["dim"]), dtype=np.float32)
     in_cache = np.zeros(len(frame), dtype=bool)
     cache = EmbeddingCache(source["cache"], source["dataset"]["name"], manifest["features"])
-    if use_cache and cache.read_manifest() is not None:
+    current = cache.read_manifest() if use_cache else None
+    if current is not None:
+        check_same_features(manifest, current, cache.manifest_path)
         in_cache, X = cache.lookup(frame["id"].tolist())  # just these rows, shard by shard
     missing = np.flatnonzero(~in_cache)
     if len(missing):
         featurizer = None if featurizers is None else featurizers.get(manifest["features"])
         if featurizer is None:
             featurizer = featurizer_from_manifest(manifest, source["dataset"].get("parent"), device)
+            check_same_weights(manifest, featurizer)
             if featurizers is not None:
                 featurizers[manifest["features"]] = featurizer
         threads.adapt()
@@ -80,7 +108,7 @@ def featurize(frame: pd.DataFrame, source: dict, device: str = "auto", use_cache
 
 
 def predict_variants(run: Run | str | Path, variants: str | Path | None = None, fasta: str | Path | None = None,
-                     device: str = "auto") -> pd.DataFrame:
+                     device: str = "auto", mutant_col: str | None = None) -> pd.DataFrame:
     """Predictions for a file of variants (mutation strings against the run's parent) or a FASTA file:
     id, mutations, n_mutations, prediction (with several members: std, lower, upper), in_cache."""
     run = run if isinstance(run, Run) else load_run(run)
@@ -91,7 +119,7 @@ def predict_variants(run: Run | str | Path, variants: str | Path | None = None, 
     if variants is not None:
         if not run.parent:
             raise DataError("the run's dataset has no parent sequence; use --fasta with full sequences")
-        frame = read_variants(variants, run.parent, mutation_format(info))
+        frame = read_variants(variants, run.parent, mutation_format(info), mutant_col)
         substitutions = frame["mutations"]
     else:
         frame = load_fasta(input_file(fasta, "--fasta"), run.parent).frame

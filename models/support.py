@@ -1,7 +1,7 @@
 """What the training data supports: which substitutions and positions a run saw measured.
 
 A substitution that no training row carries gives a one-hot model no signal at all (its weight was never
-trained: the prediction falls back to the parent's), and a position never mutated in training gives a
+trained: it adds nothing, so a single such substitution is predicted at the training labels' mean), and a position never mutated in training gives a
 one-hot-sites model none. Predictions say so, per row: ``unseen`` (substitutions never in a training row),
 ``unseen_sites`` (positions never mutated in training), ``no_signal`` (the run's features cannot tell this
 variant from its parent on those substitutions); the interval of a ``no_signal`` row is widened to cover the

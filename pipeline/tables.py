@@ -13,7 +13,9 @@ from .variants import (PROTEINGYM_FORMAT, MutationFormat, apply_mutations, check
                        expressed_sequence, parse_mutations, read_fasta, sequence_id)
 from .variantset import FRAME_COLUMNS, VariantSet, hamming_to_parent, make_frame, parse_label
 
-SCORE_COLUMNS = ("DMS_score", "score", "label", "fitness", "y")
+SCORE_COLUMNS = ("DMS_score", "score", "fitness", "activity", "log_fluorescence", "label", "y")
+MUTANT_COLUMNS = ("mutant", "mutants", "mutation", "mutations", "variant", "variants", "aaMutations")
+SEQUENCE_COLUMNS = ("mutated_sequence", "sequence")
 
 
 def _separator(path: Path) -> str:
@@ -33,12 +35,19 @@ def read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"cannot parse as a table: {exc}", path) from None
 
 
-def _pick(columns: list[str], given: str | None, defaults: tuple[str, ...], what: str, path: Path) -> str | None:
+def pick_column(columns: list[str], given: str | None, defaults: tuple[str, ...], what: str, path: Path,
+                option: str) -> str | None:
+    """The column named by ``option`` (``given``), else the one of the usual names the header has; two of them
+    are ambiguous and refused, naming both."""
     if given is not None:
         if given not in columns:
-            raise DataError(f"no {what} column {given!r}; the header has {columns}", path, 1)
+            raise DataError(f"{option} {given!r}: no such column; the header has {columns}", path, 1)
         return given
-    return next((c for c in defaults if c in columns), None)
+    found = [c for c in defaults if c in columns]
+    if len(found) > 1:
+        raise DataError(f"both {found[0]!r} and {found[1]!r} could be the {what} column; name one with {option}",
+                        path, 1)
+    return found[0] if found else None
 
 
 def load_table(path: str | Path, parent: str | None = None, sequence_col: str | None = None,
@@ -53,9 +62,9 @@ def load_table(path: str | Path, parent: str | None = None, sequence_col: str | 
     path = input_file(path, "--input")
     table = read_table(path)
     columns = list(table.columns)
-    sequence_col = _pick(columns, sequence_col, ("mutated_sequence", "sequence"), "sequence", path)
-    mutant_col = _pick(columns, mutant_col, ("mutant", "mutations", "aaMutations"), "mutant", path)
-    score_col = _pick(columns, score_col, SCORE_COLUMNS, "score", path)
+    sequence_col = pick_column(columns, sequence_col, SEQUENCE_COLUMNS, "sequence", path, "--sequence-col")
+    mutant_col = pick_column(columns, mutant_col, MUTANT_COLUMNS, "mutant", path, "--mutant-col")
+    score_col = pick_column(columns, score_col, SCORE_COLUMNS, "score", path, "--score-col")
     if score_col is None:
         raise DataError(f"no score column (looked for {list(SCORE_COLUMNS)}; name one with --score-col); "
                         f"the header has {columns}", path, 1)
@@ -110,7 +119,9 @@ def load_table(path: str | Path, parent: str | None = None, sequence_col: str | 
     if seed:
         splits[seeded_name("random", seed)] = fraction_split(len(frame), seed=seed)
     splits.update(read_fold_columns(table, columns, kept_lines, path))
-    return VariantSet(name or path.stem, frame, parent, mutation_format, splits)
+    read_as = {"sequence": sequence_col, "mutant": mutant_col, "score": score_col}
+    return VariantSet(name or path.stem, frame, parent, mutation_format, splits,
+                      {k: v for k, v in read_as.items() if v is not None})
 
 
 def read_fold_columns(table: pd.DataFrame, columns: list[str], kept_lines: list[int], path: Path) -> dict:

@@ -211,5 +211,9 @@ def load_parent(value: str) -> str:
     candidate = Path(value)
     if candidate.suffix.lower() in {".fa", ".fasta", ".faa", ".fas"} or candidate.exists() or "/" in value:
         input_file(candidate, "--parent")
-        return read_fasta(candidate)[0][1]
+        records = read_fasta(candidate)
+        if len(records) > 1:
+            raise DataError(f"--parent: the FASTA file holds {len(records)} records ({records[0][0]!r}, "
+                            f"{records[1][0]!r}, ...); give a file with the parent alone", candidate)
+        return records[0][1]
     return check_sequence(value)

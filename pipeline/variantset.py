@@ -30,6 +30,7 @@ class VariantSet:
     parent: str | None = None
     mutation_format: MutationFormat = PROTEINGYM_FORMAT
     splits: dict[str, np.ndarray] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)  # how a table's columns were read: mutant, score, ...
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -50,7 +51,7 @@ class VariantSet:
             return self
         rows = np.sort(np.random.default_rng(seed).choice(len(self.frame), n, replace=False))
         return VariantSet(seeded_name(f"{self.name}-sample{n}", seed), self.frame.iloc[rows].reset_index(drop=True), self.parent,
-                          self.mutation_format, {k: v[rows] for k, v in self.splits.items()})
+                          self.mutation_format, {k: v[rows] for k, v in self.splits.items()}, self.columns)
 
     def split_hashes(self) -> dict[str, str]:
         """Each named split's content hash (``split_hash``)."""
@@ -76,6 +77,8 @@ def make_frame(rows: dict[str, list]) -> pd.DataFrame:
 def parse_label(text: str, path: str | Path | None, line: int | None) -> float:
     """A finite float label, or a DataError naming what the cell held."""
     try:
+        if "_" in str(text):  # Python reads 1_000 as 1000; a CSV number never has one
+            raise ValueError(text)
         value = float(text)
     except (TypeError, ValueError):
         raise DataError(f"label {text!r} is not a number", path, line) from None

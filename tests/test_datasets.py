@@ -151,3 +151,25 @@ def test_split_file_by_genotype_or_id(tmp_path, small_gfp_dir):
     path.write_text(f"key,split\n{frame['id'][2]},holdout\n")
     with pytest.raises(DataError, match=r"split.csv:2: split 'holdout' is not one of"):
         read_split_file(path, frame)
+
+
+def test_lab_column_names_are_found_said_and_ambiguity_refused(tmp_path, cli):
+    parent = "MKTAYIAK"
+    table = tmp_path / "lab.csv"
+    table.write_text("variant,fitness,replicate_sd\nK2R,0.5,0.1\nT3A,-0.2,0.1\nA4G,0.1,0.2\n")
+    dataset = load_table(table, parent)
+    assert dataset.columns == {"mutant": "variant", "score": "fitness"}
+    result = cli("data", "show", "--input", table, "--parent", parent, "--figure-dir", tmp_path / "fig")
+    assert "mutant from column 'variant', score from column 'fitness'" in result.output
+    both = tmp_path / "both.csv"
+    both.write_text("mutant,score,fitness\nK2R,0.5,0.4\n")
+    with pytest.raises(DataError, match="both 'score' and 'fitness' could be the score column; name one with --score-col"):
+        load_table(both, parent)
+    assert load_table(both, parent, score_col="fitness").frame["label"].tolist() == [0.4]
+
+
+def test_a_label_with_an_underscore_is_not_a_number(tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text("mutant,score\nK2R,1_000\n")
+    with pytest.raises(DataError, match=r"t.csv:2: label '1_000' is not a number"):
+        load_table(table, "MKTAYIAK")

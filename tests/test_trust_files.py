@@ -161,3 +161,56 @@ def test_report_checks_its_output_before_printing(run, cli):
     result = cli("report", run, "--csv", "/nonexistent/x.csv", ok=False)
     one_line(result, "--csv", "does not exist")
     assert "|" not in result.output  # the table was not printed first
+
+
+def test_predict_reads_variant_files_with_a_csv_parser(tmp_path, run, cli):
+    table = tmp_path / "v.csv"
+    table.write_text('name,mutant,note\n"a,b",SA108D,x\n"c",SA108D:SK1R,y\n')
+    out = cli("predict", "--run", run, "--variants", table).output
+    assert "SA108D:SK1R" in out and "a,b" not in out
+    lab = tmp_path / "lab.csv"
+    lab.write_text('"SK1R,SA108D",0.5\n')
+    result = cli("predict", "--run", run, "--variants", lab, "--mutant-col", "genotype", ok=False)
+    one_line(result, "--mutant-col 'genotype': no such column")
+    named = tmp_path / "named.csv"
+    named.write_text('genotype,score\n"SK1R,SA108D",0.5\n')
+    assert "SK1R,SA108D" in cli("predict", "--run", run, "--variants", named, "--mutant-col", "genotype").output
+
+
+def test_predict_refuses_a_cache_rebuilt_with_other_data(tmp_path, cli):
+    import shutil
+
+    import numpy as np
+
+    parent = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
+    rng = np.random.default_rng(0)
+    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(parent) for aa in "AGLD" if aa != wt]
+    table = tmp_path / "mine.csv"
+    table.write_text("mutant,score\n" + "".join(f"{m},{rng.normal():.3f}\n" for m in singles))
+    cache = tmp_path / "cache"
+    build = ("embed", "build", "--model", "onehot", "--input", table, "--parent", parent, "--cache", cache, "--quiet")
+    cli(*build)
+    cli("fit", "ridge", "--dataset", "mine", "--cache", cache, "--out", tmp_path / "run")
+    shutil.rmtree(cache / "mine")
+    table.write_text("mutant,score\n" + "".join(f"{m},{rng.normal():.3f}\n" for m in singles[::2]))
+    cli(*build)  # the same name, other data
+    (tmp_path / "v.txt").write_text("K2A\n")
+    one_line(cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "v.txt", ok=False),
+             "rebuilt with other dataset since the run was fitted")
+
+
+def test_predict_refuses_weights_changed_since_the_fit(tmp_path, small_gfp_dir, tiny_esm, cli):
+    import shutil
+
+    from random_models import save_random_esm2
+
+    weights = tmp_path / "esm2_t2_tiny.pt"
+    shutil.copy(tiny_esm, weights)
+    cache = tmp_path / "cache"
+    cli("embed", "build", "--weights", weights, "--data", small_gfp_dir, "--cache", cache, "--quiet",
+        "--device", "cpu", "--dtype", "float32")
+    cli("fit", "ridge", "--cache", cache, "--out", tmp_path / "run")
+    save_random_esm2(weights, 2, 32, 4, seed=7)  # another model at the same path
+    (tmp_path / "v.txt").write_text("SA108D:SK1R:SL5P\n")  # not in the cache: must be embedded
+    one_line(cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "v.txt", ok=False),
+             "the weights changed since the run was fitted")

@@ -55,7 +55,10 @@ def test_fasta_reading_and_errors(tmp_path):
     good = tmp_path / "a.fasta"
     good.write_text(">one\nMKT\nAYI\n>two\nMK\n")
     assert read_fasta(good) == [("one", "MKTAYI"), ("two", "MK")]
-    assert load_parent(str(good)) == "MKTAYI"
+    with pytest.raises(DataError, match=r"holds 2 records \('one', 'two', \.\.\.\); give a file with the parent alone"):
+        load_parent(str(good))  # the second record is never ignored silently
+    (tmp_path / "one.fasta").write_text(">one\nMKT\nAYI\n")
+    assert load_parent(str(tmp_path / "one.fasta")) == "MKTAYI"
     bad = tmp_path / "b.fasta"
     bad.write_text("MKT\n>x\nMK\n")
     with pytest.raises(DataError, match=r"b.fasta:1: sequence data before"):

@@ -48,22 +48,25 @@ def report_cmd(runs, csv_path, md_path) -> None:
 @click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False), help="A run directory of `mimo fit`.")
 @click.option("--variants", type=click.Path(), default=None,
               help="Mutation strings against the run's parent: one a line, or a CSV/TSV with a 'mutant' column.")
+@click.option("--mutant-col", default=None, help="The column of --variants holding mutation strings (default: mutant, "
+              "mutations, variant, ...).")
 @click.option("--fasta", type=click.Path(), default=None, help="Full sequences to score.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="CSV to write (default: standard output).")
 @click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
 @reports_data_errors
-def predict_cmd(run_dir, variants, fasta, out, device) -> None:
+def predict_cmd(run_dir, variants, mutant_col, fasta, out, device) -> None:
     """Predict new variants with a fitted run; embeds whatever is not in the cache."""
     from mimo.predict import predict_variants
 
     if out:
         ensure_writable(out, "--out")
-    table = predict_variants(run_dir, variants, fasta, device)
+    table = predict_variants(run_dir, variants, fasta, device, mutant_col)
     unseen = int((table["unseen"].fillna(0) > 0).sum())
     if unseen:
         blind = int(table["no_signal"].sum())
-        detail = (f"; {blind} of them get no signal from the run's features (no_signal: the prediction falls "
-                  f"back toward the parent's, the interval spans the training labels)" if blind else
+        detail = (f"; {blind} of them get no signal from the run's features (no_signal: those substitutions "
+                  f"add nothing to the prediction, so a single one is predicted at the training labels' mean; its "
+                  f"interval spans the training labels)" if blind else
                   "; their predictions extrapolate from the features")
         click.echo(f"warning: {unseen} of {len(table)} variants carry substitutions never measured in training "
                    f"(column unseen){detail}", err=True)
