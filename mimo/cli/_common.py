@@ -94,6 +94,11 @@ dataset_options = add_options([
 
 
 def load_dataset(**options):
+    """The dataset the options name; says which columns of a user's table were read as what."""
     from mimo.pipeline.datasets import load_dataset as load
 
-    return load(**options)
+    dataset = load(**options)
+    if dataset.columns:
+        read = ", ".join(f"{what} from column {name!r}" for what, name in dataset.columns.items())
+        click.echo(f"{options.get('input')}: {len(dataset)} variants; {read}", err=True)
+    return dataset
