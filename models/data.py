@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mimo.pipeline.cache import CachedEmbeddings, EmbeddingCache, list_features
-from mimo.pipeline.conventions import mutation_format_from
+from mimo.pipeline.conventions import check_name, mutation_format_from
 from mimo.pipeline.errors import DataError
 from mimo.pipeline.splits import (SPLIT_NAMES, contiguous_out_of_order, is_fold_scheme, parse_fold_scheme,
                                   position_folds, random_folds, split_hash)
@@ -46,9 +46,11 @@ class SplitData:
 
 
 def choose_features(cache_root: str | Path, dataset: str, features: str | None) -> str:
-    """The features to use: the one given, or the only one cached."""
+    """The features to use: the one given (names, not paths), or the only one cached."""
+    check_name(dataset, "--dataset")
     available = list_features(cache_root, dataset)
     if features is not None:
+        feature_names(features)
         return features
     if len(available) == 1:
         return available[0]
@@ -58,15 +60,31 @@ def choose_features(cache_root: str | Path, dataset: str, features: str | None) 
                     Path(cache_root) / dataset)
 
 
+def feature_names(features: str) -> list[str]:
+    """The parts of ``a+b``: names of features cached for the dataset, never paths, each once."""
+    names = str(features).split("+")
+    for name in names:
+        check_name(name, f"--features {features!r}:")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(f"--features {features!r}: {', '.join(repeated)} is joined more than once")
+    return names
+
+
 def load_features(cache_root: str | Path, dataset: str, features: str) -> CachedEmbeddings:
-    """One cached featurizer, or several joined with ``+`` (``onehot+unirep256``): columns side by side."""
-    names = features.split("+")
+    """One cached featurizer, or several joined with ``+`` (``onehot+unirep256``): columns side by side. The
+    parts must hold the same rows with the same labels."""
+    names = feature_names(features)
     parts = [EmbeddingCache(cache_root, dataset, name).load() for name in names]
     rows = parts[0]
     for name, part in zip(names[1:], parts[1:]):
         if not np.array_equal(part.ids, rows.ids):
             raise DataError(f"features {names[0]!r} and {name!r} do not cover the same sequences; rebuild them "
                             f"from the same dataset", Path(cache_root) / dataset)
+        if not np.array_equal(part.labels, rows.labels, equal_nan=True):
+            raise DataError(f"features {names[0]!r} and {name!r} hold different labels for the same sequences "
+                            f"(built from different versions of the dataset file); rebuild both",
+                            Path(cache_root) / dataset)
     if len(parts) == 1:
         return rows
     manifest = {**rows.manifest, "features": features, "kind": "+".join(p.manifest["kind"] for p in parts),

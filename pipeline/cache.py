@@ -27,7 +27,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .conventions import LEGACY_POOLING
+from .conventions import LEGACY_POOLING, check_name
 from .errors import DataError
 
 ID_DTYPE = "S16"
@@ -154,8 +154,8 @@ class EmbeddingCache:
 
     def __init__(self, root: str | Path, dataset: str, features: str):
         self.root = Path(root)
-        self.dataset = dataset
-        self.features = features
+        self.dataset = check_name(dataset, "dataset name")
+        self.features = check_name(features, "features name")
         self.dataset_dir = self.root / dataset
         self.directory = self.dataset_dir / features
         self.parts_dir = self.directory / "parts"

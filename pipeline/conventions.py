@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import DataError
 from .variants import MutationFormat
 
 MUTPOS = "-mutpos"  # feature-name suffix: the representation at the mutated positions, not the sequence mean
@@ -22,7 +23,19 @@ LEGACY_POOLING = {  # what caches of earlier versions wrote instead
 
 def data_home() -> Path:
     """Where mimo keeps data it downloads or derives: ``$MIMO_HOME``, else ``~/.cache/mimo``."""
-    return Path(os.environ.get("MIMO_HOME") or Path.home() / ".cache" / "mimo")
+    home = Path(os.environ.get("MIMO_HOME") or Path.home() / ".cache" / "mimo")
+    if home.exists() and not home.is_dir():
+        where = "$MIMO_HOME" if os.environ.get("MIMO_HOME") else "mimo's data folder"
+        raise DataError(f"{where} is a file, not a folder; point $MIMO_HOME at a folder", home)
+    return home
+
+
+def check_name(name: str, what: str) -> str:
+    """A dataset or feature name: one folder name in the cache, never a path (no separators, not . or ..)."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith("."):
+        raise DataError(f"{what} {name!r} is not a name (one word without / or \\, not starting with a dot): "
+                        f"names are folders inside the cache, never paths")
+    return name
 
 
 def pooling_of(manifest: dict) -> str:

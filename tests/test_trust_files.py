@@ -214,3 +214,29 @@ def test_predict_refuses_weights_changed_since_the_fit(tmp_path, small_gfp_dir, 
     (tmp_path / "v.txt").write_text("SA108D:SK1R:SL5P\n")  # not in the cache: must be embedded
     one_line(cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "v.txt", ok=False),
              "the weights changed since the run was fitted")
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "/abs/path", ".", ".."])
+def test_dataset_names_are_names_not_paths(tmp_path, small_gfp_dir, cli, name):
+    cache = tmp_path / "cache"
+    result = cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache", cache, "--name", name,
+                 "--quiet", ok=False)
+    one_line(result, "is not a name")
+    assert not (tmp_path / "escaped").exists() and not list(cache.glob("*/manifest.json"))
+
+
+def test_features_are_names_each_once_with_the_same_labels(tmp_path, cache, cli, small_gfp_dir):
+    other = tmp_path / "other"
+    cli("embed", "build", "--model", "onehot-sites", "--data", small_gfp_dir, "--cache", other, "--quiet")
+    one_line(cli("fit", "ridge", "--cache", cache, "--features", "../other/gfp/onehot-sites", ok=False),
+             "is not a name")
+    cli("embed", "build", "--model", "onehot-sites", "--data", small_gfp_dir, "--cache", cache, "--quiet")
+    one_line(cli("fit", "ridge", "--cache", cache, "--features", "onehot-sites+onehot-sites", ok=False),
+             "onehot-sites is joined more than once")
+
+
+def test_mimo_home_a_file_is_one_line(tmp_path, cli):
+    home = tmp_path / "home"
+    home.write_text("not a folder")
+    result = cli("data", "fetch", env={"MIMO_HOME": str(home)}, ok=False)
+    one_line(result, "$MIMO_HOME is a file, not a folder")
