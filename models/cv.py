@@ -10,7 +10,7 @@ import pandas as pd
 
 from .base import Estimator
 from .data import SplitData
-from .evaluate import check_finite, check_finite_metrics, used_manifest
+from .evaluate import check_finite, check_finite_metrics, label_range, used_manifest
 from .metrics import (calibrate_interval, interval_bounds, interval_metrics, metrics_by_mutations,
                       regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
 from .rundir import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, release_run_dir, write_run
@@ -100,6 +100,7 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
                    "per_fold": per_fold,
                    "mean_fold_spearman": _mean([f["spearman"] for f in per_fold]),
                    "fit_seconds": round(seconds, 3), "params": model.get_params(),
+                   "label_range": label_range(labels[tested]),
                    "support": {"test_rows_without_signal": int(marks["no_signal"][tested].sum())}}
         predictions = pd.DataFrame({"id": data.rows.ids, "split": np.where(tested, "test", "none"),
                                     "fold": folds, "mutations": data.rows.mutations,

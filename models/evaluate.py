@@ -1,6 +1,6 @@
 """Evaluating a fitted head: metrics on every part of a split, members' spread and calibrated intervals, which
 rows the training data gives signal for, and the checks that keep non-finite numbers out of results; the
-one-line summary of a run."""
+label range the intervals are judged against."""
 from __future__ import annotations
 
 import time
@@ -41,6 +41,7 @@ def evaluate(data: SplitData, prediction: np.ndarray, model: str, fit_seconds: f
     metrics["test"]["by_mutations"] = metrics_by_mutations(data.rows.labels[test], prediction[test],
                                                            data.rows.n_mutations[test])
     metrics["fit_seconds"] = round(float(fit_seconds), 3)
+    metrics["label_range"] = label_range(data.rows.labels[data.mask("train")])
     metrics["split_unused_rows"] = data.source.get("split_unused_rows", 0)
     if "partial_cache" in data.source:
         metrics["partial_cache"] = data.source["partial_cache"]
@@ -50,6 +51,13 @@ def evaluate(data: SplitData, prediction: np.ndarray, model: str, fit_seconds: f
         "n_mutations": data.rows.n_mutations, "y": data.rows.labels, "prediction": prediction,
     })
     return metrics, predictions
+
+
+def label_range(labels: np.ndarray) -> list[float] | None:
+    """[min, max] of the finite training labels (what intervals are judged against)."""
+    labels = np.asarray(labels, np.float64)
+    labels = labels[np.isfinite(labels)]
+    return [float(labels.min()), float(labels.max())] if len(labels) else None
 
 
 def member_metrics(model: Estimator, data: SplitData, members: np.ndarray, metrics: dict,
@@ -120,23 +128,3 @@ def check_finite_metrics(metrics) -> None:
             raise DataError(f"metric {path} is {value}: the labels are too large or too spread to fit in "
                             f"floating point, or training diverged; nothing was written")
     walk(metrics, "")
-
-
-def summary_line(metrics: dict) -> str:
-    """One human line: test Spearman and MSE, valid Spearman (cross-validation: per-fold mean), fit time."""
-    t, v = metrics["test"], metrics.get("valid", {})
-
-    def fmt(x):
-        return "n/a" if x is None else f"{x:.3f}"
-
-    ties = ""
-    if t.get("tied_share", 0) > 0.01:  # say what the ties are worth, as they raise Spearman
-        ties = f" ({100 * t['tied_share']:.0f}% tied; ties broken at random: {fmt(t['spearman_ties_broken'])})"
-    if "cv" in metrics:
-        return (f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']}, "
-                f"{metrics['cv']['folds']} folds): pooled out-of-fold Spearman {fmt(t['spearman'])}{ties}, MSE "
-                f"{fmt(t['mse'])}; per fold {', '.join(fmt(f['spearman']) for f in metrics['per_fold'])}; "
-                f"fit {metrics['fit_seconds']:.2f}s")
-    return (f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']} split): "
-            f"test Spearman {fmt(t['spearman'])}{ties}, test MSE {fmt(t['mse'])}, "
-            f"valid Spearman {fmt(v.get('spearman'))}, fit {metrics['fit_seconds']:.2f}s")

@@ -10,10 +10,11 @@ from mimo.pipeline import threads
 from .base import Estimator
 from .cv import fit_cv
 from .data import SplitData
-from .evaluate import (add_intervals, check_finite, check_finite_metrics, evaluate, member_metrics, summary_line,
-                       timed, training_support, used_manifest)
+from .evaluate import (add_intervals, check_finite, check_finite_metrics, evaluate, member_metrics, timed,
+                       training_support, used_manifest)
 from .rundir import (DEFAULT_ROOT, Run, check_run_dir, default_run_dir, is_run_dir, load_run, prepare_run_dir,
                      release_run_dir, write_run)
+from .summary import summary_line
 from .support import mark_support, mutation_format
 
 __all__ = ["DEFAULT_ROOT", "Run", "check_run_dir", "fit_cv", "fit_run", "is_run_dir", "load_run", "summary_line"]
