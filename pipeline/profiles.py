@@ -9,9 +9,9 @@ where the file says it, the wild-type residue of each. Readers, by file suffix:
   structure had no coordinates (those positions are left uncovered). The samples (random decoding orders) are
   averaged as PROBABILITIES: the profile is the mixture of the samples' conditionals, the probability that a
   draw from the ensemble is that residue. Averaging log-probabilities instead (a geometric mean) lets one sample
-  that rules a residue out (log p = -12) drag it down even when the other nine like it; on ProteinGym's GFP
-  singles the two readings score 0.4853 and 0.4845 zero-shot (``python -m bench.profile_features --zero-shot``),
-  so the choice rests on the argument, not the figure.
+  that rules a residue out drag it down even when the others like it. On the shared assays' singles the two
+  readings score alike zero-shot (GFP 0.4854 vs 0.4850, pilin 0.0800 vs 0.0799, DNJA1 0.6808 both;
+  ``python -m bench.profile_features --zero-shot``), so the choice rests on the argument, not the figures.
 - ``.npy``: an (L, K) matrix of probabilities or log-probabilities; K = 20 reads as ESM-IF1's
   ``ACDEFGHIKLMNPQRSTVWY``, K = 21 as ProteinMPNN's ``ACDEFGHIKLMNPQRSTVWYX``; other alphabets with
   ``alphabet=`` (``--profile-alphabet``). No wild type: it is checked against the parent by length only.
@@ -41,7 +41,7 @@ ESM_IF1_ALPHABET = AMINO_ACIDS
 DEFAULT_ALPHABETS = {20: ESM_IF1_ALPHABET, 21: PROTEINMPNN_ALPHABET}
 ROW_SUM_TOLERANCE = 0.01  # probabilities written with two decimals still read as probabilities
 TABLE_SUFFIXES = {".csv", ".tsv", ".tab", ".txt"}
-MSA_SUFFIXES = {".a2m", ".a3m", ".afa", ".aln", ".fa", ".fasta", ".fas", ".faa", ".sto"}
+MSA_SUFFIXES = {".a2m", ".a3m", ".afa", ".aln", ".fa", ".fasta", ".fas", ".faa"}
 POSITION_COLUMNS = ("position", "pos", "site", "resi", "index")
 WT_COLUMNS = ("wt", "wild_type", "wildtype", "wt_aa", "native")
 AA_COLUMNS = ("aa", "amino_acid", "mt", "mutant_aa", "residue")
@@ -98,9 +98,10 @@ def _check_alphabet(alphabet: str, width: int, path: Path) -> str:
     return alphabet
 
 
-def to_probabilities(values: np.ndarray, alphabet: str, path: Path, where=None) -> np.ndarray:
+def to_probabilities(values: np.ndarray, alphabet: str, path: Path, where=None, detect: bool = True) -> np.ndarray:
     """(n, K) probabilities or log-probabilities in ``alphabet`` -> (n, 20) probabilities over ``AMINO_ACIDS``,
-    renormalised. ``where(row)`` names a row in errors (default: ``row N``)."""
+    renormalised. ``where(row)`` names a row in errors (default: ``row N``). ``detect=False``: the values are
+    known to be (unnormalised) probabilities."""
     where = where or (lambda row: f"row {row + 1}")
     values = np.asarray(values, dtype=np.float64)
     bad = ~np.isfinite(values)
@@ -108,7 +109,9 @@ def to_probabilities(values: np.ndarray, alphabet: str, path: Path, where=None) 
         row, col = np.argwhere(bad)[0]
         raise DataError(f"non-finite value {values[row, col]} at {where(row)}, column {alphabet[col]!r}", path)
     sums = values.sum(axis=1)
-    if (values >= 0).all() and (values <= 1).all() and (np.abs(sums - 1) <= ROW_SUM_TOLERANCE).all():
+    if not detect:
+        probs = values
+    elif (values >= 0).all() and (values <= 1).all() and (np.abs(sums - 1) <= ROW_SUM_TOLERANCE).all():
         probs = values
     elif (values <= 0).all():
         probs = np.exp(values)
@@ -151,7 +154,7 @@ def _read_proteinmpnn(path: Path, alphabet: str | None) -> Profile:
     if wt.min(initial=0) < 0 or wt.max(initial=0) >= len(alphabet):
         raise DataError(f"S holds indices outside the {len(alphabet)}-letter alphabet", path)
     mean = np.exp(log_p.astype(np.float64)).mean(axis=0)  # the mixture of the samples (see the module)
-    probs = to_probabilities(mean, alphabet, path, lambda row: f"position {row + 1}")
+    probs = to_probabilities(mean, alphabet, path, lambda row: f"position {row + 1}", detect=False)
     keep = np.ones(len(wt), bool) if "mask" not in arrays else np.asarray(arrays["mask"]).reshape(-1) > 0
     letters = "".join(alphabet[i] for i in wt)
     return Profile(probs[keep], np.flatnonzero(keep), "".join(np.array(list(letters))[keep]), "proteinmpnn-npz")

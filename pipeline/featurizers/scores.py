@@ -23,6 +23,9 @@ from ..variants import PROTEINGYM_FORMAT, apply_mutations, expressed_sequence, p
 
 SEQUENCE_COLUMN, MUTANT_COLUMN = "mutated_sequence", "mutant"
 NOT_SCORES = (SEQUENCE_COLUMN, MUTANT_COLUMN, "DMS_score", "DMS_score_bin")
+# a variant listed twice keeps its first scores when the two agree to this relative tolerance (ProteinGym's
+# DNJA1 ESM-IF1 file repeats variants with scores differing at 1e-7, rounding noise), else it is refused
+DUPLICATE_RTOL = 1e-5
 
 
 def split_spec(spec: str) -> tuple[str, list[str] | None]:
@@ -58,8 +61,9 @@ def read_scores(path: Path, columns: list[str] | None, parent: str | None) -> tu
     scores: dict[str, np.ndarray] = {}
     first: dict[str, int] = {}
     for row, key in enumerate(keys):
-        if key in scores and not np.array_equal(scores[key], values[row]):
-            raise DataError(f"the same variant as line {first[key] + 2} with other scores", path, row + 2)
+        if key in scores and not np.allclose(scores[key], values[row], rtol=DUPLICATE_RTOL, atol=0):
+            raise DataError(f"the same variant as line {first[key] + 2} with other scores ({scores[key].tolist()} "
+                            f"vs {values[row].tolist()})", path, row + 2)
         scores.setdefault(key, values[row])
         first.setdefault(key, row)
     return scores, chosen
