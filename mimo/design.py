@@ -75,14 +75,15 @@ def saturation_scan(run: Run | str | Path, device: str = "auto") -> pd.DataFrame
 
 
 def acquisition(table: pd.DataFrame, kind: str = "ucb", beta: float = 2.0, best: float | None = None) -> np.ndarray:
-    """ucb: mean + beta x std; greedy: mean; ei: expected improvement over ``best`` (normal with the run's std).
-    Without a spread (a single-output head) every kind falls back to the mean."""
+    """ucb: mean + beta x sd; greedy: mean; ei: expected improvement over ``best`` (normal with that sd). The sd
+    is the calibrated one (``sd``: what the run's 95% interval implies), not the members' raw spread. Without
+    an interval (a single-output head) every kind falls back to the mean."""
     if kind not in ACQUISITIONS:
         raise DataError(f"--acquisition must be one of {', '.join(ACQUISITIONS)}, not {kind!r}")
     mean = table["prediction"].to_numpy(np.float64)
-    if kind == "greedy" or "std" not in table:
+    if kind == "greedy" or "sd" not in table:
         return mean
-    std = np.maximum(table["std"].to_numpy(np.float64), 1e-12)
+    std = np.maximum(table["sd"].to_numpy(np.float64), 1e-12)
     if kind == "ucb":
         return mean + beta * std
     from scipy.stats import norm
@@ -143,20 +144,34 @@ def wells(n: int) -> list[str]:
     return [(f"P{k // 96 + 1}-" if k >= 96 else "") + plate[k % 96] for k in range(n)]
 
 
-def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured: str | Path | None = None,
+def trained_mutation_counts(run: Run) -> tuple[int, int]:
+    """(largest mutation count among the run's training rows, rows) from its predictions table."""
+    fitted = pd.read_csv(run.directory / "predictions.csv", usecols=["split", "n_mutations"])
+    train = fitted[fitted["split"].isin(["train", "test"] if "cv" in run.metrics else ["train"])]
+    return int(train["n_mutations"].max()), len(train)
+
+
+def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None, measured: str | Path | None = None,
             acquisition_kind: str = "ucb", beta: float = 2.0, max_share: float = 0.25,
             device: str = "auto", top: int = 40, ranks=None) -> tuple[pd.DataFrame, dict]:
-    """A plate of ``n`` variants to make next, and a record of how they were chosen. Candidates are scored in
-    chunks and only the best ``max(20 n, 2000)`` by acquisition are kept between chunks (bounded memory). Under
-    torchrun (``ranks``: ``mimo.pipeline.ranks.Ranks``) the chunks are shared out and every process gets the batch."""
+    """A plate of ``n`` variants to make next, and a record of how they were chosen.
+
+    ``max_mutations`` defaults to the largest mutation count the run was trained on: the model has never seen
+    more, so more is extrapolation (allowed when asked, and recorded; each well says ``extrapolation``).
+    Candidates are scored in chunks and the best ``max(20 n, 2000)`` singles and combinations by acquisition
+    are kept between chunks (bounded memory; singles kept apart, so a plate can always be filled with them).
+    Under torchrun (``ranks``: ``mimo.pipeline.ranks.Ranks``) the chunks are shared out and every process gets
+    the batch."""
     run = _run_with_parent(run)
+    trained_max, _ = trained_mutation_counts(run)
+    max_mutations = max(1, trained_max) if max_mutations is None else max_mutations
     if n < 1 or max_mutations < 1 or not 0 < max_share <= 1:
         raise DataError("--n and --max-mutations must be >= 1, --max-share in (0, 1]")
     fmt = mutation_format(run.source["dataset"])
     fitted = pd.read_csv(run.directory / "predictions.csv", dtype={"mutations": str}, keep_default_na=False)
     done = set(_key(m) for m in fitted["mutations"])
     if measured is not None:
-        done |= {_key(m) for m in read_variants(measured, run.parent, fmt)["mutations"]}
+        done |= {_key(m) for m in read_variants(measured, run.parent, fmt, option="--measured")["mutations"]}
     labels = pd.to_numeric(fitted["y"])
     singles = saturation_scan(run, device)
     pool = iter_candidates(singles, acquisition(singles, acquisition_kind, beta, labels.max()), max_mutations, done,
@@ -168,7 +183,8 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured
         scored += len(part)
         part = part.assign(acquisition_value=acquisition(part, acquisition_kind, beta, labels.max()))
         kept = part if kept is None else pd.concat([kept, part], ignore_index=True)
-        kept = kept.nlargest(keep, "acquisition_value", keep="first").reset_index(drop=True)
+        kept = pd.concat([group.nlargest(keep, "acquisition_value", keep="first")  # singles and combinations
+                          for _, group in kept.groupby(kept["n_mutations"] > 1)]).reset_index(drop=True)
     if ranks is not None and ranks.world_size > 1:  # every process's best, gathered (gloo, as embed build)
         import torch.distributed as dist
 
@@ -185,12 +201,19 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int = 2, measured
         raise DataError("no unmeasured candidates to propose")
     batch = diverse_top(kept.drop(columns="acquisition_value"), kept["acquisition_value"].to_numpy(), n, max_share)
     batch.insert(0, "well", wells(len(batch)))
-    uncertainty = "MIMO members' spread and the run's calibrated interval" if "std" in kept else \
+    batch["extrapolation"] = batch["n_mutations"] > trained_max
+    uncertainty = "the run's calibrated 95% interval (sd = half its width / 1.96)" if "sd" in kept else \
         "none (a single-output head): ranked by the mean"
-    record = {"acquisition": acquisition_kind if "std" in kept else "greedy (no uncertainty)",
+    record = {"acquisition": acquisition_kind if "sd" in kept else "greedy (no uncertainty)",
               "beta": beta if acquisition_kind == "ucb" else None, "uncertainty": uncertainty,
               "candidates_scored": scored, "measured_excluded": len(done), "max_share": max_share,
-              "without_signal": int(batch["no_signal"].sum())}
+              "max_mutations": max_mutations, "trained_max_mutations": trained_max,
+              "without_signal": int(batch["no_signal"].sum()), "extrapolation": int(batch["extrapolation"].sum()),
+              "best_predicted": float(batch["prediction"].max()), "best_measured": float(labels.max()),
+              "requested": n, "filled": len(batch)}
+    if len(batch) < n:
+        record["short"] = (f"only {len(batch)} of {n} wells: {len(kept):,} candidates were kept and no substitution "
+                           f"may be in more than {max_share:.0%} of the batch; raise --max-share or --top-singles")
     return batch, record
 
 

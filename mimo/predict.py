@@ -20,11 +20,12 @@ from mimo.pipeline.variants import (MutationFormat, apply_mutations, expressed_s
                                parse_mutations, sequence_id)
 
 
-def read_variants(path: str | Path, parent: str, fmt: MutationFormat, mutant_col: str | None = None) -> pd.DataFrame:
+def read_variants(path: str | Path, parent: str, fmt: MutationFormat, mutant_col: str | None = None,
+                  option: str = "--variants") -> pd.DataFrame:
     """Mutation strings, one a line, or a CSV/TSV (read by a CSV parser: quoted fields may hold commas) with a
     mutant column (``mutant_col``, else one of the usual names: mutant, mutations, variant, ...)."""
     path = Path(path)
-    text = read_text(path, "--variants")
+    text = read_text(path, option)
     lines = text.splitlines()
     header = lines[0] if lines else ""
     reader = csv.reader(io.StringIO(text), delimiter="\t" if "\t" in header else ",")

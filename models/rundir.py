@@ -209,9 +209,12 @@ class Run:
         return support
 
     def predict(self, X: np.ndarray, mutations=None, n_mutations=None) -> pd.DataFrame:
-        """``prediction`` for each row of features ``X``; with several members also ``std`` and the run's
-        calibrated 95% interval ``lower``, ``upper``. With the rows' mutation strings (and counts; the run's
-        dataset's format), also ``unseen``, ``unseen_sites`` and ``no_signal`` (see ``mimo.models.support``)."""
+        """``prediction`` for each row of features ``X``; with several members also ``std`` (the members' raw
+        spread, about 10x too narrow to be an error bar), the run's calibrated 95% interval ``lower``, ``upper``
+        and ``sd``, the standard deviation that interval implies (half its width / 1.96: the calibrated scale
+        that acquisitions use). With the rows' mutation strings (and counts; the run's dataset's format), also
+        ``unseen``, ``unseen_sites`` and ``no_signal`` (see ``mimo.models.support``; a no-signal row's interval,
+        and so its ``sd``, spans the training labels)."""
         members = self.model.predict_members(X)
         check_finite(members, "the model's predictions")
         out = pd.DataFrame({"prediction": members.mean(axis=1)})
@@ -225,7 +228,16 @@ class Run:
             info = self.source["dataset"]
             out = mark_support(out, self.support, used_manifest(self.model, self.source["features"]), mutations,
                                n_mutations, info.get("parent"), mutation_format(info))
+        if "lower" in out:
+            level = self.metrics.get("uncertainty", {}).get("interval", {}).get("level", 0.95)
+            out["sd"] = (out["upper"] - out["lower"]) / (2 * _normal_quantile(0.5 + level / 2))
         return out
+
+
+def _normal_quantile(q: float) -> float:
+    from scipy.stats import norm
+
+    return float(norm.ppf(q))
 
 
 def read_run_file(directory: Path, name: str, required: tuple[str, ...] = ()) -> dict:

@@ -36,12 +36,13 @@ def test_candidates_respect_k_skip_measured_and_never_repeat():
 
 
 def test_acquisitions_order_as_documented():
-    table = pd.DataFrame({"mutations": ["a", "b", "c"], "prediction": [1.0, 0.9, 0.5], "std": [0.0, 0.5, 2.0]})
+    table = pd.DataFrame({"mutations": ["a", "b", "c"], "prediction": [1.0, 0.9, 0.5], "sd": [0.0, 0.5, 2.0],
+                          "std": [0.5, 0.0, 0.0]})  # the calibrated sd ranks, never the raw member spread
     assert np.argmax(acquisition(table, "greedy")) == 0
     assert np.argmax(acquisition(table, "ucb", beta=2.0)) == 2
     ei = acquisition(table, "ei", best=1.0)
     assert (ei >= 0).all() and np.argmax(ei) == 2
-    assert np.array_equal(acquisition(table.drop(columns="std"), "ucb"), table["prediction"].to_numpy())
+    assert np.array_equal(acquisition(table.drop(columns="sd"), "ucb"), table["prediction"].to_numpy())
 
 
 def test_diversity_caps_each_substitution():
@@ -105,3 +106,43 @@ def test_propose_under_torchrun_equals_one_process(tmp_path, mimo_run):
     one, two = pd.read_csv(tmp_path / "one.csv"), pd.read_csv(tmp_path / "two.csv")
     assert one["mutations"].tolist() == two["mutations"].tolist()
     np.testing.assert_allclose(one["acquisition_value"], two["acquisition_value"], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def singles_run(tmp_path_factory):
+    """A MIMO run on a dataset of single substitutions only."""
+    from conftest import run_cli
+
+    root = tmp_path_factory.mktemp("singles")
+    parent = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
+    rng = np.random.default_rng(1)
+    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(parent) for aa in "AGLDEK" if aa != wt]
+    table = root / "singles.csv"
+    table.write_text("mutant,score\n" + "".join(f"{m},{rng.normal():.3f}\n" for m in singles[::2]))
+    run_cli("embed", "build", "--model", "onehot-sites", "--input", table, "--parent", parent, "--cache",
+            root / "cache", "--quiet")
+    run_cli("fit", "mimo", "--routing", "random", "--epochs", "3", "--dataset", "singles", "--cache", root / "cache",
+            "--out", root / "run", "--quiet")
+    return root / "run"
+
+
+def test_a_singles_run_proposes_singles_by_default_and_says_when_asked_for_more(singles_run, cli, tmp_path):
+    result = cli("design", "propose", singles_run, "--n", "24", "--out", tmp_path / "plate.csv")
+    plate = pd.read_csv(tmp_path / "plate.csv")
+    assert (plate["n_mutations"] == 1).all() and not plate["extrapolation"].any()
+    assert "best predicted" in result.output and "best measured" in result.output
+    assert "trained on at most" not in result.output
+    result = cli("design", "propose", singles_run, "--n", "24", "--max-mutations", "2", "--out", tmp_path / "p2.csv")
+    assert "trained on at most 1 substitution(s)" in result.output
+    plate = pd.read_csv(tmp_path / "p2.csv")
+    assert (plate["extrapolation"] == (plate["n_mutations"] > 1)).all()
+
+
+def test_a_plate_that_cannot_be_filled_says_why(singles_run, cli, tmp_path):
+    result = cli("design", "propose", singles_run, "--n", "600", "--out", tmp_path / "p.csv")  # 534 candidates
+    assert "only 534 of 600 wells" in result.output and "raise --max-share" in result.output
+
+
+def test_a_missing_measured_file_names_its_option(singles_run, cli, tmp_path):
+    result = cli("design", "propose", singles_run, "--measured", tmp_path / "missing.txt", ok=False)
+    assert "--measured" in result.output.strip().splitlines()[-1]

@@ -52,8 +52,9 @@ def design_scan(run_path, run_dir, out, figure, device) -> None:
 @click.option("--run", "run_dir", type=click.Path(file_okay=False),
               help="A run directory of `mimo fit` (or give it as the argument RUN).")
 @click.option("--n", "n", type=click.IntRange(min=1), default=96, show_default=True, help="Variants to propose.")
-@click.option("--max-mutations", type=click.IntRange(min=1, max=6), default=2, show_default=True,
-              help="Most substitutions in a proposed variant (combinations of the best singles).")
+@click.option("--max-mutations", type=click.IntRange(min=1, max=6), default=None,
+              help="Most substitutions in a proposed variant (combinations of the best singles). Default: the most "
+              "the run was trained on; more is extrapolation, allowed with a warning.")
 @click.option("--measured", type=click.Path(), default=None,
               help="More variants already measured (mutation strings): never proposed.")
 @click.option("--acquisition", type=click.Choice(["ucb", "greedy", "ei"]), default="ucb", show_default=True,
@@ -89,11 +90,20 @@ def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, b
     if not ranks.is_main:
         return
     write_csv(batch, out)
+    if record["max_mutations"] > record["trained_max_mutations"]:
+        click.echo(f"warning: --max-mutations {record['max_mutations']} but the run was trained on at most "
+                   f"{record['trained_max_mutations']} substitution(s): the {record['extrapolation']} wells with more "
+                   f"(column extrapolation) are predicted for variants unlike any the model saw", err=True)
     click.echo(f"{len(batch)} variants proposed from {record['candidates_scored']:,} candidates "
                f"(acquisition {record['acquisition']}; uncertainty: {record['uncertainty']}; no substitution in "
                f"more than {max_share:.0%} of the batch; {record['measured_excluded']:,} measured variants excluded)")
+    click.echo(f"plate: {record['without_signal']} of {len(batch)} without signal, {record['extrapolation']} "
+               f"extrapolated; best predicted {record['best_predicted']:.3f} against best measured "
+               f"{record['best_measured']:.3f}")
     if record["without_signal"]:
         click.echo(f"warning: {record['without_signal']} proposed variants carry substitutions or positions the run's "
-                   f"features give no signal for (column no_signal): their predictions are the parent's, their "
-                   f"rank comes from the spread alone", err=True)
+                   f"features give no signal for (column no_signal): those substitutions add nothing to their "
+                   f"predictions, and their rank comes from the interval alone", err=True)
+    if "short" in record:
+        click.echo(f"warning: {record['short']}", err=True)
     click.echo(f"written: {out}")
