@@ -16,6 +16,11 @@ from mimo.pipeline.variants import AMINO_ACIDS
 from mimo.pipeline.variantset import VariantSet
 from test_generalize import PARENT, write_proteingym_like
 
+def one_error_line(output: str) -> bool:
+    """The CLI reported bad input as one line (other lines are the dataset's summary), no traceback."""
+    return sum(line.startswith("Error") for line in output.splitlines()) == 1 and "Traceback" not in output
+
+
 PROTEINGYM = Path(__file__).resolve().parents[2] / "shared" / "data" / "proteingym"
 
 
@@ -110,6 +115,10 @@ def test_msa_profile_weights_sequences_and_drops_insert_columns(tmp_path):
     assert profile.probs[0, AMINO_ACIDS.index("M")] == pytest.approx(expected_m)
     assert profile.probs[0, AMINO_ACIDS.index("A")] == pytest.approx((1 / 20) / 2.5)
     np.testing.assert_allclose(profile.probs.sum(axis=1), 1)
+    # A2M: a lower-case query residue (a non-focus column, insert state in every row) advances the numbering only
+    (tmp_path / "focus.a2m").write_text(">query/11-15\nMKtAY\n>s1\nMK.AY\n>s2\nLRsAW\n")
+    focus = msa_profile(tmp_path / "focus.a2m")
+    assert focus.wild_type == "MKAY" and list(focus.positions) == [10, 11, 13, 14]
     (tmp_path / "empty.a2m").write_text("")
     with pytest.raises(DataError, match="no sequences in the MSA"):
         msa_profile(tmp_path / "empty.a2m")
@@ -188,7 +197,7 @@ def test_embed_build_and_score_read_the_profile_and_refuse_a_changed_file(tmp_pa
         featurizer_from_manifest(manifest, PARENT)
     wrong = cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", f"profile:{tmp_path / 'prof.npy'}",
                 "--profile-offset", "1", "--cache", tmp_path / "c2", "--quiet", ok=False)
-    assert wrong.exit_code == 1 and len(wrong.output.strip().splitlines()) == 1
+    assert wrong.exit_code == 1 and one_error_line(wrong.output)
     assert "outside the 47-residue parent (--profile-offset 1)" in wrong.output
 
 

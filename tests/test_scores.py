@@ -1,6 +1,5 @@
 """External variant scores (``scores:PATH[:COL,...]``) as features and as zero-shot scores."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,8 +9,8 @@ from mimo.pipeline.errors import DataError
 from mimo.pipeline.featurizers import featurizer_from_manifest, get_featurizer
 from mimo.pipeline.datasets import load_dataset
 from test_generalize import write_proteingym_like
+from test_profile import PROTEINGYM, one_error_line
 
-PROTEINGYM = Path(__file__).resolve().parents[2] / "shared" / "data" / "proteingym"
 
 
 def write_scores(tmp_path, frame, key="mutated_sequence", drop=0, **extra):
@@ -47,7 +46,7 @@ def test_missing_variants_are_refused_or_marked_without_signal(tmp_path, cli):
     refused = cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", spec, "--cache", tmp_path / "c",
                   "--quiet", ok=False)
     first = frame["mutant"].iloc[-3]
-    assert refused.exit_code == 1 and len(refused.output.strip().splitlines()) == 1
+    assert refused.exit_code == 1 and one_error_line(refused.output)
     assert f"3 of {len(frame)} variants have no scores in the file (first: {first!r}); --allow-missing" in refused.output
     result = cli("score", "--input", tmp_path / "assay.csv", "--model", spec, "--allow-missing", "--cache",
                  tmp_path / "c", "--quiet", "--out", tmp_path / "s.csv")
@@ -77,6 +76,8 @@ def test_bad_score_columns_are_one_line_errors(tmp_path):
     with pytest.raises(DataError, match="no column 'absent'"):
         get_featurizer(f"scores:{tmp_path / 'model.csv'}:absent", dataset)
     table = write_scores(tmp_path, frame)
+    pd.concat([table, table.iloc[:1].assign(model_score=table["model_score"].iloc[0] * (1 + 1e-7))]).to_csv(tmp_path / "model.csv", index=False)
+    assert get_featurizer(f"scores:{tmp_path / 'model.csv'}", dataset).dim == 2  # rounding noise: one variant
     pd.concat([table, table.iloc[:1].assign(model_score=99.0)]).to_csv(tmp_path / "model.csv", index=False)
     with pytest.raises(DataError, match="the same variant as line 2 with other scores"):
         get_featurizer(f"scores:{tmp_path / 'model.csv'}", dataset)
