@@ -27,6 +27,12 @@ class SplitData:
     split: np.ndarray
     source: dict  # cache root, dataset record and features manifest: enough to rebuild the featurizer
 
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{name} {int((self.split == name).sum())}" for name in sorted(set(self.split.tolist()))
+                          if name != "none")
+        return (f"SplitData({self.dataset}/{self.features}, split {self.split_name!r}: {parts}; "
+                f"{self.rows.embeddings.shape[1]} columns)")
+
     @property
     def split_hash(self) -> str:
         """The split's content hash (``mimo.pipeline.datasets.split_hash``), as ``dataset.json`` records it."""

@@ -28,6 +28,7 @@ from .evaluate import check_finite, used_manifest
 from .metrics import interval_bounds
 from .plots import plot_loss_curve, plot_test_predictions
 from .registry import MODEL_FILE, load_model, save_model
+from .summary import summary_line
 from .support import TrainingSupport, mark_support, mutation_format
 
 RUN_FILES = ("metrics.json", "source.json")
@@ -183,6 +184,9 @@ class Run:
     metrics: dict
     source: dict
     _model: Estimator | None = field(default=None, repr=False)
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.directory)!r}: {summary_line(self.metrics)})"
 
     @property
     def model(self) -> Estimator:

@@ -202,7 +202,8 @@ def test_runs_saved_by_the_previous_version_still_predict(tmp_path, head):
     out = tmp_path / "p.csv"
     cli("predict", "--run", run_dir, "--variants", LEGACY / "variants.txt", "--out", out)
     got = pd.read_csv(out)
-    assert [c for c in got.columns if c not in ("unseen", "unseen_sites", "no_signal")] == list(expected.columns)
+    new = ("unseen", "unseen_sites", "no_signal", "sd")  # columns added since (sd: the calibrated scale)
+    assert [c for c in got.columns if c not in new] == list(expected.columns)
     assert (got["unseen"] == 0).all()  # the variants are training rows of the legacy run's dataset
     for column in expected.columns:
         if expected[column].dtype.kind == "f":
@@ -265,3 +266,12 @@ def test_no_data_and_no_network_gives_one_clear_message(tmp_path, monkeypatch):
 def test_every_public_name_resolves():
     missing = [name for name in mimo.__all__ if getattr(mimo, name, None) is None]
     assert not missing and {"set_threads", "convert_fair_esm", "get_featurizer"} <= set(dir(mimo))
+
+
+def test_reprs_are_short(tmp_path, small_gfp_dir):
+    dataset = mimo.load_dataset(data=small_gfp_dir)
+    mimo.build_cache(dataset, mimo.get_featurizer("onehot", dataset), tmp_path / "cache")
+    data = mimo.load_split_data(tmp_path / "cache", "gfp", "onehot", "tape")
+    assert repr(data).startswith("SplitData(gfp/onehot, split 'tape': test ") and len(repr(data)) < 150
+    run = mimo.fit_run(mimo.ValidatedRidge(), data, tmp_path / "run")
+    assert repr(run).startswith(f"Run('{tmp_path / 'run'}': ridge on gfp/onehot") and len(repr(run)) < 300
