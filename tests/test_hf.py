@@ -160,3 +160,18 @@ def test_damaged_hf_weights_are_one_clear_error(tmp_path, hf_esm):
     weights.write_bytes(weights.read_bytes()[:1000])
     with pytest.raises(DataError, match="cannot load Hugging Face model .*broken"):
         get_featurizer(str(broken), device="cpu")
+
+
+def test_a_model_that_asks_to_run_its_own_code_is_refused(tmp_path, hf_esm, cli, small_gfp_dir):
+    import json
+    import shutil
+
+    custom = tmp_path / "custom"
+    shutil.copytree(hf_esm, custom)
+    config = json.loads((custom / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "modeling_evil.EvilModel"}
+    (custom / "config.json").write_text(json.dumps(config))
+    (custom / "modeling_evil.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('ran')\n")
+    result = cli("embed", "build", "--model", custom, "--data", small_gfp_dir, "--cache", tmp_path / "c", ok=False)
+    assert result.exit_code == 1 and "never runs code from a model folder" in result.output.strip().splitlines()[-1]
+    assert not (tmp_path / "ran").exists()

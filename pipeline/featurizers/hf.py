@@ -10,6 +10,7 @@ ESM reads the sequence as it is. ``convert_fair_esm`` writes a fair-esm ESM-2 ch
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
@@ -63,11 +64,30 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def refuse_custom_code(model: str) -> None:
+    """A local model directory whose config asks to run its own code (``auto_map``) is refused: mimo never runs
+    code that comes with a model."""
+    config = Path(model) / "config.json"
+    if not config.is_file():
+        return
+    try:
+        asks = "auto_map" in json.loads(config.read_text())
+    except (OSError, ValueError):
+        return  # transformers reports a damaged config in its own words
+    if asks:
+        raise DataError("this model's config asks to run custom code shipped with it (auto_map); mimo never runs "
+                        "code from a model folder: use a model transformers implements itself (ESM-2's EsmModel, "
+                        "ProtT5's T5EncoderModel, ProtBert's BertModel)", config)
+
+
 def load_hf(model: str):
-    """(encoder module, tokenizer, config) of a hub id or a local directory; a DataError says what is missing."""
+    """(encoder module, tokenizer, config) of a hub id or a local directory; a DataError says what is missing.
+    Code shipped with a model is never run (``trust_remote_code=False`` everywhere; a config that asks for it is
+    refused in one line, with no prompt)."""
     transformers = _transformers()
+    refuse_custom_code(model)
     try:  # a local directory, or a hub id already in the Hugging Face cache: no network
-        config = transformers.AutoConfig.from_pretrained(model, local_files_only=True)
+        config = transformers.AutoConfig.from_pretrained(model, local_files_only=True, trust_remote_code=False)
         local = True
     except (OSError, ValueError) as exc:
         local = False
@@ -76,7 +96,7 @@ def load_hf(model: str):
             raise DataError(f"cannot load Hugging Face model {model!r}: not a local directory with config.json and "
                             f"not in the Hugging Face cache{where} ({str(exc).splitlines()[0]})") from None
         try:
-            config = transformers.AutoConfig.from_pretrained(model)
+            config = transformers.AutoConfig.from_pretrained(model, trust_remote_code=False)
         except (OSError, ValueError) as exc:
             raise DataError(f"cannot load Hugging Face model {model!r} from the hub: "
                             f"{str(exc).splitlines()[0]}") from None
@@ -88,8 +108,8 @@ def load_hf(model: str):
     cls = getattr(transformers, cls_name)
     kwargs = {"add_pooling_layer": False} if kind in ("esm", "bert") else {}
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(model, local_files_only=local)
-        net = cls.from_pretrained(model, local_files_only=local, **kwargs)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(model, local_files_only=local, trust_remote_code=False)
+        net = cls.from_pretrained(model, local_files_only=local, trust_remote_code=False, **kwargs)
     except Exception as exc:  # transformers and safetensors raise many types for missing or damaged files
         detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"cannot load Hugging Face model {model!r}: {detail}") from None
