@@ -180,6 +180,18 @@ class EmbeddingCache:
         finally:
             handle.close()
 
+    def build_running(self) -> bool:
+        """Whether a build holds this cache's lock now (without taking it)."""
+        try:
+            with open(self.directory / ".lock") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    return True
+                return False
+        except OSError:
+            return False
+
     def write_dataset(self, name: str, checksum: str, splits: pd.DataFrame, info: dict) -> None:
         """Record the dataset and its splits, refusing to mix in a different dataset of the same name.
 
@@ -327,6 +339,10 @@ class EmbeddingCache:
         with self._readers_lock(exclusive=False):
             paths = self.shard_paths()
             if not paths:
+                if self.build_running():
+                    raise DataError("`mimo embed build` is writing this cache right now and has not written its "
+                                    "first rows yet; wait for it (or fit with --allow-partial once it has)",
+                                    self.directory)
                 raise DataError("the cache has a manifest but no shards; rerun `mimo embed build`", self.directory)
             rows = _read_shards(paths)
         order_ok = (np.all(rows["n_mutations"][1:] >= rows["n_mutations"][:-1])

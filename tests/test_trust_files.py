@@ -240,3 +240,16 @@ def test_mimo_home_a_file_is_one_line(tmp_path, cli):
     home.write_text("not a folder")
     result = cli("data", "fetch", env={"MIMO_HOME": str(home)}, ok=False)
     one_line(result, "$MIMO_HOME is a file, not a folder")
+
+
+def test_fitting_while_a_build_writes_the_cache_says_so(tmp_path):
+    from mimo.pipeline.cache import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path, "mine", "onehot")
+    cache.directory.mkdir(parents=True)
+    cache.ensure_manifest({"features": "onehot", "kind": "onehot", "dim": 3})
+    with cache.lock():  # a build in progress, before its first part file
+        with pytest.raises(DataError, match="is writing this cache right now"):
+            cache.load()
+    with pytest.raises(DataError, match="manifest but no shards"):
+        cache.load()
