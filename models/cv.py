@@ -84,7 +84,7 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
                 marks.loc[test, name] = marked[name].to_numpy()
             per_fold.append({"fold": fold, "validation_fold": ids[(i + 1) % len(ids)],
                              **regression_metrics(labels[test], columns["prediction"][test]),
-                             "rows_without_signal": int(marked["no_signal"].sum())})
+                             "rows_without_signal": int(marked["no_signal"].sum()), **_choice(chosen)})
         seconds = time.perf_counter() - start
         tested = folds != "none"
         prediction = columns["prediction"]
@@ -125,12 +125,19 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         if inner.shape[1] > 1:  # the saved model's intervals, for `mimo predict`
             metrics.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
                 labels[first], inner.mean(axis=1), inner.std(axis=1), data.rows.n_mutations[first]))
+        metrics.update({k: v for k, v in final.run_summary().items() if k == "auto"})  # the saved model's choice
         support = TrainingSupport.from_rows(data.rows.mutations[everything], data.rows.n_mutations[everything],
                                             labels[everything], parent, fmt)
         write_run(staging, out, metrics, data.source, predictions, support, final)
     finally:
         release_run_dir(staging)
     return Run(out, metrics, data.source, final)
+
+
+def _choice(model: Estimator) -> dict:
+    """What a model chose on its validation fold (``fit auto``: the head and features), for the fold's record."""
+    chosen = model.run_summary().get("auto", {}).get("chosen")
+    return {} if chosen is None else {"chosen": chosen}
 
 
 def _mean(values) -> float | None:

@@ -17,14 +17,18 @@ def summary_line(metrics: dict) -> str:
     ties = ""
     if t.get("tied_share", 0) > 0.01:  # say what the ties are worth, as they raise Spearman
         ties = f" ({100 * t['tied_share']:.0f}% tied; ties broken at random: {_fmt(t['spearman_ties_broken'])})"
+    what = f"{metrics['model']} on {metrics['dataset']}/{metrics['features']}"
+    chosen = metrics.get("auto", {}).get("chosen")
+    if chosen is not None:  # fit auto: the model it chose first, then what it chose among
+        from .auto import describe
+
+        what = f"{describe(chosen)} on {metrics['dataset']} (fit auto's choice among {metrics['features']})"
     if "cv" in metrics:
-        return (f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']}, "
-                f"{metrics['cv']['folds']} folds): pooled out-of-fold Spearman {_fmt(t['spearman'])}{ties}, MSE "
-                f"{_fmt(t['mse'])}; per fold {', '.join(_fmt(f['spearman']) for f in metrics['per_fold'])}; "
-                f"fit {metrics['fit_seconds']:.2f}s")
-    return (f"{metrics['model']} on {metrics['dataset']}/{metrics['features']} ({metrics['split']} split): "
-            f"test Spearman {_fmt(t['spearman'])}{ties}, test MSE {_fmt(t['mse'])}, "
-            f"valid Spearman {_fmt(v.get('spearman'))}, fit {metrics['fit_seconds']:.2f}s")
+        return (f"{what} ({metrics['split']}, {metrics['cv']['folds']} folds): pooled out-of-fold Spearman "
+                f"{_fmt(t['spearman'])}{ties}, MSE {_fmt(t['mse'])}; per fold "
+                f"{', '.join(_fmt(f['spearman']) for f in metrics['per_fold'])}; fit {metrics['fit_seconds']:.2f}s")
+    return (f"{what} ({metrics['split']} split): test Spearman {_fmt(t['spearman'])}{ties}, test MSE "
+            f"{_fmt(t['mse'])}, valid Spearman {_fmt(v.get('spearman'))}, fit {metrics['fit_seconds']:.2f}s")
 
 
 def run_notes(metrics: dict, source: dict) -> list[str]:

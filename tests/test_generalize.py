@@ -210,6 +210,9 @@ def test_fit_auto_chooses_on_validation_only_and_keeps_its_budget(tmp_path):
     best = max(scored, key=lambda c: c["valid_spearman"])
     assert auto["chosen"] == {k: best[k] for k in ("features", "head", "params")}
     assert "chosen:" in result.output and metrics["fit_seconds"] < 12 + 15
+    from mimo.models.auto import describe
+
+    assert f"{describe(auto['chosen'])} on assay (fit auto's choice among" in result.output  # the headline
     # test labels play no part: scramble them in the cache and choose again
     import h5py
     data = mimo.load_split_data(tmp_path / "c", "assay", "onehot-sites+aaprops", "random")
@@ -267,3 +270,16 @@ def test_data_show_summarises_fold_schemes_by_fold(tmp_path):
     parts = json.loads(out.output)[0]["parts"]
     assert list(parts) == ["0", "1", "2", "3", "4"]
     assert [parts[k]["n"] for k in parts] == [int((frame["fold_modulo_5"] == int(k)).sum()) for k in parts]
+
+
+def test_fit_auto_under_cv_records_each_folds_choice(tmp_path):
+    write_proteingym_like(tmp_path / "assay.csv")
+    for model in ("onehot-sites", "aaprops"):
+        cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", model, "--cache", tmp_path / "c", "--quiet")
+    result = cli("fit", "auto", "--dataset", "assay", "--cache", tmp_path / "c", "--out", tmp_path / "a",
+                 "--budget", "3", "--min-valid", "10", "--cv", "3")
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert len(metrics["per_fold"]) == 3
+    assert all(set(fold["chosen"]) == {"features", "head", "params"} for fold in metrics["per_fold"])
+    assert metrics["auto"]["chosen"]["head"] in result.output.splitlines()[0] + result.output
+    assert "fit auto's choice among" in result.output
