@@ -31,6 +31,7 @@ HEADS: dict[str, str] = {
     "ge": "mimo.models.neural:GlobalEpistasisRegressor",
     "mimo": "mimo.models.neural:MimoRegressor",
     "auto": "mimo.models.auto:AutoRegressor",
+    "gp": "mimo.models.gp:GaussianProcessRegressor",
 }
 MODEL_FILE = "model.npz"
 FORMAT = 2  # 1: model.pt (torch pickle, neural heads, training parameters nested under "train"), model.pkl

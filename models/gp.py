@@ -1,0 +1,310 @@
+"""`mimo fit gp`: a Gaussian process over the cached feature blocks, its predictive std as the uncertainty.
+
+The covariance is a sum, with learned scales, of one kernel per block of the joined features (one-hot: Hamming;
+a site profile: Kermut's site kernel; embeddings, properties, scores: RBF or linear; see
+``mimo.models.gp_kernels``); the prior mean is constant or, where the features carry a zero-shot score (or a
+profile's ``dlogp``), linear in it. The hyperparameters maximise the exact marginal likelihood (Adam, a fixed
+number of steps, float64 Cholesky) on at most ``optimize_rows`` training rows; the posterior is then exact on
+every training row up to ``max_exact_rows`` (memory n^2 doubles: 200 MB at 5,000 rows, 800 MB at 10,000), and
+beyond that the DTC approximation through ``inducing_rows`` random training rows (m^2 doubles: 32 MB at 2,000).
+Validation rows are not used for any choice: the run reports the validation Spearman and the mean Gaussian
+negative log-likelihood there (``run_summary``).
+
+``predict(X, return_std=True)`` gives the predictive std of a new measurement (the noise included), in label
+units, as scikit-learn's ``GaussianProcessRegressor`` does.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+
+from mimo.pipeline import threads
+
+from .base import Estimator, Param
+from .gp_kernels import kernel_for, score_column
+from .gp_posterior import ExactPosterior, GpModel, InducingPosterior, negative_mll
+from .metrics import spearman
+
+LOG_EVERY = 25  # optimisation steps between progress lines
+
+
+def _check_rows(X, y, what: str) -> tuple[np.ndarray, np.ndarray]:
+    X = np.asarray(X, dtype=np.float32)
+    y = np.asarray(y, dtype=np.float64)
+    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
+        raise ValueError(f"{what} rows: X must be 2-D with one label per row (got X {X.shape}, y {y.shape})")
+    _check_finite(X, f"{what} features")
+    _check_finite(y, f"{what} labels")
+    return X, y
+
+
+def _check_finite(values: np.ndarray, what: str) -> None:
+    bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
+    if bad:
+        raise ValueError(f"the {what} hold {bad} non-finite value(s) (NaN or infinity)")
+
+
+def _normalise_blocks(blocks, width: int | None = None) -> tuple:
+    """``blocks`` as (name, kind, start, stop, columns) covering columns 0..width side by side; without blocks,
+    one block of every column (one-hot when every value is 0 or 1)."""
+    out = []
+    for block in blocks:
+        if not isinstance(block, (tuple, list)) or len(block) not in (4, 5):
+            raise ValueError(f"each block is (name, kind, first column, end column[, column names]), not {block!r}")
+        name, kind, start, stop, *columns = block
+        columns = tuple(columns[0]) if columns and columns[0] is not None else None
+        out.append((str(name), str(kind), int(start), int(stop), columns))
+    position = 0
+    for name, _, start, stop, columns in out:
+        if start != position or stop <= start or (columns is not None and len(columns) != stop - start):
+            raise ValueError(f"block {name!r} spans columns {start}..{stop}: blocks must lie side by side from "
+                             f"column 0, each naming as many columns as it spans")
+        position = stop
+    if out and width is not None and position != width:
+        raise ValueError(f"the blocks describe {position} columns but the features have {width}")
+    return tuple(out)
+
+
+def _default_block(X: np.ndarray) -> tuple:
+    binary = bool(np.all((X == 0) | (X == 1)))
+    return (("features", "onehot" if binary else "dense", 0, X.shape[1], None),)
+
+
+class GaussianProcessRegressor(Estimator):
+    """Gaussian process: a kernel per feature block (Hamming on one-hot, Kermut's site kernel on a profile, RBF
+    on embeddings), hyperparameters by marginal likelihood; its predictive std is the uncertainty.
+
+    ``blocks``: (name, kind, first column, end column, column names or None) of each featurizer in the joined
+    features, as ``mimo.models.gp_kernels.gp_blocks`` reads them from a features manifest (`mimo fit gp` passes
+    them); empty: all columns as one block."""
+
+    name = "gp"
+    _param_specs = {
+        "dense": Param("str", "Kernel on embeddings, amino-acid properties and scores: rbf or linear.",
+                       choices=("rbf", "linear")),
+        "mean": Param("str", "Prior mean: auto (linear in a zero-shot score, else in a profile's dlogp, when the "
+                      "features have one; else constant), constant, or score (that line, required).",
+                      choices=("auto", "constant", "score")),
+        "steps": Param("int", "Adam steps on the exact marginal likelihood (0: the initial hyperparameters).",
+                       low=0),
+        "lr": Param("float", "Adam learning rate of those steps.", low=0, low_open=True, high=10),
+        "optimize_rows": Param("int", "Hyperparameters are fitted on at most this many training rows (a seeded "
+                               "random subset beyond).", low=2),
+        "max_exact_rows": Param("int", "Exact posterior up to this many training rows (memory: rows^2 x 8 "
+                                "bytes); beyond, the DTC approximation through --inducing-rows of them.", low=1),
+        "inducing_rows": Param("int", "Inducing rows (chosen at random) beyond --max-exact-rows.", low=1),
+        "seed": Param("int", "Seed of the random row subsets.", low=0),
+    }
+
+    def __init__(self, *, blocks: tuple = (), dense: str = "rbf", mean: str = "auto", steps: int = 100,
+                 lr: float = 0.1, optimize_rows: int = 1000, max_exact_rows: int = 10000, inducing_rows: int = 2000,
+                 start: dict | None = None, seed: int = 0, threads: int | None = None):
+        self._store(locals())
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        _normalise_blocks(self.blocks)
+        if self.start is not None and not (isinstance(self.start, dict) and all(
+                isinstance(k, str) and np.all(np.isfinite(np.asarray(v, np.float64))) for k, v in self.start.items())):
+            raise ValueError("start must be a dict of the model's parameter names to finite values (as "
+                             "refit_params gives), or None")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
+                                         or self.threads < 1):
+            raise ValueError(f"threads must be a positive integer or None, not {self.threads!r}")
+
+    # ------------------------------------------------------------------ fitting
+
+    def _build(self, blocks: tuple) -> GpModel:
+        kernels = [kernel for block in blocks for kernel in kernel_for(block, self.dense)]
+        column = None if self.mean == "constant" else score_column(blocks)
+        if self.mean == "score" and column is None:
+            raise ValueError("mean='score' (--mean score) needs a zero-shot block (a 'score' column) or a site "
+                             "profile (a 'dlogp' column) among the features")
+        return GpModel(kernels, column)
+
+    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None, y_valid: np.ndarray | None = None,
+            log: Callable[[str], None] | None = None, **_) -> "GaussianProcessRegressor":
+        """Hyperparameters by marginal likelihood on the training rows, then the posterior; (X_valid, y_valid), when
+        given, are only scored. Extra keyword arguments (mutation counts) are accepted, as every head takes
+        them."""
+        self._validate_params()
+        X, y = _check_rows(X, y, "training")
+        if len(X) < 2:
+            raise ValueError("a Gaussian process needs at least 2 training rows")
+        with threads.limited(self.threads):
+            self._fit_rows(X, y, log)
+            self.valid_ = self._score_valid(X_valid, y_valid)
+        return self
+
+    def _fit_rows(self, X: np.ndarray, y: np.ndarray, log) -> None:
+        threads.adapt()
+        self.blocks_ = _normalise_blocks(self.blocks, X.shape[1]) if self.blocks else _default_block(X)
+        self.in_dim_, self.training_rows_ = X.shape[1], len(X)
+        self.y_mean_, self.y_std_ = float(y.mean()), float(y.std() or 1.0)
+        z = (y - self.y_mean_) / self.y_std_
+        self.model_ = self._build(self.blocks_)
+        self.model_.fit_inputs(X, z)
+        rng = np.random.default_rng(self.seed)
+        subset = np.sort(rng.choice(len(X), self.optimize_rows, replace=False)) if len(X) > self.optimize_rows \
+            else np.arange(len(X))
+        self.history_ = self._optimise(X[subset], z[subset], log)
+        with torch.no_grad():
+            residual = z - self.model_.mean(self.model_.prepare(X)).numpy()
+        if len(X) <= self.max_exact_rows:
+            self.posterior_ = ExactPosterior(self.model_, X, residual)
+        else:
+            inducing = np.sort(rng.choice(len(X), min(self.inducing_rows, len(X)), replace=False))
+            self.posterior_ = InducingPosterior(self.model_, X[inducing], X, residual)
+        self.optimized_rows_ = len(subset) if self.steps else 0
+
+    def _optimise(self, X: np.ndarray, z: np.ndarray, log) -> list[float]:
+        """Adam on the negative exact marginal log-likelihood per row; the best step's hyperparameters kept."""
+        from .optim import Adam  # torch.optim would import torch._dynamo: 1-3 s (see optim.Adam)
+
+        model = self.model_
+        rows = model.prepare(X)
+        bases = model.bases(rows, rows)
+        if self.start is not None:
+            self._load_start()
+        else:
+            for scaled, block_bases in zip(model.kernels, bases):
+                scaled.base_kernel.init_hyperparameters(block_bases)
+                scaled.initialize(outputscale=1.0 / len(model.kernels))
+            model.likelihood.initialize(noise=0.1)
+        target = torch.as_tensor(z)
+        optimizer = Adam(model.parameters(), lr=self.lr)
+        history, best, best_state = [], math.inf, None
+        for step in range(self.steps + 1):
+            threads.adapt()
+            optimizer.zero_grad()
+            loss = negative_mll(model, bases, rows, target)
+            value = loss.item()
+            if not math.isfinite(value):
+                raise ValueError(f"the marginal likelihood became {value} at step {step}: lower --lr")
+            history.append(value)
+            if value < best:
+                best, best_state = value, copy.deepcopy(model.state_dict())
+            if step == self.steps:
+                break
+            loss.backward()
+            optimizer.step()
+            if log is not None and (step + 1) % LOG_EVERY == 0:
+                log(f"gp: step {step + 1}/{self.steps}  negative log marginal likelihood per row {value:.4f}")
+        model.load_state_dict(best_state)
+        return history
+
+    def _load_start(self) -> None:
+        """The hyperparameters of ``start`` (raw values, by parameter name)."""
+        named = dict(self.model_.named_parameters())
+        if set(named) != set(self.start):
+            raise ValueError(f"start names the parameters {sorted(self.start)}; a model on these features has "
+                             f"{sorted(named)}")
+        with torch.no_grad():
+            for name, parameter in named.items():
+                parameter.copy_(torch.as_tensor(np.asarray(self.start[name], np.float64)).reshape(parameter.shape))
+
+    def refit_params(self) -> dict:
+        """Refitted on more rows (train and valid), the hyperparameters stay those of the training rows' marginal
+        likelihood: only the posterior is computed again."""
+        with torch.no_grad():
+            start = {name: p.numpy().tolist() for name, p in self.model_.named_parameters()}
+        return {"start": start, "steps": 0}
+
+    def _score_valid(self, X_valid, y_valid) -> dict:
+        """Spearman and the mean Gaussian negative log-likelihood (label units) of the validation rows."""
+        if X_valid is None or y_valid is None:
+            return {"rows": 0, "spearman": None, "nll": None}
+        X_valid, y_valid = _check_rows(X_valid, y_valid, "validation")
+        if not len(y_valid):
+            return {"rows": 0, "spearman": None, "nll": None}
+        mean, std = self.predict(X_valid, return_std=True)
+        nll = 0.5 * np.log(2 * np.pi * std ** 2) + 0.5 * ((y_valid - mean) / std) ** 2
+        return {"rows": len(y_valid), "spearman": spearman(y_valid, mean), "nll": float(nll.mean())}
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, X: np.ndarray, return_std: bool = False):
+        """Posterior mean in label units; with ``return_std``, also the predictive std of a new measurement
+        (latent variance plus the noise)."""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 2 or X.shape[1] != self.in_dim_:
+            raise ValueError(f"features have {X.shape[-1] if X.ndim else 0} columns; the model was fitted on "
+                             f"{self.in_dim_}")
+        _check_finite(X, "features")
+        with threads.limited(self.threads):
+            mean, var = self.posterior_.predict(self.model_, X, return_std)
+        mean = mean * self.y_std_ + self.y_mean_
+        if not return_std:
+            return mean
+        noise = self.model_.noise_value()
+        return mean, np.sqrt(np.maximum(var, 0.0) + noise) * self.y_std_
+
+    def predict_std(self, X: np.ndarray) -> np.ndarray:
+        """The predictive std alone (see ``predict``)."""
+        return self.predict(X, return_std=True)[1]
+
+    def predict_members(self, X: np.ndarray) -> np.ndarray:
+        """(n, 1): the posterior mean, as every head's ``predict_members`` returns (n, members)."""
+        return self.predict(X)[:, None]
+
+    # ------------------------------------------------------------------ reporting and saving
+
+    def hyperparameters(self) -> dict:
+        """The fitted hyperparameters, scales and noise in label units."""
+        with torch.no_grad():
+            return self._hyperparameters()
+
+    def _hyperparameters(self) -> dict:
+        model, variance = self.model_, self.y_std_ ** 2
+        kernels = []
+        names = [block[0] for block in self.blocks_ for _ in kernel_for(block, self.dense)]
+        for name, scaled in zip(names, model.kernels):
+            kernel = scaled.base_kernel
+            entry = {"block": name, "kernel": type(kernel).__name__, "scale": float(scaled.outputscale) * variance}
+            if kernel.has_lengthscale:
+                entry["lengthscale"] = float(kernel.lengthscale)
+            if hasattr(kernel, "site_lengthscale"):
+                entry["hellinger_lengthscale"], entry["mutant_logp_lengthscale"] = \
+                    (float(v) for v in kernel.site_lengthscale)
+            kernels.append(entry)
+        mean = model.mean_module
+        if hasattr(mean, "linear"):
+            described = {"kind": "linear in column", "column": mean.column,
+                         "slope_per_std": float(mean.linear.weights) * self.y_std_,
+                         "intercept": float(mean.linear.bias) * self.y_std_ + self.y_mean_}
+        else:
+            described = {"kind": "constant", "value": float(mean.constant) * self.y_std_ + self.y_mean_}
+        return {"kernels": kernels, "mean": described, "noise": model.noise_value() * variance}
+
+    def run_summary(self) -> dict:
+        """What a run records of the fit besides its parameters."""
+        return {"gp": {"posterior": self.posterior_.kind, "training_rows": self.training_rows_,
+                       "optimized_on_rows": self.optimized_rows_, "steps": self.steps,
+                       "neg_mll_per_row": {"first": self.history_[0], "best": min(self.history_)},
+                       "hyperparameters": self.hyperparameters(), "valid": self.valid_}}
+
+    def fitted_state(self) -> dict:
+        return {"module": {k: v for k, v in self.model_.state_dict().items()},
+                "blocks": [list(b[:4]) + [None if b[4] is None else list(b[4])] for b in self.blocks_],
+                "in_dim": self.in_dim_, "training_rows": self.training_rows_, "y_mean": self.y_mean_, "y_std": self.y_std_,
+                "optimized_rows": self.optimized_rows_, "history": list(self.history_), "valid": self.valid_,
+                "posterior": {"kind": self.posterior_.kind, **self.posterior_.state()}}
+
+    def load_fitted_state(self, state: dict, device: str = "cpu") -> None:
+        self.blocks_ = _normalise_blocks(state["blocks"], int(state["in_dim"]))
+        self.in_dim_, self.training_rows_ = int(state["in_dim"]), int(state["training_rows"])
+        self.y_mean_, self.y_std_ = float(state["y_mean"]), float(state["y_std"])
+        self.optimized_rows_, self.history_ = int(state["optimized_rows"]), list(state["history"])
+        self.valid_ = state["valid"]
+        self.model_ = self._build(self.blocks_)
+        self.model_.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in state["module"].items()})
+        saved = state["posterior"]
+        if saved["kind"] == "exact":
+            self.posterior_ = ExactPosterior(self.model_, np.asarray(saved["x"], np.float32), None,
+                                             alpha=np.asarray(saved["alpha"], np.float64))
+        else:
+            self.posterior_ = InducingPosterior(self.model_, np.asarray(saved["z"], np.float32), state=saved)

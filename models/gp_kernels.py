@@ -1,0 +1,282 @@
+"""The Gaussian-process head's kernels, one per block of the joined features, as gpytorch kernels.
+
+Every kernel here splits in two: ``bases``, matrices that depend on the rows only (Hamming distances, squared
+distances, Hellinger distances between site distributions), and ``transform``, which turns them into covariances
+with the hyperparameters. The head computes the bases of its training rows once and runs every step of the
+marginal-likelihood optimisation on them, so a step costs a few elementwise operations and a Cholesky
+factorisation instead of a pass over thousands of one-hot columns. ``forward`` composes the two, so each class is
+an ordinary gpytorch kernel (tested equal to gpytorch's own RBF kernel, and usable in gpytorch's ``ExactGP``).
+
+Which kernel a block gets follows its manifest (``kernel_for``):
+
+- one-hot substitutions (``kind`` onehot): ``exp(-d / l)`` with d the Hamming distance between the 0/1 rows
+  (number of substitutions and sites not shared);
+- a per-site profile (a block named or of kind ``profile...`` with columns ``p_A``..``p_Y`` and ``mt_logp``): the
+  site kernel of Kermut (Groth et al., NeurIPS 2024): ``exp(-H / l_H) * exp(-|mt_logp - mt_logp'| / l_p)``, H the
+  Hellinger distance between the amino-acid distributions of the mutated sites (rows of the parent, with no
+  distribution, get 0); its other columns (``dlogp``, ``entropy``, ...) get the dense kernel;
+- anything else (embeddings, amino-acid properties, zero-shot scores): ``exp(-D2 / (2 l^2))`` with D2 the mean
+  squared difference of standardised columns (``dense="rbf"``), or their mean product (``dense="linear"``).
+
+Each is wrapped in a gpytorch ``ScaleKernel`` by the head, so the covariance is a sum with learned scales.
+"""
+from __future__ import annotations
+
+import gpytorch
+import numpy as np
+import torch
+from gpytorch.constraints import Positive
+from scipy import sparse
+
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
+PROFILE_COLUMNS = tuple(f"p_{a}" for a in AMINO_ACIDS)
+MUTANT_LOGP = "mt_logp"
+Prepared = dict  # a block's rows in the form its bases are computed from (row-sliceable arrays)
+
+
+def _double(x) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(x, dtype=np.float64))
+
+
+def _median_positive(values: torch.Tensor) -> float:
+    """Median of the positive entries (the usual initial length scale), 1 when there are none."""
+    positive = values[values > 1e-12]
+    return float(positive.median()) if positive.numel() else 1.0
+
+
+def take_rows(prepared: Prepared, rows: slice | np.ndarray) -> Prepared:
+    return {key: value[rows] for key, value in prepared.items()}
+
+
+class BlockKernel(gpytorch.kernels.Kernel):
+    """A kernel on ``columns`` of the joined features (indices into each row)."""
+
+    def __init__(self, columns, **kwargs):
+        super().__init__(**kwargs)
+        self.columns = np.asarray(columns, dtype=np.int64)
+
+    def fit_inputs(self, X: np.ndarray) -> None:
+        """Fix what the bases need from the training rows (column standardisation); nothing by default."""
+
+    def prepare(self, X: np.ndarray) -> Prepared:
+        raise NotImplementedError
+
+    def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
+        """Hyperparameter-free (len(a), len(b)) matrices, or with ``diag`` the (len(a),) values of row i with row
+        i of ``b``."""
+        raise NotImplementedError
+
+    def transform(self, bases: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def init_hyperparameters(self, bases: list[torch.Tensor]) -> None:
+        """Start from the median distance of the training rows (the median heuristic)."""
+
+    def forward(self, x1, x2, diag: bool = False, **params):
+        with torch.no_grad():
+            bases = self.bases(self.prepare(x1.detach().numpy()), self.prepare(x2.detach().numpy()), diag)
+        return self.transform(bases)
+
+
+class HammingKernel(BlockKernel):
+    """``exp(-d / lengthscale)``, d the number of 0/1 columns in which two rows differ. On one-hot rows that is
+    gpytorch's exponential (Matern-1/2) kernel; computed from sparse products, as one-hot rows are mostly zeros."""
+
+    has_lengthscale = True
+
+    def prepare(self, X: np.ndarray) -> Prepared:
+        on = sparse.csr_matrix(np.asarray(X)[:, self.columns] != 0, dtype=np.float64)
+        return {"on": on, "count": np.asarray(on.sum(axis=1)).ravel()}
+
+    def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
+        if diag:
+            shared = np.asarray(a["on"].multiply(b["on"]).sum(axis=1)).ravel()
+            return [_double(a["count"] + b["count"] - 2 * shared)]
+        shared = (a["on"] @ b["on"].T).toarray()
+        return [_double(a["count"][:, None] + b["count"][None, :] - 2 * shared)]
+
+    def transform(self, bases):
+        return torch.exp(-bases[0] / self.lengthscale.reshape(()))
+
+    def init_hyperparameters(self, bases):
+        self.lengthscale = _median_positive(bases[0])
+
+
+class _Standardised(BlockKernel):
+    """Columns centred and scaled by the training rows' mean and standard deviation."""
+
+    def __init__(self, columns, **kwargs):
+        super().__init__(columns, **kwargs)
+        self.register_buffer("shift", torch.zeros(len(self.columns), dtype=torch.float64))
+        self.register_buffer("scale", torch.ones(len(self.columns), dtype=torch.float64))
+
+    def fit_inputs(self, X: np.ndarray) -> None:
+        block = np.asarray(X, np.float64)[:, self.columns]
+        std = block.std(axis=0)
+        self.shift = torch.as_tensor(block.mean(axis=0))
+        self.scale = torch.as_tensor(np.where(std > 0, std, 1.0))
+
+    def prepare(self, X: np.ndarray) -> Prepared:
+        z = (np.asarray(X, np.float64)[:, self.columns] - self.shift.numpy()) / self.scale.numpy()
+        return {"z": z / np.sqrt(len(self.columns)), "norm": (z ** 2).sum(axis=1) / len(self.columns)}
+
+
+class RbfKernel(_Standardised):
+    """``exp(-D2 / (2 lengthscale^2))``, D2 the mean over columns of the squared difference of standardised
+    values (gpytorch's RBF kernel on the standardised columns divided by sqrt(their number))."""
+
+    has_lengthscale = True
+
+    def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
+        if diag:
+            return [_double(((a["z"] - b["z"]) ** 2).sum(axis=1))]
+        return [_double(np.maximum(a["norm"][:, None] + b["norm"][None, :] - 2 * a["z"] @ b["z"].T, 0.0))]
+
+    def transform(self, bases):
+        return torch.exp(-bases[0] / (2 * self.lengthscale.reshape(()) ** 2))
+
+    def init_hyperparameters(self, bases):
+        self.lengthscale = float(np.sqrt(_median_positive(bases[0])))
+
+
+class LinearKernel(_Standardised):
+    """The mean over columns of the product of standardised values (a linear model's covariance)."""
+
+    def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
+        return [_double((a["z"] * b["z"]).sum(axis=1) if diag else a["z"] @ b["z"].T)]
+
+    def transform(self, bases):
+        return bases[0]
+
+
+class SiteKernel(BlockKernel):
+    """Kermut's site kernel: ``exp(-H / l_H) * exp(-|mt_logp - mt_logp'| / l_p)``, H the Hellinger distance
+    sqrt(1 - sum_a sqrt(p_a q_a)) between the rows' amino-acid distributions (``p_A``..``p_Y``, normalised to sum
+    to 1), ``mt_logp`` the log-probability of the new residue. Rows without a distribution (the parent) get 0.
+    Kermut multiplies a third factor, the distance between the sites in the structure, which needs coordinates
+    these features do not carry. A variant with several substitutions has its profile columns summed by the
+    featurizer: its distribution is then the mixture of its sites' (Kermut sums the kernel over pairs of sites
+    instead)."""
+
+    def __init__(self, columns, mutant_column: int, **kwargs):
+        super().__init__(columns, **kwargs)
+        self.mutant_column = int(mutant_column)
+        self.register_parameter("raw_site_lengthscale", torch.nn.Parameter(torch.zeros(2, dtype=torch.float64)))
+        self.register_constraint("raw_site_lengthscale", Positive())
+
+    @property
+    def site_lengthscale(self) -> torch.Tensor:
+        """(Hellinger length scale, mutant log-probability length scale)."""
+        return self.raw_site_lengthscale_constraint.transform(self.raw_site_lengthscale)
+
+    @site_lengthscale.setter
+    def site_lengthscale(self, value) -> None:
+        value = torch.as_tensor(value, dtype=self.raw_site_lengthscale.dtype)
+        self.initialize(raw_site_lengthscale=self.raw_site_lengthscale_constraint.inverse_transform(value))
+
+    def prepare(self, X: np.ndarray) -> Prepared:
+        X = np.asarray(X, np.float64)
+        p = np.clip(X[:, self.columns], 0.0, None)
+        mass = p.sum(axis=1)
+        root = np.sqrt(p / np.where(mass > 0, mass, 1.0)[:, None])
+        return {"root": root, "has": (mass > 0).astype(np.float64), "logp": X[:, self.mutant_column]}
+
+    def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
+        if diag:
+            overlap = (a["root"] * b["root"]).sum(axis=1)
+            both, gap = a["has"] * b["has"], np.abs(a["logp"] - b["logp"])
+        else:
+            overlap = a["root"] @ b["root"].T
+            both, gap = np.outer(a["has"], b["has"]), np.abs(a["logp"][:, None] - b["logp"][None, :])
+        return [_double(np.sqrt(np.clip(1.0 - overlap, 0.0, None))), _double(gap), _double(both)]
+
+    def transform(self, bases):
+        hellinger, gap, both = bases
+        scale = self.site_lengthscale
+        return torch.exp(-hellinger / scale[0] - gap / scale[1]) * both
+
+    def init_hyperparameters(self, bases):
+        self.site_lengthscale = [_median_positive(bases[0]), _median_positive(bases[1])]
+
+
+class ScoreMean(gpytorch.means.Mean):
+    """A linear prior mean on one column (a zero-shot or profile score), standardised by the training rows."""
+
+    def __init__(self, column: int):
+        super().__init__()
+        self.column = int(column)
+        self.linear = gpytorch.means.LinearMean(input_size=1)
+        self.register_buffer("shift", torch.zeros((), dtype=torch.float64))
+        self.register_buffer("scale", torch.ones((), dtype=torch.float64))
+
+    def fit_inputs(self, X: np.ndarray, y: np.ndarray) -> None:
+        """Standardise the score and start from its least-squares line through ``y``."""
+        score = np.asarray(X, np.float64)[:, self.column]
+        self.shift, self.scale = torch.tensor(score.mean()), torch.tensor(score.std() or 1.0)
+        z = (score - score.mean()) / (score.std() or 1.0)
+        slope = float(np.mean(z * (y - y.mean())))  # z has unit variance
+        self.linear.initialize(weights=torch.tensor([[slope]]), bias=torch.tensor([float(y.mean())]))
+
+    def prepare(self, X: np.ndarray) -> torch.Tensor:
+        return (_double(np.asarray(X)[:, self.column]) - self.shift) / self.scale
+
+    def forward(self, x):
+        return self.linear(((x[..., self.column] - self.shift) / self.scale).unsqueeze(-1))
+
+
+def kernel_for(block: tuple, dense: str) -> list[BlockKernel]:
+    """The kernels of one block ``(name, kind, start, stop, columns)`` (columns: names, or None)."""
+    name, kind, start, stop, columns = block
+    span = np.arange(start, stop)
+    dense_kernel = RbfKernel if dense == "rbf" else LinearKernel
+    if kind == "onehot":
+        return [HammingKernel(span)]
+    if is_profile(block):
+        named = {c: start + i for i, c in enumerate(columns or ())}
+        missing = [c for c in (*PROFILE_COLUMNS, MUTANT_LOGP) if c not in named]
+        if missing:
+            raise ValueError(f"features {name!r} look like a site profile but lack the columns {missing}; the site "
+                             f"kernel needs p_A..p_Y and {MUTANT_LOGP}")
+        site = [named[c] for c in PROFILE_COLUMNS]
+        rest = [i for i in span if i not in set(site)]
+        return [SiteKernel(site, named[MUTANT_LOGP])] + ([dense_kernel(rest)] if rest else [])
+    return [dense_kernel(span)]
+
+
+def is_profile(block: tuple) -> bool:
+    name, kind = str(block[0]), str(block[1])
+    return name.startswith("profile") or kind.startswith("profile")
+
+
+def _score_in(block: tuple) -> str | None:
+    """The column of a block that can serve as the prior mean: a zero-shot block's ``score``, a scores file's
+    first column, a profile's ``dlogp``."""
+    columns = list(block[4] or ())
+    if block[1] == "zeroshot" and "score" in columns:
+        return "score"
+    if block[1] == "scores" and columns and columns[0] != "covered":
+        return columns[0]
+    return "dlogp" if is_profile(block) and "dlogp" in columns else None
+
+
+def score_column(blocks) -> int | None:
+    """Index of the column the prior mean follows: a zero-shot score (``zeroshot`` or ``scores`` blocks) before a
+    profile's ``dlogp``; None when the features have neither."""
+    candidates = sorted((block for block in blocks if _score_in(block)), key=is_profile)  # stable
+    if not candidates:
+        return None
+    return candidates[0][2] + list(candidates[0][4]).index(_score_in(candidates[0]))
+
+
+def gp_blocks(manifest: dict) -> tuple:
+    """(name, kind, first column, end column, column names or None) of each featurizer in a (joined) features
+    manifest; names are kept where the head reads them (profiles, zero-shot scores, scores files)."""
+    parts = manifest.get("parts") or [manifest]
+    blocks, start = [], 0
+    for part in parts:
+        dim = int(part["dim"])
+        keep = part.get("kind") in ("zeroshot", "scores") or is_profile((part["features"], part.get("kind", "")))
+        columns = tuple(part["columns"]) if keep and part.get("columns") else None
+        blocks.append((part["features"], part.get("kind", ""), start, start + dim, columns))
+        start += dim
+    return tuple(blocks)

@@ -1,0 +1,263 @@
+"""The Gaussian-process head (`mimo fit gp`): kernels, marginal likelihood, posterior, saving, bad input."""
+import json
+
+import gpytorch
+import numpy as np
+import pytest
+import torch
+
+from mimo.models.gp import GaussianProcessRegressor
+from mimo.models.gp_kernels import (PROFILE_COLUMNS, HammingKernel, RbfKernel, SiteKernel, gp_blocks,
+                                    score_column)
+from mimo.models.gp_posterior import ExactPosterior, GpModel, InducingPosterior, negative_mll
+from mimo.models.registry import load_model, save_model
+
+PROFILE_NAMES = ("dlogp", "entropy", "wt_logp", "mt_logp") + PROFILE_COLUMNS
+FAST = {"steps": 30, "threads": 1}
+
+
+def smooth_data(n: int, seed: int = 0, low: float = -3.0, high: float = 3.0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(low, high, size=(n, 2)).astype(np.float32)
+    y = np.sin(X[:, 0]) + 0.5 * np.cos(2 * X[:, 1]) + 0.1 * rng.normal(size=n)
+    return X, y
+
+
+def site_data(n: int, sites: int = 15, seed: int = 0):
+    """Single substitutions: one-hot (substitution and site columns) beside a profile block with the profile
+    featurizer's columns; labels follow the profile's log-odds and a smooth function of the site."""
+    rng = np.random.default_rng(seed)
+    site, new = rng.integers(0, sites, n), rng.integers(0, 20, n)
+    onehot = np.zeros((n, sites * 21), np.float32)
+    onehot[np.arange(n), site * 20 + new] = 1
+    onehot[np.arange(n), sites * 20 + site] = 1
+    p = rng.dirichlet(np.full(20, 0.5), size=sites)[site]
+    mt, wt = np.log(p[np.arange(n), new]), np.log(p.max(axis=1))
+    profile = np.column_stack([mt - wt, -(p * np.log(p)).sum(axis=1), wt, mt, p]).astype(np.float32)
+    X = np.hstack([onehot, profile])
+    y = 0.8 * (mt - wt) + np.sin(site / 2.0) + 0.2 * rng.normal(size=n)
+    blocks = (("onehot-sites", "onehot", 0, onehot.shape[1], None),
+              ("profile-test", "profile", onehot.shape[1], X.shape[1], PROFILE_NAMES))
+    return X, y, blocks
+
+
+@pytest.fixture(scope="module")
+def fitted_smooth():
+    X, y = smooth_data(150)
+    Xv, yv = smooth_data(60, seed=1)
+    return GaussianProcessRegressor(**FAST).fit(X, y, Xv, yv), (X, y, Xv, yv)
+
+
+def test_recovers_a_smooth_function_far_better_than_the_mean(fitted_smooth):
+    model, (_, y, Xv, yv) = fitted_smooth
+    mse = np.mean((model.predict(Xv) - yv) ** 2)
+    assert mse < 0.1 * np.mean((y.mean() - yv) ** 2)
+    summary = model.run_summary()["gp"]
+    assert summary["valid"]["rows"] == 60 and summary["valid"]["spearman"] > 0.9
+    assert np.isfinite(summary["valid"]["nll"])
+    assert summary["neg_mll_per_row"]["best"] < summary["neg_mll_per_row"]["first"]  # the steps improved it
+
+
+def test_predictive_std_grows_away_from_the_data_and_includes_the_noise(fitted_smooth):
+    model, _ = fitted_smooth
+    near = np.array([[0.0, 0.0], [1.0, -1.0]], np.float32)
+    far = np.array([[30.0, 30.0]], np.float32)
+    _, std_near = model.predict(near, return_std=True)
+    mean_far, std_far = model.predict(far, return_std=True)
+    hyper = model.hyperparameters()
+    assert np.all(std_near >= np.sqrt(hyper["noise"]) - 1e-9)   # a new measurement carries the noise
+    assert std_far[0] > 2 * std_near.max()
+    # far from every training row: back to the prior
+    assert std_far[0] == pytest.approx(np.sqrt(hyper["kernels"][0]["scale"] + hyper["noise"]), rel=1e-3)
+    assert mean_far[0] == pytest.approx(hyper["mean"]["value"], abs=1e-3)
+    np.testing.assert_allclose(model.predict_std(near), std_near)
+    np.testing.assert_allclose(model.predict_members(near)[:, 0], model.predict(near))
+
+
+def test_save_and_load_give_the_same_predictions(tmp_path, fitted_smooth):
+    model, (_, _, Xv, _) = fitted_smooth
+    again = load_model(save_model(model, tmp_path / "model.npz"))
+    assert type(again) is GaussianProcessRegressor and again.get_params() == model.get_params()
+    for a, b in zip(model.predict(Xv, return_std=True), again.predict(Xv, return_std=True)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+    assert again.run_summary() == json.loads(json.dumps(model.run_summary()))
+
+
+def test_inducing_rows_equal_the_exact_posterior_with_every_row_and_come_close_with_fewer(tmp_path):
+    X, y = smooth_data(120)
+    Xv, yv = smooth_data(50, seed=1)
+    exact = GaussianProcessRegressor(**FAST).fit(X, y)
+    every = GaussianProcessRegressor(max_exact_rows=100, inducing_rows=120, **FAST).fit(X, y)
+    fewer = GaussianProcessRegressor(max_exact_rows=100, inducing_rows=40, **FAST).fit(X, y)
+    assert every.run_summary()["gp"]["posterior"] == "inducing"
+    mean, std = exact.predict(Xv, return_std=True)
+    mean_every, std_every = every.predict(Xv, return_std=True)
+    np.testing.assert_allclose(mean_every, mean, atol=1e-3)
+    np.testing.assert_allclose(std_every, std, atol=1e-3)
+    assert np.corrcoef(fewer.predict(Xv), mean)[0, 1] > 0.95
+    again = load_model(save_model(fewer, tmp_path / "model.npz"))
+    np.testing.assert_allclose(again.predict(Xv, return_std=True)[1], fewer.predict(Xv, return_std=True)[1])
+
+
+def _gpytorch_twin(model: GpModel, X: np.ndarray, y: np.ndarray):
+    """gpytorch's own ExactGP with the same kernels, mean and likelihood, on the raw feature rows."""
+    class Twin(gpytorch.models.ExactGP):
+        def __init__(self):
+            super().__init__(torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(y), model.likelihood)
+            self.mean_module = model.mean_module
+            self.covar_module = gpytorch.kernels.AdditiveKernel(*model.kernels)
+
+        def forward(self, x):
+            return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+
+    return Twin()
+
+
+def test_marginal_likelihood_and_its_gradient_equal_gpytorchs():
+    X, y, blocks = site_data(80)
+    model = GaussianProcessRegressor(blocks=blocks, steps=3, threads=1).fit(X, y).model_
+    z = torch.as_tensor((y - y.mean()) / y.std())
+    rows = model.prepare(X)
+    ours = negative_mll(model, model.bases(rows, rows), rows, z)
+    ours.backward()
+    ours_grad = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    twin = _gpytorch_twin(model, X, z.numpy())
+    twin.train()
+    with gpytorch.settings.max_cholesky_size(10_000):
+        theirs = -gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, twin)(twin(*twin.train_inputs), z)
+    theirs.backward()
+    assert ours.item() == pytest.approx(theirs.item(), rel=1e-8)
+    for name, parameter in model.named_parameters():
+        np.testing.assert_allclose(ours_grad[name].numpy(), parameter.grad.numpy(), rtol=1e-6, atol=1e-9,
+                                   err_msg=name)
+
+
+def test_exact_posterior_equals_gpytorchs_prediction():
+    X, y, blocks = site_data(90)
+    model = GaussianProcessRegressor(blocks=blocks, steps=5, threads=1).fit(X[:60], y[:60])
+    gp = model.model_
+    z = (y[:60] - model.y_mean_) / model.y_std_
+    twin = _gpytorch_twin(gp, X[:60], z)
+    twin.eval()
+    with torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000), gpytorch.settings.fast_pred_var(False):
+        predictive = gp.likelihood(twin(torch.as_tensor(X[60:], dtype=torch.float64)))
+    mean, std = model.predict(X[60:], return_std=True)
+    np.testing.assert_allclose(mean, predictive.mean.numpy() * model.y_std_ + model.y_mean_, rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(std, predictive.variance.sqrt().numpy() * model.y_std_, rtol=1e-6)
+
+
+def test_kernels_are_what_they_say():
+    rng = np.random.default_rng(0)
+    dense = rng.normal(size=(7, 4))
+    rbf = RbfKernel(np.arange(4)).double()
+    rbf.fit_inputs(dense)
+    rbf.lengthscale = 0.7
+    reference = gpytorch.kernels.RBFKernel().double()
+    reference.lengthscale = 0.7 * np.sqrt(4)  # ours: the mean over columns of standardised squared differences
+    z = torch.as_tensor((dense - dense.mean(0)) / dense.std(0))
+    with torch.no_grad():
+        np.testing.assert_allclose(rbf(torch.as_tensor(dense)).to_dense(), reference(z).to_dense(), rtol=1e-6)
+
+    onehot = (rng.random((6, 12)) < 0.3).astype(np.float64)
+    hamming = HammingKernel(np.arange(12)).double()
+    hamming.lengthscale = 2.0
+    differ = (onehot[:, None, :] != onehot[None, :, :]).sum(axis=2)
+    with torch.no_grad():
+        np.testing.assert_allclose(hamming(torch.as_tensor(onehot)).to_dense(), np.exp(-differ / 2.0), rtol=1e-12)
+
+    p = rng.dirichlet(np.ones(20), size=5)
+    p[4] = 0  # the parent: no distribution
+    logp = rng.normal(size=5)
+    rows = np.column_stack([logp, p])
+    site = SiteKernel(np.arange(1, 21), 0).double()
+    site.site_lengthscale = [0.5, 2.0]
+    kermut = np.sqrt(0.5 * ((np.sqrt(p[:, None, :]) - np.sqrt(p[None, :, :])) ** 2).sum(axis=2))  # Kermut's form
+    expected = np.exp(-kermut / 0.5 - np.abs(logp[:, None] - logp[None, :]) / 2.0)
+    with torch.no_grad():
+        got = site(torch.as_tensor(rows)).to_dense().numpy()
+        diag = site(torch.as_tensor(rows), diag=True).numpy()
+    np.testing.assert_allclose(got[:4, :4], expected[:4, :4], rtol=1e-7, atol=1e-12)
+    assert np.all(got[4] == 0) and np.all(got[:, 4] == 0)
+    np.testing.assert_allclose(diag, [1, 1, 1, 1, 0])
+
+
+def test_site_kernel_and_profile_mean_carry_signal_to_unseen_substitutions():
+    X, y, blocks = site_data(260, seed=3)
+    train, test = np.arange(200), np.arange(200, 260)
+    model = GaussianProcessRegressor(blocks=blocks, **FAST).fit(X[train], y[train])
+    kinds = [k["kernel"] for k in model.hyperparameters()["kernels"]]
+    assert kinds == ["HammingKernel", "SiteKernel", "RbfKernel"]
+    assert model.hyperparameters()["mean"]["column"] == blocks[1][2]  # dlogp, the profile's first column
+    onehot_only = GaussianProcessRegressor(blocks=blocks[:1], **FAST).fit(X[train][:, :blocks[0][3]], y[train])
+    rho = np.corrcoef(model.predict(X[test]), y[test])[0, 1]
+    assert rho > np.corrcoef(onehot_only.predict(X[test][:, :blocks[0][3]]), y[test])[0, 1] + 0.1
+
+
+def test_blocks_from_a_manifest_and_the_mean_column():
+    manifest = {"features": "onehot-sites+profile-x+scores-z", "parts": [
+        {"features": "onehot-sites", "kind": "onehot", "dim": 3, "columns": ["0A", "1C", "0"]},
+        {"features": "profile-x", "kind": "profile", "dim": 2, "columns": ["dlogp", "covered"]},
+        {"features": "scores-z", "kind": "scores", "dim": 2, "columns": ["avg_score", "covered"]}]}
+    blocks = gp_blocks(manifest)
+    assert blocks == (("onehot-sites", "onehot", 0, 3, None), ("profile-x", "profile", 3, 5, ("dlogp", "covered")),
+                      ("scores-z", "scores", 5, 7, ("avg_score", "covered")))
+    assert score_column(blocks) == 5            # a zero-shot score before a profile's dlogp
+    assert score_column(blocks[:2]) == 3
+    assert score_column(blocks[:1]) is None
+
+
+def test_refit_keeps_the_hyperparameters_of_the_training_rows():
+    X, y = smooth_data(100)
+    first = GaussianProcessRegressor(**FAST).fit(X[:70], y[:70])
+    refit = first.clone(**first.refit_params()).fit(X, y)
+    assert refit.steps == 0 and refit.run_summary()["gp"]["optimized_on_rows"] == 0
+    for a, b in zip(first.hyperparameters()["kernels"], refit.hyperparameters()["kernels"]):
+        assert a["lengthscale"] == pytest.approx(b["lengthscale"])
+    assert refit.run_summary()["gp"]["training_rows"] == 100
+
+
+def test_parameters_follow_scikit_learn_conventions():
+    model = GaussianProcessRegressor(steps=7, dense="linear")
+    params = model.get_params()
+    assert params["steps"] == 7 and params["dense"] == "linear" and params["blocks"] == ()
+    assert set(params) == set(GaussianProcessRegressor.param_defaults())
+    other = model.clone(steps=9)
+    assert other.get_params() == {**params, "steps": 9} and model.steps == 7
+    assert not hasattr(model, "model_")  # nothing fitted in __init__
+    X, y = smooth_data(30)
+    for bad in ({"steps": -1}, {"dense": "cubic"}, {"lr": 0.0}, {"threads": 0}, {"start": {"x": [np.nan]}}):
+        with pytest.raises(ValueError) as caught:
+            GaussianProcessRegressor(**bad).fit(X, y)
+        assert "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), y), "non-finite"),
+    (lambda X, y: (X, np.r_[y[:-1], np.inf]), "non-finite"),
+    (lambda X, y: (X, y[:-1]), "one label per row"),
+])
+def test_bad_rows_are_one_line(change, message):
+    X, y = smooth_data(30)
+    with pytest.raises(ValueError, match=message) as caught:
+        GaussianProcessRegressor(**FAST).fit(*change(X, y))
+    assert "\n" not in str(caught.value)
+
+
+def test_bad_blocks_and_features_are_one_line(fitted_smooth):
+    X, y = smooth_data(30)
+    problems = [
+        (GaussianProcessRegressor(blocks=(("a", "onehot", 0, 1, None),), **FAST), "describe 1 columns"),
+        (GaussianProcessRegressor(blocks=(("a", "onehot", 1, 2, None),), **FAST), "side by side"),
+        (GaussianProcessRegressor(mean="score", **FAST), "needs a zero-shot block"),
+        (GaussianProcessRegressor(blocks=(("profile-p", "profile", 0, 2, ("dlogp", "x")),), **FAST), "p_A"),
+    ]
+    for model, message in problems:
+        with pytest.raises(ValueError, match=message) as caught:
+            model.fit(X, y)
+        assert "\n" not in str(caught.value)
+    model, _ = fitted_smooth
+    with pytest.raises(ValueError, match="fitted on 2"):
+        model.predict(np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="non-finite"):
+        model.predict(np.array([[np.nan, 0]], np.float32))
