@@ -261,3 +261,47 @@ def test_bad_blocks_and_features_are_one_line(fitted_smooth):
         model.predict(np.zeros((2, 3), np.float32))
     with pytest.raises(ValueError, match="non-finite"):
         model.predict(np.array([[np.nan, 0]], np.float32))
+
+
+@pytest.fixture(scope="module")
+def profile_cache(tmp_path_factory, cli):
+    """A small assay of single substitutions with a per-site profile, cached as one-hot sites and profile."""
+    folder = tmp_path_factory.mktemp("assay")
+    rng = np.random.default_rng(0)
+    parent = "".join(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"), 24))
+    probs = rng.dirichlet(np.full(20, 0.5), size=len(parent))
+    np.save(folder / "profile.npy", probs)
+    rows = []
+    for position, new in {(int(rng.integers(len(parent))), str(rng.choice(list("ACDEFGHIKLMNPQRSTVWY"))))
+                          for _ in range(200)}:
+        if new == parent[position]:
+            continue
+        score = np.log(probs[position, "ACDEFGHIKLMNPQRSTVWY".index(new)]) + rng.normal(scale=0.3)
+        rows.append(f"{parent[position]}{position + 1}{new},{parent[:position]}{new}{parent[position + 1:]},{score}")
+    (folder / "assay.csv").write_text("mutant,mutated_sequence,DMS_score\n" + "\n".join(rows) + "\n")
+    (folder / "parent.fasta").write_text(f">parent\n{parent}\n")
+    cache = folder / "cache"
+    for featurizer in ("onehot-sites", f"profile:{folder / 'profile.npy'}"):
+        cli("embed", "build", "--input", folder / "assay.csv", "--parent", folder / "parent.fasta", "--model",
+            featurizer, "--cache", cache)
+    return cache
+
+
+def test_cli_fits_a_gp_on_every_cached_featurizer(tmp_path, cli, profile_cache):
+    result = cli("fit", "gp", "--dataset", "assay", "--cache", profile_cache, "--cv", "5", "--steps", "5",
+                 "--out", tmp_path / "run", "--quiet")
+    assert "pooled out-of-fold Spearman" in result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["features"] == "onehot-sites+profile-profile" and metrics["test"]["spearman"] > 0.3
+    model = load_model(tmp_path / "run")
+    assert [k["kernel"] for k in model.hyperparameters()["kernels"]] == ["HammingKernel", "SiteKernel", "RbfKernel"]
+    assert model.hyperparameters()["mean"]["kind"] == "linear in column"  # the profile's dlogp
+
+
+def test_cli_refuses_a_bad_option_in_one_line(cli, profile_cache):
+    result = cli("fit", "gp", "--dataset", "assay", "--cache", profile_cache, "--steps", "-1", ok=False)
+    assert result.exit_code == 2 and "--steps" in result.output
+    result = cli("fit", "gp", "--dataset", "assay", "--cache", profile_cache, "--features", "onehot-sites",
+                 "--mean", "score", "--cv", "5", ok=False)
+    assert result.exit_code == 1 and "needs a zero-shot block" in result.output
+    assert len(result.output.strip().splitlines()) == 1

@@ -71,11 +71,11 @@ def _fit(head: str, params: dict, dataset, features, split, split_file, cache_ro
 
     if cv is not None and (split or split_file):
         raise DataError("give --cv or --split/--split-file, not both")
-    if head == "auto":
+    if head in ("auto", "gp"):
         from mimo.models.auto import blocks_of
         from mimo.pipeline.cache import list_features
 
-        # every cached featurizer is a candidate (or those named, joined with +)
+        # every cached featurizer is a candidate, or a kernel of the GP (or those named, joined with +)
         features = features or "+".join(list_features(cache_root, dataset)) or None
     from mimo.pipeline.progress import StatusLine
 
@@ -90,6 +90,10 @@ def _fit(head: str, params: dict, dataset, features, split, split_file, cache_ro
             params["blocks"] = blocks_of(data.rows.manifest)
             if verbose is False and progress is not None:
                 log = progress
+        if head == "gp":  # a kernel per featurizer; a profile's or a zero-shot score's columns by name
+            from mimo.models.gp_kernels import gp_blocks
+
+            params["blocks"] = gp_blocks(data.rows.manifest)
         model = get_head(head, **params)
         if cv is not None:
             run = fit_cv(model, data, out, refit=refit, force=force, log=log)
