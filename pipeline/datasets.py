@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import DataError
 from .fetch import resolve_data_dir
 from .gfp import GFP_GENOTYPES, GFP_PARENT, GFP_VALID_LIST, read_genotype_list, read_genotypes, tape_split
 from .splits import SPLIT_NAMES, seeded_name, sized_random_split
@@ -58,4 +59,35 @@ def load_dataset(input: str | Path | None = None, *, data: str | Path | None = N
         else:
             fmt = MutationFormat(prefix="", first_index=0 if zero_based else 1)
             dataset = load_table(path, parent_seq, sequence_col, mutant_col, score_col, fmt, name, seed)
-    return dataset if sample is None else dataset.sample(sample, seed)
+    dataset = dataset if sample is None else dataset.sample(sample, seed)
+    dataset.options = _recordable(input=input, data=data, parent=parent, sequence_col=sequence_col,
+                                  mutant_col=mutant_col, score_col=score_col, zero_based=zero_based, name=name,
+                                  seed=seed, sample=sample)
+    return dataset
+
+
+def _recordable(**options) -> dict:
+    """``load_dataset``'s arguments as the cache records them: files as absolute paths, defaults left out."""
+    out = {}
+    for key, value in options.items():
+        if value in (None, False, 0) and key != "name":
+            continue
+        if key in ("input", "data", "parent") and value is not None and Path(str(value)).exists():
+            value = str(Path(value).resolve())
+        out[key] = value
+    return out
+
+
+def load_recorded(cache_root: str | Path, name: str) -> VariantSet:
+    """A dataset loaded again as it was when its cache was built (``dataset.json``'s ``load`` record), so that
+    later commands need only its name."""
+    from .cache import EmbeddingCache
+
+    info = EmbeddingCache(cache_root, name, "any").read_dataset_info()
+    if "load" not in info:
+        raise DataError(f"dataset {name!r} was cached before mimo recorded how datasets are read; give its file "
+                        f"again (--input, --parent, ...)", Path(cache_root) / name / "dataset.json")
+    options = dict(info["load"])
+    if options.get("input") and not Path(options["input"]).exists():
+        raise DataError(f"the dataset file recorded for {name!r} is gone; give --input again", options["input"])
+    return load_dataset(**options)

@@ -36,6 +36,32 @@ def run_cli(*args, ok: bool = True, env: dict | None = None):
     return result
 
 
+def refused(result, *fragments) -> str:
+    """Exit 1 with one clear line that names what is wrong (each of ``fragments``), and no traceback."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    message = result.output.strip().splitlines()[-1]
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+@pytest.fixture(scope="module")
+def onehot_cache(tmp_path_factory, small_gfp_dir) -> Path:
+    """A cache of one-hot features of the small GFP slice (one per test module: modules may add to it)."""
+    root = tmp_path_factory.mktemp("cache")
+    run_cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache", root, "--quiet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def ridge_run(tmp_path_factory, onehot_cache) -> Path:
+    """A ridge run on ``onehot_cache``."""
+    out = tmp_path_factory.mktemp("runs") / "ridge"
+    run_cli("fit", "ridge", "--cache", onehot_cache, "--out", out)
+    return out
+
+
 @pytest.fixture(scope="session")
 def cli():
     """``cli("fit", "ridge", ...)``: the ``mimo`` command in-process (see ``run_cli``)."""

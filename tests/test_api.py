@@ -10,21 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
 
 import mimo
-from mimo.cli import main
 from mimo.pipeline.errors import DataError
+from conftest import run_cli as cli
 
 REPO = Path(__file__).resolve().parents[1]
 LEGACY = Path(__file__).parent / "data" / "legacy_runs"
 
 
-def cli(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 def write_assay(directory: Path, n: int = 400, seed: int = 0) -> str:

@@ -173,3 +173,20 @@ def test_a_label_with_an_underscore_is_not_a_number(tmp_path):
     table.write_text("mutant,score\nK2R,1_000\n")
     with pytest.raises(DataError, match=r"t.csv:2: label '1_000' is not a number"):
         load_table(table, "MKTAYIAK")
+
+
+def test_a_built_dataset_is_named_later_not_described_again(tmp_path, cli):
+    parent = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
+    table = tmp_path / "lab.tsv"
+    rows = [f"{wt}{i}{aa}\t{0.1 * i:.2f}" for i, wt in enumerate(parent, start=0) for aa in "AG" if aa != wt]
+    table.write_text("variant\tactivity\n" + "\n".join(rows) + "\n")
+    cache = tmp_path / "cache"
+    cli("embed", "build", "--input", table, "--parent", parent, "--zero-based", "--model", "onehot-sites",
+        "--cache", cache, "--quiet")
+    result = cli("embed", "build", "--dataset", "lab", "--model", "aaprops", "--cache", cache, "--quiet")
+    assert "lab/aaprops" in result.output
+    cli("fit", "ridge", "--dataset", "lab", "--features", "onehot-sites+aaprops", "--cache", cache,
+        "--out", tmp_path / "run")
+    both = cli("embed", "build", "--dataset", "lab", "--input", table, "--model", "aaprops", "--cache", cache,
+               ok=False)
+    assert "give --dataset lab or the dataset's own options (--input), not both" in both.output

@@ -4,17 +4,11 @@ from xml.etree import ElementTree
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from mimo.cli import main
 from mimo.design import _key, acquisition, candidates, diverse_top, wells
+from conftest import run_cli as cli
 
 
-def cli(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture(scope="module")

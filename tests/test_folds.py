@@ -1,7 +1,6 @@
 """ProteinGym's fold schemes made for any dataset (`--cv modulo5` etc.), checked against its published columns."""
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 

@@ -4,21 +4,15 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 import mimo
-from mimo.cli import main
 from mimo.models.metrics import spearman
 from mimo.pipeline.featurizers.aaprops import COLUMNS, PROPERTIES, AminoAcidPropertyFeaturizer
+from conftest import run_cli as cli
 
 PARENT = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTAEW"
 
 
-def cli(*args, ok=True):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
 
 
 def write_proteingym_like(path, seed=0):

@@ -6,43 +6,18 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
-from mimo.cli import main
 from random_models import save_random_esm2
+from conftest import refused, run_cli as cli
 
 FAST = ["--epochs", "3", "--batch-size", "64", "--quiet"]
 
 
-def cli(*args, ok=True, env=None):
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False, env=env)
-    if ok:
-        assert result.exit_code == 0, result.output
-    return result
-
-
-def refused(result, *fragments):
-    """Exit 1 with one clear line that names what is wrong, and no traceback."""
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    message = result.output.strip().splitlines()[-1]
-    for fragment in fragments:
-        assert fragment in message, message
-    return message
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory, small_gfp_dir):
-    root = tmp_path_factory.mktemp("cache")
-    cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache", root, "--quiet")
-    return root
-
-
-@pytest.fixture(scope="module")
-def ridge_run(tmp_path_factory, cache):
-    out = tmp_path_factory.mktemp("runs") / "ridge"
-    cli("fit", "ridge", "--cache", cache, "--out", out)
-    return out
+def cache(onehot_cache):
+    return onehot_cache
 
 
 # ------------------------------------------------------------------------------------ silent wrong results

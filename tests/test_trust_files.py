@@ -1,7 +1,6 @@
 """Nothing the user owns is deleted, no run file runs code, runs are written whole or not at all, and a damaged
 run is one line (issue: trust, round 2)."""
 import errno
-import json
 import os
 import pickle
 import subprocess
@@ -10,34 +9,18 @@ import sys
 import pytest
 
 from mimo.models.rundir import prepare_run_dir, release_run_dir
+from conftest import refused as one_line
 from mimo.pipeline.errors import DataError
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory, small_gfp_dir):
-    from conftest import run_cli
-
-    root = tmp_path_factory.mktemp("cache")
-    run_cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache", root, "--quiet")
-    return root
+def cache(onehot_cache):
+    return onehot_cache
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, cache):
-    from conftest import run_cli
-
-    out = tmp_path_factory.mktemp("runs") / "ridge"
-    run_cli("fit", "ridge", "--cache", cache, "--out", out)
-    return out
-
-
-def one_line(result, *fragments):
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    line = result.output.strip().splitlines()[-1]
-    for fragment in fragments:
-        assert fragment in line, line
-    return line
+def run(ridge_run):
+    return ridge_run
 
 
 def test_force_replaces_only_a_mimo_run(tmp_path, cache, cli):
@@ -225,12 +208,12 @@ def test_dataset_names_are_names_not_paths(tmp_path, small_gfp_dir, cli, name):
     assert not (tmp_path / "escaped").exists() and not list(cache.glob("*/manifest.json"))
 
 
-def test_features_are_names_each_once_with_the_same_labels(tmp_path, cache, cli, small_gfp_dir):
-    other = tmp_path / "other"
-    cli("embed", "build", "--model", "onehot-sites", "--data", small_gfp_dir, "--cache", other, "--quiet")
+def test_features_are_names_each_once_with_the_same_labels(tmp_path, cli, small_gfp_dir):
+    other, cache = tmp_path / "other", tmp_path / "cache"
+    for root in (other, cache):
+        cli("embed", "build", "--model", "onehot-sites", "--data", small_gfp_dir, "--cache", root, "--quiet")
     one_line(cli("fit", "ridge", "--cache", cache, "--features", "../other/gfp/onehot-sites", ok=False),
              "is not a name")
-    cli("embed", "build", "--model", "onehot-sites", "--data", small_gfp_dir, "--cache", cache, "--quiet")
     one_line(cli("fit", "ridge", "--cache", cache, "--features", "onehot-sites+onehot-sites", ok=False),
              "onehot-sites is joined more than once")
 

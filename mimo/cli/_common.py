@@ -90,13 +90,24 @@ dataset_options = add_options([
                  "random-seedN; splits already recorded never change."),
     click.option("--sample", type=click.IntRange(min=1), default=None,
                  help="Use a seeded random subset of N rows (dataset named <name>-sampleN)."),
+    click.option("--dataset", "recorded", default=None,
+                 help="A dataset already in the cache, read again from the file and options recorded when it was "
+                 "first built (instead of --input, --parent, ...)."),
 ])
 
 
-def load_dataset(**options):
-    """The dataset the options name; says which columns of a user's table were read as what."""
+def load_dataset(recorded: str | None = None, cache_root: str | None = None, **options):
+    """The dataset the options name (or the one recorded in the cache as ``recorded``); says which columns of a
+    user's table were read as what."""
     from mimo.pipeline.datasets import load_dataset as load
+    from mimo.pipeline.datasets import load_recorded
 
+    if recorded is not None:
+        given = [k for k, v in options.items() if v not in (None, False, 0)]
+        if given:
+            raise DataError(f"give --dataset {recorded} or the dataset's own options "
+                            f"(--{given[0].replace('_', '-')}), not both")
+        return load_recorded(cache_root or cache_default(), recorded)
     dataset = load(**options)
     if dataset.columns:
         read = ", ".join(f"{what} from column {name!r}" for what, name in dataset.columns.items())

@@ -69,7 +69,7 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
 
     if model is not None and weights is not None:
         raise DataError(f"give --model or --weights, not both (--model {model} --weights {weights})")
-    dataset = load_dataset(**dataset_kwargs)
+    dataset = load_dataset(cache_root=cache_root, **dataset_kwargs)
     ranks = Ranks.from_environment()
     try:
         featurizer = get_featurizer(weights or model or DEFAULT_ESM, dataset, device=ranks.device(device),
@@ -117,7 +117,7 @@ def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_off
         raise DataError(f"give --model or --weights, not both (--model {model} --weights {weights})")
     if out:
         ensure_writable(out, "--out")
-    dataset = load_dataset(**dataset_kwargs)
+    dataset = load_dataset(cache_root=cache_root, **dataset_kwargs)
     table = zero_shot_scores(dataset, weights or model or DEFAULT_ESM, method, cache_root, progress=not quiet,
                              device=device, dtype=dtype, toks_per_batch=toks_per_batch, profile_offset=profile_offset,
                              profile_alphabet=profile_alphabet, allow_missing=allow_missing)
