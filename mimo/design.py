@@ -218,19 +218,15 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
 
 
 def parent_prediction(run: Run) -> float:
+    """The run's prediction for the parent itself (no substitution)."""
     return float(score_variants(run, [""])["prediction"].iloc[0])
 
 
 def plot_scan(run: Run | str | Path, table: pd.DataFrame, path: str | Path) -> Path:
-    """The saturation scan as a heatmap (positions x amino acids), wrapped every 60 positions."""
-    from mimo.models.svg import heatmap_chart
+    """The saturation scan as a heatmap (positions x amino acids, in rows of at most 80 positions), its colours
+    centred on the measured wild type when the data has one, else on the parent's prediction (the subtitle says
+    which); a colour bar, substitutions measured in training outlined, positions never mutated there hatched."""
+    from mimo.models.plots import plot_scan_table
 
     run = _run_with_parent(run)
-    fmt = mutation_format(run.source["dataset"])
-    values = {(int(p), a): float(v) for p, a, v in zip(table["position"], table["new_residue"], table["prediction"])}
-    blind = {(int(p), a) for p, a, b in zip(table["position"], table["new_residue"], table["no_signal"]) if b}
-    positions = list(range(fmt.first_index, len(run.parent) + fmt.first_index))
-    parent = {i + fmt.first_index: a for i, a in enumerate(run.parent)}
-    title = (f"saturation scan: {run.metrics['model']} on {run.metrics['dataset']}/{run.metrics['features']} "
-             f"({len(table):,} single substitutions)")
-    return heatmap_chart(positions, AMINO_ACIDS, values, parent, path, parent_prediction(run), title, blind)
+    return plot_scan_table(run, table, path, lambda: parent_prediction(run))
