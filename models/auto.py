@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import itertools
 import time
-from typing import Callable
-
 import numpy as np
 
-from .base import Estimator, Param
+from .base import Estimator, FitData, Param
 from .metrics import spearman
 from .registry import head_class
 
@@ -45,7 +43,13 @@ def candidate_grid(blocks: list[tuple[str, str]], heads=HEAD_GRID) -> list[dict]
 
 
 class AutoRegressor(Estimator):
-    """The best of ``candidates`` (default: ``candidate_grid`` over ``blocks``) on validation data."""
+    """The best of ``candidates`` (default: ``candidate_grid`` over ``blocks``) on validation data.
+
+    Fitted attributes: ``chosen_`` (features, head, params of the best candidate), ``model_`` (that head,
+    fitted), ``columns_`` (the columns of X it reads), ``leaderboard_`` (every candidate, best first),
+    ``selection_`` (how they were scored), ``n_features_in_``, ``validation_rows_`` (rows carved for
+    validation when ``fit`` got none, else None). ``AutoRegressor()`` without ``blocks`` cannot be fitted.
+    """
 
     name = "auto"
     _param_specs = {
@@ -59,7 +63,8 @@ class AutoRegressor(Estimator):
     }
 
     def __init__(self, *, blocks: tuple = (), candidates: tuple = (), budget: float = 120.0, min_valid: int = 200,
-                 inner_folds: int = 5, seed: int = 0, device: str = "auto"):
+                 inner_folds: int = 5, seed: int = 0, device: str = "auto", validation_fraction: float = 0.1,
+                 threads: int | None = None):
         self._store(locals())
 
     def _candidates(self) -> list[dict]:
@@ -103,12 +108,11 @@ class AutoRegressor(Estimator):
             pooled[test] = model.predict(X_all[test])
         return spearman(y_all, pooled) or -1.0
 
-    def fit(self, X, y, X_valid, y_valid, counts=None, counts_valid=None,
-            log: Callable[[str], None] | None = None, **_) -> "AutoRegressor":
-        self._validate_params()
-        if not self.blocks:
+    def _fit(self, data: FitData) -> None:
+        if not self.blocks:  # (the CLI sets them from the data once loaded)
             raise ValueError("AutoRegressor needs blocks: (name, kind, first column, end column) of each featurizer")
-        X, X_valid = np.asarray(X, np.float32), np.asarray(X_valid, np.float32)
+        y, y_valid, counts, counts_valid, log = data.y, data.y_valid, data.counts, data.counts_valid, data.log
+        X, X_valid = np.asarray(data.X, np.float32), np.asarray(data.X_valid, np.float32)
         start = time.perf_counter()
         board = []
         candidates = self._candidates()
@@ -147,13 +151,9 @@ class AutoRegressor(Estimator):
         self.columns_ = self._columns(self.chosen_["features"])
         self.model_ = self._make(self.chosen_).fit(X[:, self.columns_], y, X_valid[:, self.columns_], y_valid,
                                                    counts=counts, counts_valid=counts_valid)
-        return self
 
-    def predict_members(self, X) -> np.ndarray:
+    def _members(self, X) -> np.ndarray:
         return self.model_.predict_members(np.asarray(X, np.float32)[:, self.columns_])
-
-    def predict(self, X) -> np.ndarray:
-        return self.predict_members(X).mean(axis=1)
 
     def used_manifest(self, manifest: dict) -> dict:
         """The part of a joined features manifest that the chosen candidate reads (what the model can see)."""
@@ -179,13 +179,15 @@ class AutoRegressor(Estimator):
     def fitted_state(self) -> dict:
         return {"chosen": {"features": self.chosen_["features"], "head": self.chosen_["head"]},
                 "chosen_params": self.model_.get_params(), "model": self.model_.fitted_state(),
-                "columns": self.columns_}
+                "columns": self.columns_, "n_features": self.n_features_in_}
 
     def load_fitted_state(self, state: dict, device: str = "cpu") -> None:
         chosen = state["chosen"]
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in state["chosen_params"].items()}
         self.chosen_ = {"features": list(chosen["features"]), "head": chosen["head"], "params": params}
         self.columns_ = np.asarray(state["columns"], dtype=np.int64)
+        if "n_features" in state:  # not recorded by earlier versions: predict then does not check the width
+            self.n_features_in_ = int(state["n_features"])
         self.model_ = head_class(chosen["head"])(**params)
         self.model_.load_fitted_state(state["model"], device)
 

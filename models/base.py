@@ -1,21 +1,43 @@
-"""scikit-learn's estimator conventions without importing it: keyword-only parameters in ``__init__`` stored
-under their own names, validated in one place (``_validate_params``), ``get_params(deep=True)``, fitted
-attributes with a trailing ``_``. Importing scikit-learn costs about half a second of every `mimo fit`.
+"""scikit-learn estimators: every head subclasses ``sklearn.base.BaseEstimator`` and ``RegressorMixin``, so
+``get_params``/``set_params``, ``sklearn.base.clone``, ``cross_val_score``, ``GridSearchCV`` and ``Pipeline``
+work with it. Keyword-only parameters in ``__init__`` are stored under their own names and validated in one
+place (``_validate_params``, at the start of ``fit``); fitted attributes end with ``_``; ``predict`` before
+``fit`` raises sklearn's ``NotFittedError``; ``n_features_in_`` is recorded by ``fit`` and checked by ``predict``.
 
 Each estimator declares its parameters' ranges in ``_param_specs``; the CLI builds its options (types, ranges,
-defaults, help) from the same declarations, so nothing is written twice.
+defaults, help) from the same declarations, so nothing is written twice. ``_fit_specs`` declares the
+parameters every head shares that are not CLI options (the CLI always gives a validation split, and its
+``--threads`` is the process's).
+
+``fit(X, y)`` alone carves ``validation_fraction`` of the rows (drawn with ``seed``) for the choices a head
+makes on validation data (ridge's alpha, the best epoch); ``fit(X, y, X_valid, y_valid)`` uses those instead.
 """
 from __future__ import annotations
 
 import inspect
 import math
+import numbers
 from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
+
+from mimo.pipeline import threads
+
+try:
+    from sklearn.utils.validation import validate_data
+except ImportError:  # scikit-learn < 1.6: the same checks as a method
+    def validate_data(estimator, *args, **kwargs):
+        return estimator._validate_data(*args, **kwargs)
 
 
 @dataclass(frozen=True)
 class Param:
-    """What values a parameter takes: ``kind`` (int, float, bool, str, sizes), an inclusive or open range, or
-    ``choices``; ``none_ok`` when None is allowed (meaning "chosen from the data")."""
+    """What values a parameter takes: ``kind`` (int, float, bool, str, sizes, pairs: a dict of names to values),
+    an inclusive or open range, or ``choices``; ``none_ok`` when None is allowed (meaning "chosen from the
+    data"). Integers and reals of numpy count as well (a ``GridSearchCV`` grid may hold them)."""
 
     kind: str
     help: str = ""
@@ -24,14 +46,19 @@ class Param:
     low_open: bool = False
     choices: tuple[str, ...] | None = None
     none_ok: bool = False
+    flag: str | None = None  # the CLI option's name, where it is not --<name>
 
     def check(self, name: str, value) -> None:
         if value is None:
             if not self.none_ok:
                 raise ValueError(f"{name} must be set, not None")
             return
+        if self.kind == "pairs":
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise ValueError(f"{name} must be a dict of parameter names to values, not {value!r}")
+            return
         if self.kind == "sizes":
-            if not isinstance(value, (tuple, list)) or not all(isinstance(v, int) and v > 0 for v in value):
+            if not isinstance(value, (tuple, list)) or not all(_integer(v) and v > 0 for v in value):
                 raise ValueError(f"{name} must be a sequence of positive integers, not {value!r}")
             return
         if self.kind == "bool":
@@ -42,9 +69,9 @@ class Param:
             if self.choices is not None and value not in self.choices:
                 raise ValueError(f"{name} must be one of {list(self.choices)}, not {value!r}")
             return
-        if self.kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+        if self.kind == "int" and not _integer(value):
             raise ValueError(f"{name} must be an integer, not {value!r}")
-        if self.kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))
+        if self.kind == "float" and (isinstance(value, bool) or not isinstance(value, numbers.Real)
                                      or not math.isfinite(value)):
             raise ValueError(f"{name} must be a finite number, not {value!r}")
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
@@ -53,15 +80,52 @@ class Param:
             raise ValueError(f"{name} must be <= {self.high:g}, not {value!r}")
 
 
-class Estimator:
-    """Parameters are the ``__init__`` keyword arguments, stored under the same names."""
+def _integer(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+SHARED_SPECS = {
+    "validation_fraction": Param("float", "Share of the rows carved for validation when fit gets none.", low=0,
+                                 low_open=True, high=0.5),
+    "threads": Param("int", "CPU threads (torch and BLAS) during fit and predict, restored afterwards; None: the "
+                     "process's own settings.", low=1, none_ok=True),
+}
+
+
+@dataclass
+class FitData:
+    """What a head's ``_fit`` receives: checked training and validation rows, their mutation counts (or None),
+    and a progress callback (or None)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_valid: np.ndarray
+    y_valid: np.ndarray
+    counts: np.ndarray | None = None
+    counts_valid: np.ndarray | None = None
+    log: Callable[[str], None] | None = None
+
+
+def _labels(y, what: str) -> np.ndarray:
+    """Finite numeric labels as a 1-D array."""
+    y = check_array(y, ensure_2d=False, dtype="numeric", input_name=what)
+    return column_or_1d(y, warn=True)
+
+
+class Estimator(RegressorMixin, BaseEstimator):
+    """Parameters are the ``__init__`` keyword arguments, stored under the same names.
+
+    Subclasses implement ``_fit(data: FitData)`` and ``_members(X)``; ``fit``, ``predict_members`` and
+    ``predict`` check the input and run those under the head's ``threads``.
+    """
 
     _param_specs: dict[str, Param] = {}
+    _fit_specs: dict[str, Param] = SHARED_SPECS
+    needs_validation = True  # False: the head makes no choice on validation rows; fit(X, y) carves none
 
     @classmethod
     def _param_names(cls) -> list[str]:
-        signature = inspect.signature(cls.__init__)
-        return [name for name in signature.parameters if name != "self"]
+        return cls._get_param_names()
 
     @classmethod
     def param_defaults(cls) -> dict:
@@ -75,35 +139,95 @@ class Estimator:
             setattr(self, name, values[name])
 
     def _validate_params(self) -> None:
-        """Check every parameter against its declared range; called at the start of ``fit``."""
+        """Check every parameter against its declared range; called at the start of ``fit``. (scikit-learn's
+        own ``_validate_params`` reads ``_parameter_constraints``; ours reads ``_param_specs``, which the CLI
+        shares.)"""
+        specs = {**self._fit_specs, **self._param_specs}
         for name in self._param_names():
-            spec = self._param_specs.get(name)
+            spec = specs.get(name)
             if spec is not None:
                 spec.check(name, getattr(self, name))
 
-    def get_params(self, deep: bool = True) -> dict:
-        """Parameter names to values. No parameter is itself an estimator, so ``deep`` changes nothing."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
     def clone(self, **params) -> "Estimator":
         """A new, unfitted estimator with the same parameters (``params`` override some)."""
-        return type(self)(**{**self.get_params(), **params})
+        from sklearn.base import clone
+
+        return clone(self).set_params(**params)
 
     def refit_params(self) -> dict:
         """Parameters that refit this fitted estimator's choices (made on validation rows) on more rows."""
         return {}
 
-    def set_params(self, **params) -> "Estimator":
-        for name, value in params.items():
-            if name not in self._param_names():
-                raise ValueError(f"{type(self).__name__} has no parameter {name!r}")
-            setattr(self, name, value)
+    def run_summary(self) -> dict:
+        """What a run records of the fit besides its parameters."""
+        return {}
+
+    # ------------------------------------------------------------------------------------------ fit, predict
+    def fit(self, X, y, X_valid=None, y_valid=None, *, counts=None, counts_valid=None,
+            log: Callable[[str], None] | None = None) -> "Estimator":
+        """Fit on (X, y); choices (alpha, best epoch) are made on (X_valid, y_valid), or when those are not
+        given, on ``validation_fraction`` of the rows carved with ``seed`` (``validation_rows_`` records them).
+        ``counts``/``counts_valid``: each row's number of mutations (MIMO's routing by mutations needs them);
+        ``log``: a callback for progress lines."""
+        self._validate_params()
+        data = self._fit_data(X, y, X_valid, y_valid, counts, counts_valid)
+        data.log = log
+        with threads.limited(self.threads):
+            self._fit(data)
         return self
 
-    def __repr__(self) -> str:
-        defaults = self.param_defaults()
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items() if v != defaults.get(k))
-        return f"{type(self).__name__}({args})"
+    def _fit(self, data: FitData) -> None:
+        raise NotImplementedError
+
+    def _fit_data(self, X, y, X_valid, y_valid, counts, counts_valid) -> FitData:
+        X, y = validate_data(self, X, y, reset=True, dtype="numeric", y_numeric=True)
+        counts = None if counts is None else np.asarray(counts).reshape(-1)
+        if counts is not None and len(counts) != len(y):
+            raise ValueError(f"counts has {len(counts)} rows, X has {len(y)}")
+        if (X_valid is None) != (y_valid is None):
+            raise ValueError("give both X_valid and y_valid, or neither (validation rows are then carved from X)")
+        if X_valid is not None:
+            self.validation_rows_ = None
+            X_valid = validate_data(self, X_valid, reset=False, dtype="numeric")
+            y_valid = _labels(y_valid, "y_valid")
+            if len(y_valid) != len(X_valid):
+                raise ValueError(f"X_valid has {len(X_valid)} rows, y_valid {len(y_valid)}")
+            return FitData(X, y, X_valid, y_valid, counts, counts_valid)
+        if not self.needs_validation:
+            self.validation_rows_ = None
+            return FitData(X, y, X[:0], y[:0], counts, None if counts is None else counts[:0])
+        return self._carve(X, y, counts)
+
+    def _carve(self, X, y, counts) -> FitData:
+        """Validation rows drawn from the training rows with ``seed``: ``validation_fraction`` of them, at least
+        one."""
+        n = len(y)
+        if n < 2:
+            raise ValueError(f"fit needs at least 2 rows to carve validation rows from; got {n} sample(s) "
+                             f"(n_samples = {n})")
+        size = min(n - 1, max(1, math.ceil(self.validation_fraction * n)))
+        order = np.random.default_rng(self.seed).permutation(n)
+        valid, train = np.sort(order[:size]), np.sort(order[size:])
+        self.validation_rows_ = valid
+        pick = (lambda a, rows: None if a is None else a[rows])
+        return FitData(X[train], y[train], X[valid], y[valid], pick(counts, train), pick(counts, valid))
+
+    def _predict_input(self, X) -> np.ndarray:
+        check_is_fitted(self)
+        return validate_data(self, X, reset=False, dtype="numeric")
+
+    def _members(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def predict_members(self, X) -> np.ndarray:
+        """(n, M) predictions in label units: one column per member (M = 1 for single-output heads)."""
+        X = self._predict_input(X)
+        with threads.limited(self.threads):
+            return self._members(X)
+
+    def predict(self, X) -> np.ndarray:
+        """(n,) predictions in label units: the members' mean."""
+        return self.predict_members(X).mean(axis=1)
 
     # one save/load format for every head: see models.registry.save_model / load_model
     def fitted_state(self) -> dict:

@@ -120,12 +120,16 @@ class ConvHead(nn.Module):
         convs: list[nn.Module] = []
         width, c_in = in_dim, 1
         for c_out in channels:
-            # Strided convolutions keep the head fast on 1,000+ wide embeddings.
+            # Strided convolutions keep the head fast on 1,000+ wide embeddings. An input too narrow for the
+            # pooling window (a few features) is pooled whole instead of refused.
+            width = (width + 2 * (kernel_size // 2) - kernel_size) // stride + 1
+            if width < 1:
+                raise ValueError(f"embedding width {in_dim} is too small for {len(channels)} convolutions of "
+                                 f"width {kernel_size}")
+            window = min(pool, width)
             convs += [nn.Conv1d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2), nn.ReLU(),
-                      nn.MaxPool1d(pool)]
-            width, c_in = ((width + 2 * (kernel_size // 2) - kernel_size) // stride + 1) // pool, c_out
-        if width < 1:
-            raise ValueError(f"embedding width {in_dim} is too small for {len(channels)} pooling layers of {pool}")
+                      nn.MaxPool1d(window)]
+            width, c_in = width // window, c_out
         self.convs = nn.Sequential(*convs)
         self.head = mlp([c_in * width, *hidden, 1], dropout, last_activation=False)
 

@@ -1,178 +1,21 @@
-"""Neural head estimators (fit/predict) sharing one training loop: Adam, StepLR, MSE, early stopping."""
+"""Neural head estimators (fit/predict) sharing one training loop (``training.train_loop``: Adam, StepLR, MSE,
+early stopping)."""
 from __future__ import annotations
 
-import copy
-import math
-import time
-from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Iterator
+from dataclasses import asdict
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from mimo.pipeline import threads
 from mimo.pipeline.ranks import resolve_device
 
-from .base import Estimator, Param
+from .base import Estimator, FitData, Param
 from .heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead, SparseRows, sparse_enough
 from .routing import MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
+from .training import TRAIN_FIELDS, TRAIN_SPECS, Batch, TrainConfig, chunks, train_loop
 
-Batch = tuple[torch.Tensor, torch.Tensor]
-PREDICT_BATCH = 8192  # rows per forward pass at prediction and validation time
-
-
-@dataclass
-class TrainConfig:
-    """How every neural head is trained."""
-
-    lr: float = 1e-3
-    epochs: int = 40
-    batch_size: int = 256
-    weight_decay: float = 1e-4
-    step_size: int = 10       # StepLR: multiply lr by gamma every step_size epochs
-    gamma: float = 0.5
-    patience: int = 6         # early stopping: epochs without a better validation MSE
-    seed: int = 0
-    device: str = "auto"
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    train_loss: float   # MSE in label units, on the epoch's training batches
-    valid_loss: float   # MSE in label units, inputs routed as in training (MIMO) or plain
-    valid_mse: float    # MSE in label units of the test-time prediction on the validation split
-    seconds: float
-
-
-@dataclass
-class FitResult:
-    history: list[EpochRecord] = field(default_factory=list)
-    best_epoch: int = 0
-    stopped_early: bool = False
-
-
-class Adam:
-    """Adam with L2 weight decay, the update of ``torch.optim.Adam`` (amsgrad off), tested equal to it.
-
-    Why not torch.optim: constructing any torch optimizer imports torch._dynamo (measured 1.1-1.4 s on our
-    2-core machines), a quarter of the 5-second budget of `mimo fit mimo`. The update runs as torch's fused
-    kernel (``torch._fused_adam_``, the one behind ``Adam(fused=True)``: 20x faster than one op at a time on a
-    1,879 x 256 layer), or op by op where a torch build lacks it.
-    """
-
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0):
-        self.params = [p for p in params if p.requires_grad]
-        self.lr, self.betas, self.eps, self.weight_decay = lr, betas, eps, weight_decay
-        self.exp_avg = [torch.zeros_like(p) for p in self.params]
-        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
-        self.steps = 0
-        self.step_tensors = [torch.zeros((), dtype=torch.float32, device=p.device) for p in self.params]
-        self.fused = hasattr(torch, "_fused_adam_") and all(p.dtype == torch.float32 for p in self.params)
-
-    def zero_grad(self) -> None:
-        for p in self.params:
-            p.grad = None
-
-    @torch.no_grad()
-    def step(self) -> None:
-        self.steps += 1
-        beta1, beta2 = self.betas
-        if self.fused:
-            live = [i for i, p in enumerate(self.params) if p.grad is not None]
-            for i in live:  # the kernel reads the step count; the caller advances it (as torch.optim does)
-                self.step_tensors[i] += 1
-            try:
-                torch._fused_adam_([self.params[i] for i in live], [self.params[i].grad for i in live],
-                                   [self.exp_avg[i] for i in live], [self.exp_avg_sq[i] for i in live], [],
-                                   [self.step_tensors[i] for i in live], lr=self.lr, beta1=beta1, beta2=beta2,
-                                   weight_decay=self.weight_decay, eps=self.eps, amsgrad=False, maximize=False)
-                return
-            except (RuntimeError, NotImplementedError):  # no fused kernel for this device: op by op from now on
-                self.fused = False
-        bias1, bias2 = 1 - beta1 ** self.steps, 1 - beta2 ** self.steps
-        for p, m, v in zip(self.params, self.exp_avg, self.exp_avg_sq):
-            if p.grad is None:
-                continue
-            grad = p.grad if self.weight_decay == 0 else p.grad.add(p, alpha=self.weight_decay)
-            m.lerp_(grad, 1 - beta1)
-            v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-            denominator = (v.sqrt() / math.sqrt(bias2)).add_(self.eps)
-            p.addcdiv_(m, denominator, value=-self.lr / bias1)
-
-
-def step_lr(base_lr: float, epoch: int, step_size: int, gamma: float) -> float:
-    """StepLR: the learning rate of a 1-based epoch."""
-    return base_lr * gamma ** ((epoch - 1) // step_size)
-
-
-def chunks(x, size: int = PREDICT_BATCH):
-    """Consecutive slices of ``size`` rows."""
-    return (x[start:start + size] for start in range(0, len(x), size))
-
-
-def train_loop(module: nn.Module, config: TrainConfig, epoch_batches: Callable[[np.random.Generator], Iterator[Batch]],
-               validate: Callable[[], tuple[float, float]], y_scale: float,
-               log: Callable[[str], None] | None = None) -> FitResult:
-    """The one loop for every head: returns the history, with the best epoch's weights restored."""
-    rng = np.random.default_rng(config.seed)
-    optimizer = Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    result, best_state, best = FitResult(), None, math.inf
-    began = time.perf_counter()
-    for epoch in range(1, config.epochs + 1):
-        threads.adapt()  # the machine's load may have changed (rate-limited)
-        start = time.perf_counter()
-        optimizer.lr = step_lr(config.lr, epoch, config.step_size, config.gamma)
-        module.train()
-        total, count = 0.0, 0
-        for xb, yb in epoch_batches(rng):
-            optimizer.zero_grad()
-            loss = nn.functional.mse_loss(module(xb), yb)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(yb)
-            count += len(yb)
-        module.eval()
-        valid_loss, valid_mse = validate()
-        record = EpochRecord(epoch, total / max(count, 1) * y_scale ** 2, valid_loss, valid_mse,
-                             time.perf_counter() - start)
-        result.history.append(record)
-        if not (math.isfinite(record.train_loss) and math.isfinite(valid_mse)):
-            raise ValueError(f"training diverged at epoch {epoch} (loss {record.train_loss}, valid MSE {valid_mse}): "
-                             f"lower --lr, or check the labels' scale")
-        stop = False
-        if valid_mse < best:
-            best, result.best_epoch = valid_mse, epoch
-            best_state = copy.deepcopy(module.state_dict())
-        elif epoch - result.best_epoch >= config.patience:
-            result.stopped_early = stop = True
-        if log is not None:
-            log(f"epoch {epoch:3d}/{config.epochs}  train {record.train_loss:.4f}  valid {record.valid_loss:.4f}  "
-                f"valid mse {record.valid_mse:.4f}  best epoch {result.best_epoch}  "
-                f"{time.perf_counter() - began:.1f}s")
-        if stop:
-            break
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    module.eval()
-    return result
-
-
-TRAIN_FIELDS = tuple(TrainConfig.__dataclass_fields__)
-TRAIN_SPECS = {
-    "lr": Param("float", "Adam learning rate.", low=0, low_open=True, high=10),
-    "epochs": Param("int", "Most epochs to train.", low=1),
-    "batch_size": Param("int", "Rows per training step.", low=1),
-    "weight_decay": Param("float", "L2 weight decay.", low=0),
-    "step_size": Param("int", "StepLR: epochs between learning-rate drops.", low=1),
-    "gamma": Param("float", "StepLR: learning-rate factor at each drop.", low=0, low_open=True, high=1),
-    "patience": Param("int", "Stop after this many epochs without a better validation MSE; the best epoch is "
-                      "kept.", low=1),
-    "seed": Param("int", "Seed of the initial weights and of the batch order.", low=0),
-    "device": Param("str", "cpu, cuda, cuda:1, ... (auto: the GPU when there is one)."),
-}
 DROPOUT = Param("float", "Dropout probability.", low=0, high=0.95)
 
 
@@ -181,7 +24,13 @@ class NeuralRegressor(Estimator):
 
     Every neural head takes the training loop's parameters (``TRAIN_FIELDS``: lr, epochs, batch_size,
     weight_decay, step_size, gamma, patience, seed, device) as keyword arguments of its own, with its own
-    defaults."""
+    defaults; ``seed`` also draws the validation rows ``fit(X, y)`` carves when it gets none.
+
+    Fitted attributes (every neural head): ``module_`` (the torch module, with the best epoch's weights),
+    ``device_``, ``x_mean_``/``x_std_`` and ``y_mean_``/``y_std_`` (the standardisation), ``result_``
+    (``FitResult``: the history and the best epoch), ``n_features_in_``, ``validation_rows_`` (the rows carved
+    for validation when ``fit`` got none, else None).
+    """
 
     name = "neural"
 
@@ -214,9 +63,6 @@ class NeuralRegressor(Estimator):
         return torch.from_numpy(((np.asarray(y, np.float64) - self.y_mean_) / self.y_std_).astype(np.float32))
 
     def _start(self, X: np.ndarray, y: np.ndarray) -> None:
-        self._validate_params()
-        if len(X) == 0:
-            raise ValueError("no training rows")
         torch.manual_seed(self.seed)
         self.device_ = resolve_device(self.device)
         self._standardise(np.asarray(X, np.float32), np.asarray(y, np.float64))
@@ -235,19 +81,16 @@ class NeuralRegressor(Estimator):
     def _predict_module(self, xb: torch.Tensor) -> torch.Tensor:
         return self.module_(xb)
 
-    def predict_members(self, X: np.ndarray) -> np.ndarray:
+    def _members(self, X: np.ndarray) -> np.ndarray:
         """(n, M) outputs in label units; inputs standardised a batch at a time."""
         return self._outputs(self._x(chunk) for chunk in chunks(X))
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return self.predict_members(X).mean(axis=1)
 
     def refit_params(self) -> dict:
         """As many epochs as were best on validation, without early stopping."""
         return {"epochs": max(self.result_.best_epoch, 1), "patience": self.epochs + 1}
 
     def run_summary(self) -> dict:
-        """What a run records of the fit besides its parameters: epochs, best epoch, the loss history."""
+        """Epochs, best epoch, the loss history."""
         result = self.result_
         return {"epochs_run": len(result.history), "best_epoch": result.best_epoch,
                 "stopped_early": result.stopped_early, "history": [asdict(r) for r in result.history]}
@@ -261,6 +104,7 @@ class NeuralRegressor(Estimator):
         self.x_std_ = np.asarray(state["x_std"], np.float32)
         self.y_mean_, self.y_std_ = float(state["y_mean"]), float(state["y_std"])
         self.device_ = resolve_device(device)
+        self.n_features_in_ = int(state["in_dim"])
         self._load_extra(state.get("extra", {}))
         self.module_ = self._build(int(state["in_dim"])).to(self.device_)
         self.module_.load_state_dict({k: torch.as_tensor(v) for k, v in state["module"].items()})
@@ -276,12 +120,12 @@ class NeuralRegressor(Estimator):
 class _PlainHead(NeuralRegressor):
     """A head with one output, trained on shuffled minibatches of the train split."""
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
-            log: Callable[[str], None] | None = None, **_) -> "_PlainHead":
-        self._start(X, y)
+    def _fit(self, data: FitData) -> None:
+        self._start(data.X, data.y)
         config, device = self.train_config, self.device_
-        xs, ys = self._x(X).to(device), self._y(y).unsqueeze(1).to(device)
-        xv, y_valid = self._x(X_valid).to(device), np.asarray(y_valid, np.float64)  # standardised once, not per epoch
+        xs, ys = self._x(data.X).to(device), self._y(data.y).unsqueeze(1).to(device)
+        xv = self._x(data.X_valid).to(device)  # standardised once, not per epoch
+        y_valid = np.asarray(data.y_valid, np.float64)
 
         def epoch_batches(rng):
             order = torch.from_numpy(rng.permutation(len(xs))).to(device)
@@ -293,19 +137,23 @@ class _PlainHead(NeuralRegressor):
             mse = float(np.mean((self._outputs(chunks(xv))[:, 0] - y_valid) ** 2))
             return mse, mse
 
-        self.result_ = train_loop(self.module_, config, epoch_batches, validate, self.y_std_, log)
-        return self
+        self.result_ = train_loop(self.module_, config, epoch_batches, validate, self.y_std_, data.log)
 
 
 class MlpRegressor(_PlainHead):
-    """The report's base model: linear layers and ReLU over the embedding."""
+    """The report's base model: linear layers and ReLU over the embedding.
+
+    Fitted attributes: those of every neural head (``NeuralRegressor``): ``module_``, ``device_``, ``x_mean_``,
+    ``x_std_``, ``y_mean_``, ``y_std_``, ``result_``, ``n_features_in_``, ``validation_rows_``.
+    """
 
     name = "mlp"
     _param_specs = {"hidden": Param("sizes", "Hidden layer sizes."), "dropout": DROPOUT, **TRAIN_SPECS}
 
     def __init__(self, *, hidden: tuple[int, ...] = (256, 64), dropout: float = 0.1, lr: float = 1e-3,
                  epochs: int = 40, batch_size: int = 256, weight_decay: float = 1e-4, step_size: int = 10,
-                 gamma: float = 0.5, patience: int = 6, seed: int = 0, device: str = "auto"):
+                 gamma: float = 0.5, patience: int = 6, seed: int = 0, device: str = "auto",
+                 validation_fraction: float = 0.1, threads: int | None = None):
         self._store(locals())
 
     def _build(self, in_dim: int) -> nn.Module:
@@ -313,7 +161,11 @@ class MlpRegressor(_PlainHead):
 
 
 class CnnRegressor(_PlainHead):
-    """The report's improved model: 1-D convolutions and ReLU, then linear layers, over the embedding."""
+    """The report's improved model: 1-D convolutions and ReLU, then linear layers, over the embedding.
+
+    Fitted attributes: those of every neural head (``NeuralRegressor``): ``module_``, ``device_``, ``x_mean_``,
+    ``x_std_``, ``y_mean_``, ``y_std_``, ``result_``, ``n_features_in_``, ``validation_rows_``.
+    """
 
     name = "cnn"
     sparse_inputs = False  # convolutions see the embedding as a signal
@@ -325,7 +177,8 @@ class CnnRegressor(_PlainHead):
     def __init__(self, *, channels: tuple[int, ...] = (8, 16), kernel_size: int = 9, hidden: tuple[int, ...] = (64,),
                  dropout: float = 0.1, lr: float = 1e-3, epochs: int = 40, batch_size: int = 256,
                  weight_decay: float = 1e-4, step_size: int = 10, gamma: float = 0.5, patience: int = 6,
-                 seed: int = 0, device: str = "auto"):
+                 seed: int = 0, device: str = "auto", validation_fraction: float = 0.1,
+                 threads: int | None = None):
         self._store(locals())
 
     def _build(self, in_dim: int) -> nn.Module:
@@ -334,7 +187,11 @@ class CnnRegressor(_PlainHead):
 
 class GlobalEpistasisRegressor(_PlainHead):
     """Global epistasis: an additive latent score through a learned monotone nonlinearity
-    (``GlobalEpistasisHead``). Trains with a higher learning rate and longer patience than the other heads."""
+    (``GlobalEpistasisHead``). Trains with a higher learning rate and longer patience than the other heads.
+
+    Fitted attributes: those of every neural head (``NeuralRegressor``): ``module_``, ``device_``, ``x_mean_``,
+    ``x_std_``, ``y_mean_``, ``y_std_``, ``result_``, ``n_features_in_``, ``validation_rows_``.
+    """
 
     name = "ge"
     _param_specs = {"components": Param("int", "Sigmoids summed in the monotone output nonlinearity.", low=1),
@@ -344,7 +201,8 @@ class GlobalEpistasisRegressor(_PlainHead):
 
     def __init__(self, *, components: int = 3, standardize: bool | None = None, lr: float = 1e-2, epochs: int = 60,
                  batch_size: int = 256, weight_decay: float = 1e-5, step_size: int = 10, gamma: float = 0.5,
-                 patience: int = 10, seed: int = 0, device: str = "auto"):
+                 patience: int = 10, seed: int = 0, device: str = "auto", validation_fraction: float = 0.1,
+                 threads: int | None = None):
         self._store(locals())
 
     def _build(self, in_dim: int) -> nn.Module:
@@ -372,6 +230,13 @@ class MimoRegressor(NeuralRegressor):
     repeated ``batch_repetition`` times. At test time every member sees the input; the prediction is their
     mean and their standard deviation is the uncertainty. ``output="monotone"``: each member ends in its own
     learned monotone sigmoid sum, as the global-epistasis head does.
+
+    Fitted attributes: those of every neural head (``NeuralRegressor``): ``module_``, ``device_``, ``x_mean_``,
+    ``x_std_``, ``y_mean_``, ``y_std_``, ``result_``, ``n_features_in_``, ``validation_rows_``; and
+    ``n_members_`` (members), ``groups_`` (``MutationGroups`` of each member, routing by mutations; else None).
+    Routing by mutations needs ``fit(..., counts=...)`` (each row's number of mutations); with
+    ``cross_val_score``/``GridSearchCV`` pass it as ``params={"counts": counts}`` and scikit-learn splits it
+    with the rows.
     """
 
     name = "mimo"
@@ -403,7 +268,8 @@ class MimoRegressor(NeuralRegressor):
                  input_hidden: int = 32, shared: tuple[int, ...] = (128,), member_hidden: int = 32,
                  dropout: float = 0.1, output: str = "linear", components: int = 3, lr: float = 1e-3,
                  epochs: int = 40, batch_size: int = 256, weight_decay: float = 1e-4, step_size: int = 10,
-                 gamma: float = 0.5, patience: int = 6, seed: int = 0, device: str = "auto"):
+                 gamma: float = 0.5, patience: int = 6, seed: int = 0, device: str = "auto",
+                 validation_fraction: float = 0.1, threads: int | None = None):
         self._store(locals())
 
     def _build(self, in_dim: int) -> nn.Module:
@@ -413,10 +279,8 @@ class MimoRegressor(NeuralRegressor):
     def _predict_module(self, xb: torch.Tensor) -> torch.Tensor:
         return self.module_.forward_shared(xb)
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray,
-            counts: np.ndarray | None = None, counts_valid: np.ndarray | None = None,
-            log: Callable[[str], None] | None = None) -> "MimoRegressor":
-        self._validate_params()
+    def _fit(self, data: FitData) -> None:
+        counts, counts_valid = data.counts, data.counts_valid
         if self.routing == "mutations":
             if counts is None or counts_valid is None:
                 raise ValueError("routing by mutations needs the mutation counts of train and valid rows")
@@ -429,10 +293,10 @@ class MimoRegressor(NeuralRegressor):
         else:
             self.groups_ = None
             self.n_members_ = self.members or 3
-        self._start(X, y)
+        self._start(data.X, data.y)
         config, device = self.train_config, self.device_
-        xs, ys = self._x(X).to(device), self._y(y).to(device)
-        xv, yv = self._x(X_valid).to(device), self._y(y_valid).to(device)
+        xs, ys = self._x(data.X).to(device), self._y(data.y).to(device)
+        xv, yv = self._x(data.X_valid).to(device), self._y(data.y_valid).to(device)
 
         def batches_from(plan: np.ndarray, x: torch.Tensor, t: torch.Tensor) -> Iterator[Batch]:
             index = torch.from_numpy(plan.T.copy()).to(device)  # (M, steps * batch) row indices
@@ -462,8 +326,7 @@ class MimoRegressor(NeuralRegressor):
             routed = sum(losses) / valid_plan.size * self.y_std_ ** 2
             return routed, float(((ensemble - yv) ** 2).mean()) * self.y_std_ ** 2
 
-        self.result_ = train_loop(self.module_, config, epoch_batches, validate, self.y_std_, log)
-        return self
+        self.result_ = train_loop(self.module_, config, epoch_batches, validate, self.y_std_, data.log)
 
     def _extra_state(self) -> dict:
         return {"n_members": self.n_members_, "groups": None if self.groups_ is None else self.groups_.ranges}

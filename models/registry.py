@@ -32,6 +32,7 @@ HEADS: dict[str, str] = {
     "mimo": "mimo.models.neural:MimoRegressor",
     "auto": "mimo.models.auto:AutoRegressor",
     "gp": "mimo.models.gp:GaussianProcessRegressor",
+    "sklearn": "mimo.models.external:SklearnRegressor",
 }
 MODEL_FILE = "model.npz"
 FORMAT = 2  # 1: model.pt (torch pickle, neural heads, training parameters nested under "train"), model.pkl
@@ -83,9 +84,17 @@ def save_model(model: Estimator, path: str | Path) -> Path:
     params = {k: list(v) if isinstance(v, tuple) else v for k, v in model.get_params().items()}
     meta = {"format": FORMAT, "head": model.name, "params": params, "state": other, "arrays": sorted(arrays)}
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.npz")
-    np.savez(tmp, __meta__=np.array(json.dumps(meta)), **{f"a{i}": arrays[k] for i, k in enumerate(meta["arrays"])})
+    np.savez(tmp, __meta__=np.array(json.dumps(meta, default=_json_scalar)),
+             **{f"a{i}": arrays[k] for i, k in enumerate(meta["arrays"])})
     os.replace(tmp, path)
     return path
+
+
+def _json_scalar(value):
+    """numpy's scalars (a grid search may set a parameter to one) as Python's."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def load_model(run_dir_or_file: str | Path, device: str = "cpu") -> Estimator:
@@ -108,7 +117,10 @@ def load_model(run_dir_or_file: str | Path, device: str = "cpu") -> Estimator:
         raise DataError(f"cannot read the fitted model ({type(exc).__name__}: {exc})", path) from None
     if meta.get("head") not in HEADS:
         raise DataError(f"unknown head {meta.get('head')!r} in the model file (known: {', '.join(HEADS)})", path)
-    return _rebuild(head_class(meta["head"]), meta["params"], _nest(flat), device)
+    try:
+        return _rebuild(head_class(meta["head"]), meta["params"], _nest(flat), device)
+    except ValueError as exc:  # e.g. a scikit-learn estimator saved by a version whose trees this one cannot read
+        raise DataError(f"cannot rebuild the fitted model: {exc}", path) from None
 
 
 def _rebuild(cls: type[Estimator], params: dict, state: dict, device: str) -> Estimator:

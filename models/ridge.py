@@ -5,7 +5,7 @@ import numpy as np
 
 from mimo.pipeline import threads
 
-from .base import Estimator, Param
+from .base import Estimator, FitData, Param
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
 CHUNK = 4096  # rows per block: no full-size temporaries of the (n, d) training matrix
@@ -15,14 +15,21 @@ class ValidatedRidge(Estimator):
     """Ridge on standardised features; ``alpha`` is the one of ``alphas`` with the lowest validation MSE.
 
     One eigendecomposition of the Gram matrix serves every alpha, so the search costs about one fit.
+
+    Fitted attributes: ``coef_`` (d,) and ``intercept_`` in raw feature units; ``alpha_`` the chosen alpha;
+    ``valid_mse_`` {alpha: validation MSE}; ``y_mean_``; ``n_features_in_``; ``validation_rows_`` (the rows
+    carved for validation when ``fit`` got none, else None).
     """
 
     name = "ridge"
     _param_specs = {
         "standardize": Param("bool", "Fit on standardised features (else on raw ones)."),
     }
+    _fit_specs = {**Estimator._fit_specs, "seed": Param("int", "Seed of the validation rows carved when fit gets "
+                                                        "none.", low=0)}
 
-    def __init__(self, *, alphas: tuple[float, ...] = DEFAULT_ALPHAS, standardize: bool = True):
+    def __init__(self, *, alphas: tuple[float, ...] = DEFAULT_ALPHAS, standardize: bool = True,
+                 validation_fraction: float = 0.1, seed: int = 0, threads: int | None = None):
         self._store(locals())
 
     def _validate_params(self) -> None:
@@ -31,11 +38,10 @@ class ValidatedRidge(Estimator):
         if alphas.ndim != 1 or not len(alphas) or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
             raise ValueError(f"alphas must be a non-empty sequence of positive numbers, not {self.alphas!r}")
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray, y_valid: np.ndarray, **_) -> "ValidatedRidge":
-        """Fit for every alpha, keep the one with the lowest MSE on (X_valid, y_valid). Extra keyword arguments
-        (mutation counts, a progress callback) are accepted, as every head takes them, and not used."""
-        self._validate_params()
-        threads.adapt()
+    def _fit(self, data: FitData) -> None:
+        """Fit for every alpha, keep the one with the lowest MSE on the validation rows."""
+        X, y, X_valid, y_valid = data.X, data.y, data.X_valid, data.y_valid
+        threads.adapt()  # the CLI's thread policy (nothing from Python unless turned on)
         X = np.asarray(X, dtype=np.float32)
         y = np.asarray(y, dtype=np.float64)
         n, d = X.shape
@@ -85,20 +91,16 @@ class ValidatedRidge(Estimator):
         self.alpha_ = self.alphas[best]
         self.coef_ = coefs[:, best]
         self.intercept_ = float(intercepts[best])
-        return self
 
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        return (np.asarray(X, np.float32) @ self.coef_.astype(np.float32)).astype(np.float64) + self.intercept_
-
-    def predict_members(self, X: np.ndarray) -> np.ndarray:
+    def _members(self, X: np.ndarray) -> np.ndarray:
         """(n, 1): one member, as every head's ``predict_members`` returns (n, members)."""
-        return self.predict(X)[:, None]
+        return ((np.asarray(X, np.float32) @ self.coef_.astype(np.float32)).astype(np.float64)
+                + self.intercept_)[:, None]
 
     def refit_params(self) -> dict:
         return {"alphas": (self.alpha_,)}
 
     def run_summary(self) -> dict:
-        """What a run records of the fit besides its parameters."""
         return {"alpha": self.alpha_, "valid_mse_by_alpha": {f"{a:g}": m for a, m in self.valid_mse_.items()}}
 
     def fitted_state(self) -> dict:
@@ -109,3 +111,4 @@ class ValidatedRidge(Estimator):
         self.coef_ = np.asarray(state["coef"], np.float64)
         self.intercept_, self.alpha_, self.y_mean_ = state["intercept"], state["alpha"], state["y_mean"]
         self.valid_mse_ = dict(zip(self.alphas, state["valid_mse"]))
+        self.n_features_in_ = len(self.coef_)

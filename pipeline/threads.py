@@ -17,6 +17,11 @@ not left at "one per core":
 
 ``adapt()`` is cheap and rate-limited: call it at the start of heavy work and between its steps (epochs,
 batches); the count follows the machine's load as it changes.
+
+The policy is process-wide, so only the ``mimo`` command turns it on (its root group calls ``set_threads``).
+From Python, ``adapt()`` does nothing until ``set_threads`` is called: a library call never changes a notebook's
+thread counts behind its back. A head's ``threads`` parameter limits torch and BLAS for one ``fit``/``predict``
+only (``limited``) and restores what was set before.
 """
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ import math
 import os
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 RECHECK_SECONDS = 2.0      # between measurements of the machine's load inside a running job
@@ -138,10 +144,13 @@ class ThreadPolicy:
     """The process's thread count: fixed when the user chose one, else following the machine's load."""
 
     def __init__(self):
+        self.enabled = False               # module-level adapt() acts only once set_threads turned the policy on
+        self.pinned: list[int] = []        # counts of the enclosing ``limited`` scopes: adapt() keeps the innermost
         self.requested: int | None = None
         self.source: str | None = None     # None until resolved: --threads, $MIMO_THREADS, $OMP_NUM_THREADS, auto
         self.current: int | None = None    # the count set now
         self.current_auto = 1              # the automatic choice at the last measurement
+        self.load: float | None = None     # cores other processes kept busy, at the last measurement
         self.last: Sample | None = None
         self.cpus_set = _affinity()
         self.cpus = available_cpus()
@@ -163,6 +172,8 @@ class ThreadPolicy:
     def adapt(self, max_useful: int | None = None) -> int:
         """Set torch's (and BLAS's) thread count for the work about to run, measuring the machine's load at most
         every ``RECHECK_SECONDS``; returns the count."""
+        if self.pinned:
+            return self.pinned[-1]
         if self.source is None:
             self.request(None)
         n, others = (self.requested, None) if self.requested is not None else self._automatic()
@@ -180,7 +191,7 @@ class ThreadPolicy:
             return self.current_auto, None
         sample = _sample(self.cpus_set)
         others = busy_elsewhere(self.last, sample)
-        self.last = sample
+        self.last, self.load = sample, others
         self.current_auto = choose(self.cpus, others)
         return self.current_auto, others
 
@@ -197,6 +208,10 @@ class ThreadPolicy:
     def summary(self) -> dict:
         """What a run records: where the count came from, and each change (seconds into the process, threads,
         cores other processes kept busy when it was measured)."""
+        if not self.enabled:
+            torch = sys.modules.get("torch")
+            return {"source": "not managed (Python API: the process's own settings)",
+                    "threads": torch.get_num_threads() if torch is not None else None}
         origin = self.history[0][0] if self.history else 0.0
         return {"source": self.source or "auto", "available_cpus": self.cpus,
                 "changes": [[round(t - origin, 2), n, None if o is None else round(o, 2)]
@@ -216,11 +231,41 @@ POLICY = ThreadPolicy()
 
 
 def set_threads(threads: int | str | None, where: str = "--threads") -> None:
-    """Fix the thread count of this process (None: back to ``$MIMO_THREADS``/``$OMP_NUM_THREADS``/automatic)."""
+    """Turn the thread policy on for this process (the ``mimo`` command does, at start) and fix its count;
+    None: ``$MIMO_THREADS``, then ``$OMP_NUM_THREADS``, then automatic (the available CPUs less those other
+    processes keep busy, rechecked as the work runs)."""
     POLICY.request(threads, where)
     POLICY.last = None
+    POLICY.enabled = True
 
 
-def adapt(max_useful: int | None = None) -> int:
-    """The module-level policy's ``adapt``: call before heavy work and between its steps."""
+def adapt(max_useful: int | None = None) -> int | None:
+    """The module-level policy's ``adapt``: call before heavy work and between its steps. Does nothing (and
+    returns None) until ``set_threads`` turned the policy on, unless inside a ``limited`` scope."""
+    if not (POLICY.enabled or POLICY.pinned):
+        return None
     return POLICY.adapt(max_useful)
+
+
+@contextmanager
+def limited(n: int | None):
+    """torch's and BLAS's threads set to ``n`` inside the block, and restored to what they were on leaving it
+    (``threadpoolctl.threadpool_limits`` for BLAS and OpenMP, ``torch.set_num_threads`` saved and restored).
+    None: nothing is changed (the process's settings, or the policy's where ``set_threads`` turned it on)."""
+    if n is None:
+        yield
+        return
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")  # a head that uses torch has imported it already
+    saved = torch.get_num_threads() if torch is not None else None
+    with threadpool_limits(limits=n):
+        POLICY.pinned.append(n)
+        try:
+            if torch is not None:
+                torch.set_num_threads(n)
+            yield
+        finally:
+            POLICY.pinned.pop()
+            if torch is not None:
+                torch.set_num_threads(saved)  # before threadpool_limits restores OpenMP's own count

@@ -233,16 +233,28 @@ def test_same_seed_same_metrics(tmp_path, small_data):
     assert a["test"] != c["test"]
 
 
+def _fused_adam_runs_on_cpu() -> bool:
+    """Whether this torch has ``torch._fused_adam_`` for CPU tensors (2.4+; 2.0-2.3 have it for CUDA only)."""
+    p = torch.zeros(1)
+    try:
+        torch._fused_adam_([p], [torch.ones(1)], [torch.zeros(1)], [torch.zeros(1)], [], [torch.ones(())],
+                           lr=0.1, beta1=0.9, beta2=0.999, weight_decay=0.0, eps=1e-8, amsgrad=False, maximize=False)
+    except (AttributeError, RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
 @pytest.mark.parametrize("fused", [True, False])
 def test_adam_and_step_lr_match_torch_optim(fused):
-    from mimo.models.neural import Adam, step_lr
+    """Both update paths equal torch.optim's: the fused kernel where this torch runs it on CPU (else the
+    fallback, which Adam switches to by itself), and op by op."""
+    from mimo.models.optim import Adam, step_lr
 
     torch.manual_seed(0)
     ours, theirs = MlpHead(6, (5,), dropout=0.0), MlpHead(6, (5,), dropout=0.0)
     theirs.load_state_dict(ours.state_dict())
     opt_ours = Adam(ours.parameters(), lr=0.01, weight_decay=0.1)
-    assert opt_ours.fused  # torch 2.4+ has the fused kernel on CPU
-    opt_ours.fused = fused
+    opt_ours.fused = opt_ours.fused and fused
     opt_theirs = torch.optim.Adam(theirs.parameters(), lr=0.01, weight_decay=0.1)
     sched = torch.optim.lr_scheduler.StepLR(opt_theirs, step_size=2, gamma=0.5)
     x, y = torch.randn(16, 6), torch.randn(16, 1)
@@ -257,6 +269,7 @@ def test_adam_and_step_lr_match_torch_optim(fused):
         sched.step()
     for a, b in zip(ours.parameters(), theirs.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    assert opt_ours.fused == (fused and _fused_adam_runs_on_cpu())  # the path taken is the one that exists
 
 
 def test_global_epistasis_output_is_monotone_in_the_latent_score():

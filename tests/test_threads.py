@@ -75,7 +75,9 @@ def test_automatic_count_gives_way_to_a_busy_process(policy):
         busy.wait()
     assert n <= max(1, cpus - 1)
     assert torch.get_num_threads() == n
-    assert policy.history[-1][2] >= threads.BUSY_CORE  # the competitor's core was seen busy
+    # the competitor's core was seen busy (recorded at every measurement: with one CPU the count stays 1, so
+    # no change of count, and no entry in the history, shows it)
+    assert policy.load >= threads.BUSY_CORE
 
 
 def test_cli_rejects_a_bad_threads_option():
@@ -97,3 +99,42 @@ def test_cli_names_a_bad_thread_count_in_the_environment(monkeypatch):
     assert result.exit_code == 1
     assert result.output.strip() == ("Error: $OMP_NUM_THREADS: the number of threads must be a whole number >= 1, "
                                      "not 'abc'")
+
+
+def _thread_state() -> tuple:
+    from threadpoolctl import threadpool_info
+
+    return torch.get_num_threads(), sorted((i["internal_api"], i["prefix"], i["num_threads"]) for i in threadpool_info())
+
+
+@pytest.mark.parametrize("limit", [None, 1])
+def test_a_python_fit_leaves_the_process_thread_settings_alone(monkeypatch, limit):
+    """From Python the policy is off: a fit neither measures the load (no 0.1 s wait) nor changes torch's or
+    BLAS's threads; a head's ``threads`` applies during its fit and predict only."""
+    import numpy as np
+
+    from mimo.models.neural import MlpRegressor
+    from mimo.models.ridge import ValidatedRidge
+
+    monkeypatch.setattr(threads, "POLICY", threads.ThreadPolicy())  # as in a fresh Python process
+    before = _thread_state()
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(120, 20)).astype(np.float32), rng.normal(size=120)
+    seen = []
+    ValidatedRidge(threads=limit).fit(X, y).predict(X)
+    MlpRegressor(hidden=(4,), epochs=2, device="cpu", threads=limit).fit(
+        X, y, log=lambda line: seen.append(torch.get_num_threads())).predict(X)
+    assert _thread_state() == before
+    assert seen == [limit or before[0]] * 2  # the head's count while it trained
+    assert threads.POLICY.last is None and threads.POLICY.history == []  # the load was never measured
+    assert threads.adapt() is None
+
+
+def test_the_command_turns_the_policy_on(monkeypatch):
+    monkeypatch.setattr(threads, "POLICY", threads.ThreadPolicy())
+    saved = torch.get_num_threads()
+    try:
+        threads.set_threads(1)
+        assert threads.POLICY.enabled and threads.adapt() == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(saved)

@@ -40,6 +40,15 @@ def _sizes(ctx, param, text):
     return sizes
 
 
+def _pairs(ctx, param, pairs):
+    from mimo.models.external import parse_params
+
+    try:
+        return parse_params(pairs)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--param: ")) from None
+
+
 def head_options(cls):
     """One click option per declared parameter of ``cls``, with the class's own default, type and range."""
     defaults = cls.param_defaults()
@@ -47,6 +56,10 @@ def head_options(cls):
     for name, spec in cls._param_specs.items():
         flag = "--" + name.replace("_", "-")
         default = defaults[name]
+        if spec.kind == "pairs":  # NAME=VALUE, repeated
+            options.append(click.option(spec.flag or flag, name, multiple=True, metavar="NAME=VALUE",
+                                        callback=_pairs, help=spec.help))
+            continue
         if spec.kind == "bool":
             options.append(click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=default,
                                         show_default=default is not None, help=spec.help))
@@ -164,6 +177,10 @@ class HeadGroup(click.Group):
 
         def callback(**kwargs):
             params = {key: kwargs.pop(key) for key in cls._param_specs}
+            try:  # before the data is loaded: e.g. `fit sklearn --estimator` naming no regressor
+                cls(**params)._validate_params()
+            except ValueError as exc:
+                raise click.ClickException(str(exc)) from None
             _fit(name, params, **kwargs)
 
         doc = (cls.__doc__ or name).strip().split("\n\n")[0]
