@@ -37,8 +37,7 @@ ASSAYS = {"GFP_AEQVI_Sarkisyan_2016": "GFP_AEQVI", "A0A1I9GEU1_NEIME_Kennouche_2
           "DNJA1_HUMAN_Tsuboyama_2023_2LO1": "DNJA1_HUMAN"}
 SCALARS = ["dlogp", "entropy", "wt_logp", "mt_logp"]
 PROBS = [f"p_{a}" for a in "ACDEFGHIKLMNPQRSTVWY"]
-SUBSETS = {"none": [], "dlogp": ["dlogp"], "scalars": SCALARS, "p_*": PROBS, "dlogp+p_*": ["dlogp"] + PROBS,
-           "all": SCALARS + PROBS + ["covered"]}
+SUBSETS = {"none": [], "dlogp": ["dlogp"], "scalars": SCALARS, "p_*": PROBS, "all": SCALARS + PROBS + ["covered"]}
 
 
 def sources(root: Path, assay: str, scratch: Path) -> dict[str, tuple[str, str]]:
@@ -161,7 +160,13 @@ def main() -> None:
     parser.add_argument("--cache", default=None, help="Cache root (default: a temporary folder).")
     parser.add_argument("--zero-shot", action="store_true", help="Only the zero-shot table.")
     parser.add_argument("--markdown", default=None, help="Also write the tables here.")
+    parser.add_argument("--prob-floor", type=float, default=None, help="Another floor under the profile's "
+                        "probabilities (mimo.pipeline.featurizers.profile.PROB_FLOOR) than the default.")
     args = parser.parse_args()
+    if args.prob_floor is not None:
+        from mimo.pipeline.featurizers import profile
+
+        profile.PROB_FLOOR = args.prob_floor
     root, scratch = Path(args.root), Path(tempfile.mkdtemp(prefix="mimo-profiles-"))
     cache = Path(args.cache) if args.cache else scratch / "cache"
     tables = [to_markdown(zero_shot(root, cache, scratch))]

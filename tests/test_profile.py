@@ -162,6 +162,9 @@ def test_features_per_substitution_sum_over_sites_and_mark_what_the_profile_lack
     assert x[3, col["covered"]] == 0 and not x[3, :-1].any()  # uncovered site: zeros, no signal
     assert x[4, col["covered"]] == 0 and not x[4, :-1].any()  # a stop has no profile value
     assert np.isfinite(x).all() and x[:, col["mt_logp"]].min() >= np.log(PROB_FLOOR) * 2
+    scalars = get_featurizer(f"profile:{tmp_path / 'p.npz'}", holder(), profile_columns="scalars")
+    assert scalars.name == "profile-p-scalars" and scalars.columns == COLUMNS[:4] + ["covered"]
+    np.testing.assert_array_equal(scalars.encode([single, double]), x[1:3, [0, 1, 2, 3, -1]])
 
 
 def test_embed_build_and_score_read_the_profile_and_refuse_a_changed_file(tmp_path, cli):

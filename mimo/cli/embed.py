@@ -25,6 +25,9 @@ file_options = add_options([
     click.option("--profile-alphabet", default=None,
                  help="profile: the letters of a matrix's columns (default: ACDEFGHIKLMNPQRSTVWY for 20 columns, "
                  "ACDEFGHIKLMNPQRSTVWYX for 21)."),
+    click.option("--profile-columns", type=click.Choice(["all", "scalars"]), default="all", show_default=True,
+                 help="profile: all (dlogp, entropy, wt_logp, mt_logp, the site's 20 probabilities p_A..p_Y, covered; "
+                 "named profile-<stem>) or scalars (without p_*; profile-<stem>-scalars: measured better for ridge)."),
     click.option("--allow-missing", is_flag=True,
                  help="scores: variants the file lacks get zeros and covered = 0 (no signal) instead of an error."),
 ])
@@ -57,7 +60,8 @@ file_options = add_options([
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @reports_data_errors
 def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, truncate, profile_offset,
-                profile_alphabet, allow_missing, flush_every, cache_root, quiet, **dataset_kwargs) -> None:
+                profile_alphabet, profile_columns, allow_missing, flush_every, cache_root, quiet,
+                **dataset_kwargs) -> None:
     """Embed every sequence of a dataset once into cache/<dataset>/<features>/ (resumable).
 
     Under torchrun (e.g. `torchrun --nproc_per_node=4 $(which mimo) embed build ...`) the work is split
@@ -75,7 +79,8 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
         featurizer = get_featurizer(weights or model or DEFAULT_ESM, dataset, device=ranks.device(device),
                                     layer=layer, dtype=dtype, engine=engine, toks_per_batch=toks_per_batch,
                                     truncate=truncate, profile_offset=profile_offset,
-                                    profile_alphabet=profile_alphabet, allow_missing=allow_missing)
+                                    profile_alphabet=profile_alphabet, profile_columns=profile_columns,
+                                    allow_missing=allow_missing)
         report = build_cache(dataset, featurizer, cache_root, flush_every, progress=not quiet, ranks=ranks)
     finally:
         ranks.close()
@@ -102,8 +107,8 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
 @CACHE_OPTION
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @reports_data_errors
-def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_offset, profile_alphabet, allow_missing,
-              out, cache_root, quiet, **dataset_kwargs) -> None:
+def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_offset, profile_alphabet,
+              profile_columns, allow_missing, out, cache_root, quiet, **dataset_kwargs) -> None:
     """Zero-shot scores of every variant (no training), cached like embeddings; Spearman against the labels.
 
     The scores are cached as features named <model>-<method> (profile-<stem>, scores-<stem> for files): join them
@@ -120,7 +125,8 @@ def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_off
     dataset = load_dataset(cache_root=cache_root, **dataset_kwargs)
     table = zero_shot_scores(dataset, weights or model or DEFAULT_ESM, method, cache_root, progress=not quiet,
                              device=device, dtype=dtype, toks_per_batch=toks_per_batch, profile_offset=profile_offset,
-                             profile_alphabet=profile_alphabet, allow_missing=allow_missing)
+                             profile_alphabet=profile_alphabet, profile_columns=profile_columns,
+                             allow_missing=allow_missing)
     labelled = table[table["label"].notna()]
     if "covered" in table and not labelled["covered"].all():
         click.echo(f"{int((~labelled['covered']).sum())} labelled variants not covered by the file: left out")

@@ -35,7 +35,8 @@ class Featurizer(Protocol):
 
 # Options every builder accepts (unused ones are ignored by design: e.g. one-hot has no device).
 DEFAULT_OPTIONS = {"device": "auto", "layer": None, "dtype": "auto", "engine": "fast", "toks_per_batch": None,
-                   "truncate": False, "profile_offset": 0, "profile_alphabet": None, "allow_missing": False}
+                   "truncate": False, "profile_offset": 0, "profile_alphabet": None, "profile_columns": "all",
+                   "allow_missing": False}
 
 
 def _onehot(mode: str):
@@ -98,10 +99,11 @@ def _parent(name: str, dataset) -> str:
 
 
 def _profile(spec: str, dataset=None, profile_offset: int = 0, profile_alphabet: str | None = None,
-             **_) -> Featurizer:
+             profile_columns: str = "all", **_) -> Featurizer:
     from .profile import ProfileFeaturizer
 
-    return ProfileFeaturizer(spec, _parent(f"profile:{spec}", dataset), profile_offset, profile_alphabet)
+    return ProfileFeaturizer(spec, _parent(f"profile:{spec}", dataset), profile_offset, profile_alphabet,
+                             columns=profile_columns)
 
 
 def _scores(spec: str, dataset=None, allow_missing: bool = False, **_) -> Featurizer:
@@ -165,7 +167,8 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
 
     ``dataset`` (a ``VariantSet``) is needed by the one-hot featurizers, whose columns are the dataset's
     substitutions. ``options``: ``device``, ``layer``, ``dtype``, ``engine``, ``toks_per_batch``, ``truncate``
-    (the ESM ones; the others ignore them); ``profile_offset``, ``profile_alphabet`` (``profile:``),
+    (the ESM ones; the others ignore them); ``profile_offset``, ``profile_alphabet``, ``profile_columns``
+    (``profile:``),
     ``allow_missing`` (``scores:``).
     """
     unknown = set(options) - set(DEFAULT_OPTIONS)

@@ -12,6 +12,17 @@ over sites; the shared assays hold singles only, where sum and mean agree):
   0. The profile has nothing to say of a site it does not reach (or of a stop): such a site adds zeros, and the
   variant's ``covered`` = 0 marks that this block gives it no signal there.
 
+``columns="scalars"`` (``--profile-columns scalars``, feature name ``profile-<stem>-scalars``) keeps ``dlogp``,
+``entropy``, ``wt_logp``, ``mt_logp`` and ``covered`` only. Measured with ridge on ``onehot-sites+aaprops`` plus
+the block, ProteinGym's folds of the three shared assays, chosen on the inner validation folds
+(``python -m bench.profile_features``; bench/results/cpu-profile-features.md): the four scalars are the best
+subset on validation in 10 of 15 assay x profile x scheme cells and within 0.002 of the best in the others
+outside pilin (where every figure is below 0.16); the 20 profile probabilities, the same for every
+substitution at a site, add little a linear head can use and cost up to 0.09 on position-split folds (DNJA1
+contiguous, ProteinMPNN: 0.753 with the scalars, 0.666 with the whole block). They stay in the default block
+for heads that compare sites (a Gaussian process's site kernel reads ``p_*``); linear heads are better served
+by ``scalars``.
+
 Log-probabilities are floored at ``log(PROB_FLOOR)``: an ESM-IF1 probability of 1e-12 would otherwise put one
 residue 20 nats away from the rest, a leverage no measurement supports.
 """
@@ -30,6 +41,7 @@ from ..variants import AMINO_ACIDS, check_aligned
 PROB_FLOOR = 1e-6
 SCALARS = ["dlogp", "entropy", "wt_logp", "mt_logp"]
 COLUMNS = SCALARS + [f"p_{a}" for a in AMINO_ACIDS] + ["covered"]
+COLUMN_SETS = {"all": COLUMNS, "scalars": SCALARS + ["covered"]}
 _INDEX = np.full(256, -1, dtype=np.int64)
 _INDEX[np.frombuffer(AMINO_ACIDS.encode(), np.uint8)] = np.arange(len(AMINO_ACIDS))
 
@@ -44,10 +56,11 @@ class ProfileFeaturizer:
     """Features of each variant's substitutions read off a per-site profile (see the module)."""
 
     kind = "profile"
-    columns = COLUMNS
 
     def __init__(self, path: str | Path, parent: str, offset: int = 0, alphabet: str | None = None,
-                 fingerprint: str | None = None):
+                 fingerprint: str | None = None, columns: str = "all"):
+        if columns not in COLUMN_SETS:
+            raise DataError(f"profile columns are {' or '.join(COLUMN_SETS)}, not {columns!r}")
         self.path = Path(path).resolve()
         self.parent, self.offset, self.alphabet = parent, int(offset), alphabet
         self.fingerprint = file_fingerprint(self.path) if self.path.is_file() else None
@@ -58,31 +71,37 @@ class ProfileFeaturizer:
         self.format = profile.format
         self.probs = place_profile(profile, parent, self.offset, self.path)
         self.log_p, self.entropy = site_tables(self.probs)
-        self.name = f"profile-{feature_stem(self.path)}"
-        self.dim = len(COLUMNS)
+        self.column_set, self.columns = columns, COLUMN_SETS[columns]
+        self._keep = [COLUMNS.index(c) for c in self.columns]
+        self.name = f"profile-{feature_stem(self.path)}" + ("" if columns == "all" else f"-{columns}")
+        self.dim = len(self.columns)
 
     @classmethod
     def from_manifest(cls, manifest: dict, parent: str) -> "ProfileFeaturizer":
         return cls(manifest["weights"], parent, manifest.get("profile_offset", 0), manifest.get("profile_alphabet"),
-                   manifest.get("weights_fingerprint"))
+                   manifest.get("weights_fingerprint"), manifest.get("profile_columns", "all"))
 
     def manifest(self) -> dict:
         return {"features": self.name, "kind": self.kind, "model": self._model(), "layer": None,
-                "pooling": "sum over substituted sites", "dtype": "float32", "dim": self.dim, "columns": COLUMNS,
+                "pooling": "sum over substituted sites", "dtype": "float32", "dim": self.dim, "columns": self.columns,
                 "weights": str(self.path), "weights_fingerprint": self.fingerprint, "profile_format": self.format,
-                "profile_offset": self.offset, "profile_alphabet": self.alphabet, "prob_floor": PROB_FLOOR,
+                "profile_offset": self.offset, "profile_alphabet": self.alphabet, "profile_columns": self.column_set,
+                "prob_floor": PROB_FLOOR,
                 "covered_sites": int(np.isfinite(self.probs[:, 0]).sum())}
 
     def _model(self) -> str:
         """What the features depend on besides the file's content: compared when a cache is reused."""
-        return f"profile-v1 offset={self.offset} alphabet={self.alphabet or 'default'}"
+        return f"profile-v1 offset={self.offset} alphabet={self.alphabet or 'default'} floor={PROB_FLOOR:g}"
 
     def check(self, frame: pd.DataFrame) -> None:
         check_aligned(frame, self.parent, "profile features (they read the profile at each substituted site)")
 
     def encode(self, aligned: list[str]) -> np.ndarray:
         """(n, dim) float32 features of parent-aligned sequences (see the module)."""
-        out = np.zeros((len(aligned), self.dim), dtype=np.float32)
+        return self._encode_all(aligned)[:, self._keep]
+
+    def _encode_all(self, aligned: list[str]) -> np.ndarray:
+        out = np.zeros((len(aligned), len(COLUMNS)), dtype=np.float32)
         out[:, -1] = 1
         if not aligned:
             return out
