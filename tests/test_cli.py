@@ -1,6 +1,7 @@
 """The `mimo` command end to end on small real data."""
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -104,7 +105,8 @@ def test_every_head_then_report(tmp_path, onehot_cache):
         result = run("fit", head, *extra, "--cache", onehot_cache, "--out", out)
         assert f"{head} on gfp/onehot (tape split): test Spearman" in result.output
         runs.append(out)
-    assert "coverage of mean +/- 2 std" in result.output
+    assert "95% intervals (calibrated on valid): coverage on valid" in result.output  # not the raw 2-std spread
+    assert "coverage of mean +/- 2 std" not in result.output
     csv = tmp_path / "table.csv"
     table = run("report", *runs, "--csv", csv).output
     lines = table.strip().splitlines()
@@ -129,7 +131,7 @@ def test_predict_new_variants_and_fasta(tmp_path, onehot_cache):
     import pandas as pd
     table = pd.read_csv(out)
     assert list(table.columns) == ["id", "mutations", "n_mutations", "prediction", "std", "lower", "upper", "unseen",
-                                   "unseen_sites", "no_signal", "in_cache"]
+                                   "unseen_sites", "no_signal", "sd", "in_cache"]
     assert table["n_mutations"].tolist() == [1, 5, 0]
     assert table["in_cache"].tolist()[2]  # the parent is in every GFP cache
     assert (table["std"] > 0).all() and table["prediction"].between(0, 6).all()
@@ -181,3 +183,26 @@ def test_joined_features_fit_and_predict(tmp_path, small_gfp_dir, tiny_esm):
     variants.write_text("SK1R:SE4G:SL5P:SF6L:SV10A\n#\n")
     out = run("predict", "--run", tmp_path / "ge", "--variants", variants).stdout.splitlines()
     assert out[1].endswith(",False") and out[2].endswith(",True")  # new variant embedded, parent from cache
+
+
+def test_one_command_from_a_lab_csv_to_a_run(tmp_path):
+    """`mimo fit HEAD --input FILE --parent P`: builds what is missing, says which columns it read, then fits;
+    later commands name the dataset only."""
+    from conftest import run_cli
+
+    parent = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTAEW"
+    rng = np.random.default_rng(3)
+    rows = [f"{wt}{i + 1}{aa},{rng.normal():.3f},0.1" for i, wt in enumerate(parent) for aa in "AGLD" if aa != wt]
+    lab = tmp_path / "tem1.csv"
+    lab.write_text("variant,fitness,replicate_sd\n" + "\n".join(rows) + "\n")
+    cache = tmp_path / "cache"
+    result = run_cli("fit", "ridge", "--input", lab, "--parent", parent, "--cache", cache, "--cv", "modulo5",
+                     "--out", tmp_path / "run", "--quiet")
+    assert "mutant from column 'variant', score from column 'fitness'" in result.output
+    assert "ridge on tem1/onehot-sites+aaprops (modulo5, 5 folds): pooled out-of-fold Spearman" in result.output
+    assert {p.name for p in (cache / "tem1").iterdir() if p.is_dir()} == {"onehot-sites", "aaprops"}
+    again = run_cli("fit", "ridge", "--dataset", "tem1", "--features", "onehot-sites+aaprops", "--cache", cache,
+                    "--out", tmp_path / "run2", "--quiet")
+    assert "ridge on tem1/onehot-sites+aaprops (random split)" in again.output
+    stray = run_cli("fit", "ridge", "--mutant-col", "variant", "--cache", cache, ok=False)
+    assert "--mutant-col describes a file: give it with --input FILE" in stray.output

@@ -3,13 +3,26 @@ from __future__ import annotations
 
 import click
 
-from ._common import CACHE_OPTION, DataError, add_options, main, reports_data_errors
+from ._common import add_options, CACHE_OPTION, DataError, load_dataset, main, reports_data_errors
 
+
+INPUT_FEATURES = "onehot-sites+aaprops"  # cheap, and what reaches positions never measured without a PLM
 
 fit_options = add_options([
-    click.option("--dataset", default="gfp", show_default=True, help="Dataset name in the cache."),
+    click.option("--dataset", default=None, help="Dataset name in the cache (default: gfp; with --input, the "
+                 "file's stem)."),
+    click.option("--input", "input_file", type=click.Path(), default=None,
+                 help="Your CSV/TSV of variants with a score: the features it lacks in the cache are built first "
+                 "(then later commands need only --dataset)."),
+    click.option("--parent", default=None, help="With --input: the parent sequence (FASTA file or sequence)."),
+    click.option("--sequence-col", default=None, help="With --input: the column of full sequences."),
+    click.option("--mutant-col", default=None, help="With --input: the column of mutation strings (default: "
+                 "mutant, mutations, variant, ...)."),
+    click.option("--score-col", default=None, help="With --input: the score column (default: DMS_score, score, "
+                 "fitness, activity, ...)."),
+    click.option("--zero-based", is_flag=True, help="With --input: mutation positions count from 0."),
     click.option("--features", default=None, help="Cached features; join several with + (default: the only one "
-                 "cached)."),
+                 f"cached; with --input, {INPUT_FEATURES})."),
     click.option("--split", default=None, help="Named split recorded in the cache (default: the first; gfp: tape)."),
     click.option("--split-file", type=click.Path(), default=None,
                  help="CSV/TSV: id or genotype, then train/valid/test; overrides --split."),
@@ -18,9 +31,10 @@ fit_options = add_options([
                  help="Run directory (default: runs/<timestamp>-<head>); an existing non-empty one is refused."),
     click.option("--force", is_flag=True, help="Replace --out if it exists (the old run is removed only once the "
                  "new one is written)."),
-    click.option("--cv", default=None, help="Cross-validate instead: a fold column of the dataset file (e.g. "
-                 "fold_modulo_5) or a number k for a seeded random k-fold; ONE Spearman over all out-of-fold "
-                 "predictions, as ProteinGym computes it."),
+    click.option("--cv", default=None, help="Cross-validate instead, ONE Spearman over all out-of-fold predictions "
+                 "as ProteinGym computes it: modulo5 or contiguous5 (positions held out: how well will this do at "
+                 "positions never measured?), random5 (any k), a fold column of the dataset file (e.g. "
+                 "fold_modulo_5), or a number k for a seeded random k-fold."),
     click.option("--refit/--no-refit", default=True, show_default=True,
                  help="With --cv: refit on all training folds after choosing on the inner validation fold."),
     click.option("--allow-partial", is_flag=True, help="Fit even if the cache lacks some rows of the dataset "
@@ -76,14 +90,40 @@ def head_options(cls):
     return add_options(options)
 
 
-def _fit(head: str, params: dict, dataset, features, split, split_file, cache_root, out, force, cv, refit,
-         allow_partial, verbose, quiet) -> None:
+def build_missing(input_file, dataset, features, cache_root, quiet, **table_options) -> tuple[str, str]:
+    """`mimo fit --input FILE`: load the user's table, build each part of ``features`` it lacks in the cache
+    (resuming any that is partial), and return (dataset name, features) for the fit."""
+    from mimo.models.data import feature_names
+    from mimo.pipeline.build import build_cache
+    from mimo.pipeline.featurizers import get_featurizer
+
+    features = features or INPUT_FEATURES
+    data = load_dataset(input=input_file, name=dataset, **table_options)
+    for name in feature_names(features):
+        report = build_cache(data, get_featurizer(name, data), cache_root, progress=not quiet)
+        if report.embedded:
+            click.echo(f"built {report.directory}: {report.embedded} of {report.total} sequences featurized in "
+                       f"{report.seconds:.1f}s", err=True)
+    return data.name, features
+
+
+def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mutant_col, score_col, zero_based,
+         features, split, split_file, cache_root, out, force, cv, refit, allow_partial, verbose, quiet) -> None:
     from mimo.models.data import load_cv_data, load_split_data
     from mimo.models.registry import get_head
-    from mimo.models.runs import fit_cv, fit_run, summary_line
+    from mimo.models.runs import fit_cv, fit_run
+    from mimo.models.summary import run_notes, summary_line, uncertainty_lines
 
     if cv is not None and (split or split_file):
         raise DataError("give --cv or --split/--split-file, not both")
+    table_options = {"parent": parent, "sequence_col": sequence_col, "mutant_col": mutant_col,
+                     "score_col": score_col, "zero_based": zero_based}
+    if input_file is not None:
+        dataset, features = build_missing(input_file, dataset, features, cache_root, quiet, **table_options)
+    elif any(table_options.values()):
+        given = next(k for k, v in table_options.items() if v)
+        raise DataError(f"--{given.replace('_', '-')} describes a file: give it with --input FILE")
+    dataset = dataset or "gfp"
     if head in ("auto", "gp"):
         from mimo.models.auto import blocks_of
         from mimo.pipeline.cache import list_features
@@ -120,20 +160,11 @@ def _fit(head: str, params: dict, dataset, features, split, split_file, cache_ro
         if progress is not None:
             progress.close()
     metrics = run.metrics
-    if metrics.get("split_unused_rows"):
-        click.echo(f"note: {metrics['split_unused_rows']} rows of the dataset are in no part of split "
-                   f"{metrics['split']} (neither train, valid nor test): they are not used", err=True)
-    if "cv_note" in run.source:
-        click.echo(f"note: {run.source['cv_note']}", err=True)
-    if "partial_cache" in metrics:
-        p = metrics["partial_cache"]
-        click.echo(f"warning: fitted on a partial cache ({p['cached_rows']} of {p['dataset_rows']} rows; "
-                   f"recorded in metrics.json)", err=True)
+    for note in run_notes(metrics, run.source):
+        click.echo(note, err=True)
     click.echo(summary_line(metrics))
-    if "cv" in metrics and "uncertainty" in metrics:
-        i = metrics["uncertainty"]["interval"]["test"]
-        click.echo(f"95% intervals (each fold calibrated on its inner validation fold): out-of-fold coverage "
-                   f"{i['coverage']:.3f}, mean width {i['mean_width']:.2f}")
+    for line in uncertainty_lines(metrics):
+        click.echo(line)
     if "auto" in metrics:
         from mimo.models.auto import describe
 
@@ -147,15 +178,6 @@ def _fit(head: str, params: dict, dataset, features, split, split_file, cache_ro
         click.echo(f"chosen: {describe(auto['chosen'])}")
     if "epochs_run" in metrics:
         click.echo(f"epochs: {metrics['epochs_run']} run, best {metrics['best_epoch']}")
-    if "uncertainty" in metrics and "cv" not in metrics:
-        u = metrics["uncertainty"]["test"]
-        rho = "n/a" if u["spearman_std_abs_error"] is None else f"{u['spearman_std_abs_error']:.3f}"
-        click.echo(f"uncertainty on test: Spearman(std, |error|) {rho}, "
-                   f"coverage of mean +/- 2 std {u['coverage_2std']:.3f}")
-        i = metrics["uncertainty"]["interval"]
-        click.echo(f"{100 * i['level']:.0f}% intervals (lower, upper; calibrated on valid): coverage on valid "
-                   f"{i['valid']['coverage']:.3f}, on test {i['test']['coverage']:.3f}; "
-                   f"mean width on test {i['test']['mean_width']:.2f}")
     click.echo(f"run: {run.directory}")
 
 
