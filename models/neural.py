@@ -279,9 +279,22 @@ class MimoRegressor(NeuralRegressor):
     def _predict_module(self, xb: torch.Tensor) -> torch.Tensor:
         return self.module_.forward_shared(xb)
 
+    def run_summary(self) -> dict:
+        summary = super().run_summary()
+        if getattr(self, "routing_", self.routing) != self.routing:
+            summary["routing_note"] = ("every training row has the same mutation count, so routing by mutation "
+                                       "count would train one member and give no uncertainty: members were given "
+                                       "random rows (routing random) instead")
+        return summary
+
     def _fit(self, data: FitData) -> None:
         counts, counts_valid = data.counts, data.counts_valid
-        if self.routing == "mutations":
+        self.routing_ = self.routing
+        if self.routing == "mutations" and counts is not None and len(np.unique(counts)) < 2:
+            # one mutation count in training (e.g. singles only): routing by counts would train one member and
+            # give no uncertainty, so every member gets random rows instead (said in the run's summary)
+            self.routing_ = "random"
+        if self.routing_ == "mutations":
             if counts is None or counts_valid is None:
                 raise ValueError("routing by mutations needs the mutation counts of train and valid rows")
             if np.any(np.asarray(counts) < 0) or np.any(np.asarray(counts_valid) < 0):
@@ -304,7 +317,7 @@ class MimoRegressor(NeuralRegressor):
                 idx = index[:, start:start + config.batch_size]
                 yield x[idx], t[idx].T  # inputs (M, B, D), member-major; targets (B, M)
 
-        if self.routing == "mutations":
+        if self.routing_ == "mutations":
             member_rows = self.groups_.member_rows(counts)
             valid_plan = routed_validation(self.groups_.member_rows(counts_valid))
 

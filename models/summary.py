@@ -37,6 +37,8 @@ def run_notes(metrics: dict, source: dict) -> list[str]:
     if metrics.get("split_unused_rows"):
         notes.append(f"note: {metrics['split_unused_rows']} rows of the dataset are in no part of split "
                      f"{metrics['split']} (neither train, valid nor test): they are not used")
+    if "routing_note" in metrics:
+        notes.append(f"note: {metrics['routing_note']}")
     if "cv_note" in source:
         notes.append(f"note: {source['cv_note']}")
     if "partial_cache" in metrics:

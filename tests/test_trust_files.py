@@ -1,6 +1,7 @@
 """Nothing the user owns is deleted, no run file runs code, runs are written whole or not at all, and a damaged
 run is one line (issue: trust, round 2)."""
 import errno
+import json
 import os
 import pickle
 import subprocess
@@ -236,3 +237,18 @@ def test_fitting_while_a_build_writes_the_cache_says_so(tmp_path):
             cache.load()
     with pytest.raises(DataError, match="manifest but no shards"):
         cache.load()
+
+
+def test_mimo_on_singles_only_routes_at_random_and_says_so(tmp_path, cli):
+    import numpy as np
+
+    parent = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
+    rng = np.random.default_rng(2)
+    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(parent) for aa in "AGLD" if aa != wt]
+    table = tmp_path / "singles.csv"
+    table.write_text("mutant,score\n" + "".join(f"{m},{rng.normal():.3f}\n" for m in singles))
+    result = cli("fit", "mimo", "--input", table, "--parent", parent, "--features", "onehot-sites", "--epochs", "3",
+                 "--cache", tmp_path / "cache", "--out", tmp_path / "run", "--quiet")
+    assert "members were given random rows (routing random)" in result.output
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert len(metrics["members"]) == 3 and "interval" in metrics["uncertainty"]
