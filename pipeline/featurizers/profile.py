@@ -23,8 +23,10 @@ contiguous, ProteinMPNN: 0.753 with the scalars, 0.666 with the whole block). Th
 for heads that compare sites (a Gaussian process's site kernel reads ``p_*``); linear heads are better served
 by ``scalars``.
 
-Log-probabilities are floored at ``log(PROB_FLOOR)``: an ESM-IF1 probability of 1e-12 would otherwise put one
-residue 20 nats away from the rest, a leverage no measurement supports.
+Log-probabilities are floored at ``log(PROB_FLOOR)`` (1e-6: -13.8 nats) so that one near-zero probability (ESM-IF1
+writes some of 1e-12) does not stretch a standardised column. Measured against a floor of 1e-12 on the ESM-IF1
+profiles (``python -m bench.profile_features --prob-floor 1e-12``): validation Spearman of the scalars block equal
+within 0.006, 1e-6 ahead in 5 of 6 cells.
 """
 from __future__ import annotations
 
