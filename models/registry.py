@@ -75,14 +75,16 @@ def _nest(flat: dict) -> dict:
     return out
 
 
-def save_model(model: Estimator, path: str | Path) -> Path:
-    """One file for any fitted head: its name, parameters and fitted state (written atomically)."""
+def save_model(model: Estimator, path: str | Path, identity: dict | None = None) -> Path:
+    """One file for any fitted head: its name, parameters and fitted state (written atomically). ``identity``
+    (a run's features and dataset checksum) is kept with it, so the file cannot serve another run unnoticed."""
     path = Path(path)
     arrays: dict[str, np.ndarray] = {}
     other: dict = {}
     _flatten(model.fitted_state(), "", arrays, other)
     params = {k: list(v) if isinstance(v, tuple) else v for k, v in model.get_params().items()}
-    meta = {"format": FORMAT, "head": model.name, "params": params, "state": other, "arrays": sorted(arrays)}
+    meta = {"format": FORMAT, "head": model.name, "params": params, "state": other, "arrays": sorted(arrays),
+            "identity": identity}
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.npz")
     np.savez(tmp, __meta__=np.array(json.dumps(meta, default=_json_scalar)),
              **{f"a{i}": arrays[k] for i, k in enumerate(meta["arrays"])})
@@ -97,8 +99,9 @@ def _json_scalar(value):
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-def load_model(run_dir_or_file: str | Path, device: str = "cpu") -> Estimator:
-    """A fitted head from a run directory (or its model file), saved by this or an earlier version."""
+def load_model(run_dir_or_file: str | Path, device: str = "cpu", identity: dict | None = None) -> Estimator:
+    """A fitted head from a run directory (or its model file), saved by this or an earlier version. With
+    ``identity``, a model file that recorded another one (copied from another run) is refused."""
     path = Path(run_dir_or_file)
     if path.is_dir():
         found = [path / name for name in (MODEL_FILE, "model.pt", "model.pkl") if (path / name).exists()]
@@ -117,6 +120,12 @@ def load_model(run_dir_or_file: str | Path, device: str = "cpu") -> Estimator:
         raise DataError(f"cannot read the fitted model ({type(exc).__name__}: {exc})", path) from None
     if meta.get("head") not in HEADS:
         raise DataError(f"unknown head {meta.get('head')!r} in the model file (known: {', '.join(HEADS)})", path)
+    recorded = meta.get("identity")
+    if identity is not None and recorded is not None and recorded != identity:
+        differ = next(k for k in identity if recorded.get(k) != identity[k])
+        raise DataError(f"this model file belongs to another run ({differ}: {str(recorded.get(differ))[:24]} in the "
+                        f"file, {str(identity[differ])[:24]} in the run); copy the whole run directory, not its "
+                        f"model file", path)
     try:
         return _rebuild(head_class(meta["head"]), meta["params"], _nest(flat), device)
     except ValueError as exc:  # e.g. a scikit-learn estimator saved by a version whose trees this one cannot read

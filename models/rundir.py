@@ -35,6 +35,13 @@ RUN_FILES = ("metrics.json", "source.json")
 DEFAULT_ROOT = "runs"
 
 
+def run_identity(source: dict) -> dict:
+    """What ties a model file to its run: the features it reads and the data they were built from."""
+    features = source["features"]
+    return {"features": features.get("features"), "dataset": source["dataset"].get("name"),
+            "dataset_checksum": features.get("dataset_checksum")}
+
+
 def is_run_dir(path: str | Path) -> bool:
     """A finished run: its files are there and it is not the staging directory of a fit (killed or running)."""
     path = Path(path)
@@ -162,7 +169,7 @@ def _write_files(staging: Path, metrics: dict, source: dict, predictions: pd.Dat
     (staging / "source.json").write_text(json.dumps(source, indent=2) + "\n")
     predictions.to_csv(staging / "predictions.csv", index=False)  # shortest exact repr: metrics recompute exactly
     support.save(staging)
-    save_model(model, staging / MODEL_FILE)
+    save_model(model, staging / MODEL_FILE, run_identity(source))
     if "history" in metrics:
         plot_loss_curve(metrics, staging / "loss_curve.svg")
     plot_test_predictions(metrics, predictions, staging / "test_predictions.svg")
@@ -191,7 +198,7 @@ class Run:
     @property
     def model(self) -> Estimator:
         if self._model is None:
-            self._model = load_model(self.directory)
+            self._model = load_model(self.directory, identity=run_identity(self.source))
         return self._model
 
     @property

@@ -252,3 +252,17 @@ def test_mimo_on_singles_only_routes_at_random_and_says_so(tmp_path, cli):
     assert "members were given random rows (routing random)" in result.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert len(metrics["members"]) == 3 and "interval" in metrics["uncertainty"]
+
+
+def test_a_model_file_copied_from_another_run_is_refused(tmp_path, small_gfp_dir, run, cli):
+    import shutil
+
+    other_cache = tmp_path / "cache"
+    cli("embed", "build", "--model", "onehot-sites", "--data", small_gfp_dir, "--cache", other_cache, "--quiet")
+    cli("fit", "ridge", "--cache", other_cache, "--out", tmp_path / "other")
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy)
+    shutil.copy(tmp_path / "other" / "model.npz", copy / "model.npz")
+    (tmp_path / "v.txt").write_text("SA108D\n")
+    one_line(cli("predict", "--run", copy, "--variants", tmp_path / "v.txt", ok=False),
+             "this model file belongs to another run (features: onehot-sites in the file, onehot in the run)")
