@@ -119,6 +119,14 @@ def test_msa_profile_weights_sequences_and_drops_insert_columns(tmp_path):
     (tmp_path / "focus.a2m").write_text(">query/11-15\nMKtAY\n>s1\nMK.AY\n>s2\nLRsAW\n")
     focus = msa_profile(tmp_path / "focus.a2m")
     assert focus.wild_type == "MKAY" and list(focus.positions) == [10, 11, 13, 14]
+    # through the featurizer: an aligned FASTA of the parent's first 20 residues, query first
+    rows = [PARENT[:20], PARENT[:5] + "W" + PARENT[6:20], "-" * 3 + PARENT[3:20]]
+    (tmp_path / "family.afa").write_text("".join(f">s{k}\n{r}\n" for k, r in enumerate(rows)))
+    featurizer = get_featurizer(f"profile:{tmp_path / 'family.afa'}", holder())
+    x = featurizer.encode([PARENT[:5] + "W" + PARENT[6:], PARENT[:25] + "W" + PARENT[26:]])
+    # all three within 80% identity of each other: weights 1/3; site 6 holds I, W, I
+    assert x[0, 0] == pytest.approx(np.log((1 / 3 + 1 / 20) / (2 / 3 + 1 / 20)), rel=1e-5)
+    assert x[0, -1] == 1 and x[1, -1] == 0  # position 26 lies beyond the alignment
     (tmp_path / "empty.a2m").write_text("")
     with pytest.raises(DataError, match="no sequences in the MSA"):
         msa_profile(tmp_path / "empty.a2m")
