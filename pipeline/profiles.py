@@ -259,13 +259,13 @@ def _read_long(table: pd.DataFrame, path: Path, position: str, aa: str, value: s
     if twice.any():
         row = frame.index[int(np.argmax(twice))]
         raise DataError(f"position {positions[row] + 1}, amino acid {letters[row]!r} appears twice", path, row + 2)
-    wide = frame.pivot(index="position", columns="aa", values="value")
-    incomplete = wide[list(AMINO_ACIDS)].isna().any(axis=1) if set(AMINO_ACIDS) <= set(wide.columns) else None
-    if incomplete is None or incomplete.any():
-        at = wide.index[0] if incomplete is None else wide.index[int(np.argmax(incomplete.to_numpy()))]
-        have = "".join(a for a in AMINO_ACIDS if a in wide.columns and pd.notna(wide.loc[at].get(a)))
+    wide = frame.pivot(index="position", columns="aa", values="value").reindex(columns=list(AMINO_ACIDS + "X"))
+    incomplete = wide[list(AMINO_ACIDS)].isna().any(axis=1).to_numpy()
+    if incomplete.any():
+        at = wide.index[int(np.argmax(incomplete))]
+        have = "".join(a for a in AMINO_ACIDS if pd.notna(wide.loc[at, a]))
         raise DataError(f"position {at + 1} has values for {have or 'no amino acid'}, not all 20", path)
-    letters_used = AMINO_ACIDS + ("X" if "X" in wide.columns and wide["X"].notna().all() else "")
+    letters_used = AMINO_ACIDS + ("X" if wide["X"].notna().all() else "")
     probs = to_probabilities(wide[list(letters_used)].to_numpy(), letters_used, path,
                              lambda row: f"position {wide.index[row] + 1}")
     return Profile(probs, wide.index.to_numpy(np.int64), None, "table-long")
