@@ -2,6 +2,7 @@
 early stopping)."""
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 from typing import Iterable, Iterator
 
@@ -66,7 +67,7 @@ class NeuralRegressor(Estimator):
         torch.manual_seed(self.seed)
         self.device_ = resolve_device(self.device)
         self._standardise(np.asarray(X, np.float32), np.asarray(y, np.float64))
-        self.module_ = self._build(X.shape[1]).to(self.device_)
+        self.module_ = self._build_within_memory(X.shape[1])
         if self.sparse_inputs and hasattr(self.module_, "for_sparse_inputs") and sparse_enough(X):
             self.module_.for_sparse_inputs()
 
@@ -88,6 +89,18 @@ class NeuralRegressor(Estimator):
     def refit_params(self) -> dict:
         """As many epochs as were best on validation, without early stopping."""
         return {"epochs": max(self.result_.best_epoch, 1), "patience": self.epochs + 1}
+
+    def _build_within_memory(self, in_dim: int) -> nn.Module:
+        """The module, or a ValueError that says how much memory its parameters need (no allocator traceback)."""
+        try:
+            return self._build(in_dim).to(self.device_)
+        except (RuntimeError, MemoryError) as exc:
+            if "alloc" not in str(exc).lower() and not isinstance(exc, MemoryError):
+                raise
+            found = re.search(r"allocate (\d+) bytes", str(exc))
+            need = f" (one of its tensors alone needs {int(found.group(1)) / 2**30:,.1f} GiB)" if found else ""
+            raise ValueError(f"the {self.name} head is too large for this machine's memory{need}: choose smaller "
+                             f"layer sizes") from None
 
     def run_summary(self) -> dict:
         """Epochs, best epoch, the loss history."""

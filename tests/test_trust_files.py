@@ -266,3 +266,10 @@ def test_a_model_file_copied_from_another_run_is_refused(tmp_path, small_gfp_dir
     (tmp_path / "v.txt").write_text("SA108D\n")
     one_line(cli("predict", "--run", copy, "--variants", tmp_path / "v.txt", ok=False),
              "this model file belongs to another run (features: onehot-sites in the file, onehot in the run)")
+
+
+def test_a_head_too_large_for_memory_is_one_line(cache, cli, tmp_path):
+    result = cli("fit", "mlp", "--hidden", "100000000,100000000", "--epochs", "1", "--cache", cache,
+                 "--out", tmp_path / "huge", ok=False)
+    one_line(result, "too large for this machine's memory", "GiB")
+    assert not (tmp_path / "huge").exists()
