@@ -40,9 +40,12 @@ MOST_COUNTS = 8  # mutation counts from this on share one colour ("8+ mut.")
 COUNT_COLORS = ("#440154", "#482878", "#3e4989", "#31678e", "#26828e", "#1e9c89", "#32b67a", "#69cd5b")
 
 
-def count_color(group: int) -> str:
-    """Ordered colours for mutation counts (viridis: darker is fewer); the wild type red, unknown grey."""
-    return "#7f7f7f" if group < 0 else "#d62728" if group == 0 else COUNT_COLORS[group - 1]
+def count_color(group: int, top: int) -> str:
+    """Ordered colours for mutation counts 1..``top`` spread over viridis (darker is fewer: 1 and 2 differ even
+    when no more are shown); the wild type red, unknown grey."""
+    if group <= 0:
+        return "#7f7f7f" if group < 0 else "#d62728"
+    return COUNT_COLORS[round((group - 1) / max(top - 1, 1) * (len(COUNT_COLORS) - 1))]
 
 
 def count_group(n: int) -> int:
@@ -103,7 +106,7 @@ def plot_test_predictions(metrics: dict, predictions: pd.DataFrame, path: Path) 
     return scatter_chart(points, path, title=f"{_run_name(metrics)}: {rows} predictions",
                          subtitle=f"{spearman}{sample}", xlabel="measured", ylabel=f"predicted ({rows})",
                          names={g: _group_name(g, int(sizes[g])) for g in order},
-                         colors={g: count_color(g) for g in order},
+                         colors={g: count_color(g, max(order)) for g in order},
                          interval_name=interval, flagged_name=f"no signal (n={blind:,})")
 
 

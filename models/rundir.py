@@ -25,6 +25,7 @@ from mimo.pipeline.writes import disk_errors
 
 from .base import Estimator
 from .evaluate import check_finite, used_manifest
+from .html_report import REPORT_FILE, write_html_report
 from .metrics import interval_bounds
 from .plots import plot_loss_curve, plot_test_predictions
 from .registry import MODEL_FILE, load_model, save_model
@@ -160,6 +161,7 @@ def write_run(staging: Path, out: Path, metrics: dict, source: dict, predictions
     """Every file of a run into ``staging``, then the whole run into place at ``out``."""
     with disk_errors(out, "the run was not written (an earlier run at this --out, if any, is unchanged)"):
         _write_files(staging, metrics, source, predictions, support, model)
+        write_html_report([staging], staging / REPORT_FILE, names=[out.name])  # the run's page to share
     commit_run_dir(staging, out)
 
 

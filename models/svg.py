@@ -81,7 +81,8 @@ class _Axes:
             if subtitle else "",
             f'<text x="{(self.left + width - self.right) / 2}" y="{height - 12}" text-anchor="middle">'
             f'{escape(xlabel)}</text>',
-            f'<text x="16" y="{middle}" text-anchor="middle" transform="rotate(-90 16 {middle})">{escape(ylabel)}</text>',
+            f'<text x="16" y="{middle}" text-anchor="middle" transform="rotate(-90 16 {middle})">'
+            f'{escape(ylabel)}</text>',
             f'<rect class="frame" x="{self.left}" y="{self.top}" width="{width - self.left - self.right}" '
             f'height="{height - self.top - self.bottom}" fill="none" stroke="black"/>']
         for t in nice_ticks(self.y_low, self.y_high):
@@ -114,8 +115,10 @@ class _Axes:
 
 
 def write_svg(parts: list[str], path: str | Path) -> Path:
+    """The parts and a closing tag, atomically, in ASCII (other characters as references, whatever the locale)."""
     path = Path(path)
-    write_text(path, "\n".join(p for p in parts if p) + "\n</svg>\n")
+    text = "\n".join(p for p in parts if p) + "\n</svg>\n"
+    write_text(path, text.encode("ascii", "xmlcharrefreplace").decode("ascii"))
     return path
 
 
@@ -174,8 +177,8 @@ def scatter_chart(points: Points, path: str | Path, title: str = "", xlabel: str
                   subtitle: str = "", names: dict | None = None, colors: dict | None = None,
                   interval_name: str = "interval", flagged_name: str = "flagged", width: int = 600,
                   height: int = 560) -> Path:
-    """Write one SVG of points coloured by group (legend: ``names[group]`` in that order, default the groups), with the diagonal
-    y = x for reference, vertical interval bars, flagged points drawn open. The horizontal axis spans the points,
+    """Write one SVG of points coloured by group (legend: ``names[group]`` in that order, default the groups),
+    with the diagonal y = x for reference, vertical interval bars, flagged points drawn open. The horizontal axis spans the points,
     the vertical one the points and (within limits, see ``_interval_range``) the bars; both padded. The legend is
     added to the right of ``width``."""
     labels = list(names) if names else list(dict.fromkeys(points.groups))  # the legend's order
@@ -191,8 +194,8 @@ def scatter_chart(points: Points, path: str | Path, title: str = "", xlabel: str
     width += legend_width(keys)
     axes = _Axes((low, high), (y_low, y_high), title, xlabel, ylabel, width, height, subtitle, legend_width(keys))
     axes.parts.append(f'<clipPath id="mimo-frame"><rect x="{axes.left}" y="{axes.top}" '
-                      f'width="{width - axes.left - axes.right}" height="{height - axes.top - axes.bottom}"/></clipPath>'
-                      f'<g clip-path="url(#mimo-frame)">')
+                      f'width="{width - axes.left - axes.right}" height="{height - axes.top - axes.bottom}"/>'
+                      f'</clipPath><g clip-path="url(#mimo-frame)">')
     axes.parts.append(f'<line x1="{axes.px(low):.1f}" y1="{axes.py(low):.1f}" x2="{axes.px(high):.1f}" '
                       f'y2="{axes.py(high):.1f}" stroke="grey" stroke-dasharray="4 3"/>')
     for i in bars:
@@ -200,9 +203,10 @@ def scatter_chart(points: Points, path: str | Path, title: str = "", xlabel: str
                           f'y1="{axes.py(points.lower[i]):.1f}" y2="{axes.py(points.upper[i]):.1f}" '
                           f'stroke="{colors[points.groups[i]]}" stroke-opacity="0.3"/>')
     for i, (a, b, g) in enumerate(zip(points.x, points.y, points.groups)):
-        look = (f'class="point flagged" r="3" fill="none" stroke="{colors[g]}" stroke-width="0.9"' if i in flagged else
-                f'class="point" r="2.2" fill="{colors[g]}" fill-opacity="0.6"')
-        axes.parts.append(f'<circle {look} cx="{axes.px(a):.1f}" cy="{axes.py(b):.1f}"/>')
+        look = (f'r="3" fill="none" stroke="{colors[g]}" stroke-width="0.9"' if i in flagged else
+                f'r="2.2" fill="{colors[g]}" fill-opacity="0.6"')
+        circle = f'<circle class="point" {look} cx="{axes.px(a):.1f}" cy="{axes.py(b):.1f}"/>'
+        axes.parts.append(f'<g class="flagged">{circle}</g>' if i in flagged else circle)
     axes.parts.append("</g>")
     axes.legend(keys)
     return axes.write(path)
@@ -236,8 +240,8 @@ HATCH = "mimo-hatch"
 
 
 def _defs(centre: float, spread: float) -> str:
-    stops = "".join(f'<stop offset="{t / 10:g}" stop-color="{diverging(centre + (t / 5 - 1) * spread, centre, spread)}"/>'
-                    for t in range(11))
+    stops = "".join(f'<stop offset="{t / 10:g}" '
+                    f'stop-color="{diverging(centre + (t / 5 - 1) * spread, centre, spread)}"/>' for t in range(11))
     return (f'<defs><pattern id="{HATCH}" patternUnits="userSpaceOnUse" width="4" height="4" '
             f'patternTransform="rotate(45)"><line x1="0" y1="0" x2="0" y2="4" stroke="#222" stroke-width="1"/>'
             f'</pattern><linearGradient id="mimo-colorbar">{stops}</linearGradient></defs>')

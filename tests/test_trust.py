@@ -117,8 +117,8 @@ def test_out_onto_an_existing_run_is_refused_and_force_replaces_it(tmp_path, cac
     cli("fit", "mlp", *FAST, "--cache", cache, "--out", out, "--force")
     assert json.loads((out / "metrics.json").read_text())["model"] == "mlp"
     assert sorted(p.name for p in out.iterdir()) == ["loss_curve.svg", "metrics.json", "model.npz",
-                                                      "predictions.csv", "source.json", "support.json",
-                                                      "test_predictions.svg"]
+                                                      "predictions.csv", "report.html", "source.json",
+                                                      "support.json", "test_predictions.svg"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
 
 

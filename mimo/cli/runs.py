@@ -15,13 +15,16 @@ from ._common import DataError, ensure_writable, main, reports_data_errors
 @click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Also write the table as CSV.")
 @click.option("--markdown", "md_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the markdown table to a file.")
+@click.option("--html", "html_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write one self-contained HTML page (table, metrics, per-fold figures, pictures, plates) "
+              "to share: it needs no network.")
 @reports_data_errors
-def report_cmd(runs, csv_path, md_path) -> None:
+def report_cmd(runs, csv_path, md_path, html_path) -> None:
     """Gather run directories into one table (default: every run under ./runs)."""
     from mimo.models.report import gather_runs, to_markdown
     from mimo.models.runs import DEFAULT_ROOT, is_run_dir
 
-    for path, option in ((csv_path, "--csv"), (md_path, "--markdown")):
+    for path, option in ((csv_path, "--csv"), (md_path, "--markdown"), (html_path, "--html")):
         if path:
             ensure_writable(path, option)  # before the table is printed
 
@@ -42,6 +45,11 @@ def report_cmd(runs, csv_path, md_path) -> None:
         write_csv(table, csv_path)
     if md_path:
         write_text(md_path, markdown + "\n")
+    if html_path:
+        from mimo.models.html_report import write_html_report
+
+        write_html_report(list(runs), html_path)
+        click.echo(f"written: {html_path}", err=True)
 
 
 @main.command("predict")
