@@ -140,6 +140,8 @@ def scan_marks(run, predictions: pd.DataFrame, table: pd.DataFrame, predicted_pa
     if support.readable:
         marks.measured = {(p + first, a) for p, a in support.substitutions}
         marks.unmeasured = set(range(first, len(run.parent) + first)) - {p + first for p in support.sites}
+    else:
+        marks.note = "; the training rows' substitutions cannot be read, so none is outlined or hatched"
     return marks
 
 

@@ -178,9 +178,9 @@ def scatter_chart(points: Points, path: str | Path, title: str = "", xlabel: str
                   interval_name: str = "interval", flagged_name: str = "flagged", width: int = 600,
                   height: int = 560) -> Path:
     """Write one SVG of points coloured by group (legend: ``names[group]`` in that order, default the groups),
-    with the diagonal y = x for reference, vertical interval bars, flagged points drawn open. The horizontal axis spans the points,
-    the vertical one the points and (within limits, see ``_interval_range``) the bars; both padded. The legend is
-    added to the right of ``width``."""
+    with the diagonal y = x for reference, vertical interval bars, flagged points drawn open. The horizontal axis
+    spans the points, the vertical one the points and (within limits, see ``_interval_range``) the bars; both
+    padded. The legend is added to the right of ``width``."""
     labels = list(names) if names else list(dict.fromkeys(points.groups))  # the legend's order
     colors = colors or {label: GROUP_COLORS[i % len(GROUP_COLORS)] for i, label in enumerate(labels)}
     keys = [Key((names or {}).get(label, str(label)), "point", colors[label]) for label in labels]
@@ -226,7 +226,8 @@ def diverging(value: float, centre: float, spread: float) -> str:
 class ScanMarks:
     """What a heatmap marks beside the colours: ``parent`` residue per position (a dot), ``blind`` cells (grey: no
     signal from the features), ``measured`` cells (outlined: the substitution is in a training row), ``unmeasured``
-    positions (hatched: no training row mutated there), and the ``centre`` of the colours and what it is."""
+    positions (hatched: no training row mutated there), the ``centre`` of the colours and what it is, and a ``note``
+    for the subtitle (e.g. why nothing is outlined)."""
 
     parent: dict
     centre: float
@@ -234,6 +235,7 @@ class ScanMarks:
     blind: set = frozenset()
     measured: set = frozenset()
     unmeasured: set = frozenset()
+    note: str = ""
 
 
 HATCH = "mimo-hatch"
@@ -296,7 +298,8 @@ def heatmap_chart(positions: list[int], letters: str, values: dict, marks: ScanM
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" '
              f'font-size="9">', _defs(marks.centre, spread), f'<rect width="{width}" height="{height}" fill="white"/>',
              f'<text class="title" x="{left}" y="18" font-size="13">{escape(title)}</text>',
-             f'<text class="subtitle" x="{left}" y="36" font-size="11">centre: {escape(marks.centre_label)}</text>',
+             f'<text class="subtitle" x="{left}" y="36" font-size="11">centre: {escape(marks.centre_label)}'
+             f'{escape(marks.note)}</text>',
              *_key_row(left, 58), *_colour_bar(left, 72, marks.centre, spread)]
     for b, block in enumerate(blocks):
         y0 = top + b * (cell * len(letters) + gap)
