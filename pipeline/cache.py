@@ -16,6 +16,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import shutil
 import uuid
 import zlib
 from contextlib import contextmanager
@@ -65,6 +66,11 @@ def _write_atomic_h5(path: Path, ids, embeddings, labels, n_mutations, mutations
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     compression = "lzf" if np.issubdtype(embeddings.dtype, np.integer) else None
     embeddings = np.ascontiguousarray(embeddings)
+    need = embeddings.nbytes + 64 * len(embeddings) + (1 << 20)  # ids, labels, strings, HDF5's own
+    if shutil.disk_usage(path.parent).free < 2 * need:  # HDF5 may crash, not fail, when the disk fills under it
+        raise DataError(f"no space left on the device for the next {len(embeddings)} rows (about "
+                        f"{need / 2**20:,.1f} MiB); the rows cached before are intact: free space, then rerun the "
+                        f"same command to continue", path.parent)
     try:
         with h5py.File(tmp, "w") as f:
             f.attrs["embedding_crc32"] = zlib.crc32(embeddings.data)

@@ -273,3 +273,18 @@ def test_a_head_too_large_for_memory_is_one_line(cache, cli, tmp_path):
                  "--out", tmp_path / "huge", ok=False)
     one_line(result, "too large for this machine's memory", "GiB")
     assert not (tmp_path / "huge").exists()
+
+
+def test_a_build_onto_a_full_disk_stops_in_one_line_and_resumes(tmp_path, small_gfp_dir, cli, monkeypatch):
+    from collections import namedtuple
+
+    import mimo.pipeline.cache as cache_module
+
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(cache_module.shutil, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 1024))
+    result = cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache", tmp_path, "--quiet",
+                 ok=False)
+    one_line(result, "no space left on the device", "rerun the same command to continue")
+    monkeypatch.undo()
+    assert "600 sequences" in cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache",
+                                  tmp_path, "--quiet").output
