@@ -286,5 +286,5 @@ def test_a_build_onto_a_full_disk_stops_in_one_line_and_resumes(tmp_path, small_
                  ok=False)
     one_line(result, "no space left on the device", "rerun the same command to continue")
     monkeypatch.undo()
-    assert "600 sequences" in cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache",
+    assert "601 sequences" in cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache",
                                   tmp_path, "--quiet").output
