@@ -14,15 +14,20 @@ The public API, in the order a user needs it::
     run.metrics["test"]["spearman"]
     table = mimo.predict_variants(mimo.load_run("runs/my-mimo"), variants="new.txt")
 
-Datasets: ``load_dataset``, ``load_gfp``, ``load_table``, ``load_fasta``, ``VariantSet``, ``data_home``.
+Datasets: ``load_dataset``, ``load_gfp``, ``load_table``, ``load_fasta``, ``VariantSet``, ``data_home``,
+``fetch_gfp``.
 Featurizers: ``get_featurizer``, ``featurizer_from_manifest``, ``available_featurizers``, ``Featurizer``;
 zero-shot scores: ``zero_shot_scores``; Hugging Face: ``convert_fair_esm`` (a fair-esm ESM-2 checkpoint as an
 ``EsmModel`` directory).
 Cache: ``build_cache``, ``EmbeddingCache``, ``list_features``, ``load_split_data``, ``load_cv_data``,
 ``SplitData``.
 Heads (scikit-learn style, keyword-only parameters): ``ValidatedRidge``, ``MlpRegressor``, ``CnnRegressor``,
-``GlobalEpistasisRegressor``, ``MimoRegressor``; ``HEADS``, ``head_class``, ``get_head``, ``save_model``, ``load_model``.
-Runs: ``fit_run``, ``fit_cv`` (ProteinGym's protocol), ``load_run``, ``Run``, ``predict_variants``, ``featurize``.
+``GlobalEpistasisRegressor``, ``MimoRegressor``, ``GaussianProcessRegressor``, ``SklearnRegressor`` (any
+scikit-learn regressor by name), ``AutoRegressor``; ``HEADS``, ``head_class``, ``get_head``, ``save_model``,
+``load_model``. Every head is a scikit-learn estimator (``clone``, ``cross_val_score``, ``GridSearchCV``).
+Runs: ``fit_run``, ``fit_cv`` (ProteinGym's protocol; ``cv="modulo5"`` holds positions out), ``load_run``,
+``Run``, ``predict_variants``, ``featurize``, ``gather_runs`` (the runs table).
+Design: ``saturation_scan``, ``plot_scan``, ``propose`` (a plate).
 Threads: ``set_threads`` (fix the count; by default the CPUs available less those other processes keep busy).
 Errors: ``DataError`` (bad input: its message names the file, the line and the problem).
 
@@ -39,7 +44,7 @@ _EXPORTS = {
     "mimo.pipeline.variantset": ("VariantSet",),
     "mimo.pipeline.tables": ("load_table", "load_fasta"),
     "mimo.pipeline.conventions": ("data_home",),
-    "mimo.pipeline.fetch": ("resolve_data_dir",),
+    "mimo.pipeline.fetch": ("resolve_data_dir", "fetch_gfp"),
     "mimo.pipeline.featurizers": ("Featurizer", "get_featurizer", "featurizer_from_manifest", "available_featurizers"),
     "mimo.pipeline.build": ("build_cache",),
     "mimo.pipeline.scoring": ("zero_shot_scores",),
@@ -50,9 +55,14 @@ _EXPORTS = {
     "mimo.models.data": ("SplitData", "load_split_data", "load_cv_data"),
     "mimo.models.ridge": ("ValidatedRidge",),
     "mimo.models.neural": ("MlpRegressor", "CnnRegressor", "GlobalEpistasisRegressor", "MimoRegressor"),
+    "mimo.models.auto": ("AutoRegressor",),
+    "mimo.models.gp": ("GaussianProcessRegressor",),
+    "mimo.models.external": ("SklearnRegressor",),
+    "mimo.models.report": ("gather_runs",),
     "mimo.models.registry": ("HEADS", "head_class", "get_head", "save_model", "load_model"),
     "mimo.models.runs": ("Run", "fit_run", "fit_cv", "load_run"),
     "mimo.predict": ("predict_variants", "featurize"),
+    "mimo.design": ("saturation_scan", "propose", "plot_scan"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
