@@ -36,7 +36,7 @@ run fit ge --dataset dnja1 --features onehot-sites+aaprops --out runs/ge --quiet
 run fit gp --dataset dnja1 --features onehot-sites+profile-mpnn --out runs/gp --quiet
 run fit gp --dataset dnja1 --features onehot-sites+profile-mpnn --cv modulo5 --out runs/gp-modulo --quiet
 run fit auto --dataset dnja1 --budget 60 --out runs/auto --quiet
-run report runs/ridge runs/mimo runs/forest
+run report runs/ridge runs/mimo runs/forest --html dnja1.html
 run predict --run runs/mimo --variants new.txt
 run design scan runs/mimo
 run design propose runs/mimo --n 8 --out plate.csv
