@@ -195,6 +195,10 @@ def test_embed_build_and_score_read_the_profile_and_refuse_a_changed_file(tmp_pa
     np.testing.assert_array_equal(rebuilt.encode([PARENT[:3] + "W" + PARENT[4:]]),
                                   get_featurizer(f"profile:{tmp_path / 'prof.npy'}", holder()).encode(
                                       [PARENT[:3] + "W" + PARENT[4:]]))
+    (tmp_path / "moved").mkdir()
+    moved = (tmp_path / "moved" / "other-name.npy")
+    moved.write_bytes((tmp_path / "prof.npy").read_bytes())
+    assert ProfileFeaturizer.from_manifest(manifest, PARENT, moved).name == "profile-prof"  # same content, moved
     for model in ("onehot-sites", "aaprops"):
         cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", model, "--cache", tmp_path / "c", "--quiet")
     fit = cli("fit", "ridge", "--dataset", "assay", "--features", "onehot-sites+aaprops+profile-prof", "--cv",

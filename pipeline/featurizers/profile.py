@@ -79,9 +79,14 @@ class ProfileFeaturizer:
         self.dim = len(self.columns)
 
     @classmethod
-    def from_manifest(cls, manifest: dict, parent: str) -> "ProfileFeaturizer":
-        return cls(manifest["weights"], parent, manifest.get("profile_offset", 0), manifest.get("profile_alphabet"),
-                   manifest.get("weights_fingerprint"), manifest.get("profile_columns", "all"))
+    def from_manifest(cls, manifest: dict, parent: str, path: str | Path | None = None) -> "ProfileFeaturizer":
+        """The featurizer a cache was built with; ``path``: where the same file is now, if it moved (its content
+        is still compared with the cache's)."""
+        featurizer = cls(path or manifest["weights"], parent, manifest.get("profile_offset", 0),
+                         manifest.get("profile_alphabet"), manifest.get("weights_fingerprint"),
+                         manifest.get("profile_columns", "all"))
+        featurizer.name = manifest["features"]
+        return featurizer
 
     def manifest(self) -> dict:
         return {"features": self.name, "kind": self.kind, "model": self._model(), "layer": None,
