@@ -16,7 +16,7 @@ import pandas as pd
 from mimo.models.runs import Run, load_run
 from mimo.models.support import mutation_format
 from mimo.pipeline import threads
-from mimo.pipeline.errors import DataError
+from mimo.pipeline.errors import DataError, option
 from mimo.pipeline.variants import AMINO_ACIDS, MutationFormat
 
 from .predict import featurize, read_variants, variants_frame
@@ -171,7 +171,7 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
     fitted = pd.read_csv(run.directory / "predictions.csv", dtype={"mutations": str}, keep_default_na=False)
     done = set(_key(m) for m in fitted["mutations"])
     if measured is not None:
-        done |= {_key(m) for m in read_variants(measured, run.parent, fmt, option="--measured")["mutations"]}
+        done |= {_key(m) for m in read_variants(measured, run.parent, fmt, given_by=option("measured"))["mutations"]}
     labels = pd.to_numeric(fitted["y"])
     singles = saturation_scan(run, device)
     pool = iter_candidates(singles, acquisition(singles, acquisition_kind, beta, labels.max()), max_mutations, done,

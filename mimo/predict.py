@@ -14,23 +14,23 @@ from mimo.pipeline.cache import EmbeddingCache
 from mimo.pipeline.tables import MUTANT_COLUMNS, load_fasta, pick_column
 from mimo.pipeline.variantset import FRAME_COLUMNS
 from mimo.models.support import mutation_format
-from mimo.pipeline.errors import DataError, input_file, read_text
+from mimo.pipeline.errors import DataError, input_file, option, read_text
 from mimo.pipeline.featurizers import featurizer_from_manifest
 from mimo.pipeline.variants import (MutationFormat, apply_mutations, expressed_sequence, mutation_string,
                                parse_mutations, sequence_id)
 
 
 def read_variants(path: str | Path, parent: str, fmt: MutationFormat, mutant_col: str | None = None,
-                  option: str = "--variants") -> pd.DataFrame:
+                  given_by: str = option("variants")) -> pd.DataFrame:
     """Mutation strings, one a line, or a CSV/TSV (read by a CSV parser: quoted fields may hold commas) with a
     mutant column (``mutant_col``, else one of the usual names: mutant, mutations, variant, ...)."""
     path = Path(path)
-    text = read_text(path, option)
+    text = read_text(path, given_by)
     lines = text.splitlines()
     header = lines[0] if lines else ""
     reader = csv.reader(io.StringIO(text), delimiter="\t" if "\t" in header else ",")
     columns = [c.strip() for c in next(reader, [])]
-    column = pick_column(columns, mutant_col, MUTANT_COLUMNS, "mutant", path, "--mutant-col")
+    column = pick_column(columns, mutant_col, MUTANT_COLUMNS, "mutant", path, option("mutant_col"))
     if column is not None:
         index = columns.index(column)
         entries = [(reader.line_num, cells[index] if len(cells) > index else "")

@@ -303,7 +303,8 @@ class MimoRegressor(NeuralRegressor):
     def _fit(self, data: FitData) -> None:
         counts, counts_valid = data.counts, data.counts_valid
         self.routing_ = self.routing
-        if self.routing == "mutations" and counts is not None and len(np.unique(counts)) < 2:
+        if (self.routing == "mutations" and counts is not None and len(np.unique(counts)) < 2
+                and np.all(np.asarray(counts) >= 0)):
             # one mutation count in training (e.g. singles only): routing by counts would train one member and
             # give no uncertainty, so every member gets random rows instead (said in the run's summary)
             self.routing_ = "random"

@@ -2,20 +2,37 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 
+OPTION = re.compile(r"\{\{option:([a-z_]+)\}\}")
+
+
+def option(name: str) -> str:
+    """An option named in a message: ``mutant_col=`` when raised to a Python caller, ``--mutant-col`` on the
+    command line (``DataError.cli_message``)."""
+    return "{{option:" + name + "}}"
+
+
 class DataError(ValueError):
-    """Bad input data. ``str()`` reads ``FILE:LINE: problem`` (line omitted when not known)."""
+    """Bad input data. ``str()`` reads ``FILE:LINE: problem`` (line omitted when not known); options the message
+    names (``option("mutant_col")``) read as keyword arguments there, and as flags in ``cli_message()``."""
 
     def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
-        self.message = message
+        self.raw = message
+        self.message = OPTION.sub(lambda m: f"{m.group(1)}=", message)
         self.path = None if path is None else str(path)
         self.line = line
         where = ""
         if self.path is not None:
             where = f"{self.path}:{line}: " if line is not None else f"{self.path}: "
-        super().__init__(where + message)
+        self.where = where
+        super().__init__(where + self.message)
+
+    def cli_message(self) -> str:
+        """The message as the command line says it: options as flags."""
+        return self.where + OPTION.sub(lambda m: "--" + m.group(1).replace("_", "-"), self.raw)
 
 
 def input_file(path: str | Path, option: str | None = None) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import DataError, input_file, read_text
+from .errors import DataError, input_file, option, read_text
 from .splits import FOLD_PREFIX, SPLIT_NAMES, fraction_split, seeded_name
 from .variants import (PROTEINGYM_FORMAT, MutationFormat, apply_mutations, check_sequence, derive_parent,
                        expressed_sequence, parse_mutations, read_fasta, sequence_id)
@@ -59,20 +59,21 @@ def load_table(path: str | Path, parent: str | None = None, sequence_col: str | 
     ProteinGym's columns (``mutant``, ``mutated_sequence``, ``DMS_score``) are found without options.
     Rows with the same sequence are merged when their labels agree and refused when they don't.
     """
-    path = input_file(path, "--input")
+    path = input_file(path, option("input"))
     table = read_table(path)
     columns = list(table.columns)
-    sequence_col = pick_column(columns, sequence_col, SEQUENCE_COLUMNS, "sequence", path, "--sequence-col")
-    mutant_col = pick_column(columns, mutant_col, MUTANT_COLUMNS, "mutant", path, "--mutant-col")
-    score_col = pick_column(columns, score_col, SCORE_COLUMNS, "score", path, "--score-col")
+    sequence_col = pick_column(columns, sequence_col, SEQUENCE_COLUMNS, "sequence", path, option("sequence_col"))
+    mutant_col = pick_column(columns, mutant_col, MUTANT_COLUMNS, "mutant", path, option("mutant_col"))
+    score_col = pick_column(columns, score_col, SCORE_COLUMNS, "score", path, option("score_col"))
     if score_col is None:
-        raise DataError(f"no score column (looked for {list(SCORE_COLUMNS)}; name one with --score-col); "
+        raise DataError(f"no score column (looked for {list(SCORE_COLUMNS)}; name one with {option('score_col')}); "
                         f"the header has {columns}", path, 1)
     if sequence_col is None and mutant_col is None:
-        raise DataError(f"no sequence or mutant column (name one with --sequence-col or --mutant-col); "
+        raise DataError(f"no sequence or mutant column (name one with {option('sequence_col')} or "
+                        f"{option('mutant_col')}); "
                         f"the header has {columns}", path, 1)
     if sequence_col is None and parent is None:
-        raise DataError("mutation strings need a parent sequence (--parent FASTA or sequence)", path)
+        raise DataError(f"mutation strings need a parent sequence ({option('parent')} FASTA or sequence)", path)
     if parent is None and mutant_col is not None:  # ProteinGym: mutations and sequences; the parent follows
         parent = derive_parent([(offset + 2, cells[0], check_sequence(cells[1], path, offset + 2))
                                 for offset, cells in enumerate(zip(table[mutant_col], table[sequence_col]))],

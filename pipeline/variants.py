@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DataError, input_file, read_text
+from .errors import DataError, input_file, option, read_text
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
 STOP = "*"
@@ -210,10 +210,10 @@ def load_parent(value: str) -> str:
     """A parent sequence from a FASTA file path or from the sequence itself."""
     candidate = Path(value)
     if candidate.suffix.lower() in {".fa", ".fasta", ".faa", ".fas"} or candidate.exists() or "/" in value:
-        input_file(candidate, "--parent")
+        input_file(candidate, option("parent"))
         records = read_fasta(candidate)
         if len(records) > 1:
-            raise DataError(f"--parent: the FASTA file holds {len(records)} records ({records[0][0]!r}, "
+            raise DataError(f"{option('parent')}: the FASTA file holds {len(records)} records ({records[0][0]!r}, "
                             f"{records[1][0]!r}, ...); give a file with the parent alone", candidate)
         return records[0][1]
     return check_sequence(value)

@@ -163,9 +163,11 @@ def test_lab_column_names_are_found_said_and_ambiguity_refused(tmp_path, cli):
     assert "mutant from column 'variant', score from column 'fitness'" in result.output
     both = tmp_path / "both.csv"
     both.write_text("mutant,score,fitness\nK2R,0.5,0.4\n")
-    with pytest.raises(DataError, match="both 'score' and 'fitness' could be the score column; name one with --score-col"):
+    with pytest.raises(DataError, match="both 'score' and 'fitness' could be the score column; name one with score_col="):
         load_table(both, parent)
     assert load_table(both, parent, score_col="fitness").frame["label"].tolist() == [0.4]
+    both_cli = cli("data", "show", "--input", both, "--parent", parent, ok=False)  # the command line names the flag
+    assert "name one with --score-col" in both_cli.output
 
 
 def test_a_label_with_an_underscore_is_not_a_number(tmp_path):

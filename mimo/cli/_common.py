@@ -38,7 +38,7 @@ def reports_data_errors(fn):
         try:
             return fn(*args, **kwargs)
         except DataError as exc:
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(exc.cli_message()) from None
     return wrapper
 
 
