@@ -108,8 +108,23 @@ def featurize(frame: pd.DataFrame, source: dict, device: str = "auto", use_cache
     return X, in_cache
 
 
+def scores_featurizers(source: dict, scores: str | Path) -> dict:
+    """The run's ``scores:`` parts read from ``scores`` (a file with the same score columns for new variants)."""
+    from mimo.pipeline.featurizers.scores import ScoresFeaturizer
+
+    manifest = source["features"]
+    parts = [p for p in manifest.get("parts", [manifest]) if p.get("kind") == "scores"]
+    if not parts:
+        raise DataError(f"{option('scores')}: the run reads no external scores ({manifest['features']}); leave it out",
+                        scores)
+    path = input_file(scores, option("scores"))
+    return {p["features"]: ScoresFeaturizer.from_manifest(p, source["dataset"].get("parent"), path=path)
+            for p in parts}
+
+
 def predict_variants(run: Run | str | Path, variants: str | Path | None = None, fasta: str | Path | None = None,
-                     device: str = "auto", mutant_col: str | None = None) -> pd.DataFrame:
+                     device: str = "auto", mutant_col: str | None = None,
+                     scores: str | Path | None = None) -> pd.DataFrame:
     """Predictions for a file of variants (mutation strings against the run's parent) or a FASTA file:
     id, mutations, n_mutations, prediction (with several members: std, lower, upper), in_cache."""
     run = run if isinstance(run, Run) else load_run(run)
@@ -127,7 +142,8 @@ def predict_variants(run: Run | str | Path, variants: str | Path | None = None, 
         fmt = mutation_format(info)
         substitutions = [mutation_string(a, run.parent, fmt) if run.parent and len(a) == len(run.parent) else ""
                          for a in frame["aligned"]]
-    X, in_cache = featurize(frame, run.source, device)
+    prepared = None if scores is None else scores_featurizers(run.source, scores)
+    X, in_cache = featurize(frame, run.source, device, featurizers=prepared)
     predicted = run.predict(X, list(substitutions), frame["n_mutations"].tolist())
     out = pd.concat([frame[["id", "mutations", "n_mutations"]].reset_index(drop=True), predicted], axis=1)
     out["in_cache"] = in_cache

@@ -92,3 +92,28 @@ def test_proteingyms_own_tranceptevee_scores_give_its_published_zero_shot_figure
     published = pd.read_csv(PROTEINGYM / "anchors" / "zero_shot_DMS_substitutions_Spearman_DMS_level.csv")
     figure = published.set_index("DMS ID").loc[assay, "TranceptEVE L"]
     assert f"zero-shot Spearman {figure:.3f} over 922 variants" in result.output
+
+
+def test_predict_new_variants_with_their_scores_file(tmp_path, cli):
+    from test_generalize import PARENT
+
+    frame = write_proteingym_like(tmp_path / "assay.csv")
+    write_scores(tmp_path, frame, "mutant")
+    spec = f"scores:{tmp_path / 'model.csv'}:model_score"
+    cli("fit", "ridge", "--input", tmp_path / "assay.csv", "--features", f"onehot-sites+{spec}".replace(
+        spec, "scores-model-model_score"), "--cache", tmp_path / "c", ok=False)  # a name needs its cache first
+    cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", spec, "--cache", tmp_path / "c", "--quiet")
+    cli("fit", "ridge", "--dataset", "assay", "--features", "scores-model-model_score", "--cache", tmp_path / "c",
+        "--out", tmp_path / "run", "--quiet")
+    new = [f"{PARENT[0]}1A:{PARENT[2]}3G", f"{PARENT[1]}2L:{PARENT[4]}5W"]
+    (tmp_path / "new.txt").write_text("\n".join(new) + "\n")
+    pd.DataFrame({"mutant": new, "model_score": [5.0, -5.0]}).to_csv(tmp_path / "new_scores.csv", index=False)
+    result = cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "new.txt", "--scores",
+                 tmp_path / "new_scores.csv")
+    table = pd.read_csv(__import__("io").StringIO(result.output.split("\n", 0)[0][result.output.index("id,"):]))
+    assert table["prediction"].iloc[0] > table["prediction"].iloc[1]  # the new file's scores were used
+    without = cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "new.txt", ok=False)
+    assert without.exit_code == 1 and "no scores in the file" in without.output
+    stray = cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "new.txt", "--scores",
+                tmp_path / "missing.csv", ok=False)
+    assert "--scores" in stray.output.strip().splitlines()[-1]

@@ -59,16 +59,19 @@ def report_cmd(runs, csv_path, md_path, html_path) -> None:
 @click.option("--mutant-col", default=None, help="The column of --variants holding mutation strings (default: mutant, "
               "mutations, variant, ...).")
 @click.option("--fasta", type=click.Path(), default=None, help="Full sequences to score.")
+@click.option("--scores", type=click.Path(), default=None,
+              help="For a run on external scores (scores:FILE): a file with the same score columns for the new "
+              "variants (default: the file the cache was built from).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="CSV to write (default: standard output).")
 @click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
 @reports_data_errors
-def predict_cmd(run_dir, variants, mutant_col, fasta, out, device) -> None:
+def predict_cmd(run_dir, variants, mutant_col, fasta, scores, out, device) -> None:
     """Predict new variants with a fitted run; embeds whatever is not in the cache."""
     from mimo.predict import predict_variants
 
     if out:
         ensure_writable(out, "--out")
-    table = predict_variants(run_dir, variants, fasta, device, mutant_col)
+    table = predict_variants(run_dir, variants, fasta, device, mutant_col, scores)
     unseen = int((table["unseen"].fillna(0) > 0).sum())
     if unseen:
         blind = int(table["no_signal"].sum())
