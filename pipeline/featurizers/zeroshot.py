@@ -138,7 +138,10 @@ class EsmZeroShot(_ZeroShotBase):
 
 
 class UniRepZeroShot(_ZeroShotBase):
-    """UniRep's log-likelihood ratio of variant and parent (``unirep64-llr``, ``unirep256-llr``, ...)."""
+    """UniRep's zero-shot score as ProteinGym computes it (``unirep64-llr``, ``unirep256-llr``, ...): the mean
+    log-likelihood per residue of the variant (start token prepended, no stop term; the babbler's output class of
+    token id t is t - 1, as its ``pad_adjusted_targets = y - 1``), less the parent's (a constant: Spearman is
+    unchanged). ProteinGym's "Unirep" column is UniRep-1900's."""
 
     def __init__(self, size: int, parent: str, device: str = "auto", batch_size: int | None = None):
         from .unirep import UniRepFeaturizer, unirep_weights_path
@@ -152,8 +155,9 @@ class UniRepZeroShot(_ZeroShotBase):
         self.size, self.parent = size, parent
         self.name = f"unirep{size}-llr"
 
-    def manifest(self) -> dict:
-        return self._manifest(f"unirep{self.size}", "llr", {"dtype": "float32"})
+    def manifest(self) -> dict:  # earlier versions' caches (class = token id, summed with a stop) read "pooling: sum..."
+        return self._manifest(f"unirep{self.size}", "llr", {"dtype": "float32",
+                                                            "pooling": "mean log-likelihood per residue"})
 
     @torch.inference_mode()
     def logits(self, sequences: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -163,16 +167,14 @@ class UniRepZeroShot(_ZeroShotBase):
         return hidden @ self.dense_w + self.dense_b, tokens, lengths
 
     def log_likelihood(self, sequences: list[str]) -> np.ndarray:
-        """log p(sequence, then stop) under UniRep, one value per sequence."""
+        """Mean log p(residue | start, residues before it) over each sequence's residues, under UniRep."""
         logits, tokens, lengths = self.logits(sequences)
-        log_probs = torch.log_softmax(logits, dim=-1).cpu()
-        # targets: each residue, then the stop token (25, class 24: the output layer has no class for start)
-        targets = torch.cat([tokens[:, 1:], torch.zeros(len(sequences), 1, dtype=torch.long)], dim=1)
-        targets[torch.arange(len(sequences)), lengths - 1] = 25
-        targets = torch.where(targets >= 24, targets - 1, targets)
-        picked = log_probs.gather(2, targets.unsqueeze(-1)).squeeze(-1)
-        mask = torch.arange(targets.shape[1])[None, :] < lengths[:, None]
-        return (picked.double() * mask).sum(1).numpy()
+        log_probs = torch.log_softmax(logits[:, :-1], dim=-1).cpu()  # after the start and each residue but the last
+        targets = (tokens[:, 1:] - 1).clamp(min=0)  # residue token t is output class t - 1 (padding masked below)
+        picked = log_probs.gather(2, targets.unsqueeze(-1)).squeeze(-1).double()
+        residues = lengths - 1  # lengths count the start token
+        mask = torch.arange(targets.shape[1])[None, :] < residues[:, None]
+        return ((picked * mask).sum(1) / residues.double()).numpy()
 
     def check(self, frame: pd.DataFrame) -> None:
         """Any sequence can be scored against the parent: UniRep reads whole sequences, aligned or not."""
