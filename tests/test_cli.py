@@ -34,7 +34,7 @@ def test_esm_weights_build_then_ridge(tmp_path, small_gfp_dir, tiny_esm):
 
 def test_data_show_json_and_figure(tmp_path, small_gfp_dir):
     out = run("data", "show", "--data", small_gfp_dir, "--split", "tape", "--json", "--figure-dir", tmp_path)
-    summary = json.loads(out.output)[0]
+    summary = json.loads(out.stdout)[0]
     assert summary["split"] == "tape"
     assert sum(p["n"] for p in summary["parts"].values()) == 601
     assert all(int(k) >= 4 for k in summary["parts"]["test"]["by_mutations"])
