@@ -279,7 +279,7 @@ def test_data_show_summarises_fold_schemes_by_fold(tmp_path):
     frame = write_proteingym_like(tmp_path / "assay.csv")
     out = cli("data", "show", "--input", tmp_path / "assay.csv", "--split", "fold_modulo_5", "--json",
               "--figure-dir", tmp_path)
-    parts = json.loads(out.stdout)  # notes go to stderr[0]["parts"]
+    parts = json.loads(out.stdout)[0]["parts"]  # notes go to stderr
     assert list(parts) == ["0", "1", "2", "3", "4"]
     assert [parts[k]["n"] for k in parts] == [int((frame["fold_modulo_5"] == int(k)).sum()) for k in parts]
 
