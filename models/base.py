@@ -109,7 +109,19 @@ class FitData:
 def _labels(y, what: str) -> np.ndarray:
     """Finite numeric labels as a 1-D array."""
     y = check_array(y, ensure_2d=False, dtype="numeric", input_name=what)
-    return column_or_1d(y, warn=True)
+    return check_label_range(column_or_1d(y, warn=True), what)
+
+
+LABEL_RANGE = (1e-30, 1e30)  # float32 (every head's predictions, the neural heads' training) holds these
+
+
+def check_label_range(y: np.ndarray, what: str = "y") -> np.ndarray:
+    """``y`` unchanged; a one-line ValueError when float32 cannot hold labels of its size."""
+    top = float(np.max(np.abs(y), initial=0.0))
+    if top > LABEL_RANGE[1] or 0 < top < LABEL_RANGE[0]:
+        raise ValueError(f"{what}: labels reach at most |{top:.3g}|, outside what float32 holds "
+                         f"({LABEL_RANGE[0]:g} to {LABEL_RANGE[1]:g}); rescale them (e.g. multiply by a power of 10)")
+    return y
 
 
 class Estimator(RegressorMixin, BaseEstimator):
@@ -181,6 +193,7 @@ class Estimator(RegressorMixin, BaseEstimator):
 
     def _fit_data(self, X, y, X_valid, y_valid, counts, counts_valid) -> FitData:
         X, y = validate_data(self, X, y, reset=True, dtype="numeric", y_numeric=True)
+        check_label_range(y)
         counts = None if counts is None else np.asarray(counts).reshape(-1)
         if counts is not None and len(counts) != len(y):
             raise ValueError(f"counts has {len(counts)} rows, X has {len(y)}")

@@ -1,24 +1,31 @@
-"""Ridge regression with its penalty chosen on a validation set."""
+"""Ridge regression with its penalty chosen on a validation set (the linear algebra: ``ridge_solver``)."""
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
 from mimo.pipeline import threads
 
 from .base import Estimator, FitData, Param
+from .ridge_solver import dot, raw_coefficients, ridge_path
 
 DEFAULT_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 15))
-CHUNK = 4096  # rows per block: no full-size temporaries of the (n, d) training matrix
+MAX_EXTEND = 8  # alphas added beyond an edge of the grid when the best one is there
 
 
 class ValidatedRidge(Estimator):
     """Ridge on standardised features; ``alpha`` is the one of ``alphas`` with the lowest validation MSE.
 
-    One eigendecomposition of the Gram matrix serves every alpha, so the search costs about one fit.
+    One-hot columns stay sparse and one factorisation serves every alpha, so the search costs about one fit
+    (``mimo.models.ridge_solver``). When the best alpha is the smallest or the largest of a grid of three or
+    more, the grid is extended past that edge (by its own spacing, up to 8 alphas) until the best is inside;
+    where it is still at the edge, the run summary says so.
 
     Fitted attributes: ``coef_`` (d,) and ``intercept_`` in raw feature units; ``alpha_`` the chosen alpha;
-    ``valid_mse_`` {alpha: validation MSE}; ``y_mean_``; ``n_features_in_``; ``validation_rows_`` (the rows
-    carved for validation when ``fit`` got none, else None).
+    ``valid_mse_`` {alpha: validation MSE}, the grid's and the added ones; ``alphas_added_`` (beyond the
+    grid); ``y_mean_``; ``n_features_in_``; ``validation_rows_`` (the rows carved for validation when ``fit``
+    got none, else None).
     """
 
     name = "ridge"
@@ -40,75 +47,70 @@ class ValidatedRidge(Estimator):
 
     def _fit(self, data: FitData) -> None:
         """Fit for every alpha, keep the one with the lowest MSE on the validation rows."""
-        X, y, X_valid, y_valid = data.X, data.y, data.X_valid, data.y_valid
         threads.adapt()  # the CLI's thread policy (nothing from Python unless turned on)
-        X = np.asarray(X, dtype=np.float32)
-        y = np.asarray(y, dtype=np.float64)
-        n, d = X.shape
-        mean64 = X.mean(axis=0, dtype=np.float64)
-        mean = mean64.astype(np.float32)
+        y = np.asarray(data.y, np.float64)
         self.y_mean_ = float(y.mean())
-        yc = y - self.y_mean_
-        gram = np.zeros((d, d)) if n >= d else None
-        xty = np.zeros(d)
-        if gram is not None and np.count_nonzero(X) < X.size / 16:
-            # Mostly zeros (one-hot): the Gram matrix from the non-zeros alone, centred afterwards.
-            from scipy import sparse
+        y_scale = float(y.std()) or 1.0
+        path, columns = ridge_path(data.X, (y - self.y_mean_) / y_scale, self.standardize)
+        X_valid, solutions = path.design(data.X_valid), {}
 
-            Xs = sparse.csr_matrix(X, dtype=np.float64)
-            gram = np.asarray((Xs.T @ Xs).todense()) - n * np.outer(mean64, mean64)
-            xty = Xs.T @ yc
-        else:
-            # Centred Gram matrix and X^T y, block by block, in float32 products summed in float64.
-            for start in range(0, n, CHUNK):
-                block = X[start:start + CHUNK] - mean
-                if gram is not None:
-                    gram += block.T @ block
-                xty += block.T @ yc[start:start + CHUNK].astype(np.float32)
-        if self.standardize:
-            variance = (np.diag(gram) if gram is not None else ((X - mean) ** 2).sum(axis=0)) / n
-            scale = np.sqrt(variance)
-            scale[scale == 0] = 1.0
-        else:
-            scale = np.ones(d)
-        xty /= scale
-        if gram is not None:  # primal: d x d system
-            eigvals, eigvecs = np.linalg.eigh(gram / np.outer(scale, scale))
-            projected = eigvecs.T @ xty
-            weights = np.stack([eigvecs @ (projected / (eigvals + a)) for a in self.alphas], axis=1)
-        else:  # dual: n x n system, for fewer rows than features
-            Xs = (X - mean) / scale.astype(np.float32)
-            eigvals, eigvecs = np.linalg.eigh((Xs @ Xs.T).astype(np.float64))
-            projected = eigvecs.T @ yc
-            weights = np.stack([Xs.T.astype(np.float64) @ (eigvecs @ (projected / (eigvals + a)))
-                                for a in self.alphas], axis=1)
-        coefs = weights / scale[:, None]                       # (d, n_alphas) in raw feature units
-        intercepts = self.y_mean_ - mean.astype(np.float64) @ coefs
-        valid = np.asarray(X_valid, np.float32) @ coefs.astype(np.float32) + intercepts
-        mse = ((valid - np.asarray(y_valid, np.float64)[:, None]) ** 2).mean(axis=0)
-        self.valid_mse_ = {a: float(m) for a, m in zip(self.alphas, mse)}
-        best = int(np.argmin(mse))
-        self.alpha_ = self.alphas[best]
-        self.coef_ = coefs[:, best]
-        self.intercept_ = float(intercepts[best])
+        def valid_mse(alpha: float) -> float:
+            solutions[alpha] = raw_coefficients(path, alpha, columns, self.y_mean_, y_scale)
+            coef, intercept = solutions[alpha]
+            return float(np.mean((dot(X_valid, coef) + intercept - data.y_valid) ** 2))
+
+        self.valid_mse_ = {float(a): valid_mse(float(a)) for a in self.alphas}
+        self.alphas_added_ = self._extend_grid(valid_mse) if len(self.alphas) >= 3 else []
+        self.alpha_ = min(self.valid_mse_, key=self.valid_mse_.get)
+        self.coef_, self.intercept_ = solutions[self.alpha_]
+
+    def _extend_grid(self, valid_mse) -> list[float]:
+        """Alphas past the edge of the grid where the best one is, by the grid's spacing at that edge."""
+        added = []
+        for _ in range(MAX_EXTEND):
+            grid = sorted(self.valid_mse_)
+            best = min(self.valid_mse_, key=self.valid_mse_.get)
+            if best == grid[0]:
+                alpha = grid[0] / _spacing(grid[1], grid[0])
+            elif best == grid[-1]:
+                alpha = grid[-1] * _spacing(grid[-1], grid[-2])
+            else:
+                break
+            self.valid_mse_[alpha] = valid_mse(alpha)
+            added.append(alpha)
+        return added
 
     def _members(self, X: np.ndarray) -> np.ndarray:
         """(n, 1): one member, as every head's ``predict_members`` returns (n, members)."""
-        return ((np.asarray(X, np.float32) @ self.coef_.astype(np.float32)).astype(np.float64)
-                + self.intercept_)[:, None]
+        return dot(X, self.coef_[:, None]) + self.intercept_
 
     def refit_params(self) -> dict:
         return {"alphas": (self.alpha_,)}
 
     def run_summary(self) -> dict:
-        return {"alpha": self.alpha_, "valid_mse_by_alpha": {f"{a:g}": m for a, m in self.valid_mse_.items()}}
+        summary = {"alpha": self.alpha_, "valid_mse_by_alpha": {f"{a:g}": m for a, m in self.valid_mse_.items()}}
+        added = getattr(self, "alphas_added_", [])
+        if added:
+            summary["alphas_added"] = added
+        grid = sorted(self.valid_mse_)
+        if len(grid) >= 3 and self.alpha_ in (grid[0], grid[-1]):
+            summary["alpha_at_grid_edge"] = (f"the best alpha {self.alpha_:g} is at the edge of the alphas tried "
+                                             f"({grid[0]:g} to {grid[-1]:g}): a better one may lie beyond")
+        return summary
 
     def fitted_state(self) -> dict:
         return {"coef": self.coef_, "intercept": self.intercept_, "alpha": self.alpha_, "y_mean": self.y_mean_,
-                "valid_mse": [self.valid_mse_[a] for a in self.alphas]}
+                "valid_alphas": list(self.valid_mse_), "valid_mse": list(self.valid_mse_.values())}
 
     def load_fitted_state(self, state: dict, device: str = "cpu") -> None:
         self.coef_ = np.asarray(state["coef"], np.float64)
         self.intercept_, self.alpha_, self.y_mean_ = state["intercept"], state["alpha"], state["y_mean"]
-        self.valid_mse_ = dict(zip(self.alphas, state["valid_mse"]))
+        self.valid_mse_ = dict(zip(state.get("valid_alphas", self.alphas), state["valid_mse"]))
+        self.alphas_added_ = [a for a in self.valid_mse_ if a not in self.alphas]
         self.n_features_in_ = len(self.coef_)
+
+
+def _spacing(outer: float, inner: float) -> float:
+    """The ratio of two neighbouring alphas, or sqrt(10) where they (nearly) coincide."""
+    ratio = outer / inner
+    return ratio if ratio > 1.01 else math.sqrt(10)

@@ -38,6 +38,96 @@ def test_dual_form_for_fewer_rows_than_features():
     np.testing.assert_allclose(model.predict(Xv), reference.predict(Xv), rtol=1e-4, atol=1e-5)
 
 
+def _one_hot(n, d, counts, rng):
+    X = np.zeros((n, d), np.uint8)
+    for i, k in enumerate(counts):
+        X[i, rng.choice(d, k, replace=False)] = 1
+    return X
+
+
+def _cases():
+    """(X, y, solver kind, standardize): one per way ``ridge_solver`` can solve."""
+    rng = np.random.default_rng(0)
+    singles = _one_hot(400, 150, np.ones(400, int), rng)
+    dense = rng.normal(size=(400, 6)).astype(np.float32) * 0.3 + 10  # far from zero: centred in float64
+    cases = (("singles", singles, "diagonal", True),
+             ("singles + dense", np.hstack([singles.astype(np.float32), dense]), "diagonal", True),
+             ("multi", _one_hot(800, 600, rng.choice([1, 2], 800), rng), "sparse LU", True),
+             ("multi raw", _one_hot(800, 600, rng.choice([1, 2], 800), rng), "sparse LU", False),
+             ("crowded", _one_hot(400, 60, rng.choice([2, 3], 400), rng), "eigen", True),
+             ("crowded, fewer rows", _one_hot(80, 200, np.full(80, 6), rng), "eigen", True),
+             ("dense", dense, "EigenRidge", True),
+             ("dense, fewer rows", rng.normal(size=(60, 150)).astype(np.float32), "EigenRidge", True))
+    out = []
+    for name, X, kind, standardize in cases:
+        y = X @ rng.normal(size=X.shape[1]) + 3 * rng.normal(size=len(X))
+        out.append(pytest.param(X, y, kind, standardize, id=name))
+    return out
+
+
+@pytest.mark.parametrize("X, y, kind, standardize", _cases())
+def test_every_solver_equals_a_float64_ridge_and_chooses_the_same_alpha(X, y, kind, standardize):
+    """Each path of the solver (diagonal, sparse LU, eigen on either side, dense) against scikit-learn's Ridge
+    on the standardised float64 matrix: the same validation MSE for every alpha, the same alpha chosen, the same
+    coefficients and intercept (1e-6 relative; 2e-5 on dense columns, whose Gram matrix is summed from float32
+    products as before, to keep 1,280-wide embeddings fast)."""
+    from mimo.models.ridge_solver import ridge_path
+
+    n = len(y)
+    train, valid = slice(n // 5, None), slice(None, n // 5)
+    grid = (0.1, 1.0, 10.0, 100.0, 1000.0)
+    given = X.copy()
+    model = ValidatedRidge(alphas=grid, standardize=standardize).fit(X[train], y[train], X[valid], y[valid])
+    np.testing.assert_array_equal(X, given)  # the caller's matrix is left as it was
+    path, _ = ridge_path(X[train], y[train] - y[train].mean(), standardize)
+    assert (path.block.kind if hasattr(path, "block") else type(path).__name__) == kind
+    Xt = X[train].astype(np.float64)
+    mean, scale = Xt.mean(0), (Xt.std(0) if standardize else np.ones(X.shape[1]))
+    scale[scale == 0] = 1
+    tried = list(model.valid_mse_)  # the grid, and the alphas added past its edge
+    assert tried[:len(grid)] == list(grid)
+    references = {a: Ridge(alpha=a, solver="cholesky").fit((Xt - mean) / scale, y[train]) for a in tried}
+    mse = {a: np.mean((r.predict((X[valid] - mean) / scale) - y[valid]) ** 2) for a, r in references.items()}
+    assert model.alpha_ == min(mse, key=mse.get)
+    rtol = 2e-5 if kind == "EigenRidge" else 1e-6
+    np.testing.assert_allclose(list(model.valid_mse_.values()), [mse[a] for a in tried], rtol=rtol / 10)
+    best = references[model.alpha_]
+    np.testing.assert_allclose(model.coef_, best.coef_ / scale, rtol=rtol, atol=rtol * np.abs(best.coef_).max())
+    assert model.intercept_ == pytest.approx(best.intercept_ - (mean / scale) @ best.coef_, rel=rtol)
+    order = np.random.default_rng(1).permutation(n)  # predictions do not depend on the rows around them
+    np.testing.assert_array_equal(model.predict(X[order]), model.predict(X)[order])
+
+
+def test_a_best_alpha_at_the_edge_of_the_grid_extends_it():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 5))
+    y = X @ np.ones(5)  # no noise: the smaller the penalty, the better
+    model = ValidatedRidge(alphas=(10.0, 100.0, 1000.0)).fit(X[:400], y[:400], X[400:], y[400:])
+    assert model.alphas_added_ == pytest.approx([1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7])
+    assert model.alpha_ == pytest.approx(1e-7)  # still the smallest: said so in the run summary
+    assert "edge of the alphas tried" in model.run_summary()["alpha_at_grid_edge"]
+    noisy = y + rng.normal(scale=3.0, size=500)
+    model = ValidatedRidge(alphas=(1e-3, 1e-2, 1e-1)).fit(X[:400], noisy[:400], X[400:], noisy[400:])
+    grid = sorted(model.valid_mse_)
+    assert model.alphas_added_ and grid[0] < model.alpha_ < grid[-1]  # found inside the extended grid
+    assert "alpha_at_grid_edge" not in model.run_summary()
+    assert ValidatedRidge(alphas=(5.0,)).fit(X, y).alphas_added_ == []  # one alpha: a choice, kept
+    again = ValidatedRidge(alphas=(1e-3, 1e-2, 1e-1))
+    again.load_fitted_state(model.fitted_state())
+    assert again.valid_mse_ == model.valid_mse_ and again.alphas_added_ == model.alphas_added_
+
+
+@pytest.mark.parametrize("factor", [1e31, 1e-31])
+def test_labels_float32_cannot_hold_are_refused(factor):
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(50, 3)), rng.normal(size=50)
+    with pytest.raises(ValueError, match=r"outside what float32 holds \(1e-30 to 1e\+30\); rescale them"):
+        ValidatedRidge().fit(X, y * factor)
+    tiny = ValidatedRidge().fit(X, y * 1e-20)  # small but held: standardised in float64, nothing lost
+    assert spearman(tiny.predict(X), y) == pytest.approx(spearman(ValidatedRidge().fit(X, y).predict(X), y))
+    assert np.all(ValidatedRidge().fit(X, np.zeros(50)).predict(X) == 0)  # constant labels: that constant
+
+
 def test_spearman_with_ties_broken_at_random():
     from mimo.models.metrics import spearman_ties_broken, tied_share
 

@@ -47,8 +47,6 @@ CHECKED = [
     SklearnRegressor(estimator="RandomForestRegressor", estimator_params={"n_estimators": 5, "max_depth": 4}),
 ]
 EXPECTED_FAILURES = {
-    "ValidatedRidge": {"check_methods_sample_order_invariance": "float32 products: the BLAS kernel for a row "
-                       "depends on where it falls in the matrix"},
     "CnnRegressor": {"check_regressors_train": "strided, pooled convolutions over 10 unordered features "
                      "(see the module's docstring)"},
 }
