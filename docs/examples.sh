@@ -37,6 +37,7 @@ run fit gp --dataset dnja1 --features onehot-sites+profile-mpnn --out runs/gp --
 run fit gp --dataset dnja1 --features onehot-sites+profile-mpnn --cv modulo5 --out runs/gp-modulo --quiet
 run fit auto --dataset dnja1 --budget 60 --out runs/auto --quiet
 run report runs/ridge runs/mimo runs/forest --html dnja1.html
-run predict --run runs/mimo --variants new.txt
+run predict --run runs/mimo --variants new.txt --out new_predictions.csv
+cat new_predictions.csv
 run design scan runs/mimo
-run design propose runs/mimo --n 8 --out plate.csv
+run design propose runs/mimo --n 96
