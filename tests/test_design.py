@@ -140,3 +140,9 @@ def test_a_plate_that_cannot_be_filled_says_why(singles_run, cli, tmp_path):
 def test_a_missing_measured_file_names_its_option(singles_run, cli, tmp_path):
     result = cli("design", "propose", singles_run, "--measured", tmp_path / "missing.txt", ok=False)
     assert "--measured" in result.output.strip().splitlines()[-1]
+
+
+def test_the_runs_page_shows_the_plate_after_propose(singles_run, cli, tmp_path):
+    assert "plate (proposal.csv)" not in (singles_run / "report.html").read_text()
+    cli("design", "propose", singles_run, "--n", "8")  # writes RUN/proposal.csv
+    assert "plate (proposal.csv)" in (singles_run / "report.html").read_text()

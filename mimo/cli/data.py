@@ -19,7 +19,7 @@ def data() -> None:
 @click.option("--split", default=None, help="Which split (default: all of the dataset's splits).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 @click.option("--figure-dir", type=click.Path(file_okay=False), default="figures", show_default=True,
-              help="Where the bar-plot PNG of each split is written.")
+              help="Where the PNG of each split is written (rows by mutation count, the score's distribution).")
 @reports_data_errors
 def data_show(split, as_json, figure_dir, **dataset_kwargs) -> None:
     """Print the split table (count by split x mutation count; label mean/min/max) and plot it."""

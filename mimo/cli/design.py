@@ -15,6 +15,15 @@ def design() -> None:
     """Choose the next experiment from a fitted run."""
 
 
+def _refresh_report(run_dir: str) -> None:
+    """The run's report.html again, now with the scan or the plate (only where the run has its page)."""
+    from mimo.models.html_report import REPORT_FILE, write_html_report
+
+    page = Path(run_dir) / REPORT_FILE
+    if page.exists():
+        write_html_report([Path(run_dir)], page, names=[Path(run_dir).resolve().name])
+
+
 def _one_run(argument, option) -> str:
     if (argument is None) == (option is None):
         raise DataError("name the run once: as the argument RUN or with --run")
@@ -44,6 +53,7 @@ def design_scan(run_path, run_dir, out, figure, device) -> None:
     best = table.sort_values("prediction", ascending=False).head(5)
     click.echo(f"{len(table)} single substitutions scored ({int(table['no_signal'].sum())} without signal from the "
                f"features); best: {', '.join(best['mutations'])}")
+    _refresh_report(run_dir)
     click.echo(f"written: {out}, {figure}")
 
 
@@ -106,4 +116,5 @@ def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, b
                    f"predictions, and their rank comes from the interval alone", err=True)
     if "short" in record:
         click.echo(f"warning: {record['short']}", err=True)
+    _refresh_report(run_dir)
     click.echo(f"written: {out}")
