@@ -318,3 +318,19 @@ def test_compiled_engine_failing_to_compile_is_one_clear_error(tiny_esm, small_g
     with pytest.raises(DataError, match=r"--engine compiled: torch.compile failed \(RuntimeError: InvalidCxxCompiler: "
                                         r"No working C\+\+ compiler found\); use --engine fast"):
         list(featurizer.embed(frame))
+
+
+def test_a_weights_file_cannot_run_code(tmp_path, small_gfp_dir):
+    import os
+
+    from conftest import refused, run_cli
+
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    torch.save({"model": {}, "cfg": {"model": Payload()}}, tmp_path / "evil.pt")
+    result = run_cli("embed", "build", "--weights", tmp_path / "evil.pt", "--data", small_gfp_dir, "--cache",
+                     tmp_path / "c", ok=False)
+    refused(result, "evil.pt", "without running code")
+    assert not (tmp_path / "pwned").exists()

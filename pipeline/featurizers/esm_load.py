@@ -13,13 +13,29 @@ from ..errors import DataError
 MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 
 
-def _torch_load(path: Path, checkpoint: bool = True) -> dict:
+def _torch_load(path: Path, checkpoint: bool = True, trusted: bool = False) -> dict:
     """A fair-esm file: a checkpoint (``model`` and ``cfg`` or ``args``), or with ``checkpoint=False`` the
-    contact-regression file fair-esm downloads beside it, which holds only ``{"model": state_dict}``."""
-    # fair-esm 2.0.0 calls torch.load without weights_only=False, which torch >= 2.6 refuses for its
-    # checkpoints (they pickle argparse Namespaces); these are files the user chose to trust.
+    contact-regression file fair-esm downloads beside it, which holds only ``{"model": state_dict}``.
+
+    Read with torch's ``weights_only`` unpickler, allowing argparse's ``Namespace`` (the settings fair-esm's
+    checkpoints carry): a file cannot run code. Only a file fair-esm itself downloaded from its address
+    (``trusted``) may fall back to a full unpickling, as fair-esm would read it."""
+    import argparse
+    import pickle
+
     try:
-        data = torch.load(str(path), map_location="cpu", weights_only=False)
+        try:
+            with _allowed([argparse.Namespace]):
+                data = torch.load(str(path), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            if not trusted:
+                detail = str(exc).strip().splitlines()[0][:200]
+                raise DataError(f"the checkpoint holds more than tensors, numbers and settings ({detail}); mimo "
+                                f"reads weights without running code from the file: save it as {{'model': "
+                                f"state_dict, 'cfg': {{'model': Namespace(...)}}}}", path) from None
+            data = torch.load(str(path), map_location="cpu", weights_only=False)  # fair-esm's own download
+    except DataError:
+        raise
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
         raise DataError(f"not a PyTorch checkpoint ({type(exc).__name__}: {exc})", path) from None
     if not isinstance(data, dict) or "model" not in data:
@@ -28,6 +44,15 @@ def _torch_load(path: Path, checkpoint: bool = True) -> dict:
         raise DataError("not a fair-esm checkpoint: expected a dict with 'model' and 'cfg' (ESM-2) or "
                         "'args' (ESM-1) entries", path)
     return data
+
+
+def _allowed(classes: list):
+    """torch's context that lets the weights-only unpickler rebuild ``classes`` (torch >= 2.5); older torch
+    has only the process-wide list, which is left alone: such checkpoints are then refused."""
+    from contextlib import nullcontext
+
+    safe = getattr(torch.serialization, "safe_globals", None)
+    return safe(classes) if safe is not None else nullcontext()
 
 
 def weights_fingerprint(path: str | Path, samples: int = 64, block: int = 1 << 16) -> str:
@@ -90,9 +115,11 @@ def load_esm(model: str | None = None, weights: str | Path | None = None):
     import esm.pretrained
 
     path, name = resolve_weights(model, weights)
-    data = _torch_load(path)
+    trusted = weights is None  # fair-esm's own download of a named model
+    data = _torch_load(path, trusted=trusted)
     regression_path = path.with_name(path.stem + "-contact-regression.pt")
-    regression = _torch_load(regression_path, checkpoint=False) if regression_path.exists() else None
+    regression = (_torch_load(regression_path, checkpoint=False, trusted=trusted) if regression_path.exists()
+                  else None)
     # fair-esm picks the ESM-2 constructor by the name's prefix; a renamed ESM-2 file still has 'cfg'.
     core_name = name if name.startswith("esm2") or "cfg" not in data else f"esm2-{name}"
     with warnings.catch_warnings():
