@@ -211,7 +211,10 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
               "without_signal": int(batch["no_signal"].sum()), "extrapolation": int(batch["extrapolation"].sum()),
               "best_predicted": float(batch["prediction"].max()), "best_measured": float(labels.max()),
               "requested": n, "filled": len(batch)}
-    if len(batch) < n:
+    if len(batch) < n and scored < n:
+        record["short"] = (f"only {len(batch)} of {n} wells: just {scored:,} unmeasured candidates exist with at most "
+                           f"{max_mutations} substitution(s); lower --n, or raise --max-mutations (extrapolation)")
+    elif len(batch) < n:
         record["short"] = (f"only {len(batch)} of {n} wells: {len(kept):,} candidates were kept and no substitution "
                            f"may be in more than {max_share:.0%} of the batch; raise --max-share or --top-singles")
     return batch, record

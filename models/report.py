@@ -24,6 +24,10 @@ def _settings(metrics: dict) -> str:
         return f"chose {chosen['head']} on {'+'.join(chosen['features'])}"
     if metrics["model"] == "ridge":
         return f"alpha {params.get('alpha', metrics.get('alpha', float('nan'))):.3g}"
+    if metrics["model"] == "sklearn":  # no epochs: the scikit-learn estimator's name
+        return str(params.get("estimator", "?"))
+    if "epochs_run" not in metrics:  # a head not trained by epochs (gp: marginal likelihood)
+        return ""
     return (f"{metrics.get('epochs_run', '?')} epochs (best {metrics.get('best_epoch', '?')}), "
             f"lr {params.get('lr', float('nan')):g}")
 

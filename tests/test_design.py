@@ -134,7 +134,8 @@ def test_a_singles_run_proposes_singles_by_default_and_says_when_asked_for_more(
 
 def test_a_plate_that_cannot_be_filled_says_why(singles_run, cli, tmp_path):
     result = cli("design", "propose", singles_run, "--n", "600", "--out", tmp_path / "p.csv")  # 534 candidates
-    assert "only 534 of 600 wells" in result.output and "raise --max-share" in result.output
+    assert "only 534 of 600 wells: just 534 unmeasured candidates exist" in result.output
+    assert "raise --max-share" not in result.output  # the pool is what is short, not the diversity cap
 
 
 def test_a_missing_measured_file_names_its_option(singles_run, cli, tmp_path):
