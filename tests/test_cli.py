@@ -95,6 +95,7 @@ def onehot_cache(tmp_path_factory, small_gfp_dir):
 FAST = ["--epochs", "3", "--batch-size", "32"]
 
 
+@pytest.mark.slow
 def test_every_head_then_report(tmp_path, onehot_cache):
     runs = []
     for head, extra in (("ridge", []), ("mlp", FAST + ["--hidden", "16"]), ("cnn", FAST + ["--channels", "4"]),

@@ -83,6 +83,7 @@ def test_cache_lookup_reads_just_the_rows_asked_for(tmp_path, small_gfp_dir):
     assert not X[1].any()
 
 
+@pytest.mark.slow
 def test_propose_under_torchrun_equals_one_process(tmp_path, mimo_run):
     import subprocess
     import sys

@@ -287,6 +287,7 @@ def test_bucket_batches_cover_every_sequence_once_in_a_few_shapes():
     assert len(shapes) <= 7  # 400 residues in buckets of 64 tokens
 
 
+@pytest.mark.slow
 def test_compiled_engine_gives_the_fast_engines_embeddings(tiny_esm, small_gfp_dir):
     """torch.compile over length buckets (filler rows, padding columns) changes nothing but speed."""
     from mimo.pipeline.featurizers import get_featurizer

@@ -209,6 +209,7 @@ def test_representation_at_the_mutated_positions(tmp_path, tiny_esm, model):
 
 # ------------------------------------------------------------------------------------------------ fit auto
 
+@pytest.mark.slow
 def test_fit_auto_chooses_on_validation_only_and_keeps_its_budget(tmp_path):
     write_proteingym_like(tmp_path / "assay.csv")
     for model in ("onehot-sites", "aaprops"):
@@ -284,6 +285,7 @@ def test_data_show_summarises_fold_schemes_by_fold(tmp_path):
     assert [parts[k]["n"] for k in parts] == [int((frame["fold_modulo_5"] == int(k)).sum()) for k in parts]
 
 
+@pytest.mark.slow
 def test_fit_auto_under_cv_records_each_folds_choice(tmp_path):
     write_proteingym_like(tmp_path / "assay.csv")
     for model in ("onehot-sites", "aaprops"):

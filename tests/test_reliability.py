@@ -44,6 +44,7 @@ def reference(tmp_path_factory, small_gfp_dir, tiny_esm):
     return features_dir(root, tiny_esm).load(), time.perf_counter() - start
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_resume_equals_uninterrupted(tmp_path, small_gfp_dir, tiny_esm, reference):
     expected, seconds = reference
     rng = random.Random(0)
