@@ -25,7 +25,7 @@ import numpy as np
 from .base import Estimator, FitData, Param
 
 MODULES = ("sklearn.linear_model", "sklearn.ensemble", "sklearn.gaussian_process")
-REBUILDABLE = MODULES + ("sklearn.tree",)  # what a model file may name: the trees inside a forest besides
+REBUILDABLE = MODULES + ("sklearn.tree",)  # what a model file may name (a forest holds sklearn.tree trees)
 FORESTS = ("RandomForestRegressor", "ExtraTreesRegressor")
 UNSAVABLE_LINEAR = {  # in sklearn.linear_model, but predicting through a private attribute
     "TweedieRegressor": "it predicts through a private link function",
@@ -197,8 +197,9 @@ def _import(value):
         return value
     if "__tree__" in value:
         t = value["__tree__"]
+        state = _checked_tree(dict(t["state"]), int(t["n_features"]))
         tree = Tree(int(t["n_features"]), np.asarray(t["n_classes"], dtype=np.intp), int(t["n_outputs"]))
-        tree.__setstate__(dict(t["state"]))
+        tree.__setstate__(state)
         return tree
     if "__estimator__" in value:
         return rebuild_estimator(value["__estimator__"])
@@ -210,6 +211,23 @@ def _import(value):
         out[:] = items
         return out.reshape(value["shape"])
     raise ValueError(f"unknown entry {sorted(value)} in a saved scikit-learn estimator")
+
+
+def _checked_tree(state: dict, n_features: int) -> dict:
+    """A saved tree's arrays, checked before its compiled code walks them: every child after its parent and
+    within the tree (so a walk ends), every split on an existing feature, one value row per node. scikit-learn
+    checks the arrays' types only; a crafted file could otherwise send ``predict`` outside them."""
+    nodes, values = state.get("nodes"), state.get("values")
+    if not isinstance(nodes, np.ndarray) or nodes.dtype.names is None or not isinstance(values, np.ndarray):
+        raise ValueError("a saved tree has no node and value arrays")
+    count, index = len(nodes), np.arange(len(nodes))
+    left, right, feature = (nodes[k].astype(np.int64) for k in ("left_child", "right_child", "feature"))
+    leaf = left == -1
+    inner_ok = (left > index) & (right > index) & (left < count) & (right < count) & (feature >= 0) & (
+        feature < n_features)
+    if state.get("node_count") != count or len(values) != count or not np.all(leaf & (right == -1) | ~leaf & inner_ok):
+        raise ValueError("a saved tree's nodes do not form a tree over its features")
+    return state
 
 
 def _module_of(cls) -> str:

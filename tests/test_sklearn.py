@@ -265,6 +265,27 @@ def test_a_model_file_naming_other_code_is_refused(tmp_path, module, name):
         load_model(tmp_path / "forged.npz")
 
 
+@pytest.mark.parametrize("field, value", [("left_child", 0), ("right_child", 10 ** 6), ("feature", 99)])
+def test_a_tampered_tree_is_refused(tmp_path, field, value):
+    """Child indices that point back or outside the tree, or a split on a feature that is not there, would send
+    the compiled predict outside its arrays: refused at load."""
+    X, y, _ = one_hot_variants(60)
+    path = save_model(SklearnRegressor(estimator_params={"n_estimators": 2, "max_depth": 3}).fit(X, y),
+                      tmp_path / "model.npz")
+    with np.load(path, allow_pickle=False) as saved:
+        arrays = {k: saved[k] for k in saved.files}
+    meta = json.loads(str(arrays["__meta__"]))
+    name = "a" + str(meta["arrays"].index("estimator/fitted/estimators_/__list__/1/__estimator__/fitted/tree_/"
+                                          "__tree__/state/nodes"))
+    nodes = arrays[name].copy()
+    nodes[field][0] = value
+    arrays[name] = nodes
+    np.savez(tmp_path / "forged.npz", **arrays)
+    with pytest.raises(DataError, match="nodes do not form a tree over its features"):
+        load_model(tmp_path / "forged.npz")
+    assert load_model(path).predict(X).shape == (60,)
+
+
 def test_fit_sklearn_from_the_command_line(tmp_path, cli, small_gfp_dir):
     cache = tmp_path / "c"
     cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache", cache, "--quiet")
@@ -281,6 +302,7 @@ def test_fit_sklearn_from_the_command_line(tmp_path, cli, small_gfp_dir):
 
     data = load_split_data(cache, "gfp", "onehot", "tape")
     np.testing.assert_allclose(model.predict(data.rows.embeddings), predictions["prediction"], rtol=1e-12)
+    assert "| RandomForestRegressor |" in cli("report", tmp_path / "rf").output
     bad = cli("fit", "sklearn", "--estimator", "SVR", "--cache", cache, ok=False)
     assert bad.exit_code == 1 and bad.output.startswith("Error: --estimator: no regressor 'SVR'")
     assert len(bad.output.strip().splitlines()) == 1
