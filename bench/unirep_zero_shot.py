@@ -1,6 +1,7 @@
 """UniRep's zero-shot score through the project's own path, against ProteinGym's published "Unirep" column.
 
     python -m bench.unirep_zero_shot [--size 1900] [--gfp-sample 1500] [--out bench/results/cpu-unirep_zero_shot.md]
+    python -m bench.unirep_zero_shot --sets dnja1-full,dnja1-singles --pre-fix   # also the score before 28bcd8b
 
 ProteinGym scores each assay on its FULL file (multi-mutants included); the shared files hold only singles. This
 rebuilds the full evaluation sets into a temporary directory, scores every set with
@@ -15,6 +16,9 @@ cost) and prints one Spearman per set beside the published figure:
   --gfp-sample of them, labelled with the table's medianBrightness (ProteinGym's mean_medianBrightness_per_aaseq
   is close to it but not equal: Spearman 0.976 on the singles), with a bootstrap 95% interval.
 - the shared singles-only files of DNJA1 and GFP, for comparison (pilin's is its full row).
+
+``--pre-fix`` adds the score as ``unirep<size>-llr`` computed it before commit 28bcd8b (output class = token id,
+log-likelihood summed over the residues and a stop token), from the same model's logits, for comparison.
 """
 from __future__ import annotations
 
@@ -97,12 +101,15 @@ def read_parent(fasta: Path) -> str:
 
 
 def score(entry: EvalSet, root: Path, size: int, cache: Path) -> tuple[pd.DataFrame, float]:
-    """The set scored by the public path (fresh cache): its table and the wall time."""
+    """The set scored by the public path (fresh cache): its table (with each variant's sequence) and the wall
+    time."""
     start = time.perf_counter()
     dataset = mimo.load_dataset(entry.csv, parent=str(root / f"{entry.assay}_wt.fasta"), name=entry.csv.stem)
     table = mimo.zero_shot_scores(dataset, f"unirep{size}", cache_root=cache)
     seconds = time.perf_counter() - start
     assert np.isfinite(table.score).all() and len(table) == len(dataset.frame)
+    table = table.merge(dataset.frame[["id", "sequence"]], on="id", validate="one_to_one")
+    table.attrs["parent"] = dataset.parent
     return table, seconds
 
 
@@ -113,15 +120,39 @@ def bootstrap_ci(x: np.ndarray, y: np.ndarray, rounds: int, seed: int) -> tuple[
     return float(np.percentile(draws, 2.5)), float(np.percentile(draws, 97.5))
 
 
+def pre_fix_scores(sequences: list[str], size: int, parent: str) -> np.ndarray:
+    """The score before commit 28bcd8b: sum over residues and a stop token of log p at class = token id (the
+    output layer's classes are token id - 1: this reads each residue's neighbour in the alphabet)."""
+    import torch
+    from mimo.pipeline.featurizers.zeroshot import UniRepZeroShot
+
+    model = UniRepZeroShot(size, parent, "cpu")
+    out = []
+    for start in range(0, len(sequences), model.rep.batch_size):
+        logits, tokens, lengths = model.logits(sequences[start:start + model.rep.batch_size])
+        log_probs = torch.log_softmax(logits, dim=-1).cpu()
+        targets = torch.cat([tokens[:, 1:], torch.zeros(len(tokens), 1, dtype=torch.long)], dim=1)
+        targets[torch.arange(len(tokens)), lengths - 1] = 25  # stop
+        targets = torch.where(targets >= 24, targets - 1, targets)
+        picked = log_probs.gather(2, targets.unsqueeze(-1)).squeeze(-1).double()
+        out.append((picked * (torch.arange(targets.shape[1])[None, :] < lengths[:, None])).sum(1).numpy())
+    return np.concatenate(out)
+
+
+SETS = ("dnja1-full", "pilin", "gfp-full", "dnja1-singles", "gfp-singles")
+
+
 def evaluation_sets(args, out: Path) -> list[EvalSet]:
     root = args.proteingym
-    return [
-        dnja1_full(root, out),
-        EvalSet("pilin (shared file = full assay)", PILIN, root / f"{PILIN}.csv", "922 singles"),
-        gfp_full_sample(root, args.gfp_table, args.gfp_sample, args.seed, out),
-        EvalSet("DNJA1 singles only (shared file)", DNJA1, root / f"{DNJA1}.csv", "1,215 singles"),
-        EvalSet("GFP singles only (shared file)", GFP, root / f"{GFP}.csv", "1,084 singles"),
-    ]
+    makers = {
+        "dnja1-full": lambda: dnja1_full(root, out),
+        "pilin": lambda: EvalSet("pilin (shared file = full assay)", PILIN, root / f"{PILIN}.csv", "922 singles"),
+        "gfp-full": lambda: gfp_full_sample(root, args.gfp_table, args.gfp_sample, args.seed, out),
+        "dnja1-singles": lambda: EvalSet("DNJA1 singles only (shared file)", DNJA1, root / f"{DNJA1}.csv",
+                                         "1,215 singles"),
+        "gfp-singles": lambda: EvalSet("GFP singles only (shared file)", GFP, root / f"{GFP}.csv", "1,084 singles"),
+    }
+    return [makers[name]() for name in args.sets]
 
 
 def machine() -> str:
@@ -129,23 +160,34 @@ def machine() -> str:
             f"(shared with other work), torch threads as mimo's policy sets them")
 
 
+def spearman_cells(score: np.ndarray, label: np.ndarray, ref: float, args) -> str:
+    """``rho | CI | published | difference`` cells of one score."""
+    rho = spearmanr(score, label).correlation
+    low, high = bootstrap_ci(score, label, args.bootstrap, args.seed)
+    return f"{rho:+.3f} | {low:+.3f} .. {high:+.3f} | {ref:+.3f} | {rho - ref:+.3f}"
+
+
 def run(args) -> list[str]:
     published = pd.read_csv(args.proteingym / "anchors" / "zero_shot_DMS_substitutions_Spearman_DMS_level.csv")
     published = published.set_index("DMS ID")["Unirep"]
     lines = [f"UniRep-{args.size} zero-shot (`mimo.zero_shot_scores(..., 'unirep{args.size}')`) against ProteinGym's "
              f"published Unirep column; {machine()}.", "",
-             "| evaluation set | variants scored | ours | bootstrap 95% CI | published (full assay) | ours - published | wall s |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "| evaluation set | score | variants scored | ours | bootstrap 95% CI | published (full assay) | "
+             "ours - published | wall s |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     print("\n".join(lines), flush=True)
     with tempfile.TemporaryDirectory(prefix="unirep_zs_") as tmp:
         for entry in evaluation_sets(args, Path(tmp)):
             table, seconds = score(entry, args.proteingym, args.size, Path(tmp) / "cache")
-            rho = spearmanr(table.score, table.label).correlation
-            low, high = bootstrap_ci(table.score.to_numpy(), table.label.to_numpy(), args.bootstrap, args.seed)
-            ref = float(published[entry.assay])
-            lines.append(f"| {entry.label} | {entry.what} | {rho:+.3f} | {low:+.3f} .. {high:+.3f} | {ref:+.3f} | "
-                         f"{rho - ref:+.3f} | {seconds:,.0f} |")
+            label, ref = table.label.to_numpy(), float(published[entry.assay])
+            lines.append(f"| {entry.label} | fixed | {entry.what} | "
+                         f"{spearman_cells(table.score.to_numpy(), label, ref, args)} | {seconds:,.0f} |")
             print(lines[-1], flush=True)
+            if args.pre_fix:
+                start = time.perf_counter()
+                old = pre_fix_scores(table.sequence.tolist(), args.size, table.attrs["parent"])
+                lines.append(f"| {entry.label} | pre-fix | {entry.what} | {spearman_cells(old, label, ref, args)} | "
+                             f"{time.perf_counter() - start:,.0f} |")
+                print(lines[-1], flush=True)
     return lines
 
 
@@ -157,10 +199,14 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the intervals")
     parser.add_argument("--proteingym", type=Path, default=REPO / "../shared/data/proteingym")
     parser.add_argument("--gfp-table", type=Path, default=REPO / "../shared/data/gfp/amino_acid_genotypes_to_brightness.tsv")
+    parser.add_argument("--sets", type=lambda v: v.split(","), default=list(SETS), help=f"of {','.join(SETS)}")
+    parser.add_argument("--pre-fix", action="store_true", help="also the score before commit 28bcd8b")
     parser.add_argument("--out", type=Path, default=None, help="also write the table here (markdown)")
     args = parser.parse_args()
-    command = "python -m bench.unirep_zero_shot " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in (("size", args.size), ("gfp_sample", args.gfp_sample)))
+    if unknown := set(args.sets) - set(SETS):
+        parser.error(f"--sets: unknown {sorted(unknown)}; the sets are {','.join(SETS)}")
+    command = (f"python -m bench.unirep_zero_shot --size {args.size} --gfp-sample {args.gfp_sample} "
+               f"--sets {','.join(args.sets)}" + (" --pre-fix" if args.pre_fix else ""))
     lines = run(args)
     if args.out:
         args.out.write_text(f"`{command}`\n\n" + "\n".join(lines) + "\n")
