@@ -195,24 +195,29 @@ class SparseRidge:
 
 class EigenRidge:
     """Dense columns: one eigendecomposition of the centred Gram matrix on the smaller side serves every
-    alpha. Products in float32 blocks summed in float64 (the inputs may be large and float32)."""
+    alpha. Products in float32 blocks summed in float64 (the inputs may be large and float32); in the primal
+    form the columns' scales come from the Gram matrix's diagonal, so the inputs are read twice, not four times."""
 
-    def __init__(self, X: np.ndarray, yz: np.ndarray, columns: Columns):
+    def __init__(self, X: np.ndarray, yz: np.ndarray, standardize: bool):
         n, d = X.shape
-        mean, scale = columns.mean.astype(np.float32), columns.scale.astype(np.float32)
         self.primal = n >= d
         if self.primal:
+            mean = X.mean(axis=0, dtype=np.float64)
             gram, xty = np.zeros((d, d)), np.zeros(d)
             for start in range(0, n, CHUNK):
-                block = (np.asarray(X[start:start + CHUNK], np.float32) - mean) / scale
+                block = np.asarray(X[start:start + CHUNK], np.float32) - mean.astype(np.float32)
                 gram += block.T @ block
                 xty += block.T @ yz[start:start + CHUNK].astype(np.float32)
-            self.values, self.vectors = np.linalg.eigh(gram)
-            self.projected = self.vectors.T @ xty
+            scale = _scale(np.diag(gram) / n, standardize)
+            self.values, self.vectors = np.linalg.eigh(gram / np.outer(scale, scale))
+            self.projected = self.vectors.T @ (xty / scale)
         else:
-            self.Z = ((np.asarray(X, np.float32) - mean) / scale).astype(np.float64)
+            columns = Columns.of_dense(X, standardize)
+            mean, scale = columns.mean, columns.scale
+            self.Z = (np.asarray(X, np.float64) - mean) / scale
             self.values, self.vectors = np.linalg.eigh(self.Z @ self.Z.T)
             self.projected = self.vectors.T @ yz
+        self.columns = Columns(np.zeros(0, int), np.arange(d), mean, scale)
 
     @staticmethod
     def design(X: np.ndarray) -> np.ndarray:
@@ -232,9 +237,8 @@ def ridge_path(X: np.ndarray, yz: np.ndarray, standardize: bool) -> tuple["Spars
         columns = Columns.of_sparse(Xs, X, standardize)
         if len(columns.dense) <= len(columns.sparse) and len(columns.dense) < X.shape[0]:
             return SparseRidge(Xs, X, yz, columns), columns
-    else:
-        columns = Columns.of_dense(X, standardize)
-    return EigenRidge(X, yz, columns), columns
+    path = EigenRidge(X, yz, standardize)
+    return path, path.columns
 
 
 def raw_coefficients(path, alpha: float, columns: Columns, y_mean: float, y_scale: float) -> tuple[np.ndarray, float]:

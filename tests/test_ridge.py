@@ -98,21 +98,25 @@ def test_every_solver_equals_a_float64_ridge_and_chooses_the_same_alpha(X, y, ki
     np.testing.assert_array_equal(model.predict(X[order]), model.predict(X)[order])
 
 
-def test_a_best_alpha_at_the_edge_of_the_grid_extends_it():
+def test_a_best_alpha_at_the_edge_of_the_grid_extends_it(monkeypatch):
+    import mimo.models.ridge as ridge
+
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 5))
     y = X @ np.ones(5)  # no noise: the smaller the penalty, the better
     model = ValidatedRidge(alphas=(10.0, 100.0, 1000.0)).fit(X[:400], y[:400], X[400:], y[400:])
-    assert model.alphas_added_ == pytest.approx([1.0, 0.1, 0.01, 1e-3, 1e-4, 1e-5, 1e-6, 1e-7])
-    assert model.alpha_ == pytest.approx(1e-7)  # still the smallest: said so in the run summary
-    assert "edge of the alphas tried" in model.run_summary()["alpha_at_grid_edge"]
+    assert model.alphas_added_[:3] == pytest.approx([1.0, 0.1, 0.01])  # by the grid's own spacing
     noisy = y + rng.normal(scale=3.0, size=500)
     model = ValidatedRidge(alphas=(1e-3, 1e-2, 1e-1)).fit(X[:400], noisy[:400], X[400:], noisy[400:])
     grid = sorted(model.valid_mse_)
     assert model.alphas_added_ and grid[0] < model.alpha_ < grid[-1]  # found inside the extended grid
     assert "alpha_at_grid_edge" not in model.run_summary()
+    monkeypatch.setattr(ridge, "MAX_EXTEND", 2)
+    model = ValidatedRidge(alphas=(10.0, 100.0, 1000.0)).fit(X[:400], y[:400], X[400:], y[400:])
+    assert model.alphas_added_ == pytest.approx([1.0, 0.1]) and model.alpha_ == pytest.approx(0.1)
+    assert "edge of the alphas tried (0.1 to 1000)" in model.run_summary()["alpha_at_grid_edge"]
     assert ValidatedRidge(alphas=(5.0,)).fit(X, y).alphas_added_ == []  # one alpha: a choice, kept
-    again = ValidatedRidge(alphas=(1e-3, 1e-2, 1e-1))
+    again = ValidatedRidge(alphas=model.alphas)
     again.load_fitted_state(model.fitted_state())
     assert again.valid_mse_ == model.valid_mse_ and again.alphas_added_ == model.alphas_added_
 
