@@ -10,7 +10,7 @@ import pandas as pd
 
 from .base import Estimator
 from .data import SplitData
-from .evaluate import check_finite, check_finite_metrics, label_range, used_manifest
+from .evaluate import check_finite_metrics, label_range, predict_spread, used_manifest
 from .metrics import (calibrate_interval, interval_bounds, interval_metrics, metrics_by_mutations,
                       regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
 from .rundir import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, release_run_dir, write_run
@@ -52,25 +52,22 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
     columns = {name: np.full(n, np.nan) for name in ("prediction", "std", "lower", "upper")}
     marks = pd.DataFrame({"unseen": pd.array([None] * n, dtype="Int64"),
                           "unseen_sites": pd.array([None] * n, dtype="Int64"), "no_signal": np.zeros(n, bool)})
-    per_fold, member_counts, intervals = [], [], []
+    per_fold, spreads, intervals = [], [], []
     try:
         start = time.perf_counter()
         for i, fold in enumerate(ids):
             test, valid = folds == fold, folds == ids[(i + 1) % len(ids)]
             train = (folds != "none") & ~test & ~valid
             chosen, final = _fit_one(model, data, train, valid, refit, log)
-            members = final.predict_members(data.rows.embeddings[test])
-            check_finite(members, "the model's predictions")
-            columns["prediction"][test] = members.mean(axis=1)
-            member_counts.append(members.shape[1])
-            if members.shape[1] > 1:  # calibrated on the inner validation fold, by the model that had not seen it
-                inner = chosen.predict_members(data.rows.embeddings[valid])
+            mean, std, _ = predict_spread(final, data.rows.embeddings[test])
+            columns["prediction"][test] = mean
+            spreads.append(std is not None)
+            if std is not None:  # calibrated on the inner validation fold, by the model that had not seen it
+                inner_mean, inner_std, _ = predict_spread(chosen, data.rows.embeddings[valid])
                 counts = data.rows.n_mutations
-                interval = calibrate_interval(labels[valid], inner.mean(axis=1), inner.std(axis=1), counts[valid])
-                std = members.std(axis=1)
+                interval = calibrate_interval(labels[valid], inner_mean, inner_std, counts[valid])
                 columns["std"][test] = std
-                columns["lower"][test], columns["upper"][test] = interval_bounds(members.mean(axis=1), std, interval,
-                                                                                 counts[test])
+                columns["lower"][test], columns["upper"][test] = interval_bounds(mean, std, interval, counts[test])
                 intervals.append(interval)
             seen = train | valid
             support = TrainingSupport.from_rows(data.rows.mutations[seen], data.rows.n_mutations[seen], labels[seen],
@@ -105,8 +102,7 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         predictions = pd.DataFrame({"id": data.rows.ids, "split": np.where(tested, "test", "none"),
                                     "fold": folds, "mutations": data.rows.mutations,
                                     "n_mutations": data.rows.n_mutations, "y": labels, "prediction": prediction})
-        members_count = min(member_counts)  # `fit auto` may choose a single-output head in some folds
-        if members_count > 1:
+        if all(spreads):  # `fit auto` may choose a single-output head in some folds
             for name in ("std", "lower", "upper"):
                 predictions[name] = columns[name]
             metrics["uncertainty"] = {
@@ -121,10 +117,10 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         everything = folds != "none"
         chosen, final = _fit_one(model, data, everything & (folds != ids[0]), folds == ids[0], refit, None)
         first = folds == ids[0]
-        inner = chosen.predict_members(data.rows.embeddings[first])
-        if inner.shape[1] > 1:  # the saved model's intervals, for `mimo predict`
+        inner_mean, inner_std, _ = predict_spread(chosen, data.rows.embeddings[first])
+        if inner_std is not None:  # the saved model's intervals, for `mimo predict`
             metrics.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
-                labels[first], inner.mean(axis=1), inner.std(axis=1), data.rows.n_mutations[first]))
+                labels[first], inner_mean, inner_std, data.rows.n_mutations[first]))
         metrics.update({k: v for k, v in final.run_summary().items() if k == "auto"})  # the saved model's choice
         support = TrainingSupport.from_rows(data.rows.mutations[everything], data.rows.n_mutations[everything],
                                             labels[everything], parent, fmt)

@@ -60,18 +60,32 @@ def label_range(labels: np.ndarray) -> list[float] | None:
     return [float(labels.min()), float(labels.max())] if len(labels) else None
 
 
-def member_metrics(model: Estimator, data: SplitData, members: np.ndarray, metrics: dict,
-                    predictions: pd.DataFrame, interval: dict) -> None:
-    """Members' spread as uncertainty: per-member test metrics, how well the spread tracks the error, and the
-    coverage of the intervals in ``predictions`` (calibrated by ``_add_intervals``, widened where no signal)."""
-    mean, std = members.mean(axis=1), members.std(axis=1)
+def predict_spread(model: Estimator, X) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(prediction, spread, members) of a fitted head: the spread is a GP's predictive std (heads that declare
+    ``predicts_std``) or the members' std (MIMO), None for a single-output head. Non-finite values are errors."""
+    if getattr(model, "predicts_std", False):
+        mean, std = model.predict(X, return_std=True)
+        mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        check_finite(np.stack([mean, std], axis=1), "the model's predictions")
+        return mean, std, mean[:, None]
+    members = model.predict_members(X)
+    check_finite(members, "the model's predictions")
+    return members.mean(axis=1), (members.std(axis=1) if members.shape[1] > 1 else None), members
+
+
+def member_metrics(model: Estimator, data: SplitData, members: np.ndarray, mean: np.ndarray, std: np.ndarray,
+                   metrics: dict, predictions: pd.DataFrame, interval: dict) -> None:
+    """The spread as uncertainty: per-member test metrics (several members), how well the spread tracks the
+    error, and the coverage of the intervals in ``predictions`` (calibrated by ``add_intervals``, widened where
+    no signal)."""
     valid, test = data.mask("valid"), data.mask("test")
     labels = data.rows.labels
     groups = getattr(model, "groups_", None)
     names = groups.labels() if groups is not None else None
-    metrics["members"] = [{"member": k, "mutations": None if names is None else names[k],
-                           "test": regression_metrics(labels[test], members[test, k])}
-                          for k in range(members.shape[1])]
+    if members.shape[1] > 1:
+        metrics["members"] = [{"member": k, "mutations": None if names is None else names[k],
+                               "test": regression_metrics(labels[test], members[test, k])}
+                              for k in range(members.shape[1])]
     metrics["uncertainty"] = {part: uncertainty_metrics(labels[mask], mean[mask], std[mask])
                               for part, mask in (("test", test), ("valid", valid))}
     lower, upper = predictions["lower"].to_numpy(), predictions["upper"].to_numpy()
@@ -80,9 +94,8 @@ def member_metrics(model: Estimator, data: SplitData, members: np.ndarray, metri
                                        for part, mask in (("valid", valid), ("test", test))}}
 
 
-def add_intervals(data: SplitData, members: np.ndarray, predictions: pd.DataFrame) -> dict:
+def add_intervals(data: SplitData, mean: np.ndarray, std: np.ndarray, predictions: pd.DataFrame) -> dict:
     """``std`` and the 95% interval (calibrated on valid) as prediction columns; returns the calibration."""
-    mean, std = members.mean(axis=1), members.std(axis=1)
     valid = data.mask("valid")
     counts = data.rows.n_mutations
     interval = calibrate_interval(data.rows.labels[valid], mean[valid], std[valid], counts[valid])

@@ -24,7 +24,7 @@ from mimo.pipeline.errors import DataError
 from mimo.pipeline.writes import disk_errors
 
 from .base import Estimator
-from .evaluate import check_finite, used_manifest
+from .evaluate import predict_spread, used_manifest
 from .html_report import REPORT_FILE, write_html_report
 from .metrics import interval_bounds
 from .plots import plot_loss_curve, plot_test_predictions
@@ -228,11 +228,10 @@ class Run:
         that acquisitions use). With the rows' mutation strings (and counts; the run's dataset's format), also
         ``unseen``, ``unseen_sites`` and ``no_signal`` (see ``mimo.models.support``; a no-signal row's interval,
         and so its ``sd``, spans the training labels)."""
-        members = self.model.predict_members(X)
-        check_finite(members, "the model's predictions")
-        out = pd.DataFrame({"prediction": members.mean(axis=1)})
-        if members.shape[1] > 1:
-            out["std"] = members.std(axis=1)
+        mean, std, _ = predict_spread(self.model, X)
+        out = pd.DataFrame({"prediction": mean})
+        if std is not None:
+            out["std"] = std
             interval = self.metrics.get("uncertainty", {}).get("interval")
             if interval is not None:
                 out["lower"], out["upper"] = interval_bounds(out["prediction"].to_numpy(), out["std"].to_numpy(),

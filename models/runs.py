@@ -10,7 +10,7 @@ from mimo.pipeline import threads
 from .base import Estimator
 from .cv import fit_cv
 from .data import SplitData
-from .evaluate import (add_intervals, check_finite, check_finite_metrics, evaluate, member_metrics, timed,
+from .evaluate import (add_intervals, check_finite_metrics, evaluate, member_metrics, predict_spread, timed,
                        training_support, used_manifest)
 from .rundir import (DEFAULT_ROOT, Run, check_run_dir, default_run_dir, is_run_dir, load_run, prepare_run_dir,
                      release_run_dir, write_run)
@@ -31,18 +31,17 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
         _, seconds = timed(lambda: model.fit(data.X("train"), data.y("train"), data.X("valid"), data.y("valid"),
                                              counts=data.n_mutations("train"), counts_valid=data.n_mutations("valid"),
                                              log=log))
-        members = model.predict_members(data.rows.embeddings)
-        check_finite(members, "the model's predictions")
+        mean, std, members = predict_spread(model, data.rows.embeddings)
         extra = {"params": model.get_params(), **model.run_summary(), "threads": threads.POLICY.summary()}
-        metrics, predictions = evaluate(data, members.mean(axis=1), model.name, seconds, extra)
-        interval = add_intervals(data, members, predictions) if members.shape[1] > 1 else None
+        metrics, predictions = evaluate(data, mean, model.name, seconds, extra)
+        interval = add_intervals(data, mean, std, predictions) if std is not None else None
         support, sets = training_support(data)
         info = data.source["dataset"]
         predictions = mark_support(predictions, support, used_manifest(model, data.source["features"]),
                                    data.rows.mutations, data.rows.n_mutations, info.get("parent"),
                                    mutation_format(info), sets)
         if interval is not None:
-            member_metrics(model, data, members, metrics, predictions, interval)
+            member_metrics(model, data, members, mean, std, metrics, predictions, interval)
         test = predictions["split"] == "test"
         metrics["support"] = {"test_rows_with_unseen_substitutions": int((predictions["unseen"][test] > 0).sum()),
                               "test_rows_with_unseen_sites": int((predictions["unseen_sites"][test] > 0).sum()),

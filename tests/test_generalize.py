@@ -297,3 +297,15 @@ def test_fit_auto_under_cv_records_each_folds_choice(tmp_path):
     assert all(set(fold["chosen"]) == {"features", "head", "params"} for fold in metrics["per_fold"])
     assert metrics["auto"]["chosen"]["head"] in result.output.splitlines()[0] + result.output
     assert "fit auto's choice among" in result.output
+
+
+@pytest.mark.slow
+def test_gp_runs_have_calibrated_intervals_from_their_predictive_std(tmp_path):
+    write_proteingym_like(tmp_path / "assay.csv")
+    for model in ("onehot-sites", "aaprops"):
+        cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", model, "--cache", tmp_path / "c", "--quiet")
+    result = cli("fit", "gp", "--dataset", "assay", "--features", "aaprops", "--cache", tmp_path / "c", "--out",
+                 tmp_path / "gp", "--quiet")
+    assert "95% intervals (calibrated on valid)" in result.output
+    predictions = pd.read_csv(tmp_path / "gp" / "predictions.csv")
+    assert {"std", "lower", "upper"} <= set(predictions.columns) and (predictions["std"] > 0).all()
