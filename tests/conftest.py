@@ -36,6 +36,17 @@ def run_cli(*args, ok: bool = True, env: dict | None = None):
     return result
 
 
+SHORT_PARENT = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
+
+
+def write_singles(path: Path, parent: str = SHORT_PARENT, seed: int = 0, every: int = 1) -> list[str]:
+    """A CSV of single substitutions of ``parent`` (to A, G, L, D; every ``every``-th) with random scores."""
+    rng = np.random.default_rng(seed)
+    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(parent) for aa in "AGLD" if aa != wt][::every]
+    path.write_text("mutant,score\n" + "".join(f"{m},{rng.normal():.3f}\n" for m in singles))
+    return singles
+
+
 def refused(result, *fragments) -> str:
     """Exit 1 with one clear line that names what is wrong (each of ``fragments``), and no traceback."""
     assert result.exit_code == 1, result.output

@@ -15,6 +15,13 @@ PARENT = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQAPILSRVGDGTAEW"
 
 
 
+def cache_two_features(tmp_path):
+    """``write_proteingym_like`` as tmp_path/assay.csv, cached as onehot-sites and aaprops in tmp_path/c."""
+    write_proteingym_like(tmp_path / "assay.csv")
+    for model in ("onehot-sites", "aaprops"):
+        cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", model, "--cache", tmp_path / "c", "--quiet")
+
+
 def write_proteingym_like(path, seed=0):
     """Singles of PARENT with ProteinGym's columns and fold schemes; scores from residue properties plus a
     per-site term, so that features describing substitutions carry over to unseen positions."""
@@ -211,9 +218,7 @@ def test_representation_at_the_mutated_positions(tmp_path, tiny_esm, model):
 
 @pytest.mark.slow
 def test_fit_auto_chooses_on_validation_only_and_keeps_its_budget(tmp_path):
-    write_proteingym_like(tmp_path / "assay.csv")
-    for model in ("onehot-sites", "aaprops"):
-        cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", model, "--cache", tmp_path / "c", "--quiet")
+    cache_two_features(tmp_path)
     result = cli("fit", "auto", "--dataset", "assay", "--cache", tmp_path / "c", "--out", tmp_path / "a",
                  "--budget", "12", "--min-valid", "10")
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
@@ -263,9 +268,7 @@ def test_fit_auto_chooses_on_validation_only_and_keeps_its_budget(tmp_path):
 
 
 def test_auto_marks_signal_by_the_features_it_chose(tmp_path):
-    write_proteingym_like(tmp_path / "assay.csv")
-    for model in ("onehot-sites", "aaprops"):
-        cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", model, "--cache", tmp_path / "c", "--quiet")
+    cache_two_features(tmp_path)
     data = mimo.load_cv_data(tmp_path / "c", "assay", "onehot-sites+aaprops", "fold_modulo_5")
     from mimo.models.auto import blocks_of
     for features, blind in ((["onehot-sites"], True), (["aaprops", "onehot-sites"], False)):
@@ -287,9 +290,7 @@ def test_data_show_summarises_fold_schemes_by_fold(tmp_path):
 
 @pytest.mark.slow
 def test_fit_auto_under_cv_records_each_folds_choice(tmp_path):
-    write_proteingym_like(tmp_path / "assay.csv")
-    for model in ("onehot-sites", "aaprops"):
-        cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", model, "--cache", tmp_path / "c", "--quiet")
+    cache_two_features(tmp_path)
     result = cli("fit", "auto", "--dataset", "assay", "--cache", tmp_path / "c", "--out", tmp_path / "a",
                  "--budget", "3", "--min-valid", "10", "--cv", "3")
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
@@ -301,9 +302,7 @@ def test_fit_auto_under_cv_records_each_folds_choice(tmp_path):
 
 @pytest.mark.slow
 def test_gp_runs_have_calibrated_intervals_from_their_predictive_std(tmp_path):
-    write_proteingym_like(tmp_path / "assay.csv")
-    for model in ("onehot-sites", "aaprops"):
-        cli("embed", "build", "--input", tmp_path / "assay.csv", "--model", model, "--cache", tmp_path / "c", "--quiet")
+    cache_two_features(tmp_path)
     result = cli("fit", "gp", "--dataset", "assay", "--features", "aaprops", "--cache", tmp_path / "c", "--out",
                  tmp_path / "gp", "--quiet")
     assert "95% intervals (calibrated on valid)" in result.output

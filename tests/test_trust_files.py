@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from mimo.models.rundir import prepare_run_dir, release_run_dir
+from conftest import SHORT_PARENT, write_singles
 from conftest import refused as one_line
 from mimo.pipeline.errors import DataError
 
@@ -164,19 +165,14 @@ def test_predict_reads_variant_files_with_a_csv_parser(tmp_path, run, cli):
 def test_predict_refuses_a_cache_rebuilt_with_other_data(tmp_path, cli):
     import shutil
 
-    import numpy as np
-
-    parent = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
-    rng = np.random.default_rng(0)
-    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(parent) for aa in "AGLD" if aa != wt]
-    table = tmp_path / "mine.csv"
-    table.write_text("mutant,score\n" + "".join(f"{m},{rng.normal():.3f}\n" for m in singles))
+    parent, table = SHORT_PARENT, tmp_path / "mine.csv"
+    write_singles(table)
     cache = tmp_path / "cache"
     build = ("embed", "build", "--model", "onehot", "--input", table, "--parent", parent, "--cache", cache, "--quiet")
     cli(*build)
     cli("fit", "ridge", "--dataset", "mine", "--cache", cache, "--out", tmp_path / "run")
     shutil.rmtree(cache / "mine")
-    table.write_text("mutant,score\n" + "".join(f"{m},{rng.normal():.3f}\n" for m in singles[::2]))
+    write_singles(table, seed=1, every=2)
     cli(*build)  # the same name, other data
     (tmp_path / "v.txt").write_text("K2A\n")
     one_line(cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "v.txt", ok=False),
@@ -240,14 +236,9 @@ def test_fitting_while_a_build_writes_the_cache_says_so(tmp_path):
 
 
 def test_mimo_on_singles_only_routes_at_random_and_says_so(tmp_path, cli):
-    import numpy as np
-
-    parent = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
-    rng = np.random.default_rng(2)
-    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(parent) for aa in "AGLD" if aa != wt]
     table = tmp_path / "singles.csv"
-    table.write_text("mutant,score\n" + "".join(f"{m},{rng.normal():.3f}\n" for m in singles))
-    result = cli("fit", "mimo", "--input", table, "--parent", parent, "--features", "onehot-sites", "--epochs", "3",
+    write_singles(table, seed=2)
+    result = cli("fit", "mimo", "--input", table, "--parent", SHORT_PARENT, "--features", "onehot-sites", "--epochs", "3",
                  "--cache", tmp_path / "cache", "--out", tmp_path / "run", "--quiet")
     assert "members were given random rows (routing random)" in result.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..variants import AMINO_ACIDS, STOP, check_aligned
+from .batching import encoded_in_chunks
 
 PROPERTIES = {
     #       hydropathy volume  charge polarity helix sheet
@@ -106,7 +107,4 @@ class AminoAcidPropertyFeaturizer:
 
     def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         self.check(frame)
-        aligned = frame["aligned"].tolist()
-        for start in range(0, len(aligned), 8192):
-            stop = min(start + 8192, len(aligned))
-            yield np.arange(start, stop), self.encode(aligned[start:stop])
+        yield from encoded_in_chunks(self.encode, frame["aligned"].tolist())

@@ -3,13 +3,16 @@ token-budget batches, the compiled engine's fixed shapes, and the default precis
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING, Iterator
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..errors import DataError
+
+if TYPE_CHECKING:  # aaprops uses this module and needs no torch
+    import torch
 
 
 def check_lengths(frame: pd.DataFrame, limit: int, model: str, truncate: bool, warn: bool = True) -> None:
@@ -83,3 +86,11 @@ def bucket_batches(lengths: np.ndarray, toks_per_batch: int) -> list[np.ndarray]
         batches.append(same)
         start += len(same)
     return batches
+
+
+def encoded_in_chunks(encode, aligned: list[str], size: int = 8192) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(row indices, ``encode(rows)``) for each chunk of ``size`` parent-aligned sequences: what a featurizer
+    computed from the aligned sequences alone (aaprops, a profile) yields."""
+    for start in range(0, len(aligned), size):
+        stop = min(start + size, len(aligned))
+        yield np.arange(start, stop), encode(aligned[start:stop])

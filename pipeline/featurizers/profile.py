@@ -38,6 +38,7 @@ import pandas as pd
 
 from ..errors import DataError
 from ..profiles import feature_stem, file_fingerprint, place_profile, read_profile
+from .batching import encoded_in_chunks
 from ..variants import AMINO_ACIDS, check_aligned
 
 PROB_FLOOR = 1e-6
@@ -126,7 +127,4 @@ class ProfileFeaturizer:
 
     def embed(self, frame: pd.DataFrame) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         self.check(frame)
-        aligned = frame["aligned"].tolist()
-        for start in range(0, len(aligned), 8192):
-            stop = min(start + 8192, len(aligned))
-            yield np.arange(start, stop), self.encode(aligned[start:stop])
+        yield from encoded_in_chunks(self.encode, frame["aligned"].tolist())
