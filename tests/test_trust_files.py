@@ -279,3 +279,14 @@ def test_a_build_onto_a_full_disk_stops_in_one_line_and_resumes(tmp_path, small_
     monkeypatch.undo()
     assert "601 sequences" in cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache",
                                   tmp_path, "--quiet").output
+
+
+def test_a_figure_the_model_has_no_signal_for_is_said_so(tmp_path, cli):
+    """Position folds on one-hot sites: every out-of-fold row is no-signal, so the pooled Spearman is an artefact
+    of the folds' means; the fit says so beside the figure."""
+    table = tmp_path / "singles.csv"
+    write_singles(table, seed=3)
+    result = cli("fit", "ridge", "--input", table, "--parent", SHORT_PARENT, "--features", "onehot-sites",
+                 "--cv", "modulo5", "--cache", tmp_path / "cache", "--out", tmp_path / "run")
+    assert "get no signal from the features" in result.output
+    assert "artefact of the folds' means" in result.output
