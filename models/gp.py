@@ -17,35 +17,19 @@ from __future__ import annotations
 
 import copy
 import math
-from typing import Callable
 
 import numpy as np
 import torch
 
 from mimo.pipeline import threads
 
-from .base import Estimator, Param
-from .gp_kernels import kernel_for, score_column
+from .base import Estimator, FitData, Param
+from .gp_kernels import kernels_for, score_column
 from .gp_posterior import ExactPosterior, GpModel, InducingPosterior, negative_mll
+from .gp_targets import TARGETS, label_nll, label_std, target_from_state
 from .metrics import spearman
 
 LOG_EVERY = 25  # optimisation steps between progress lines
-
-
-def _check_rows(X, y, what: str) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X, dtype=np.float32)
-    y = np.asarray(y, dtype=np.float64)
-    if X.ndim != 2 or y.ndim != 1 or len(X) != len(y):
-        raise ValueError(f"{what} rows: X must be 2-D with one label per row (got X {X.shape}, y {y.shape})")
-    _check_finite(X, f"{what} features")
-    _check_finite(y, f"{what} labels")
-    return X, y
-
-
-def _check_finite(values: np.ndarray, what: str) -> None:
-    bad = int(np.size(values) - np.count_nonzero(np.isfinite(values)))
-    if bad:
-        raise ValueError(f"the {what} hold {bad} non-finite value(s) (NaN or infinity)")
 
 
 def _normalise_blocks(blocks, width: int | None = None) -> tuple:
@@ -69,6 +53,11 @@ def _normalise_blocks(blocks, width: int | None = None) -> tuple:
     return tuple(out)
 
 
+def _at_most(n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Every row index, or ``size`` of them drawn at random (sorted)."""
+    return np.arange(n) if n <= size else np.sort(rng.choice(n, size, replace=False))
+
+
 def _default_block(X: np.ndarray) -> tuple:
     binary = bool(np.all((X == 0) | (X == 1)))
     return (("features", "onehot" if binary else "dense", 0, X.shape[1], None),)
@@ -83,6 +72,8 @@ class GaussianProcessRegressor(Estimator):
     them); empty: all columns as one block."""
 
     name = "gp"
+    needs_validation = False  # no choice is made on validation rows: fit(X, y) carves none
+    predicts_std = True  # ``predict(X, return_std=True)``: the uncertainty runs calibrate intervals on
     _param_specs = {
         "dense": Param("str", "Kernel on embeddings, amino-acid properties and scores: rbf or linear.",
                        choices=("rbf", "linear")),
@@ -97,12 +88,16 @@ class GaussianProcessRegressor(Estimator):
         "max_exact_rows": Param("int", "Exact posterior up to this many training rows (memory: rows^2 x 8 "
                                 "bytes); beyond, the DTC approximation through --inducing-rows of them.", low=1),
         "inducing_rows": Param("int", "Inducing rows (chosen at random) beyond --max-exact-rows.", low=1),
+        "target": Param("str", "What the GP models: normal-scores (the training labels' rank-based normal "
+                        "quantiles, mapped back monotonically; a prediction is the predictive median) or raw "
+                        "(standardised labels).", choices=tuple(TARGETS)),
         "seed": Param("int", "Seed of the random row subsets.", low=0),
     }
 
     def __init__(self, *, blocks: tuple = (), dense: str = "rbf", mean: str = "auto", steps: int = 100,
                  lr: float = 0.1, optimize_rows: int = 1000, max_exact_rows: int = 10000, inducing_rows: int = 2000,
-                 start: dict | None = None, seed: int = 0, threads: int | None = None):
+                 target: str = "normal-scores", start: dict | None = None,
+                 seed: int = 0, threads: int | None = None):
         self._store(locals())
 
     def _validate_params(self) -> None:
@@ -112,54 +107,45 @@ class GaussianProcessRegressor(Estimator):
                 isinstance(k, str) and np.all(np.isfinite(np.asarray(v, np.float64))) for k, v in self.start.items())):
             raise ValueError("start must be a dict of the model's parameter names to finite values (as "
                              "refit_params gives), or None")
-        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int)
-                                         or self.threads < 1):
-            raise ValueError(f"threads must be a positive integer or None, not {self.threads!r}")
 
     # ------------------------------------------------------------------ fitting
 
     def _build(self, blocks: tuple) -> GpModel:
-        kernels = [kernel for block in blocks for kernel in kernel_for(block, self.dense)]
+        kernels = [kernel for _, kernel in kernels_for(blocks, self.dense)]
         column = None if self.mean == "constant" else score_column(blocks)
         if self.mean == "score" and column is None:
             raise ValueError("mean='score' (--mean score) needs a zero-shot block (a 'score' column) or a site "
                              "profile (a 'dlogp' column) among the features")
         return GpModel(kernels, column)
 
-    def fit(self, X: np.ndarray, y: np.ndarray, X_valid: np.ndarray | None = None, y_valid: np.ndarray | None = None,
-            log: Callable[[str], None] | None = None, **_) -> "GaussianProcessRegressor":
-        """Hyperparameters by marginal likelihood on the training rows, then the posterior; (X_valid, y_valid), when
-        given, are only scored. Extra keyword arguments (mutation counts) are accepted, as every head takes
-        them."""
-        self._validate_params()
-        X, y = _check_rows(X, y, "training")
+    def _fit(self, data: FitData) -> None:
+        """Hyperparameters by marginal likelihood on the training rows, then the posterior; validation rows (when
+        ``fit`` gets some) are only scored."""
+        X, y = np.asarray(data.X, np.float32), np.asarray(data.y, np.float64)
         if len(X) < 2:
-            raise ValueError("a Gaussian process needs at least 2 training rows")
-        with threads.limited(self.threads):
-            self._fit_rows(X, y, log)
-            self.valid_ = self._score_valid(X_valid, y_valid)
-        return self
-
-    def _fit_rows(self, X: np.ndarray, y: np.ndarray, log) -> None:
+            raise ValueError(f"a Gaussian process needs at least 2 training rows; got {len(X)} sample(s) "
+                             f"(n_samples = {len(X)})")
         threads.adapt()
         self.blocks_ = _normalise_blocks(self.blocks, X.shape[1]) if self.blocks else _default_block(X)
         self.in_dim_, self.training_rows_ = X.shape[1], len(X)
-        self.y_mean_, self.y_std_ = float(y.mean()), float(y.std() or 1.0)
-        z = (y - self.y_mean_) / self.y_std_
+        self.target_ = TARGETS[self.target].fit(y)
+        z = self.target_.forward(y)
         self.model_ = self._build(self.blocks_)
         self.model_.fit_inputs(X, z)
         rng = np.random.default_rng(self.seed)
-        subset = np.sort(rng.choice(len(X), self.optimize_rows, replace=False)) if len(X) > self.optimize_rows \
-            else np.arange(len(X))
-        self.history_ = self._optimise(X[subset], z[subset], log)
+        subset = _at_most(len(X), self.optimize_rows, rng)
+        self.history_ = self._optimise(X[subset], z[subset], data.log)
+        self.optimized_rows_ = len(subset) if self.steps else 0
+        self.posterior_ = self._condition(X, z, rng)
+        self.valid_ = self._score_valid(data.X_valid, data.y_valid)
+
+    def _condition(self, X: np.ndarray, z: np.ndarray, rng: np.random.Generator):
+        """The posterior given every training row: exact, or through inducing rows beyond ``max_exact_rows``."""
         with torch.no_grad():
             residual = z - self.model_.mean(self.model_.prepare(X)).numpy()
         if len(X) <= self.max_exact_rows:
-            self.posterior_ = ExactPosterior(self.model_, X, residual)
-        else:
-            inducing = np.sort(rng.choice(len(X), min(self.inducing_rows, len(X)), replace=False))
-            self.posterior_ = InducingPosterior(self.model_, X[inducing], X, residual)
-        self.optimized_rows_ = len(subset) if self.steps else 0
+            return ExactPosterior(self.model_, X, residual)
+        return InducingPosterior(self.model_, X[_at_most(len(X), self.inducing_rows, rng)], X, residual)
 
     def _optimise(self, X: np.ndarray, z: np.ndarray, log) -> list[float]:
         """Adam on the negative exact marginal log-likelihood per row; the best step's hyperparameters kept."""
@@ -168,34 +154,36 @@ class GaussianProcessRegressor(Estimator):
         model = self.model_
         rows = model.prepare(X)
         bases = model.bases(rows, rows)
-        if self.start is not None:
-            self._load_start()
-        else:
-            for scaled, block_bases in zip(model.kernels, bases):
-                scaled.base_kernel.init_hyperparameters(block_bases)
-                scaled.initialize(outputscale=1.0 / len(model.kernels))
-            model.likelihood.initialize(noise=0.1)
+        self._initialise(bases)
         target = torch.as_tensor(z)
         optimizer = Adam(model.parameters(), lr=self.lr)
-        history, best, best_state = [], math.inf, None
+        history, best_state = [], None
         for step in range(self.steps + 1):
             threads.adapt()
             optimizer.zero_grad()
             loss = negative_mll(model, bases, rows, target)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise ValueError(f"the marginal likelihood became {value} at step {step}: lower --lr")
-            history.append(value)
-            if value < best:
-                best, best_state = value, copy.deepcopy(model.state_dict())
+            history.append(loss.item())
+            if not math.isfinite(history[-1]):
+                raise ValueError(f"the marginal likelihood became {history[-1]} at step {step}: lower --lr")
+            if history[-1] <= min(history):
+                best_state = copy.deepcopy(model.state_dict())
             if step == self.steps:
                 break
             loss.backward()
             optimizer.step()
             if log is not None and (step + 1) % LOG_EVERY == 0:
-                log(f"gp: step {step + 1}/{self.steps}  negative log marginal likelihood per row {value:.4f}")
+                log(f"gp: step {step + 1}/{self.steps}  negative log marginal likelihood per row {history[-1]:.4f}")
         model.load_state_dict(best_state)
         return history
+
+    def _initialise(self, bases) -> None:
+        """``start``'s hyperparameters, else length scales from the median distances, equal scales, noise 0.1."""
+        if self.start is not None:
+            return self._load_start()
+        for scaled, block_bases in zip(self.model_.kernels, bases):
+            scaled.base_kernel.init_hyperparameters(block_bases)
+            scaled.initialize(outputscale=1.0 / len(self.model_.kernels))
+        self.model_.likelihood.initialize(noise=0.1)
 
     def _load_start(self) -> None:
         """The hyperparameters of ``start`` (raw values, by parameter name)."""
@@ -214,71 +202,63 @@ class GaussianProcessRegressor(Estimator):
             start = {name: p.numpy().tolist() for name, p in self.model_.named_parameters()}
         return {"start": start, "steps": 0}
 
-    def _score_valid(self, X_valid, y_valid) -> dict:
-        """Spearman and the mean Gaussian negative log-likelihood (label units) of the validation rows."""
-        if X_valid is None or y_valid is None:
-            return {"rows": 0, "spearman": None, "nll": None}
-        X_valid, y_valid = _check_rows(X_valid, y_valid, "validation")
+    def _score_valid(self, X_valid: np.ndarray, y_valid: np.ndarray) -> dict:
+        """Spearman and the mean negative log-likelihood per row (label units) of the validation rows."""
         if not len(y_valid):
             return {"rows": 0, "spearman": None, "nll": None}
-        mean, std = self.predict(X_valid, return_std=True)
-        nll = 0.5 * np.log(2 * np.pi * std ** 2) + 0.5 * ((y_valid - mean) / std) ** 2
-        return {"rows": len(y_valid), "spearman": spearman(y_valid, mean), "nll": float(nll.mean())}
+        mean, var = self.posterior_.predict(self.model_, np.asarray(X_valid, np.float32), True)
+        std = np.sqrt(np.maximum(var, 0.0) + self.model_.noise_value())
+        nll = label_nll(self.target_, np.asarray(y_valid, np.float64), mean, std)
+        return {"rows": len(y_valid), "spearman": spearman(y_valid, self.target_.inverse(mean)),
+                "nll": float(nll.mean())}
 
     # ------------------------------------------------------------------ prediction
 
-    def predict(self, X: np.ndarray, return_std: bool = False):
+    def predict(self, X, return_std: bool = False):
         """Posterior mean in label units; with ``return_std``, also the predictive std of a new measurement
         (latent variance plus the noise)."""
-        X = np.asarray(X, dtype=np.float32)
-        if X.ndim != 2 or X.shape[1] != self.in_dim_:
-            raise ValueError(f"features have {X.shape[-1] if X.ndim else 0} columns; the model was fitted on "
-                             f"{self.in_dim_}")
-        _check_finite(X, "features")
+        X = self._predict_input(X)
         with threads.limited(self.threads):
-            mean, var = self.posterior_.predict(self.model_, X, return_std)
-        mean = mean * self.y_std_ + self.y_mean_
+            return self._posterior(np.asarray(X, np.float32), return_std)
+
+    def _posterior(self, X: np.ndarray, return_std: bool = False):
+        mean, var = self.posterior_.predict(self.model_, X, return_std)
         if not return_std:
-            return mean
-        noise = self.model_.noise_value()
-        return mean, np.sqrt(np.maximum(var, 0.0) + noise) * self.y_std_
+            return self.target_.inverse(mean)
+        std = np.sqrt(np.maximum(var, 0.0) + self.model_.noise_value())
+        return self.target_.inverse(mean), label_std(self.target_, mean, std)
 
     def predict_std(self, X: np.ndarray) -> np.ndarray:
         """The predictive std alone (see ``predict``)."""
         return self.predict(X, return_std=True)[1]
 
-    def predict_members(self, X: np.ndarray) -> np.ndarray:
+    def _members(self, X: np.ndarray) -> np.ndarray:
         """(n, 1): the posterior mean, as every head's ``predict_members`` returns (n, members)."""
-        return self.predict(X)[:, None]
+        return self._posterior(np.asarray(X, np.float32))[:, None]
 
     # ------------------------------------------------------------------ reporting and saving
 
     def hyperparameters(self) -> dict:
-        """The fitted hyperparameters, scales and noise in label units."""
+        """The fitted hyperparameters; scales, noise and the mean in the units the GP models (``units``)."""
         with torch.no_grad():
             return self._hyperparameters()
 
     def _hyperparameters(self) -> dict:
-        model, variance = self.model_, self.y_std_ ** 2
+        model = self.model_
         kernels = []
-        names = [block[0] for block in self.blocks_ for _ in kernel_for(block, self.dense)]
+        names = [name for name, _ in kernels_for(self.blocks_, self.dense)]
         for name, scaled in zip(names, model.kernels):
-            kernel = scaled.base_kernel
-            entry = {"block": name, "kernel": type(kernel).__name__, "scale": float(scaled.outputscale) * variance}
-            if kernel.has_lengthscale:
-                entry["lengthscale"] = float(kernel.lengthscale)
-            if hasattr(kernel, "site_lengthscale"):
-                entry["hellinger_lengthscale"], entry["mutant_logp_lengthscale"] = \
-                    (float(v) for v in kernel.site_lengthscale)
-            kernels.append(entry)
+            kernels.append({"block": name, **scaled.base_kernel.describe(),
+                            "scale": float(scaled.outputscale)})
         mean = model.mean_module
         if hasattr(mean, "linear"):
             described = {"kind": "linear in column", "column": mean.column,
-                         "slope_per_std": float(mean.linear.weights) * self.y_std_,
-                         "intercept": float(mean.linear.bias) * self.y_std_ + self.y_mean_}
+                         "slope_per_std": float(mean.linear.weights), "intercept": float(mean.linear.bias)}
         else:
-            described = {"kind": "constant", "value": float(mean.constant) * self.y_std_ + self.y_mean_}
-        return {"kernels": kernels, "mean": described, "noise": model.noise_value() * variance}
+            described = {"kind": "constant", "value": float(mean.constant)}
+        units = "normal scores of the training labels" if self.target_.kind == "normal-scores" else \
+            "standardised labels"
+        return {"units": units, "kernels": kernels, "mean": described, "noise": model.noise_value()}
 
     def run_summary(self) -> dict:
         """What a run records of the fit besides its parameters."""
@@ -290,14 +270,15 @@ class GaussianProcessRegressor(Estimator):
     def fitted_state(self) -> dict:
         return {"module": {k: v for k, v in self.model_.state_dict().items()},
                 "blocks": [list(b[:4]) + [None if b[4] is None else list(b[4])] for b in self.blocks_],
-                "in_dim": self.in_dim_, "training_rows": self.training_rows_, "y_mean": self.y_mean_, "y_std": self.y_std_,
+                "in_dim": self.in_dim_, "training_rows": self.training_rows_, "target": self.target_.state(),
                 "optimized_rows": self.optimized_rows_, "history": list(self.history_), "valid": self.valid_,
                 "posterior": {"kind": self.posterior_.kind, **self.posterior_.state()}}
 
     def load_fitted_state(self, state: dict, device: str = "cpu") -> None:
         self.blocks_ = _normalise_blocks(state["blocks"], int(state["in_dim"]))
         self.in_dim_, self.training_rows_ = int(state["in_dim"]), int(state["training_rows"])
-        self.y_mean_, self.y_std_ = float(state["y_mean"]), float(state["y_std"])
+        self.n_features_in_ = self.in_dim_
+        self.target_ = target_from_state(state["target"])
         self.optimized_rows_, self.history_ = int(state["optimized_rows"]), list(state["history"])
         self.valid_ = state["valid"]
         self.model_ = self._build(self.blocks_)

@@ -22,6 +22,8 @@ Each is wrapped in a gpytorch ``ScaleKernel`` by the head, so the covariance is 
 """
 from __future__ import annotations
 
+import re
+
 import gpytorch
 import numpy as np
 import torch
@@ -29,6 +31,7 @@ from gpytorch.constraints import Positive
 from scipy import sparse
 
 AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
+ONEHOT_LETTERS = AMINO_ACIDS + "*"  # the one-hot featurizer's letters, in its column order
 PROFILE_COLUMNS = tuple(f"p_{a}" for a in AMINO_ACIDS)
 MUTANT_LOGP = "mt_logp"
 Prepared = dict  # a block's rows in the form its bases are computed from (row-sliceable arrays)
@@ -49,7 +52,15 @@ def take_rows(prepared: Prepared, rows: slice | np.ndarray) -> Prepared:
 
 
 class BlockKernel(gpytorch.kernels.Kernel):
-    """A kernel on ``columns`` of the joined features (indices into each row)."""
+    """A kernel on ``columns`` of the joined features (indices into each row).
+
+    Most kernels here are ``exp(-sum_k w_k B_k)``, times a 0/1 mask for rows a kernel has nothing to say of:
+    ``exp_form`` splits their bases into the distances B_k and the mask, ``rates`` gives the w_k (functions of
+    the length scales). ``GpModel.covariance`` sums them in one pass with hand-written gradients (dot products)."""
+
+    n_bases = 1          # matrices ``bases`` returns
+    exponential = True   # False: the kernel is its single base times nothing (``LinearKernel``)
+    masked = False       # the last base is a 0/1 mask
 
     def __init__(self, columns, **kwargs):
         super().__init__(**kwargs)
@@ -66,11 +77,29 @@ class BlockKernel(gpytorch.kernels.Kernel):
         i of ``b``."""
         raise NotImplementedError
 
+    def rates(self) -> torch.Tensor:
+        """The w_k of ``exp(-sum_k w_k B_k)`` (differentiable in the hyperparameters)."""
+        return 1.0 / self.lengthscale.reshape(-1)
+
+    def exp_form(self, bases: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor | None]:
+        return (bases[:-1], bases[-1]) if self.masked else (bases, None)
+
     def transform(self, bases: list[torch.Tensor]) -> torch.Tensor:
-        raise NotImplementedError
+        distances, mask = self.exp_form(bases)
+        rates = self.rates()
+        out = torch.exp(-sum(rates[k] * d for k, d in enumerate(distances)))
+        return out if mask is None else out * mask
+
+    def describe(self) -> dict:
+        """The kernel's name and length scales, for a run's record."""
+        out = {"kernel": type(self).__name__}
+        if self.has_lengthscale:
+            out["lengthscale"] = float(self.lengthscale)
+        return out
 
     def init_hyperparameters(self, bases: list[torch.Tensor]) -> None:
-        """Start from the median distance of the training rows (the median heuristic)."""
+        """Rates of one over the median distance of the training rows (the median heuristic)."""
+        self.lengthscale = _median_positive(self.exp_form(bases)[0][0])
 
     def forward(self, x1, x2, diag: bool = False, **params):
         with torch.no_grad():
@@ -95,11 +124,32 @@ class HammingKernel(BlockKernel):
         shared = (a["on"] @ b["on"].T).toarray()
         return [_double(a["count"][:, None] + b["count"][None, :] - 2 * shared)]
 
-    def transform(self, bases):
-        return torch.exp(-bases[0] / self.lengthscale.reshape(()))
 
-    def init_hyperparameters(self, bases):
-        self.lengthscale = _median_positive(bases[0])
+def _pairwise(a: np.ndarray, b: np.ndarray, diag: bool, op) -> torch.Tensor:
+    """``op`` of row i of a with row j of b (or with row i, ``diag``), for 1-D per-row values."""
+    return _double(op(a, b) if diag else op(a[:, None], b[None, :]))
+
+
+class PositionKernel(BlockKernel):
+    """``exp(-|i - j| / lengthscale)`` between the positions of two variants' substituted sites (a variant with
+    several: their mean), read from the one-hot columns' names (``64A``, ``64``); 0 for the parent. Neighbours
+    in the sequence stand in for Kermut's structural distance between sites, which needs coordinates."""
+
+    has_lengthscale = True
+    n_bases, masked = 2, True
+
+    def __init__(self, columns, positions, **kwargs):
+        super().__init__(columns, **kwargs)
+        self.positions = np.asarray(positions, dtype=np.float64)
+
+    def prepare(self, X: np.ndarray) -> Prepared:
+        on = sparse.csr_matrix(np.asarray(X)[:, self.columns] != 0, dtype=np.float64)
+        count = np.asarray(on.sum(axis=1)).ravel()
+        return {"position": (on @ self.positions) / np.maximum(count, 1), "has": (count > 0).astype(np.float64)}
+
+    def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
+        return [_pairwise(a["position"], b["position"], diag, lambda p, q: np.abs(p - q)),
+                _pairwise(a["has"], b["has"], diag, np.multiply)]
 
 
 class _Standardised(BlockKernel):
@@ -132,8 +182,8 @@ class RbfKernel(_Standardised):
             return [_double(((a["z"] - b["z"]) ** 2).sum(axis=1))]
         return [_double(np.maximum(a["norm"][:, None] + b["norm"][None, :] - 2 * a["z"] @ b["z"].T, 0.0))]
 
-    def transform(self, bases):
-        return torch.exp(-bases[0] / (2 * self.lengthscale.reshape(()) ** 2))
+    def rates(self) -> torch.Tensor:
+        return 0.5 / self.lengthscale.reshape(-1) ** 2
 
     def init_hyperparameters(self, bases):
         self.lengthscale = float(np.sqrt(_median_positive(bases[0])))
@@ -142,21 +192,29 @@ class RbfKernel(_Standardised):
 class LinearKernel(_Standardised):
     """The mean over columns of the product of standardised values (a linear model's covariance)."""
 
+    exponential = False
+
     def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
         return [_double((a["z"] * b["z"]).sum(axis=1) if diag else a["z"] @ b["z"].T)]
 
     def transform(self, bases):
         return bases[0]
 
+    def init_hyperparameters(self, bases):
+        pass
+
 
 class SiteKernel(BlockKernel):
     """Kermut's site kernel: ``exp(-H / l_H) * exp(-|mt_logp - mt_logp'| / l_p)``, H the Hellinger distance
     sqrt(1 - sum_a sqrt(p_a q_a)) between the rows' amino-acid distributions (``p_A``..``p_Y``, normalised to sum
-    to 1), ``mt_logp`` the log-probability of the new residue. Rows without a distribution (the parent) get 0.
-    Kermut multiplies a third factor, the distance between the sites in the structure, which needs coordinates
-    these features do not carry. A variant with several substitutions has its profile columns summed by the
-    featurizer: its distribution is then the mixture of its sites' (Kermut sums the kernel over pairs of sites
-    instead)."""
+    to 1), ``mt_logp`` the log-probability of the new residue. Rows without a distribution (the parent, or a site
+    the profile does not reach) get 0. Kermut multiplies a third factor, the distance between the sites in the
+    structure; ``PositionKernel`` (added, not multiplied: the product did no better on validation folds) stands in
+    for it. A variant with several substitutions has
+    its profile columns summed by the featurizer: its distribution is then the mixture of its sites' (Kermut sums
+    the kernel over pairs of sites instead)."""
+
+    n_bases, masked = 3, True
 
     def __init__(self, columns, mutant_column: int, **kwargs):
         super().__init__(columns, **kwargs)
@@ -182,21 +240,28 @@ class SiteKernel(BlockKernel):
         return {"root": root, "has": (mass > 0).astype(np.float64), "logp": X[:, self.mutant_column]}
 
     def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
-        if diag:
-            overlap = (a["root"] * b["root"]).sum(axis=1)
-            both, gap = a["has"] * b["has"], np.abs(a["logp"] - b["logp"])
-        else:
-            overlap = a["root"] @ b["root"].T
-            both, gap = np.outer(a["has"], b["has"]), np.abs(a["logp"][:, None] - b["logp"][None, :])
-        return [_double(np.sqrt(np.clip(1.0 - overlap, 0.0, None))), _double(gap), _double(both)]
+        overlap = (a["root"] * b["root"]).sum(axis=1) if diag else a["root"] @ b["root"].T
+        return [_double(np.sqrt(np.clip(1.0 - overlap, 0.0, None))),
+                _pairwise(a["logp"], b["logp"], diag, lambda p, q: np.abs(p - q)),
+                _pairwise(a["has"], b["has"], diag, np.multiply)]
 
-    def transform(self, bases):
-        hellinger, gap, both = bases
-        scale = self.site_lengthscale
-        return torch.exp(-hellinger / scale[0] - gap / scale[1]) * both
+    def rates(self) -> torch.Tensor:
+        return 1.0 / self.site_lengthscale
+
+    def describe(self) -> dict:
+        hellinger, mutant = (float(v) for v in self.site_lengthscale)
+        return {"kernel": type(self).__name__, "hellinger_lengthscale": hellinger, "mutant_logp_lengthscale": mutant}
 
     def init_hyperparameters(self, bases):
         self.site_lengthscale = [_median_positive(bases[0]), _median_positive(bases[1])]
+
+
+def column_positions(columns) -> np.ndarray | None:
+    """The sequence position of each one-hot column (``64A``, ``64``: 64), or None when a name carries none."""
+    found = [re.fullmatch(r"(\d+)[A-Z*]?", str(c)) for c in columns or ()]
+    if not found or not all(found):
+        return None
+    return np.array([int(m.group(1)) for m in found], dtype=np.float64)
 
 
 class ScoreMean(gpytorch.means.Mean):
@@ -230,7 +295,8 @@ def kernel_for(block: tuple, dense: str) -> list[BlockKernel]:
     span = np.arange(start, stop)
     dense_kernel = RbfKernel if dense == "rbf" else LinearKernel
     if kind == "onehot":
-        return [HammingKernel(span)]
+        positions = column_positions(columns)
+        return [HammingKernel(span)] + ([PositionKernel(span, positions)] if positions is not None else [])
     if is_profile(block):
         named = {c: start + i for i, c in enumerate(columns or ())}
         missing = [c for c in (*PROFILE_COLUMNS, MUTANT_LOGP) if c not in named]
@@ -241,6 +307,11 @@ def kernel_for(block: tuple, dense: str) -> list[BlockKernel]:
         rest = [i for i in span if i not in set(site)]
         return [SiteKernel(site, named[MUTANT_LOGP])] + ([dense_kernel(rest)] if rest else [])
     return [dense_kernel(span)]
+
+
+def kernels_for(blocks, dense: str) -> list[tuple[str, BlockKernel]]:
+    """(block name, kernel) of every block's kernels, in the blocks' order."""
+    return [(block[0], kernel) for block in blocks for kernel in kernel_for(block, dense)]
 
 
 def is_profile(block: tuple) -> bool:
@@ -268,15 +339,23 @@ def score_column(blocks) -> int | None:
     return candidates[0][2] + list(candidates[0][4]).index(_score_in(candidates[0]))
 
 
+def _named_columns(part: dict) -> tuple | None:
+    """A manifest part's column names where the head reads them: one-hot (positions), profiles and scores."""
+    kind = part.get("kind", "")
+    if not (kind in ("zeroshot", "scores", "onehot") or is_profile((part["features"], kind))):
+        return None
+    if kind == "onehot" and not part.get("columns") and part.get("model") == "onehot-full":
+        letters = len(ONEHOT_LETTERS)  # every site x letter, in the featurizer's order
+        return tuple(f"{j // letters}{ONEHOT_LETTERS[j % letters]}" for j in range(int(part["dim"])))
+    return tuple(part["columns"]) if part.get("columns") else None
+
+
 def gp_blocks(manifest: dict) -> tuple:
     """(name, kind, first column, end column, column names or None) of each featurizer in a (joined) features
-    manifest; names are kept where the head reads them (profiles, zero-shot scores, scores files)."""
-    parts = manifest.get("parts") or [manifest]
+    manifest; names are kept where the head reads them (one-hot positions, profiles, zero-shot scores)."""
     blocks, start = [], 0
-    for part in parts:
+    for part in manifest.get("parts") or [manifest]:
         dim = int(part["dim"])
-        keep = part.get("kind") in ("zeroshot", "scores") or is_profile((part["features"], part.get("kind", "")))
-        columns = tuple(part["columns"]) if keep and part.get("columns") else None
-        blocks.append((part["features"], part.get("kind", ""), start, start + dim, columns))
+        blocks.append((part["features"], part.get("kind", ""), start, start + dim, _named_columns(part)))
         start += dim
     return tuple(blocks)

@@ -5,11 +5,14 @@ import gpytorch
 import numpy as np
 import pytest
 import torch
+from scipy.stats import norm
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mimo.models.gp import GaussianProcessRegressor
 from mimo.models.gp_kernels import (PROFILE_COLUMNS, HammingKernel, RbfKernel, SiteKernel, gp_blocks,
                                     score_column)
-from mimo.models.gp_posterior import ExactPosterior, GpModel, InducingPosterior, negative_mll
+from mimo.models.gp_posterior import GpModel, negative_mll
+from mimo.models.gp_targets import NormalScores, Standardised, label_nll, label_std
 from mimo.models.registry import load_model, save_model
 
 PROFILE_NAMES = ("dlogp", "entropy", "wt_logp", "mt_logp") + PROFILE_COLUMNS
@@ -23,9 +26,10 @@ def smooth_data(n: int, seed: int = 0, low: float = -3.0, high: float = 3.0):
     return X, y
 
 
-def site_data(n: int, sites: int = 15, seed: int = 0):
+def site_data(n: int, sites: int = 15, seed: int = 0, positions: bool = False):
     """Single substitutions: one-hot (substitution and site columns) beside a profile block with the profile
-    featurizer's columns; labels follow the profile's log-odds and a smooth function of the site."""
+    featurizer's columns; labels follow the profile's log-odds and a smooth function of the site. With
+    ``positions`` the one-hot block names its columns (``3A``, ``3``), so the head adds a position kernel."""
     rng = np.random.default_rng(seed)
     site, new = rng.integers(0, sites, n), rng.integers(0, 20, n)
     onehot = np.zeros((n, sites * 21), np.float32)
@@ -36,7 +40,8 @@ def site_data(n: int, sites: int = 15, seed: int = 0):
     profile = np.column_stack([mt - wt, -(p * np.log(p)).sum(axis=1), wt, mt, p]).astype(np.float32)
     X = np.hstack([onehot, profile])
     y = 0.8 * (mt - wt) + np.sin(site / 2.0) + 0.2 * rng.normal(size=n)
-    blocks = (("onehot-sites", "onehot", 0, onehot.shape[1], None),
+    names = tuple(f"{i}{a}" for i in range(sites) for a in "ACDEFGHIKLMNPQRSTVWY") + tuple(map(str, range(sites)))
+    blocks = (("onehot-sites", "onehot", 0, onehot.shape[1], names if positions else None),
               ("profile-test", "profile", onehot.shape[1], X.shape[1], PROFILE_NAMES))
     return X, y, blocks
 
@@ -45,7 +50,7 @@ def site_data(n: int, sites: int = 15, seed: int = 0):
 def fitted_smooth():
     X, y = smooth_data(150)
     Xv, yv = smooth_data(60, seed=1)
-    return GaussianProcessRegressor(**FAST).fit(X, y, Xv, yv), (X, y, Xv, yv)
+    return GaussianProcessRegressor(target="raw", **FAST).fit(X, y, Xv, yv), (X, y, Xv, yv)
 
 
 def test_recovers_a_smooth_function_far_better_than_the_mean(fitted_smooth):
@@ -65,11 +70,12 @@ def test_predictive_std_grows_away_from_the_data_and_includes_the_noise(fitted_s
     _, std_near = model.predict(near, return_std=True)
     mean_far, std_far = model.predict(far, return_std=True)
     hyper = model.hyperparameters()
-    assert np.all(std_near >= np.sqrt(hyper["noise"]) - 1e-9)   # a new measurement carries the noise
+    assert np.all(std_near >= model.target_.std * np.sqrt(hyper["noise"]) - 1e-9)  # a measurement carries the noise
     assert std_far[0] > 2 * std_near.max()
-    # far from every training row: back to the prior
-    assert std_far[0] == pytest.approx(np.sqrt(hyper["kernels"][0]["scale"] + hyper["noise"]), rel=1e-3)
-    assert mean_far[0] == pytest.approx(hyper["mean"]["value"], abs=1e-3)
+    # far from every training row: back to the prior (the head models standardised labels here)
+    y_std = model.target_.std
+    assert std_far[0] == pytest.approx(y_std * np.sqrt(hyper["kernels"][0]["scale"] + hyper["noise"]), rel=1e-3)
+    assert mean_far[0] == pytest.approx(model.target_.inverse(hyper["mean"]["value"]), abs=1e-3)
     np.testing.assert_allclose(model.predict_std(near), std_near)
     np.testing.assert_allclose(model.predict_members(near)[:, 0], model.predict(near))
 
@@ -81,6 +87,35 @@ def test_save_and_load_give_the_same_predictions(tmp_path, fitted_smooth):
     for a, b in zip(model.predict(Xv, return_std=True), again.predict(Xv, return_std=True)):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert again.run_summary() == json.loads(json.dumps(model.run_summary()))
+
+
+def test_normal_scores_are_a_monotone_map_with_a_proper_density():
+    rng = np.random.default_rng(0)
+    y = np.r_[rng.normal(size=60), rng.normal(4, 0.2, size=30), [1.0, 1.0, 1.0]]  # bimodal, with ties
+    warp = NormalScores.fit(y)
+    z = warp.forward(y)
+    assert np.all(np.diff(z[np.argsort(y)]) >= 0) and len(np.unique(z[y == 1.0])) == 1   # ties share a score
+    assert abs(z.mean()) < 0.05 and abs(z.std() - 1) < 0.1
+    np.testing.assert_allclose(warp.inverse(z), y)
+    assert np.all(np.diff(warp.inverse(np.linspace(-6, 6, 101))) > 0)  # strictly monotone, also beyond the data
+    # the labels' density is the normal one of their scores times the warp's slope: d/dy Phi(forward(y))
+    labels = np.unique(y)
+    points = np.r_[labels[0] - 1.0, (labels[1:] + labels[:-1]) / 2, labels[-1] + 1.0]
+    step = 1e-6 * np.r_[1.0, np.diff(labels), 1.0]
+    numeric = (norm.cdf(warp.forward(points + step)) - norm.cdf(warp.forward(points - step))) / (2 * step)
+    density = np.exp(-label_nll(warp, points, np.zeros_like(points), np.ones_like(points)))
+    np.testing.assert_allclose(density, numeric, rtol=1e-4, atol=1e-12)
+    assert isinstance(NormalScores.fit(np.array([1.0, 2.0, 2.0])), Standardised)  # too few labels to warp
+
+
+def test_normal_scores_make_the_fit_depend_on_the_labels_ranks_only():
+    X, y = smooth_data(80)
+    Xv, _ = smooth_data(30, seed=1)
+    plain = GaussianProcessRegressor(**FAST).fit(X, y)
+    squashed = GaussianProcessRegressor(**FAST).fit(X, np.exp(3 * y))  # the same ranking of the labels
+    np.testing.assert_array_equal(np.argsort(plain.predict(Xv)), np.argsort(squashed.predict(Xv)))
+    raw = GaussianProcessRegressor(target="raw", **FAST).fit(X, np.exp(3 * y))
+    assert raw.hyperparameters()["units"] == "standardised labels"
 
 
 def test_inducing_rows_equal_the_exact_posterior_with_every_row_and_come_close_with_fewer(tmp_path):
@@ -114,8 +149,10 @@ def _gpytorch_twin(model: GpModel, X: np.ndarray, y: np.ndarray):
 
 
 def test_marginal_likelihood_and_its_gradient_equal_gpytorchs():
-    X, y, blocks = site_data(80)
+    X, y, blocks = site_data(80, positions=True)
     model = GaussianProcessRegressor(blocks=blocks, steps=3, threads=1).fit(X, y).model_
+    kinds = [type(k.base_kernel).__name__ for k in model.kernels]
+    assert kinds == ["HammingKernel", "PositionKernel", "SiteKernel", "RbfKernel"]
     z = torch.as_tensor((y - y.mean()) / y.std())
     rows = model.prepare(X)
     ours = negative_mll(model, model.bases(rows, rows), rows, z)
@@ -137,14 +174,15 @@ def test_exact_posterior_equals_gpytorchs_prediction():
     X, y, blocks = site_data(90)
     model = GaussianProcessRegressor(blocks=blocks, steps=5, threads=1).fit(X[:60], y[:60])
     gp = model.model_
-    z = (y[:60] - model.y_mean_) / model.y_std_
+    z = model.target_.forward(y[:60])  # the normal scores of the labels, the head's default
     twin = _gpytorch_twin(gp, X[:60], z)
     twin.eval()
     with torch.no_grad(), gpytorch.settings.max_cholesky_size(10_000), gpytorch.settings.fast_pred_var(False):
         predictive = gp.likelihood(twin(torch.as_tensor(X[60:], dtype=torch.float64)))
     mean, std = model.predict(X[60:], return_std=True)
-    np.testing.assert_allclose(mean, predictive.mean.numpy() * model.y_std_ + model.y_mean_, rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(std, predictive.variance.sqrt().numpy() * model.y_std_, rtol=1e-6)
+    latent_mean, latent_std = predictive.mean.numpy(), predictive.variance.sqrt().numpy()
+    np.testing.assert_allclose(mean, model.target_.inverse(latent_mean), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(std, label_std(model.target_, latent_mean, latent_std), rtol=1e-6)
 
 
 def test_kernels_are_what_they_say():
@@ -200,11 +238,15 @@ def test_blocks_from_a_manifest_and_the_mean_column():
         {"features": "profile-x", "kind": "profile", "dim": 2, "columns": ["dlogp", "covered"]},
         {"features": "scores-z", "kind": "scores", "dim": 2, "columns": ["avg_score", "covered"]}]}
     blocks = gp_blocks(manifest)
-    assert blocks == (("onehot-sites", "onehot", 0, 3, None), ("profile-x", "profile", 3, 5, ("dlogp", "covered")),
+    assert blocks == (("onehot-sites", "onehot", 0, 3, ("0A", "1C", "0")),
+                      ("profile-x", "profile", 3, 5, ("dlogp", "covered")),
                       ("scores-z", "scores", 5, 7, ("avg_score", "covered")))
     assert score_column(blocks) == 5            # a zero-shot score before a profile's dlogp
     assert score_column(blocks[:2]) == 3
     assert score_column(blocks[:1]) is None
+    full = gp_blocks({"features": "onehot-full", "kind": "onehot", "model": "onehot-full", "dim": 42, "columns": None})
+    assert full[0][4][:2] == ("0A", "0C") and full[0][4][20:23] == ("0*", "1A", "1C")  # the featurizer's order
+    assert gp_blocks({"features": "esm2", "kind": "esm", "dim": 8, "columns": None}) == (("esm2", "esm", 0, 8, None),)
 
 
 def test_refit_keeps_the_hyperparameters_of_the_training_rows():
@@ -233,15 +275,14 @@ def test_parameters_follow_scikit_learn_conventions():
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), y), "non-finite"),
-    (lambda X, y: (X, np.r_[y[:-1], np.inf]), "non-finite"),
-    (lambda X, y: (X, y[:-1]), "one label per row"),
+    (lambda X, y: (np.where(np.arange(X.size).reshape(X.shape) == 5, np.nan, X), y), "NaN"),
+    (lambda X, y: (X, np.r_[y[:-1], np.inf]), "infinity"),
+    (lambda X, y: (X, y[:-1]), "inconsistent numbers of samples"),
 ])
-def test_bad_rows_are_one_line(change, message):
+def test_bad_rows_are_refused(change, message):
     X, y = smooth_data(30)
-    with pytest.raises(ValueError, match=message) as caught:
+    with pytest.raises(ValueError, match=message):
         GaussianProcessRegressor(**FAST).fit(*change(X, y))
-    assert "\n" not in str(caught.value)
 
 
 def test_bad_blocks_and_features_are_one_line(fitted_smooth):
@@ -257,9 +298,9 @@ def test_bad_blocks_and_features_are_one_line(fitted_smooth):
             model.fit(X, y)
         assert "\n" not in str(caught.value)
     model, _ = fitted_smooth
-    with pytest.raises(ValueError, match="fitted on 2"):
+    with pytest.raises(ValueError, match="expecting 2 features"):
         model.predict(np.zeros((2, 3), np.float32))
-    with pytest.raises(ValueError, match="non-finite"):
+    with pytest.raises(ValueError, match="NaN"):
         model.predict(np.array([[np.nan, 0]], np.float32))
 
 
@@ -294,7 +335,8 @@ def test_cli_fits_a_gp_on_every_cached_featurizer(tmp_path, cli, profile_cache):
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["features"] == "onehot-sites+profile-profile" and metrics["test"]["spearman"] > 0.3
     model = load_model(tmp_path / "run")
-    assert [k["kernel"] for k in model.hyperparameters()["kernels"]] == ["HammingKernel", "SiteKernel", "RbfKernel"]
+    assert [k["kernel"] for k in model.hyperparameters()["kernels"]] == ["HammingKernel", "PositionKernel",
+                                                                         "SiteKernel", "RbfKernel"]
     assert model.hyperparameters()["mean"]["kind"] == "linear in column"  # the profile's dlogp
 
 
@@ -305,3 +347,8 @@ def test_cli_refuses_a_bad_option_in_one_line(cli, profile_cache):
                  "--mean", "score", "--cv", "5", ok=False)
     assert result.exit_code == 1 and "needs a zero-shot block" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+@parametrize_with_checks([GaussianProcessRegressor(steps=5, threads=1)])
+def test_scikit_learn_checks(estimator, check):
+    check(estimator)
