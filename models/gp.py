@@ -1,17 +1,20 @@
 """`mimo fit gp`: a Gaussian process over the cached feature blocks, its predictive std as the uncertainty.
 
-The covariance is a sum, with learned scales, of one kernel per block of the joined features (one-hot: Hamming;
-a site profile: Kermut's site kernel; embeddings, properties, scores: RBF or linear; see
-``mimo.models.gp_kernels``); the prior mean is constant or, where the features carry a zero-shot score (or a
-profile's ``dlogp``), linear in it. The hyperparameters maximise the exact marginal likelihood (Adam, a fixed
-number of steps, float64 Cholesky) on at most ``optimize_rows`` training rows; the posterior is then exact on
-every training row up to ``max_exact_rows`` (memory n^2 doubles: 200 MB at 5,000 rows, 800 MB at 10,000), and
-beyond that the DTC approximation through ``inducing_rows`` random training rows (m^2 doubles: 32 MB at 2,000).
-Validation rows are not used for any choice: the run reports the validation Spearman and the mean Gaussian
-negative log-likelihood there (``run_summary``).
+The covariance is a sum, with learned scales, of kernels per block of the joined features (one-hot: Hamming,
+and the distance between substituted positions where the columns name them; a site profile: Kermut's site
+kernel; embeddings, properties, scores: RBF or linear; see ``mimo.models.gp_kernels``); the prior mean is
+constant or, where the features carry a zero-shot score (or a profile's ``dlogp``), linear in it. The GP models
+the normal scores of the training labels by default (``mimo.models.gp_targets``). The hyperparameters maximise
+the exact marginal likelihood (Adam, a fixed number of steps, float64 Cholesky) on at most ``optimize_rows``
+training rows; the posterior is then exact on every training row up to ``max_exact_rows`` (memory: n^2
+doubles, 200 MB at 5,000 rows, 800 MB at 10,000), and beyond that the DTC approximation through
+``inducing_rows`` random training rows (m^2 doubles: 32 MB at 2,000). Validation rows are not used for any
+choice: the run reports the validation Spearman and the mean negative log-likelihood there (``run_summary``).
 
 ``predict(X, return_std=True)`` gives the predictive std of a new measurement (the noise included), in label
-units, as scikit-learn's ``GaussianProcessRegressor`` does.
+units, as scikit-learn's ``GaussianProcessRegressor`` does; runs calibrate intervals on it (``predicts_std``).
+Fitted attributes: ``model_`` (the gpytorch modules), ``posterior_``, ``target_``, ``blocks_``, ``history_``
+(the negative log marginal likelihood per row at each step), ``valid_``, ``n_features_in_``.
 """
 from __future__ import annotations
 

@@ -222,9 +222,15 @@ class ExactPosterior:
         self.alpha = alpha
 
     def _factor(self, model: GpModel) -> np.ndarray:
+        """Cholesky factor of K(X, X) + noise I, factorised in place (n^2 doubles held, not twice that); when
+        rounding makes it indefinite, built again and factorised with jitter."""
+        L, info = lapack.dpotrf(self._noisy_kernel(model).T, lower=1, clean=1, overwrite_a=1)
+        return L if info == 0 else cholesky(self._noisy_kernel(model))
+
+    def _noisy_kernel(self, model: GpModel) -> np.ndarray:
         K = model.cross(self.rows, self.rows)
         K[np.diag_indices_from(K)] += model.noise_value()
-        return cholesky(K)
+        return K
 
     def predict(self, model: GpModel, X: np.ndarray, return_std: bool) -> tuple[np.ndarray, np.ndarray | None]:
         if return_std and self.chol is None:  # after loading: factorised again, once

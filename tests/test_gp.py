@@ -11,7 +11,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from mimo.models.gp import GaussianProcessRegressor
 from mimo.models.gp_kernels import (PROFILE_COLUMNS, HammingKernel, RbfKernel, SiteKernel, gp_blocks,
                                     score_column)
-from mimo.models.gp_posterior import GpModel, negative_mll
+from mimo.models.gp_posterior import GpModel, cholesky, negative_mll
 from mimo.models.gp_targets import NormalScores, Standardised, label_nll, label_std
 from mimo.models.registry import load_model, save_model
 
@@ -87,6 +87,19 @@ def test_save_and_load_give_the_same_predictions(tmp_path, fitted_smooth):
     for a, b in zip(model.predict(Xv, return_std=True), again.predict(Xv, return_std=True)):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
     assert again.run_summary() == json.loads(json.dumps(model.run_summary()))
+
+
+def test_cholesky_adds_jitter_only_where_rounding_needs_it():
+    rng = np.random.default_rng(0)
+    A = rng.normal(size=(6, 3))
+    singular = A @ A.T  # rank 3: a factorisation fails without jitter
+    L = cholesky(singular)
+    np.testing.assert_allclose(L @ L.T, singular, atol=1e-5)
+    well = singular + np.eye(6)
+    np.testing.assert_allclose(cholesky(well), np.linalg.cholesky(well), rtol=1e-12)  # no jitter added
+    with pytest.raises(ValueError, match="not positive definite") as caught:
+        cholesky(-np.eye(3))
+    assert "\n" not in str(caught.value)
 
 
 def test_normal_scores_are_a_monotone_map_with_a_proper_density():
