@@ -89,7 +89,7 @@ def test_fit_reading_during_a_build_sees_only_whole_shards(tmp_path, small_gfp_d
         try:
             rows = cache.load()
         except DataError as exc:
-            assert "no cached features" in str(exc) or "no shards" in str(exc)
+            assert any(text in str(exc) for text in ("no cached features", "no shards", "writing this cache right now"))
             continue
         assert len(np.unique(rows.ids)) == len(rows.ids) and rows.embeddings.shape == (len(rows.ids), 32)
         reads += 1
