@@ -28,7 +28,9 @@ scikit-learn regressor by name), ``AutoRegressor``; ``HEADS``, ``head_class``, `
 Runs: ``fit_run``, ``fit_cv`` (ProteinGym's protocol; ``cv="modulo5"`` holds positions out), ``load_run``,
 ``Run``, ``predict_variants``, ``featurize``, ``gather_runs`` (the runs table).
 Design: ``saturation_scan``, ``plot_scan``, ``propose`` (a plate).
-Threads: ``set_threads`` (fix the count; by default the CPUs available less those other processes keep busy).
+Threads: ``set_threads`` (the command line's policy: a fixed count, or the CPUs available less those other
+processes keep busy; from Python nothing changes threads unless this is called, and heads take ``threads=``,
+restored after each fit).
 Errors: ``DataError`` (bad input: its message names the file, the line and the problem).
 
 Names are imported when first used, so ``import mimo`` (and the ``mimo`` command) starts fast.
