@@ -96,6 +96,19 @@ def gfp_full_sample(root: Path, table: Path, n: int, seed: int, out: Path) -> Ev
                    f"{len(frame):,} of {GFP_FULL_SIZE:,} (seed {seed}; median {int(mutants.str.count(':').median()) + 1} mutations)")
 
 
+def gfp_label_agreement(root: Path, table: Path) -> str:
+    """How far the genotype table's medianBrightness agrees with ProteinGym's DMS_score on the shared singles."""
+    genotypes = pd.read_csv(table, sep="\t")
+    singles = genotypes[~genotypes.aaMutations.str.contains(r"[:*#]")]
+    merged = pd.read_csv(root / f"{GFP}.csv").merge(
+        pd.DataFrame({"mutant": singles.aaMutations.map(sarkisyan_to_proteingym), "median": singles.medianBrightness}),
+        on="mutant", validate="one_to_one")
+    return (f"GFP labels: the genotype table's medianBrightness against ProteinGym's DMS_score "
+            f"(mean_medianBrightness_per_aaseq) on the {len(merged):,} shared singles: Spearman "
+            f"{spearmanr(merged['median'], merged.DMS_score).correlation:.3f}, largest difference "
+            f"{(merged['median'] - merged.DMS_score).abs().max():.3f}.")
+
+
 def read_parent(fasta: Path) -> str:
     return "".join(line.strip() for line in fasta.read_text().splitlines() if not line.startswith(">"))
 
@@ -188,6 +201,9 @@ def run(args) -> list[str]:
                 lines.append(f"| {entry.label} | pre-fix | {entry.what} | {spearman_cells(old, label, ref, args)} | "
                              f"{time.perf_counter() - start:,.0f} |")
                 print(lines[-1], flush=True)
+    if "gfp-full" in args.sets:
+        lines += ["", gfp_label_agreement(args.proteingym, args.gfp_table)]
+        print(lines[-1])
     return lines
 
 
