@@ -63,7 +63,8 @@ def dnja1_full(root: Path, out: Path) -> EvalSet:
     path = out / f"{DNJA1}_full.csv"
     full.to_csv(path, index=False)
     doubles = int(full.mutant.str.contains(":").sum())
-    return EvalSet("DNJA1 full assay", DNJA1, path, f"{len(full):,} ({len(full) - doubles:,} singles + {doubles:,} doubles)")
+    what = f"{len(full):,} ({len(full) - doubles:,} singles + {doubles:,} doubles)"
+    return EvalSet("DNJA1 full assay", DNJA1, path, what)
 
 
 def sarkisyan_to_proteingym(tokens: str) -> str:
@@ -92,8 +93,9 @@ def gfp_full_sample(root: Path, table: Path, n: int, seed: int, out: Path) -> Ev
                           "DMS_score": sample.medianBrightness.to_numpy()})
     path = out / f"{GFP}_full_sample{len(frame)}.csv"
     frame.to_csv(path, index=False)
+    median = int(mutants.str.count(":").median()) + 1
     return EvalSet("GFP full assay, random sample", GFP, path,
-                   f"{len(frame):,} of {GFP_FULL_SIZE:,} (seed {seed}; median {int(mutants.str.count(':').median()) + 1} mutations)")
+                   f"{len(frame):,} of {GFP_FULL_SIZE:,} (seed {seed}; median {median} mutations)")
 
 
 def gfp_label_agreement(root: Path, table: Path) -> str:
@@ -214,7 +216,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="GFP sample and bootstrap seed")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap rounds for the intervals")
     parser.add_argument("--proteingym", type=Path, default=REPO / "../shared/data/proteingym")
-    parser.add_argument("--gfp-table", type=Path, default=REPO / "../shared/data/gfp/amino_acid_genotypes_to_brightness.tsv")
+    parser.add_argument("--gfp-table", type=Path,
+                        default=REPO / "../shared/data/gfp/amino_acid_genotypes_to_brightness.tsv")
     parser.add_argument("--sets", type=lambda v: v.split(","), default=list(SETS), help=f"of {','.join(SETS)}")
     parser.add_argument("--pre-fix", action="store_true", help="also the score before commit 28bcd8b")
     parser.add_argument("--out", type=Path, default=None, help="also write the table here (markdown)")
