@@ -6,15 +6,18 @@
 The features imitate a real assay's: ``onehot-sites`` over 238 sites, ``aaprops``-sized dense columns (54) and
 a 25-column profile block, for single and double substitutions; 500 validation rows are predicted with their
 std (as a run does). Figures: seconds of ``fit`` (hyperparameters on ``optimize_rows`` rows, then the posterior
-on every row: exact up to ``max_exact_rows``, beyond that through ``inducing_rows``), the process's peak
-resident memory, and one marginal-likelihood step on 1,000 rows: this head's against gpytorch's own
+on every row: exact up to ``max_exact_rows``, beyond that through ``inducing_rows``), the peak resident memory
+the fit adds to a process holding the data (each size in a process of its own), and one marginal-likelihood step on 1,000 rows: this head's against gpytorch's own
 ``ExactMarginalLogLikelihood`` on the same kernels (the reason ``gp_posterior.GaussianNll`` exists).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -57,15 +60,23 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def resident_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+
+
 def time_fit(n: int, repeats: int) -> dict:
+    """One size, in a process of its own (``--one``): seconds, and memory above what the data already held."""
     X, y, blocks = synthetic(n + 500)
+    GaussianProcessRegressor(blocks=blocks, steps=1).fit(X[:50], y[:50])  # imports and first calls
+    before = max(resident_mb(), peak_mb())
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
         model = GaussianProcessRegressor(blocks=blocks).fit(X[:n], y[:n], X[n:], y[n:])
         seconds.append(time.perf_counter() - start)
     return {"rows": n, "posterior": model.run_summary()["gp"]["posterior"], "fit_s": min(seconds),
-            "valid_spearman": model.valid_["spearman"], "peak_mb": peak_mb()}
+            "valid_spearman": model.valid_["spearman"], "data_mb": before, "fit_mb": peak_mb() - before}
 
 
 def step_seconds(n: int = 1000, repeats: int = 3) -> dict:
@@ -118,17 +129,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="1000,5000,10000,20000")
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # one size, JSON out
     args = parser.parse_args()
     mimo.set_threads(None)
     threads.adapt()
+    if args.one is not None:
+        print(json.dumps(time_fit(args.one, args.repeats)))
+        return
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}")
     step = step_seconds()
     print(f"one marginal-likelihood step on {step['rows']} rows: this head {step['ours_s']:.3f} s, gpytorch's "
           f"ExactMarginalLogLikelihood {step['gpytorch_s']:.3f} s", flush=True)
-    for n in (int(r) for r in args.rows.split(",")):
-        r = time_fit(n, args.repeats)
+    for n in args.rows.split(","):
+        out = subprocess.run([sys.executable, "-m", "bench.gp_speed", "--one", n, "--repeats", str(args.repeats)],
+                             capture_output=True, text=True, check=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
         print(f"{r['rows']:>6} rows ({r['posterior']}): fit {r['fit_s']:.1f} s (with 500 validation rows' mean and "
-              f"std), peak memory {r['peak_mb']:.0f} MB, validation Spearman {r['valid_spearman']:.3f}", flush=True)
+              f"std), memory {r['fit_mb']:.0f} MB above the {r['data_mb']:.0f} MB the process held with its data, "
+              f"validation Spearman {r['valid_spearman']:.3f}", flush=True)
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

@@ -72,6 +72,20 @@ class BlockKernel(gpytorch.kernels.Kernel):
     def prepare(self, X: np.ndarray) -> Prepared:
         raise NotImplementedError
 
+    def _take(self, X: np.ndarray, dtype=None) -> np.ndarray:
+        """This kernel's columns of X: a view where they lie side by side (a block's do), so that the joined
+        features (thousands of one-hot columns) are never copied whole."""
+        cols = self.columns
+        block = np.asarray(X)[:, cols[0]:cols[-1] + 1] if len(cols) and np.all(np.diff(cols) == 1) \
+            else np.asarray(X)[:, cols]
+        return block if dtype is None else block.astype(dtype)
+
+    def _indicator(self, X: np.ndarray) -> sparse.csr_matrix:
+        """Which of this kernel's columns are non-zero, as a sparse 0/1 matrix."""
+        on = sparse.csr_matrix(self._take(X), dtype=np.float64)
+        on.data[:] = 1.0
+        return on
+
     def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
         """Hyperparameter-free (len(a), len(b)) matrices, or with ``diag`` the (len(a),) values of row i with row
         i of ``b``."""
@@ -114,7 +128,7 @@ class HammingKernel(BlockKernel):
     has_lengthscale = True
 
     def prepare(self, X: np.ndarray) -> Prepared:
-        on = sparse.csr_matrix(np.asarray(X)[:, self.columns] != 0, dtype=np.float64)
+        on = self._indicator(X)
         return {"on": on, "count": np.asarray(on.sum(axis=1)).ravel()}
 
     def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
@@ -143,7 +157,7 @@ class PositionKernel(BlockKernel):
         self.positions = np.asarray(positions, dtype=np.float64)
 
     def prepare(self, X: np.ndarray) -> Prepared:
-        on = sparse.csr_matrix(np.asarray(X)[:, self.columns] != 0, dtype=np.float64)
+        on = self._indicator(X)
         count = np.asarray(on.sum(axis=1)).ravel()
         return {"position": (on @ self.positions) / np.maximum(count, 1), "has": (count > 0).astype(np.float64)}
 
@@ -161,13 +175,13 @@ class _Standardised(BlockKernel):
         self.register_buffer("scale", torch.ones(len(self.columns), dtype=torch.float64))
 
     def fit_inputs(self, X: np.ndarray) -> None:
-        block = np.asarray(X, np.float64)[:, self.columns]
+        block = self._take(X, np.float64)
         std = block.std(axis=0)
         self.shift = torch.as_tensor(block.mean(axis=0))
         self.scale = torch.as_tensor(np.where(std > 0, std, 1.0))
 
     def prepare(self, X: np.ndarray) -> Prepared:
-        z = (np.asarray(X, np.float64)[:, self.columns] - self.shift.numpy()) / self.scale.numpy()
+        z = (self._take(X, np.float64) - self.shift.numpy()) / self.scale.numpy()
         return {"z": z / np.sqrt(len(self.columns)), "norm": (z ** 2).sum(axis=1) / len(self.columns)}
 
 
@@ -233,11 +247,11 @@ class SiteKernel(BlockKernel):
         self.initialize(raw_site_lengthscale=self.raw_site_lengthscale_constraint.inverse_transform(value))
 
     def prepare(self, X: np.ndarray) -> Prepared:
-        X = np.asarray(X, np.float64)
-        p = np.clip(X[:, self.columns], 0.0, None)
+        p = np.clip(self._take(X, np.float64), 0.0, None)
         mass = p.sum(axis=1)
         root = np.sqrt(p / np.where(mass > 0, mass, 1.0)[:, None])
-        return {"root": root, "has": (mass > 0).astype(np.float64), "logp": X[:, self.mutant_column]}
+        return {"root": root, "has": (mass > 0).astype(np.float64),
+                "logp": np.asarray(X)[:, self.mutant_column].astype(np.float64)}
 
     def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
         overlap = (a["root"] * b["root"]).sum(axis=1) if diag else a["root"] @ b["root"].T
@@ -276,7 +290,7 @@ class ScoreMean(gpytorch.means.Mean):
 
     def fit_inputs(self, X: np.ndarray, y: np.ndarray) -> None:
         """Standardise the score and start from its least-squares line through ``y``."""
-        score = np.asarray(X, np.float64)[:, self.column]
+        score = np.asarray(X)[:, self.column].astype(np.float64)
         self.shift, self.scale = torch.tensor(score.mean()), torch.tensor(score.std() or 1.0)
         z = (score - score.mean()) / (score.std() or 1.0)
         slope = float(np.mean(z * (y - y.mean())))  # z has unit variance

@@ -5,11 +5,13 @@ scales), a constant or score-following mean, and a ``GaussianLikelihood``'s nois
 from each kernel's row bases (see ``mimo.models.gp_kernels``), which the optimisation computes once.
 
 Why the marginal likelihood's gradient is written here rather than taken from gpytorch's
-``ExactMarginalLogLikelihood``: on this project's 2-core machines a step of gpytorch's on 1,000 rows took
-0.75 s (its backward pass solves against the identity through linear_operator), and torch's own
-``cholesky_inverse`` 0.4 s; LAPACK's ``potri`` gives the same inverse in 0.03 s (``python -m bench.gp_speed``).
-``GaussianNll`` is that one function: -log N(r; 0, K) with the gradient 0.5 (K^-1 - a a^T), a = K^-1 r, tested
-equal to gpytorch's value and gradient. ``SummedKernels`` does the same for the sum of scaled kernels.
+``ExactMarginalLogLikelihood``: a step of gpytorch's on 1,000 rows took 0.34 s on this project's 2-core VM
+against 0.16 s here (``python -m bench.gp_speed``, ``bench/results/cpu-gp-speed.md``; 0.28-0.36 s against
+0.07-0.16 s over three runs as the machine's load changed); its backward pass
+inverts K through linear_operator (torch's ``cholesky_inverse`` took 0.4 s at 1,000 rows where LAPACK's
+``potri`` takes 0.03 s), and autograd makes three passes over each n^2 kernel matrix where dot products need
+one. ``GaussianNll`` is -log N(r; 0, K) with the gradient 0.5 (K^-1 - a a^T), a = K^-1 r; ``SummedKernels`` the
+sum of scaled kernels with its gradients; both tested equal to gpytorch's value and gradient.
 
 Two posteriors with fixed hyperparameters: ``ExactPosterior`` (Cholesky of all n training rows: n^2 doubles,
 800 MB at 10,000) and ``InducingPosterior`` (the DTC approximation of Quinonero-Candela & Rasmussen 2005 on m
@@ -66,6 +68,12 @@ class GpModel(gpytorch.Module):
             self.mean_module.fit_inputs(X, y)
         else:
             self.mean_module.initialize(constant=float(np.mean(y)))
+
+    def prior_mean(self, X: np.ndarray) -> np.ndarray:
+        """The prior mean of rows (preparing the score alone, not every kernel's inputs)."""
+        score = self.mean_module.prepare(X) if isinstance(self.mean_module, ScoreMean) else None
+        with torch.no_grad():
+            return self.mean(Rows([], score, len(X))).numpy()
 
     def prepare(self, X: np.ndarray) -> Rows:
         score = self.mean_module.prepare(X) if isinstance(self.mean_module, ScoreMean) else None
