@@ -6,7 +6,8 @@
 Features, built into ``--cache``: ``onehot-sites``, ``aaprops`` and ``profile:`` ProteinMPNN's per-site
 probabilities (``profiles/<protein>.npz``); configurations ending in ``-zeroshot`` add ``scores:`` the assay's
 TranceptEVE zero-shot file (pilin and DNJA1; it becomes the GP's prior mean); ``-if1`` adds ESM-IF1's
-per-site probabilities (``profiles/<protein>_ESM_IF1.npy``, pilin and DNJA1) as a second profile.
+per-site probabilities (``profiles/<protein>_ESM_IF1.npy``, pilin and DNJA1) as a second profile; ``-all``
+both.
 
 Each GP configuration is fitted with the recipe of `mimo fit gp --cv` (``fit_cv``): for held-out fold k,
 hyperparameters by marginal likelihood on the folds other than k and k+1, scored on k+1 (the inner validation
@@ -45,10 +46,12 @@ CONFIGS = {  # name: (feature families, GP parameters); the first is `mimo fit g
     "gp": (("onehot-sites", "aaprops", "profile"), {}),
     "gp-raw": (("onehot-sites", "aaprops", "profile"), {"target": "raw"}),
     "gp-constant": (("onehot-sites", "aaprops", "profile"), {"mean": "constant"}),
+    "gp-nopositions": (("onehot-sites", "aaprops", "profile"), {"positions": False}),
     "gp-linear": (("onehot-sites", "aaprops", "profile"), {"dense": "linear"}),
     "gp-profile": (("profile",), {}),
     "gp-if1": (("onehot-sites", "aaprops", "profile", "profile-if1"), {}),
     "gp-zeroshot": (("onehot-sites", "aaprops", "profile", "scores"), {}),
+    "gp-all": (("onehot-sites", "aaprops", "profile", "profile-if1", "scores"), {}),
 }
 PEERS = ("Kermut", "ProteinNPT", "TranceptEVE + One-Hot Encodings", "One-Hot Encodings")
 

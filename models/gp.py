@@ -81,6 +81,8 @@ class GaussianProcessRegressor(Estimator):
     _param_specs = {
         "dense": Param("str", "Kernel on embeddings, amino-acid properties and scores: rbf or linear.",
                        choices=("rbf", "linear")),
+        "positions": Param("bool", "Add a kernel on the distance between substituted positions (one-hot blocks "
+                           "whose columns name them: onehot, onehot-sites, onehot-full)."),
         "mean": Param("str", "Prior mean: auto (linear in a zero-shot score, else in a profile's dlogp, when the "
                       "features have one; else constant), constant, or score (that line, required).",
                       choices=("auto", "constant", "score")),
@@ -98,10 +100,10 @@ class GaussianProcessRegressor(Estimator):
         "seed": Param("int", "Seed of the random row subsets.", low=0),
     }
 
-    def __init__(self, *, blocks: tuple = (), dense: str = "rbf", mean: str = "auto", steps: int = 100,
-                 lr: float = 0.1, optimize_rows: int = 1000, max_exact_rows: int = 10000, inducing_rows: int = 2000,
-                 target: str = "normal-scores", start: dict | None = None,
-                 seed: int = 0, threads: int | None = None):
+    def __init__(self, *, blocks: tuple = (), dense: str = "rbf", positions: bool = True, mean: str = "auto",
+                 target: str = "normal-scores", steps: int = 100, lr: float = 0.1, optimize_rows: int = 1000,
+                 max_exact_rows: int = 10000, inducing_rows: int = 2000, start: dict | None = None, seed: int = 0,
+                 threads: int | None = None):
         self._store(locals())
 
     def _validate_params(self) -> None:
@@ -115,7 +117,7 @@ class GaussianProcessRegressor(Estimator):
     # ------------------------------------------------------------------ fitting
 
     def _build(self, blocks: tuple) -> GpModel:
-        kernels = [kernel for _, kernel in kernels_for(blocks, self.dense)]
+        kernels = [kernel for _, kernel in kernels_for(blocks, self.dense, self.positions)]
         column = None if self.mean == "constant" else score_column(blocks)
         if self.mean == "score" and column is None:
             raise ValueError("mean='score' (--mean score) needs a zero-shot block (a 'score' column) or a site "
@@ -249,7 +251,7 @@ class GaussianProcessRegressor(Estimator):
     def _hyperparameters(self) -> dict:
         model = self.model_
         kernels = []
-        names = [name for name, _ in kernels_for(self.blocks_, self.dense)]
+        names = [name for name, _ in kernels_for(self.blocks_, self.dense, self.positions)]
         for name, scaled in zip(names, model.kernels):
             kernels.append({"block": name, **scaled.base_kernel.describe(),
                             "scale": float(scaled.outputscale)})

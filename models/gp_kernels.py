@@ -10,7 +10,9 @@ an ordinary gpytorch kernel (tested equal to gpytorch's own RBF kernel, and usab
 Which kernel a block gets follows its manifest (``kernel_for``):
 
 - one-hot substitutions (``kind`` onehot): ``exp(-d / l)`` with d the Hamming distance between the 0/1 rows
-  (number of substitutions and sites not shared);
+  (number of substitutions and sites not shared); and, where the columns name positions (``64A``, ``64``),
+  ``exp(-|i - j| / l)`` between the substituted positions (``positions``; ``bench.gp_proteingym``'s
+  ``gp-nopositions`` is the head without it);
 - a per-site profile (a block named or of kind ``profile...`` with columns ``p_A``..``p_Y`` and ``mt_logp``): the
   site kernel of Kermut (Groth et al., NeurIPS 2024): ``exp(-H / l_H) * exp(-|mt_logp - mt_logp'| / l_p)``, H the
   Hellinger distance between the amino-acid distributions of the mutated sites (rows of the parent, with no
@@ -303,14 +305,14 @@ class ScoreMean(gpytorch.means.Mean):
         return self.linear(((x[..., self.column] - self.shift) / self.scale).unsqueeze(-1))
 
 
-def kernel_for(block: tuple, dense: str) -> list[BlockKernel]:
+def kernel_for(block: tuple, dense: str, positions: bool = True) -> list[BlockKernel]:
     """The kernels of one block ``(name, kind, start, stop, columns)`` (columns: names, or None)."""
     name, kind, start, stop, columns = block
     span = np.arange(start, stop)
     dense_kernel = RbfKernel if dense == "rbf" else LinearKernel
     if kind == "onehot":
-        positions = column_positions(columns)
-        return [HammingKernel(span)] + ([PositionKernel(span, positions)] if positions is not None else [])
+        where = column_positions(columns) if positions else None
+        return [HammingKernel(span)] + ([PositionKernel(span, where)] if where is not None else [])
     if is_profile(block):
         named = {c: start + i for i, c in enumerate(columns or ())}
         missing = [c for c in (*PROFILE_COLUMNS, MUTANT_LOGP) if c not in named]
@@ -323,9 +325,9 @@ def kernel_for(block: tuple, dense: str) -> list[BlockKernel]:
     return [dense_kernel(span)]
 
 
-def kernels_for(blocks, dense: str) -> list[tuple[str, BlockKernel]]:
+def kernels_for(blocks, dense: str, positions: bool = True) -> list[tuple[str, BlockKernel]]:
     """(block name, kernel) of every block's kernels, in the blocks' order."""
-    return [(block[0], kernel) for block in blocks for kernel in kernel_for(block, dense)]
+    return [(block[0], kernel) for block in blocks for kernel in kernel_for(block, dense, positions)]
 
 
 def is_profile(block: tuple) -> bool:

@@ -166,6 +166,8 @@ def test_marginal_likelihood_and_its_gradient_equal_gpytorchs():
     model = GaussianProcessRegressor(blocks=blocks, steps=3, threads=1).fit(X, y).model_
     kinds = [type(k.base_kernel).__name__ for k in model.kernels]
     assert kinds == ["HammingKernel", "PositionKernel", "SiteKernel", "RbfKernel"]
+    without = GaussianProcessRegressor(blocks=blocks, steps=0, positions=False, threads=1).fit(X, y).model_
+    assert "PositionKernel" not in [type(k.base_kernel).__name__ for k in without.kernels]
     z = torch.as_tensor((y - y.mean()) / y.std())
     rows = model.prepare(X)
     ours = negative_mll(model, model.bases(rows, rows), rows, z)
