@@ -7,8 +7,9 @@ The features imitate a real assay's: ``onehot-sites`` over 238 sites, ``aaprops`
 a 25-column profile block, for single and double substitutions; 500 validation rows are predicted with their
 std (as a run does). Figures: seconds of ``fit`` (hyperparameters on ``optimize_rows`` rows, then the posterior
 on every row: exact up to ``max_exact_rows``, beyond that through ``inducing_rows``), the peak resident memory
-the fit adds to a process holding the data (each size in a process of its own), and one marginal-likelihood step on 1,000 rows: this head's against gpytorch's own
-``ExactMarginalLogLikelihood`` on the same kernels (the reason ``gp_posterior.GaussianNll`` exists).
+the fit adds to a process holding the data (each size in a process of its own), and one marginal-likelihood
+step on 1,000 rows: this head's against gpytorch's own ``ExactMarginalLogLikelihood`` on the same kernels (the
+reason ``gp_posterior.GaussianNll`` exists).
 """
 from __future__ import annotations
 
