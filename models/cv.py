@@ -74,7 +74,8 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
                                                 parent, fmt)
             marked = mark_support(pd.DataFrame({k: v[test] for k, v in columns.items()}), support,
                                   used_manifest(final, data.source["features"]), data.rows.mutations[test],
-                                  data.rows.n_mutations[test], parent, fmt)
+                                  data.rows.n_mutations[test], parent, fmt, features=data.rows.embeddings[test],
+                                  joined=data.source["features"])
             for name in ("lower", "upper"):
                 columns[name][test] = marked[name].to_numpy()
             for name in ("unseen", "unseen_sites", "no_signal"):

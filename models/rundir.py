@@ -239,7 +239,8 @@ class Run:
         if mutations is not None:
             info = self.source["dataset"]
             out = mark_support(out, self.support, used_manifest(self.model, self.source["features"]), mutations,
-                               n_mutations, info.get("parent"), mutation_format(info))
+                               n_mutations, info.get("parent"), mutation_format(info), features=X,
+                               joined=self.source["features"])
         if "lower" in out:
             level = self.metrics.get("uncertainty", {}).get("interval", {}).get("level", 0.95)
             out["sd"] = (out["upper"] - out["lower"]) / (2 * _normal_quantile(0.5 + level / 2))

@@ -39,7 +39,8 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
         info = data.source["dataset"]
         predictions = mark_support(predictions, support, used_manifest(model, data.source["features"]),
                                    data.rows.mutations, data.rows.n_mutations, info.get("parent"),
-                                   mutation_format(info), sets)
+                                   mutation_format(info), sets, features=data.rows.embeddings,
+                                   joined=data.source["features"])
         if interval is not None:
             member_metrics(model, data, members, mean, std, metrics, predictions, interval)
         test = predictions["split"] == "test"

@@ -1,11 +1,28 @@
 """What the training data supports: which substitutions and positions a run saw measured.
 
 A substitution that no training row carries gives a one-hot model no signal at all (its weight was never
-trained: it adds nothing, so a single such substitution is predicted at the training labels' mean), and a position never mutated in training gives a
-one-hot-sites model none. Predictions say so, per row: ``unseen`` (substitutions never in a training row),
-``unseen_sites`` (positions never mutated in training), ``no_signal`` (the run's features cannot tell this
-variant from its parent on those substitutions); the interval of a ``no_signal`` row is widened to cover the
-whole range of training labels.
+trained: it adds nothing, so a single such substitution is predicted at the training labels' mean), and a
+position never mutated in training gives a one-hot-sites model none. Predictions say so, per row: ``unseen``
+(substitutions never in a training row), ``unseen_sites`` (positions never mutated in training), ``no_signal``
+(the run's features cannot tell this variant from its parent on those substitutions); the interval of a
+``no_signal`` row is widened to cover the whole range of training labels.
+
+The rule (``no_signal_rows``), over the parts of the features the model reads: a row is ``no_signal`` when the
+one-hot parts give it none AND every other part gives it none.
+
+- One-hot parts give none when the row has a substitution no training row carries (``unseen`` > 0), or, when
+  one of them is ``onehot-sites``, a position never mutated in training (``unseen_sites`` > 0). Without a
+  one-hot part, this condition holds for every row.
+- A profile or scores part gives none where the row's ``covered`` column is 0: the profile does not reach one of
+  its substituted sites (or a new residue is a stop), or the scores file lacks the variant
+  (``mimo.pipeline.featurizers.profile`` and ``scores``). ``covered`` is per variant, so a multi-mutant with one
+  uncovered site counts as uncovered even if its unseen site is the covered one: the mark errs towards the wider
+  interval. Where the rows' features are not given, such a part is taken to give none (the same side).
+- Any other part (amino-acid properties, language-model embeddings, zero-shot scores) gives every
+  substitution some signal: no row is ``no_signal`` with one of them in use.
+
+So on ``onehot-sites+profile``, a variant at a position never mutated in training is ``no_signal`` only when the
+profile does not cover that position.
 """
 from __future__ import annotations
 
@@ -98,6 +115,9 @@ class TrainingSupport:
 mutation_format = mutation_format_from  # how a dataset writes its mutation strings, from ``dataset.json``
 
 
+SIGNAL_WHERE_COVERED = ("profile", "scores")  # part kinds whose ``covered`` column says where they give signal
+
+
 def onehot_modes(manifest: dict) -> list[str] | None:
     """The one-hot modes of a features manifest (joined features: every part), or None when any part is not
     one-hot (a language model gives every substitution some signal)."""
@@ -107,20 +127,59 @@ def onehot_modes(manifest: dict) -> list[str] | None:
     return [str(part.get("model", "onehot-substitutions")).removeprefix("onehot-") for part in parts]
 
 
+def covered_rows(part: dict, features, joined: dict | None) -> np.ndarray | None:
+    """The ``covered`` column of ``part`` (a profile or scores part of the ``joined`` manifest that describes the
+    columns of ``features``) as booleans; None when it cannot be read."""
+    if features is None or joined is None:
+        return None
+    start = 0
+    for candidate in joined.get("parts") or [joined]:
+        dim = int(candidate["dim"])
+        if candidate.get("features") == part.get("features"):
+            columns = list(candidate.get("columns") or ())
+            if "covered" not in columns or len(columns) != dim or np.shape(features)[1] < start + dim:
+                return None
+            return np.asarray(features)[:, start + columns.index("covered")] > 0.5
+        start += dim
+    return None
+
+
+def no_signal_rows(manifest: dict, counts: pd.DataFrame, features=None, joined: dict | None = None) -> np.ndarray:
+    """Rows that the parts of ``manifest`` (what the model reads) give no signal (see the module's rule).
+    ``counts``: ``unseen`` and ``unseen_sites`` per row; ``features``: the rows' feature values, their columns
+    described by ``joined`` (default ``manifest``), read for the ``covered`` column of profile and scores parts."""
+    parts = manifest.get("parts") or [manifest]
+    joined = manifest if joined is None else joined
+    n = len(counts)
+    onehot = [part for part in parts if part.get("kind") == "onehot"]
+    if not onehot:
+        none = np.ones(n, bool)
+    elif any(str(part.get("model", "")).removeprefix("onehot-") == "sites" for part in onehot):
+        none = (counts["unseen_sites"].fillna(0) > 0).to_numpy()  # a position's own column: any substitution there
+    else:  # substitution columns only: every unseen substitution is invisible
+        none = (counts["unseen"].fillna(0) > 0).to_numpy()
+    for part in parts:
+        if part.get("kind") == "onehot":
+            continue
+        if part.get("kind") not in SIGNAL_WHERE_COVERED:
+            return np.zeros(n, bool)
+        covered = covered_rows(part, features, joined)
+        if covered is not None:
+            none &= ~covered
+    return none
+
+
 def mark_support(table: pd.DataFrame, support: TrainingSupport, manifest: dict, mutations, n_mutations,
-                 parent: str | None, fmt: MutationFormat, sets=None) -> pd.DataFrame:
+                 parent: str | None, fmt: MutationFormat, sets=None, features=None,
+                 joined: dict | None = None) -> pd.DataFrame:
     """Add ``unseen``, ``unseen_sites``, ``no_signal`` to a predictions table (same row order as ``mutations``)
-    and widen the interval (``lower``/``upper``, when present) of ``no_signal`` rows to the training labels' range."""
+    and widen the interval (``lower``/``upper``, when present) of ``no_signal`` rows to the training labels' range.
+    ``manifest``: the features the model reads; ``features``: the rows' feature values (same order), whose columns
+    ``joined`` describes (default ``manifest``): a profile's or scores file's ``covered`` column is read there."""
     counts = support.count(mutations, n_mutations, parent, fmt, sets)
     table = table.reset_index(drop=True)
     table["unseen"], table["unseen_sites"] = counts["unseen"], counts["unseen_sites"]
-    modes = onehot_modes(manifest)
-    if modes is None:
-        no_signal = np.zeros(len(table), bool)
-    elif "sites" in modes:  # a position's own column carries signal for any substitution there
-        no_signal = (counts["unseen_sites"].fillna(0) > 0).to_numpy()
-    else:  # substitution columns only: every unseen substitution is invisible
-        no_signal = (counts["unseen"].fillna(0) > 0).to_numpy()
+    no_signal = no_signal_rows(manifest, counts, features, joined)
     table["no_signal"] = no_signal
     if "lower" in table and no_signal.any():
         low, high = support.label_range
