@@ -17,7 +17,10 @@ def embed() -> None:
 
 DEFAULT_ESM = "esm2_t33_650M_UR50D"
 FILE_MODELS = ("profile:PATH (a per-site profile: ProteinMPNN .npz, an (L, 20|21) .npy, a CSV/TSV table, or an MSA "
-               "in A2M/A3M/aligned FASTA, query first), scores:PATH[:COL,...] (numeric columns of a variant scores "
+               "in A2M/A3M/aligned FASTA, query first), profile:MODEL[:METHOD] (the parent's per-site profile computed "
+               "once by a language model and kept in $MIMO_HOME/profiles: unirep64/256/1900, next residue given the "
+               "left context; an ESM name, or with --weights a checkpoint, :wt unmasked (default) or :masked each site "
+               "masked), scores:PATH[:COL,...] (numeric columns of a variant scores "
                "file joined on mutated_sequence or mutant, e.g. ProteinGym's zero-shot files)")
 file_options = add_options([
     click.option("--profile-offset", type=int, default=0, show_default=True,
@@ -33,13 +36,26 @@ file_options = add_options([
 ])
 
 
+def _profile_weights(model: str | None, weights: str | None) -> tuple[str | None, str | None]:
+    """``--model profile:ESM[:METHOD] --weights FILE.pt`` as one spec; otherwise --model or --weights, not both."""
+    if model is not None and weights is not None:
+        if model.startswith("profile:"):
+            from mimo.pipeline.featurizers.lm_profile import spec_with_weights
+
+            return spec_with_weights(model, weights), None
+        raise DataError(f"give --model or --weights, not both (--model {model} --weights {weights})")
+    return model, weights
+
+
 @embed.command("build")
 @dataset_options
 @click.option("--model", default=None,
               help=f"A featurizer: {', '.join(FEATURIZERS)}, a fair-esm model name, a Hugging Face encoder (hub id "
               f"such as facebook/esm2_t33_650M_UR50D or Rostlab/prot_t5_xl_uniref50, or a save_pretrained directory; "
               f"pip install 'mimo-gfp[hf]'), or {FILE_MODELS}.  [default: {DEFAULT_ESM}]")
-@click.option("--weights", type=click.Path(), default=None, help="A fair-esm checkpoint file (.pt) instead of --model.")
+@click.option("--weights", type=click.Path(), default=None,
+              help="A fair-esm checkpoint file (.pt) instead of --model (with --model profile:ESM[:METHOD]: the model "
+              "whose profile is computed).")
 @click.option("--layer", type=int, default=None, help="Representation layer (default: the last; negative counts back).")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... (auto: GPU when there is one).")
 @click.option("--dtype", type=click.Choice(["auto", "float32", "float16", "bfloat16"]), default="auto",
@@ -71,8 +87,7 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
     from mimo.pipeline.featurizers import get_featurizer
     from mimo.pipeline.ranks import Ranks
 
-    if model is not None and weights is not None:
-        raise DataError(f"give --model or --weights, not both (--model {model} --weights {weights})")
+    model, weights = _profile_weights(model, weights)
     dataset = load_dataset(cache_root=cache_root, **dataset_kwargs)
     ranks = Ranks.from_environment()
     try:
@@ -94,7 +109,9 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
 @dataset_options
 @click.option("--model", default=None, help=f"{', '.join(n.removesuffix('-llr') for n in FEATURIZERS if n.endswith('-llr'))}"
               f", a fair-esm model name, or {FILE_MODELS}.  [default: {DEFAULT_ESM}]")
-@click.option("--weights", type=click.Path(), default=None, help="A fair-esm checkpoint file (.pt) instead of --model.")
+@click.option("--weights", type=click.Path(), default=None,
+              help="A fair-esm checkpoint file (.pt) instead of --model (with --model profile:ESM[:METHOD]: the model "
+              "whose profile is computed).")
 @click.option("--method", type=click.Choice(["masked-marginal", "wt-marginal", "mutant-marginal", "llr"]),
               default=None, help="ESM: masked-marginal (default), wt-marginal, mutant-marginal; UniRep: llr.")
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:1, ... (auto: GPU when there is one).")
@@ -118,8 +135,7 @@ def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_off
     from mimo.models.metrics import spearman
     from mimo.pipeline.scoring import zero_shot_scores
 
-    if model is not None and weights is not None:
-        raise DataError(f"give --model or --weights, not both (--model {model} --weights {weights})")
+    model, weights = _profile_weights(model, weights)
     if out:
         ensure_writable(out, "--out")
     dataset = load_dataset(cache_root=cache_root, **dataset_kwargs)

@@ -99,9 +99,18 @@ def _parent(name: str, dataset) -> str:
 
 
 def _profile(spec: str, dataset=None, profile_offset: int = 0, profile_alphabet: str | None = None,
-             profile_columns: str = "all", **_) -> Featurizer:
+             profile_columns: str = "all", device: str = "auto", dtype: str = "auto", toks_per_batch=None,
+             **_) -> Featurizer:
+    from .lm_profile import LmProfileFeaturizer, parse_spec
     from .profile import ProfileFeaturizer
 
+    lm = parse_spec(spec)  # profile:MODEL[:METHOD]: a profile a language model computes of the parent
+    if lm is not None:
+        if profile_offset or profile_alphabet:
+            raise DataError(f"--profile-offset and --profile-alphabet read a profile file; profile:{spec} is computed "
+                            f"by a language model on the parent itself")
+        return LmProfileFeaturizer(lm, _parent(f"profile:{spec}", dataset), profile_columns, device, dtype,
+                                   toks_per_batch)
     return ProfileFeaturizer(spec, _parent(f"profile:{spec}", dataset), profile_offset, profile_alphabet,
                              columns=profile_columns)
 
@@ -161,7 +170,9 @@ def is_checkpoint_path(name_or_path: str | Path) -> bool:
 def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featurizer:
     """The featurizer called ``name_or_path``: a built-in name (``onehot``, ``onehot-sites``, ``onehot-full``,
     ``unirep64``, ``unirep256``, ``unirep1900``), ``profile:PATH`` (a per-site profile: ProteinMPNN .npz, a
-    .npy matrix, a table, an MSA), ``scores:PATH[:COL,...]`` (a file of variant scores), a fair-esm model name
+    .npy matrix, a table, an MSA), ``profile:MODEL[:METHOD]`` (the parent's profile computed once by
+    unirep64/256/1900, an ESM name or a .pt checkpoint, method wt or masked; ``lm_profile``),
+    ``scores:PATH[:COL,...]`` (a file of variant scores), a fair-esm model name
     (``esm2_t33_650M_UR50D``, weights from the torch hub cache), a fair-esm checkpoint file (``.pt``), or a Hugging Face encoder (ESM-2, ProtT5,
     ProtBert) by hub id (``facebook/esm2_t33_650M_UR50D``) or ``save_pretrained`` directory.
 
@@ -204,7 +215,7 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
     if ESM_NAME.match(base):
         return _esm(base, dataset, method=method, mutpos=mutpos, **options)
     raise DataError(f"unknown featurizer {text!r}; known: {', '.join(available_featurizers())}, profile:PATH, "
-                    f"scores:PATH[:COL,...], a fair-esm "
+                    f"profile:MODEL[:METHOD], scores:PATH[:COL,...], a fair-esm "
                     f"checkpoint file (.pt), or a Hugging Face model (owner/name or a save_pretrained directory); an ESM name or checkpoint followed by -mutpos gives its representation at "
                     f"the mutated positions, by -masked-marginal, -wt-marginal or -mutant-marginal its zero-shot "
                     f"scores")
@@ -267,6 +278,14 @@ def _profile_from_manifest(manifest: dict, parent: str | None, device: str) -> F
     return ProfileFeaturizer.from_manifest(manifest, parent)
 
 
+def _lm_profile_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
+    from .lm_profile import LmProfileFeaturizer
+
+    if not parent:
+        raise DataError("profile features need the dataset's parent sequence, which was not recorded")
+    return LmProfileFeaturizer.from_manifest(manifest, parent, device)
+
+
 def _scores_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
     from .scores import ScoresFeaturizer
 
@@ -281,6 +300,7 @@ FROM_MANIFEST: dict[str, Callable[[dict, str | None, str], Featurizer]] = {
     "unirep": _unirep_from_manifest,
     "huggingface": _hf_from_manifest,
     "profile": _profile_from_manifest,
+    "profile-lm": _lm_profile_from_manifest,
     "scores": _scores_from_manifest,
 }
 
