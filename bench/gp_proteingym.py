@@ -2,6 +2,11 @@
 
     python -m bench.gp_proteingym                                  # every assay, scheme and configuration
     python -m bench.gp_proteingym --assays DNJA1 --schemes random --configs gp,gp-constant
+    python -m bench.gp_proteingym --root DIR --assays P12345_HUMAN_Doe_2024   # any assay of a ProteinGym folder
+
+Assays are found, with their profiles, zero-shot files and published rows, as ``bench.proteingym`` finds them
+(``--assays``: GFP, pilin, DNJA1 or DMS ids of ``--root`` or CSV paths; default every assay of ``--root``); a
+configuration whose file an assay lacks is left out for that assay.
 
 Features, built into ``--cache``: ``onehot-sites``, ``aaprops`` and ``profile:`` ProteinMPNN's per-site
 probabilities (``profiles/<protein>.npz``); configurations ending in ``-zeroshot`` add ``scores:`` the assay's
@@ -36,11 +41,10 @@ from mimo.models.gp_kernels import gp_blocks
 from mimo.models.metrics import spearman
 from mimo.models.report import to_markdown
 
-from .proteingym import default_root, published
+from .proteingym import Assay, block_specs, default_root, discover, published
 
-ASSAYS = {"GFP": ("GFP_AEQVI_Sarkisyan_2016", "GFP_AEQVI"),
-          "pilin": ("A0A1I9GEU1_NEIME_Kennouche_2019", "A0A1I9GEU1_NEIME"),
-          "DNJA1": ("DNJA1_HUMAN_Tsuboyama_2023_2LO1", "DNJA1_HUMAN")}
+ASSAYS = {"GFP": "GFP_AEQVI_Sarkisyan_2016", "pilin": "A0A1I9GEU1_NEIME_Kennouche_2019",
+          "DNJA1": "DNJA1_HUMAN_Tsuboyama_2023_2LO1"}  # short names of the shared assays
 SCHEMES = ("random", "modulo", "contiguous")
 CONFIGS = {  # name: (feature families, GP parameters); the first is `mimo fit gp`'s defaults
     "gp": (("onehot-sites", "aaprops", "profile"), {}),
@@ -56,23 +60,18 @@ CONFIGS = {  # name: (feature families, GP parameters); the first is `mimo fit g
 PEERS = ("Kermut", "ProteinNPT", "TranceptEVE + One-Hot Encodings", "One-Hot Encodings")
 
 
-def featurizer_specs(root: Path, assay: str, protein: str) -> dict:
-    specs = {"onehot-sites": "onehot-sites", "aaprops": "aaprops",
-             "profile": f"profile:{root / 'profiles' / (protein + '.npz')}"}
-    inverse_folding = root / "profiles" / f"{protein}_ESM_IF1.npy"
-    if inverse_folding.exists():
-        specs["profile-if1"] = f"profile:{inverse_folding}"
-    scores = root / "zero_shot" / "TranceptEVE" / f"{assay}.csv"
-    if scores.exists():
-        specs["scores"] = f"scores:{scores}:avg_score"
+def featurizer_specs(assay: Assay) -> dict:
+    """{family: featurizer spec} of the families the assay has (its files as ``bench.proteingym`` finds them)."""
+    specs = {"onehot-sites": "onehot-sites", "aaprops": "aaprops"}
+    specs.update({family: spec for family, spec in block_specs(assay).items() if spec is not None})
     return specs
 
 
-def build(root: Path, cache: Path, assay: str, protein: str) -> tuple[str, dict]:
+def build(cache: Path, assay: Assay) -> tuple[str, dict]:
     """The assay's dataset name and its cached feature names by family."""
-    dataset = mimo.load_dataset(root / f"{assay}.csv", parent=str(root / f"{assay}_wt.fasta"))
+    dataset = mimo.load_dataset(assay.csv, parent=assay.parent)
     names = {}
-    for family, spec in featurizer_specs(root, assay, protein).items():
+    for family, spec in featurizer_specs(assay).items():
         featurizer = mimo.get_featurizer(spec, dataset)
         mimo.build_cache(dataset, featurizer, cache, progress=False)
         names[family] = featurizer.name
@@ -114,10 +113,13 @@ def run(args) -> pd.DataFrame:
     root, cache = Path(args.root), Path(args.cache)
     runs = Path(tempfile.mkdtemp(prefix="mimo-gp-bench-"))
     rows = []
-    for short in args.assays.split(","):
-        assay, protein = ASSAYS[short]
-        dataset, names = build(root, cache, assay, protein)
-        anchors = published(root / "anchors", assay)
+    wanted = ",".join(ASSAYS.get(a, a) for a in args.assays.split(",")) if args.assays else None
+    for assay in discover(root, wanted):
+        short = next((k for k, v in ASSAYS.items() if v == assay.dms_id), assay.dms_id)
+        dataset, names = build(cache, assay)
+        anchors = {}
+        for row in published(assay):
+            anchors.setdefault(row["scheme"], {})[row["config"].removeprefix("published: ")] = row["spearman"]
         for scheme in args.schemes.split(","):
             results, labels, folds = {}, None, None
             for config in args.configs.split(","):
@@ -129,25 +131,34 @@ def run(args) -> pd.DataFrame:
                 results[config] = gp_folds(data, {**params, "seed": args.seed})
                 rows.append(_row(short, scheme, config, labels, folds, results[config]))
                 print(_line(rows[-1]), flush=True)
-            chosen, picks = choose_per_fold(results, folds)
-            rows.append({"assay": short, "scheme": scheme, "config": "chosen per fold on its inner validation",
-                         "spearman": spearman(labels[folds != "none"], chosen[folds != "none"]),
-                         "valid": None, "s/fit": None, "cv s": None, "picks": " ".join(picks.values())})
-            print(_line(rows[-1]), flush=True)
-            features = "+".join(names[f] for f in CONFIGS["gp"][0])
-            data = mimo.load_cv_data(cache, dataset, features, f"fold_{scheme}_5")
-            for head, params in (("gp", {"blocks": gp_blocks(data.rows.manifest), "seed": args.seed}), ("ridge", {})):
-                run = mimo.fit_cv(mimo.get_head(head, **params), data, runs / f"{short}-{scheme}-{head}")
-                rows.append({"assay": short, "scheme": scheme, "config": f"mimo fit {head} --cv on {features}",
-                             "spearman": run.metrics["test"]["spearman"], "valid": None, "s/fit": None,
-                             "cv s": run.metrics["fit_seconds"], "picks": ""})
+            if results:
+                chosen, picks = choose_per_fold(results, folds)
+                rows.append({"assay": short, "scheme": scheme, "config": "chosen per fold on its inner validation",
+                             "spearman": spearman(labels[folds != "none"], chosen[folds != "none"]),
+                             "valid": None, "s/fit": None, "cv s": None, "picks": " ".join(picks.values())})
                 print(_line(rows[-1]), flush=True)
+            if all(f in names for f in CONFIGS["gp"][0]):
+                rows += commands(cache, dataset, names, scheme, short, runs, args.seed)
             for peer in PEERS:
                 if scheme in anchors and peer in anchors[scheme]:
                     rows.append({"assay": short, "scheme": scheme, "config": f"published: {peer}",
                                  "spearman": float(anchors[scheme][peer]), "valid": None, "s/fit": None,
                                  "cv s": None, "picks": ""})
     return pd.DataFrame(rows)
+
+
+def commands(cache: Path, dataset: str, names: dict, scheme: str, short: str, runs: Path, seed: int) -> list:
+    """`mimo fit gp --cv` and `mimo fit ridge --cv` on the gp configuration's features."""
+    rows = []
+    features = "+".join(names[f] for f in CONFIGS["gp"][0])
+    data = mimo.load_cv_data(cache, dataset, features, f"fold_{scheme}_5")
+    for head, params in (("gp", {"blocks": gp_blocks(data.rows.manifest), "seed": seed}), ("ridge", {})):
+        run = mimo.fit_cv(mimo.get_head(head, **params), data, runs / f"{short}-{scheme}-{head}")
+        rows.append({"assay": short, "scheme": scheme, "config": f"mimo fit {head} --cv on {features}",
+                     "spearman": run.metrics["test"]["spearman"], "valid": None, "s/fit": None,
+                     "cv s": run.metrics["fit_seconds"], "picks": ""})
+        print(_line(rows[-1]), flush=True)
+    return rows
 
 
 def _row(assay: str, scheme: str, config: str, labels, folds, result: dict) -> dict:
@@ -166,9 +177,10 @@ def _line(row: dict) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--root", default=str(default_root()), help="The shared ProteinGym folder.")
+    parser.add_argument("--root", default=str(default_root()), help="A ProteinGym folder (as bench.proteingym's).")
     parser.add_argument("--cache", default=os.environ.get("MIMO_CACHE", "cache"))
-    parser.add_argument("--assays", default=",".join(ASSAYS))
+    parser.add_argument("--assays", default=None, help="GFP, pilin, DNJA1, DMS ids of --root or CSV paths, "
+                        "comma-separated (default: every assay of --root).")
     parser.add_argument("--schemes", default=",".join(SCHEMES))
     parser.add_argument("--configs", default=",".join(CONFIGS), help=f"Of {', '.join(CONFIGS)}.")
     parser.add_argument("--seed", type=int, default=0)
@@ -177,7 +189,7 @@ def main() -> None:
     mimo.set_threads(None)
     table = run(args)
     load = os.getloadavg()
-    header = (f"`python -m bench.gp_proteingym --assays {args.assays} --schemes {args.schemes} --configs "
+    header = (f"`python -m bench.gp_proteingym --assays {args.assays or 'all'} --schemes {args.schemes} --configs "
               f"{args.configs}` on {os.cpu_count()} CPUs (load average at the end {load[0]:.1f}, "
               f"{load[1]:.1f}, {load[2]:.1f})\n\n")
     text = header + to_markdown(table)
