@@ -2,6 +2,7 @@
 
     nice -n 19 python -m bench.label_shift [--work /tmp/mimo-label-shift] [--gfp-sample 3000]
                                            [--markdown bench/results/cpu-label_shift.md]
+                                           [--flag-markdown bench/results/cpu-label_shift-flag.md]
 
 Assays: the three ProteinGym singles files in $MIMO_PROTEINGYM (or ../shared/data/proteingym), each with
 onehot-sites+aaprops+its ProteinMPNN profile, and a seeded sample of GFP's TAPE data ($MIMO_DATA; multi-mutants)
@@ -12,6 +13,11 @@ with onehot-sites+aaprops. Splits (written as split files under --work, seed 0; 
 Heads, each fitted once per split with `fit_run` (what `mimo fit` runs): mimo --routing random, ridge, gp.
 Interval methods (95%, calibrated on valid only; see METHODS): what the runs write, plus split-conformal
 variants computed here from the runs' predictions. Coverage is the share of test labels inside [lower, upper].
+
+The flag table (``--flag-markdown``): the check `mimo predict` and `mimo design` run (mimo.models.shift: a
+domain classifier of the run's training rows against the rows asked about, here the test rows; a row is
+``unlike_training`` when its conformal p-value is below alpha), in the variants FLAGS lists, with the coverage
+of three interval methods on flagged and unflagged test rows.
 """
 from __future__ import annotations
 
@@ -34,6 +40,7 @@ from mimo.models.evaluate import training_support
 from mimo.models.gp_kernels import gp_blocks
 from mimo.models.metrics import interval_metrics, interval_scale, spearman
 from mimo.models.report import to_markdown
+from mimo.models.shift import check_rows, left_to_support, with_counts
 
 ASSAYS = {"GFP": ("GFP_AEQVI_Sarkisyan_2016", "GFP_AEQVI.npz"),
           "pilin": ("A0A1I9GEU1_NEIME_Kennouche_2019", "A0A1I9GEU1_NEIME.npz"),
@@ -266,6 +273,42 @@ def score(fitted: Fitted) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------------------------------------- the flag
+
+FLAGS = {"C 0.01, alpha 0.01": dict(c=0.01, alpha=0.01), "C 0.1, alpha 0.01": dict(c=0.1, alpha=0.01),
+         "C 0.01, alpha 0.05": dict(c=0.01, alpha=0.05), "C 0.01, alpha 0.01, every row": dict(c=0.01, alpha=0.01,
+                                                                                              every_row=True)}
+FLAG_METHODS = ("mimo (run's interval)", "ridge, conformal", "gp, conformal / std")
+
+
+def flag_rows(fitted: Fitted) -> list[dict]:
+    """Per flag variant: the AUC, the share of test rows flagged (and of those at positions no training row
+    mutates), and each method's coverage on flagged and on unflagged test rows."""
+    data = fitted.data
+    test, train = data.mask("test"), data.mask("train")
+    X, y = with_counts(data.rows.embeddings, data.rows.n_mutations), data.rows.labels[test]
+    bounds = methods(fitted)
+    rows = []
+    skip = left_to_support(fitted.mimo)[test]
+    for name, setting in FLAGS.items():
+        report = check_rows(X[train], X[test], alpha=setting["alpha"], c=setting["c"],
+                            skip=None if setting.get("every_row") else skip)
+        flag = np.array([bool(v) for v in report.columns()["unlike_training"]])  # None (not checked): False
+        row = {"flag": name, "shift AUC (train vs test)": report.auc, "test at unseen sites": float(skip.mean()),
+               "test flagged": float(flag.mean()), "warns": report.warns()}
+        for method in FLAG_METHODS:
+            if method not in bounds:
+                continue
+            _, lower, upper = bounds[method]
+            inside = (lower[test] <= y) & (y <= upper[test])
+            row[f"{method}: flagged"] = float(inside[flag].mean()) if flag.any() else None
+            row[f"{method}: unflagged"] = float(inside[~flag].mean()) if (~flag).any() else None
+        wc = bounds["ridge, weighted conformal"]
+        row["weighted conformal opens"] = float(np.mean(~np.isfinite(wc[2][test])))
+        rows.append(row)
+    return rows
+
+
 # ------------------------------------------------------------------------------------------- the table
 
 def positions_of(data) -> list[set]:
@@ -273,10 +316,10 @@ def positions_of(data) -> list[set]:
     return [{p + 1 for p, _ in s} if s else set() for s in sets]
 
 
-def run(args) -> pd.DataFrame:
+def run(args) -> tuple[pd.DataFrame, pd.DataFrame]:
     work = Path(args.work)
     cache = work / "cache"
-    records = []
+    records, flags = [], []
     for label, dataset, profile in assays(Path(args.root), args.gfp_sample, args.assays.split(",") if args.assays else []):
         features = build(dataset, profile, cache)
         named = mimo.load_split_data(cache, dataset.name, features)
@@ -292,7 +335,8 @@ def run(args) -> pd.DataFrame:
                     "test above train max": float(np.mean(test > train.max()))}
             fitted = fit_all(data, work / "runs" / f"{dataset.name}-{split}")
             records += [{**base, **shift_signals(fitted), **row} for row in score(fitted)]
-    return pd.DataFrame(records)
+            flags += [{"assay": label, "split": split, "n test": base["n test"], **row} for row in flag_rows(fitted)]
+    return pd.DataFrame(records), pd.DataFrame(flags)
 
 
 def pivot(table: pd.DataFrame) -> pd.DataFrame:
@@ -317,13 +361,16 @@ def main(argv=None) -> None:
     parser.add_argument("--gfp-sample", type=int, default=3000, help="rows of GFP's TAPE data (0: none)")
     parser.add_argument("--assays", help="only these ProteinGym assays (GFP, pilin, DNJA1; comma-separated)")
     parser.add_argument("--markdown", help="also write the table here")
+    parser.add_argument("--flag-markdown", help="also write the flag table (unlike_training) here")
     args = parser.parse_args(argv)
     mimo.set_threads(None)
-    table = run(args)
-    text = to_markdown(pivot(table))
-    print(to_markdown(table.round(3)), text, sep="\n\n")
+    table, flags = run(args)
+    text, flag_text = to_markdown(pivot(table)), to_markdown(flags.round(2))
+    print(to_markdown(table.round(3)), text, flag_text, sep="\n\n")
     if args.markdown:
         Path(args.markdown).write_text(text + "\n")
+    if args.flag_markdown:
+        Path(args.flag_markdown).write_text(flag_text + "\n")
 
 
 if __name__ == "__main__":

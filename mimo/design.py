@@ -3,7 +3,9 @@
 ``saturation_scan`` scores every single substitution of the parent (19 x length); ``propose`` ranks candidates
 (singles, and combinations of the best singles up to ``max_mutations``) by an acquisition that uses the run's
 uncertainty, never proposes what is measured, and keeps the batch diverse (no substitution in more than
-``max_share`` of it). Both featurize and predict in chunks, so memory stays bounded.
+``max_share`` of it). Both featurize and predict in chunks, so memory stays bounded. Both say, per row, whether
+a variant is unlike the run's training rows (``unlike_training``, ``shift_p``: mimo.models.shift; the scan
+against all its singles, the plate against its wells), where the run's intervals are not calibrated.
 """
 from __future__ import annotations
 
@@ -19,7 +21,9 @@ from mimo.pipeline import threads
 from mimo.pipeline.errors import DataError, option
 from mimo.pipeline.variants import AMINO_ACIDS, MutationFormat
 
-from .predict import featurize, read_variants, variants_frame
+from mimo.models.shift import ShiftReport, StreamCheck, check_rows, left_to_support, with_counts
+
+from .predict import featurize, read_variants, shift_summary, training_features, variants_frame
 
 ACQUISITIONS = ("ucb", "greedy", "ei")
 CHUNK = 20000  # candidates featurized and predicted at a time
@@ -29,10 +33,12 @@ def _token(parent: str, position: int, new: str, fmt: MutationFormat) -> str:
     return f"{fmt.prefix}{parent[position]}{position + fmt.first_index}{new}"
 
 
-def score_stream(run: Run, texts, device: str = "auto", chunk: int = CHUNK, ranks=None):
+def score_stream(run: Run, texts, device: str = "auto", chunk: int = CHUNK, ranks=None,
+                 shift: StreamCheck | None = None):
     """Predictions (mean, std, interval, unseen, no_signal) for an iterable of mutation strings, yielded as one
     table per ``chunk`` of them: memory stays bounded however many candidates there are. Under torchrun
-    (``ranks``), each process scores every world_size-th chunk."""
+    (``ranks``), each process scores every world_size-th chunk. ``shift``: also ``unlike_training`` and
+    ``shift_p`` (mimo.models.shift), from a check fitted on the first chunk."""
     fmt = mutation_format(run.source["dataset"])
     featurizers: dict = {}
     iterator = iter(texts)
@@ -44,12 +50,20 @@ def score_stream(run: Run, texts, device: str = "auto", chunk: int = CHUNK, rank
         frame = variants_frame(batch, run.parent, fmt)
         X, _ = featurize(frame, run.source, device, use_cache=False, featurizers=featurizers)
         predicted = run.predict(X, frame["mutations"].tolist(), frame["n_mutations"].tolist())
+        if shift is not None:
+            predicted = predicted.assign(**shift(with_counts(X, frame["n_mutations"]), left_to_support(predicted)))
         yield pd.concat([frame[["mutations", "n_mutations"]], predicted], axis=1)
 
 
-def score_variants(run: Run, texts, device: str = "auto") -> pd.DataFrame:
+def score_variants(run: Run, texts, device: str = "auto", shift: StreamCheck | None = None) -> pd.DataFrame:
     """``score_stream`` gathered into one table."""
-    return pd.concat(list(score_stream(run, texts, device)), ignore_index=True)
+    return pd.concat(list(score_stream(run, texts, device, shift=shift)), ignore_index=True)
+
+
+def stream_check(run: Run, device: str = "auto") -> StreamCheck | str:
+    """A ``StreamCheck`` against the run's training rows, or why none can be made."""
+    train_X, reason = training_features(run, device)
+    return reason if train_X is None else StreamCheck(train_X)
 
 
 def _run_with_parent(run: Run | str | Path) -> Run:
@@ -59,18 +73,26 @@ def _run_with_parent(run: Run | str | Path) -> Run:
     return run
 
 
-def saturation_scan(run: Run | str | Path, device: str = "auto") -> pd.DataFrame:
+def saturation_scan(run: Run | str | Path, device: str = "auto", check_shift: bool = True) -> pd.DataFrame:
     """Every single substitution of the parent: position (as the dataset numbers it), parent and new residue,
-    mutation string, prediction, and where the run has them std, lower, upper; unseen, no_signal."""
+    mutation string, prediction, and where the run has them std, lower, upper; unseen, no_signal; with
+    ``check_shift``, unlike_training and shift_p (mimo.models.shift; its summary in ``table.attrs["shift"]``)."""
     run = _run_with_parent(run)
     threads.adapt()
     fmt = mutation_format(run.source["dataset"])
     parent = run.parent
     singles = [(i, a) for i in range(len(parent)) for a in AMINO_ACIDS if a != parent[i]]
-    table = score_variants(run, [_token(parent, i, a, fmt) for i, a in singles], device)
+    check = stream_check(run, device) if check_shift else None
+    shift = check if isinstance(check, StreamCheck) else None
+    table = score_variants(run, [_token(parent, i, a, fmt) for i, a in singles], device, shift)
     table.insert(0, "position", [i + fmt.first_index for i, _ in singles])
     table.insert(1, "parent_residue", [parent[i] for i, _ in singles])
     table.insert(2, "new_residue", [a for _, a in singles])
+    if isinstance(check, str):
+        table["unlike_training"], table["shift_p"] = None, np.nan
+        table.attrs["shift"] = shift_summary(ShiftReport(None, None, None, len(table), check), "substitutions")
+    elif shift is not None:
+        table.attrs["shift"] = shift_summary(shift.report(), "substitutions")
     return table
 
 
@@ -161,7 +183,8 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
     Candidates are scored in chunks and the best ``max(20 n, 2000)`` singles and combinations by acquisition
     are kept between chunks (bounded memory; singles kept apart, so a plate can always be filled with them).
     Under torchrun (``ranks``: ``mimo.pipeline.ranks.Ranks``) the chunks are shared out and every process gets
-    the batch."""
+    the batch. The plate's wells are checked against the run's training rows (``plate_shift``: columns
+    ``unlike_training``, ``shift_p``; the record's ``unlike_training`` and ``above_best_measured``)."""
     run = _run_with_parent(run)
     trained_max, _ = trained_mutation_counts(run)
     max_mutations = max(1, trained_max) if max_mutations is None else max_mutations
@@ -173,7 +196,7 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
     if measured is not None:
         done |= {_key(m) for m in read_variants(measured, run.parent, fmt, given_by=option("measured"))["mutations"]}
     labels = pd.to_numeric(fitted["y"])
-    singles = saturation_scan(run, device)
+    singles = saturation_scan(run, device, check_shift=False)
     pool = iter_candidates(singles, acquisition(singles, acquisition_kind, beta, labels.max()), max_mutations, done,
                            top)
     keep, kept, scored = max(20 * n, 2000), None, 0
@@ -202,6 +225,8 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
     batch = diverse_top(kept.drop(columns="acquisition_value"), kept["acquisition_value"].to_numpy(), n, max_share)
     batch.insert(0, "well", wells(len(batch)))
     batch["extrapolation"] = batch["n_mutations"] > trained_max
+    shift = plate_shift(run, batch, device)
+    batch["unlike_training"], batch["shift_p"] = shift.pop("columns")
     uncertainty = "the run's calibrated 95% interval (sd = half its width / 1.96)" if "sd" in kept else \
         "none (a single-output head): ranked by the mean"
     record = {"acquisition": acquisition_kind if "sd" in kept else "greedy (no uncertainty)",
@@ -210,7 +235,9 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
               "max_mutations": max_mutations, "trained_max_mutations": trained_max,
               "without_signal": int(batch["no_signal"].sum()), "extrapolation": int(batch["extrapolation"].sum()),
               "best_predicted": float(batch["prediction"].max()), "best_measured": float(labels.max()),
-              "requested": n, "filled": len(batch)}
+              "above_best_measured": int((batch["prediction"] > labels.max()).sum()),
+              "best_predicted_unlike_training": _true(batch["unlike_training"].iloc[int(batch["prediction"].argmax())]),
+              "unlike_training": shift, "requested": n, "filled": len(batch)}
     if len(batch) < n and scored < n:
         record["short"] = (f"only {len(batch)} of {n} wells: just {scored:,} unmeasured candidates exist with at most "
                            f"{max_mutations} substitution(s); lower --n, or raise --max-mutations (extrapolation)")
@@ -218,6 +245,25 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
         record["short"] = (f"only {len(batch)} of {n} wells: {len(kept):,} candidates were kept and no substitution "
                            f"may be in more than {max_share:.0%} of the batch; raise --max-share or --top-singles")
     return batch, record
+
+
+def plate_shift(run: Run, batch: pd.DataFrame, device: str = "auto") -> dict:
+    """The check of the plate's variants against the run's training rows (featurized again: a plate is small):
+    ``shift_summary``'s fields, and ``columns`` (unlike_training, shift_p)."""
+    train_X, reason = training_features(run, device)
+    if train_X is None:
+        report = ShiftReport(None, None, None, len(batch), reason)
+        return {**shift_summary(report, "wells"), "columns": ([None] * len(batch), [np.nan] * len(batch))}
+    frame = variants_frame(batch["mutations"].tolist(), run.parent, mutation_format(run.source["dataset"]))
+    X, _ = featurize(frame, run.source, device, use_cache=False)
+    report = check_rows(train_X, with_counts(X, batch["n_mutations"]), skip=left_to_support(batch))
+    columns = report.columns()
+    return {**shift_summary(report, "wells"), "columns": (columns["unlike_training"], columns["shift_p"])}
+
+
+def _true(value) -> bool:
+    """A flag that may be missing (None/NaN: not checked) read as a plain bool."""
+    return bool(value) if value is not None and not pd.isna(value) else False
 
 
 def parent_prediction(run: Run) -> float:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mimo.models.runs import Run, load_run
+from mimo.models.shift import MAX_ROWS, ShiftReport, check_rows, left_to_support, with_counts
 from mimo.pipeline import threads
 from mimo.pipeline.cache import EmbeddingCache
 from mimo.pipeline.tables import MUTANT_COLUMNS, load_fasta, pick_column
@@ -147,4 +148,54 @@ def predict_variants(run: Run | str | Path, variants: str | Path | None = None, 
     predicted = run.predict(X, list(substitutions), frame["n_mutations"].tolist())
     out = pd.concat([frame[["id", "mutations", "n_mutations"]].reset_index(drop=True), predicted], axis=1)
     out["in_cache"] = in_cache
-    return out
+    return mark_shift(out, run, X, device, prepared)
+
+
+def training_features(run: Run, device: str = "auto", featurizers: dict | None = None, max_rows: int = MAX_ROWS,
+                      seed: int = 0) -> tuple[np.ndarray | None, str | None]:
+    """Features of (at most ``max_rows``, drawn with ``seed``) training rows of ``run``: from its cache, else
+    computed from their mutation strings, with their mutation counts (``with_counts``). (None, why) when
+    neither can be had."""
+    table = pd.read_csv(run.directory / "predictions.csv", dtype={"id": str, "mutations": str},
+                        keep_default_na=False)
+    table = table[table["split"].isin(["train", "test"] if "cv" in run.metrics else ["train"])]
+    if len(table) > max_rows:
+        table = table.iloc[np.sort(np.random.default_rng(seed).choice(len(table), max_rows, replace=False))]
+    if run.parent:
+        try:
+            frame = variants_frame(table["mutations"].tolist(), run.parent, mutation_format(run.source["dataset"]))
+        except DataError:
+            frame = None
+    else:
+        frame = None
+    if frame is None:  # rows the parser cannot rebuild: the cache alone
+        frame = pd.DataFrame({c: [None] * len(table) for c in FRAME_COLUMNS})
+    frame["id"] = table["id"].to_numpy()
+    try:
+        X, _ = featurize(frame, run.source, device, use_cache=True, featurizers=featurizers)
+    except (DataError, TypeError, AttributeError, ValueError) as exc:
+        return None, f"the run's training rows could not be featurized again ({str(exc).splitlines()[0][:120]})"
+    return with_counts(X, table["n_mutations"].to_numpy()), None
+
+
+def mark_shift(table: pd.DataFrame, run: Run, X: np.ndarray, device: str = "auto",
+               featurizers: dict | None = None) -> pd.DataFrame:
+    """Add ``unlike_training`` and ``shift_p`` (mimo.models.shift) to a predictions table of the rows ``X``
+    (rows it marks at unseen sites or without signal are left to those columns); the check's summary goes to
+    ``table.attrs["shift"]`` (``shift_summary``)."""
+    train_X, reason = training_features(run, device, featurizers)
+    report = ShiftReport(None, None, None, len(X), reason) if train_X is None else \
+        check_rows(train_X, with_counts(X, table["n_mutations"]), skip=left_to_support(table))
+    at = table.columns.get_loc("in_cache") if "in_cache" in table else len(table.columns)
+    for k, (name, values) in enumerate(report.columns().items()):
+        table.insert(at + k, name, values)  # before in_cache, which stays last
+    table.attrs["shift"] = shift_summary(report)
+    return table
+
+
+def shift_summary(report: ShiftReport, what: str = "variants") -> dict:
+    """What the check says about a whole table: rows flagged, AUC, the warning line (None: no warning), or
+    why no check was made."""
+    return {"flagged": report.flagged if report.unlike is not None else None, "rows": report.n,
+            "checked": report.n_checked, "auc": report.auc, "warning": report.warning(what),
+            "not_checked": report.reason}

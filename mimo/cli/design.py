@@ -30,6 +30,27 @@ def _one_run(argument, option) -> str:
     return argument or option
 
 
+def _best_line(record: dict) -> str:
+    """Best predicted against best measured, worded for what a prediction above every label can mean."""
+    best, measured = record["best_predicted"], record["best_measured"]
+    if best <= measured:
+        return f"best predicted {best:.3f}, not above the best measured {measured:.3f}"
+    why = ("; the best is unlike the training rows (column unlike_training), where the interval is not calibrated"
+           if record.get("best_predicted_unlike_training") else "")
+    return (f"best predicted {best:.3f} against best measured {measured:.3f}: {record['above_best_measured']} "
+            f"well(s) predicted above it, a guess to test, not evidence that any is better than every measured "
+            f"variant{why}")
+
+
+def _shift_lines(shift: dict, what: str) -> None:
+    """The run-level line of the check of rows unlike the training rows (mimo.models.shift), if any."""
+    if shift.get("warning"):
+        click.echo(f"warning: {shift['warning']}", err=True)
+    elif shift.get("not_checked"):
+        click.echo(f"note: not checked whether these {what} are drawn like the training rows: "
+                   f"{shift['not_checked']} (column unlike_training left empty)", err=True)
+
+
 @design.command("scan")
 @click.argument("run_path", required=False, type=click.Path(file_okay=False))
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), help="A run directory of `mimo fit` (or the argument).")
@@ -53,6 +74,7 @@ def design_scan(run_path, run_dir, out, figure, device) -> None:
     best = table.sort_values("prediction", ascending=False).head(5)
     click.echo(f"{len(table)} single substitutions scored ({int(table['no_signal'].sum())} without signal from the "
                f"features); best: {', '.join(best['mutations'])}")
+    _shift_lines(table.attrs.get("shift", {}), "substitutions")
     _refresh_report(run_dir)
     click.echo(f"written: {out}, {figure}")
 
@@ -107,9 +129,11 @@ def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, b
     click.echo(f"{len(batch)} variants proposed from {record['candidates_scored']:,} candidates "
                f"(acquisition {record['acquisition']}; uncertainty: {record['uncertainty']}; no substitution in "
                f"more than {max_share:.0%} of the batch; {record['measured_excluded']:,} measured variants excluded)")
+    shift = record["unlike_training"]
+    unlike = "" if shift["flagged"] is None else f", {shift['flagged']} unlike the training rows"
     click.echo(f"plate: {record['without_signal']} of {len(batch)} without signal, {record['extrapolation']} "
-               f"extrapolated; best predicted {record['best_predicted']:.3f} against best measured "
-               f"{record['best_measured']:.3f}")
+               f"extrapolated{unlike}; {_best_line(record)}")
+    _shift_lines(shift, "wells")
     if record["without_signal"]:
         click.echo(f"warning: {record['without_signal']} proposed variants carry substitutions or positions the run's "
                    f"features give no signal for (column no_signal): those substitutions add nothing to their "

@@ -81,6 +81,12 @@ def predict_cmd(run_dir, variants, mutant_col, fasta, scores, out, device) -> No
                   "; their predictions extrapolate from the features")
         click.echo(f"warning: {unseen} of {len(table)} variants carry substitutions never measured in training "
                    f"(column unseen){detail}", err=True)
+    shift = table.attrs.get("shift", {})
+    if shift.get("warning"):
+        click.echo(f"warning: {shift['warning']}", err=True)
+    elif shift.get("not_checked"):
+        click.echo(f"note: not checked whether these variants are drawn like the training rows: "
+                   f"{shift['not_checked']} (column unlike_training left empty)", err=True)
     if out:
         write_csv(table, out)
         click.echo(f"{len(table)} predictions ({int(table['in_cache'].sum())} from the cache) written to {out}")
