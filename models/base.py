@@ -1,6 +1,10 @@
-"""scikit-learn estimators: every head subclasses ``sklearn.base.BaseEstimator`` and ``RegressorMixin``, so
-``get_params``/``set_params``, ``sklearn.base.clone``, ``cross_val_score``, ``GridSearchCV`` and ``Pipeline``
-work with it. Keyword-only parameters in ``__init__`` are stored under their own names and validated in one
+"""scikit-learn estimators: every head has scikit-learn's estimator API (``get_params``/``set_params``, the
+regressor's tags, ``score``), so ``sklearn.base.clone``, ``cross_val_score``, ``GridSearchCV``, ``Pipeline``
+and ``check_estimator`` work with it, without importing scikit-learn itself: that import (with the scipy.stats
+it pulls in) cost 1.1-2.6 s of every `mimo fit` on our 2-core machines. scikit-learn is imported only where it
+is the one asking (its tags), and for input it must judge: anything but a finite float or integer numpy matrix
+goes through scikit-learn's own ``validate_data`` (its checks and error messages), and so does ``predict``
+before ``fit`` (its ``NotFittedError``). Keyword-only parameters in ``__init__`` are stored under their own names and validated in one
 place (``_validate_params``, at the start of ``fit``); fitted attributes end with ``_``; ``predict`` before
 ``fit`` raises sklearn's ``NotFittedError``; ``n_features_in_`` is recorded by ``fit`` and checked by ``predict``.
 
@@ -14,6 +18,7 @@ makes on validation data (ridge's alpha, the best epoch); ``fit(X, y, X_valid, y
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import math
 import numbers
@@ -21,16 +26,35 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from sklearn.base import BaseEstimator, RegressorMixin
-from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from mimo.pipeline import threads
 
-try:
-    from sklearn.utils.validation import validate_data
-except ImportError:  # scikit-learn < 1.6: the same checks as a method
-    def validate_data(estimator, *args, **kwargs):
+
+def validate_data(estimator, *args, **kwargs):
+    """scikit-learn's ``validate_data`` (imported when first needed)."""
+    try:
+        from sklearn.utils.validation import validate_data as validate
+    except ImportError:  # scikit-learn < 1.6: the same checks as a method
         return estimator._validate_data(*args, **kwargs)
+    return validate(estimator, *args, **kwargs)
+
+
+def _plain_matrix(X) -> bool:
+    """Whether ``X`` is a non-empty 2-D float or integer numpy array with finite values: what scikit-learn's
+    checks would pass unchanged (``dtype="numeric"``)."""
+    return (type(X) is np.ndarray and X.ndim == 2 and X.dtype.kind in "fiu" and X.shape[0] > 0
+            and X.shape[1] > 0 and _finite(X))
+
+
+def _finite(a: np.ndarray) -> bool:
+    """No NaN or infinity: the sum is finite (one pass, no mask), or else every value (a sum can overflow)."""
+    return a.dtype.kind != "f" or bool(np.isfinite(a.sum())) or bool(np.isfinite(a).all())
+
+
+def _plain_labels(y, rows: int) -> bool:
+    """Whether ``y`` is ``rows`` finite float or integer labels, 1-D."""
+    return (type(y) is np.ndarray and y.ndim == 1 and len(y) == rows and y.dtype.kind in "fiu"
+            and _finite(y))
 
 
 @dataclass(frozen=True)
@@ -108,6 +132,10 @@ class FitData:
 
 def _labels(y, what: str) -> np.ndarray:
     """Finite numeric labels as a 1-D array."""
+    if _plain_labels(y, len(y) if type(y) is np.ndarray and y.ndim == 1 else -1):
+        return check_label_range(y, what)
+    from sklearn.utils.validation import check_array, column_or_1d
+
     y = check_array(y, ensure_2d=False, dtype="numeric", input_name=what)
     return check_label_range(column_or_1d(y, warn=True), what)
 
@@ -124,7 +152,7 @@ def check_label_range(y: np.ndarray, what: str = "y") -> np.ndarray:
     return y
 
 
-class Estimator(RegressorMixin, BaseEstimator):
+class Estimator:
     """Parameters are the ``__init__`` keyword arguments, stored under the same names.
 
     Subclasses implement ``_fit(data: FitData)`` and ``_members(X)``; ``fit``, ``predict_members`` and
@@ -135,9 +163,81 @@ class Estimator(RegressorMixin, BaseEstimator):
     _fit_specs: dict[str, Param] = SHARED_SPECS
     needs_validation = True  # False: the head makes no choice on validation rows; fit(X, y) carves none
 
+    # ----------------------------------------------- scikit-learn's estimator API (as ``BaseEstimator``'s)
+    @classmethod
+    def _get_param_names(cls) -> list[str]:
+        """The ``__init__`` parameters' names, sorted (as scikit-learn's)."""
+        init = cls.__init__
+        if init is object.__init__:
+            return []
+        parameters = [p for p in inspect.signature(init).parameters.values()
+                      if p.name != "self" and p.kind != p.VAR_KEYWORD]
+        if any(p.kind == p.VAR_POSITIONAL for p in parameters):
+            raise RuntimeError(f"scikit-learn estimators should always specify their parameters in the signature "
+                               f"of their __init__ (no varargs); {cls} does not")
+        return sorted(p.name for p in parameters)
+
     @classmethod
     def _param_names(cls) -> list[str]:
         return cls._get_param_names()
+
+    def get_params(self, deep: bool = True) -> dict:
+        """The parameters by name; with ``deep``, those of parameters that are estimators too (``name__key``)."""
+        out = {}
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            if deep and hasattr(value, "get_params") and not isinstance(value, type):
+                out.update((f"{name}__{key}", item) for key, item in value.get_params().items())
+            out[name] = value
+        return out
+
+    def set_params(self, **params) -> "Estimator":
+        """Set parameters (``name__key`` for a parameter that is an estimator); returns the estimator."""
+        if not params:
+            return self
+        valid = self.get_params(deep=True)
+        nested: dict[str, dict] = {}
+        for key, value in params.items():
+            key, delim, sub = key.partition("__")
+            if key not in valid:
+                raise ValueError(f"Invalid parameter {key!r} for estimator {self}. Valid parameters are: "
+                                 f"{self._get_param_names()!r}.")
+            if delim:
+                nested.setdefault(key, {})[sub] = value
+            else:
+                setattr(self, key, value)
+                valid[key] = value
+        for key, sub_params in nested.items():
+            valid[key].set_params(**sub_params)
+        return self
+
+    def __repr__(self) -> str:
+        """``Name(param=value, ...)`` with the parameters that differ from their defaults (as scikit-learn's)."""
+        defaults = self.param_defaults()
+        changed = []
+        for name in self._get_param_names():
+            value = getattr(self, name, None)
+            default = defaults.get(name, inspect.Parameter.empty)
+            try:
+                same = type(value) is type(default) and bool(value == default)
+            except Exception:  # arrays and other values without one truth value
+                same = value is default
+            if not same:
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_tags__(self):
+        """A regressor that requires y (``RegressorMixin``'s tags); called only by scikit-learn."""
+        from sklearn.utils import RegressorTags, Tags, TargetTags
+
+        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True), transformer_tags=None,
+                    regressor_tags=RegressorTags(), classifier_tags=None)
+
+    def score(self, X, y, sample_weight=None) -> float:
+        """R² of ``predict(X)`` against ``y`` (``RegressorMixin.score``)."""
+        from sklearn.metrics import r2_score
+
+        return r2_score(y, self.predict(X), sample_weight=sample_weight)
 
     @classmethod
     def param_defaults(cls) -> dict:
@@ -161,10 +261,20 @@ class Estimator(RegressorMixin, BaseEstimator):
                 spec.check(name, getattr(self, name))
 
     def clone(self, **params) -> "Estimator":
-        """A new, unfitted estimator with the same parameters (``params`` override some)."""
-        from sklearn.base import clone
+        """A new, unfitted estimator with the same parameters (``params`` override some): ``sklearn.base.clone``'s
+        result (parameters that are estimators cloned, the others deep-copied), without importing it."""
+        values = {}
+        for name, value in self.get_params(deep=False).items():
+            if isinstance(value, Estimator):
+                value = value.clone()
+            elif hasattr(value, "get_params") and not isinstance(value, type):
+                from sklearn.base import clone
 
-        return clone(self).set_params(**params)
+                value = clone(value)
+            else:
+                value = copy.deepcopy(value)
+            values[name] = value
+        return type(self)(**values).set_params(**params)
 
     def refit_params(self) -> dict:
         """Parameters that refit this fitted estimator's choices (made on validation rows) on more rows."""
@@ -191,8 +301,22 @@ class Estimator(RegressorMixin, BaseEstimator):
     def _fit(self, data: FitData) -> None:
         raise NotImplementedError
 
+    def _checked(self, X, reset: bool) -> np.ndarray:
+        """``X`` as scikit-learn's ``validate_data(self, X, reset=reset, dtype="numeric")`` returns it, recording
+        (``reset``) or checking ``n_features_in_``: numpy matrices of finite numbers here, anything else there."""
+        if _plain_matrix(X) and not hasattr(self, "feature_names_in_"):
+            if reset:
+                self.n_features_in_ = X.shape[1]
+                return X
+            if getattr(self, "n_features_in_", None) == X.shape[1]:
+                return X
+        return validate_data(self, X, reset=reset, dtype="numeric")
+
     def _fit_data(self, X, y, X_valid, y_valid, counts, counts_valid) -> FitData:
-        X, y = validate_data(self, X, y, reset=True, dtype="numeric", y_numeric=True)
+        if _plain_matrix(X) and _plain_labels(y, len(X)):
+            X = self._checked(X, reset=True)
+        else:
+            X, y = validate_data(self, X, y, reset=True, dtype="numeric", y_numeric=True)
         check_label_range(y)
         counts = None if counts is None else np.asarray(counts).reshape(-1)
         if counts is not None and len(counts) != len(y):
@@ -201,7 +325,7 @@ class Estimator(RegressorMixin, BaseEstimator):
             raise ValueError("give both X_valid and y_valid, or neither (validation rows are then carved from X)")
         if X_valid is not None:
             self.validation_rows_ = None
-            X_valid = validate_data(self, X_valid, reset=False, dtype="numeric")
+            X_valid = self._checked(X_valid, reset=False)
             y_valid = _labels(y_valid, "y_valid")
             if len(y_valid) != len(X_valid):
                 raise ValueError(f"X_valid has {len(X_valid)} rows, y_valid {len(y_valid)}")
@@ -225,9 +349,16 @@ class Estimator(RegressorMixin, BaseEstimator):
         pick = (lambda a, rows: None if a is None else a[rows])
         return FitData(X[train], y[train], X[valid], y[valid], pick(counts, train), pick(counts, valid))
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted: some public attribute ends with ``_`` (scikit-learn's own test)."""
+        return any(k.endswith("_") and not k.startswith("__") for k in vars(self))
+
     def _predict_input(self, X) -> np.ndarray:
-        check_is_fitted(self)
-        return validate_data(self, X, reset=False, dtype="numeric")
+        if not self.__sklearn_is_fitted__():
+            from sklearn.utils.validation import check_is_fitted
+
+            check_is_fitted(self)  # scikit-learn's NotFittedError
+        return self._checked(X, reset=False)
 
     def _members(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError

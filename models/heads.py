@@ -11,7 +11,16 @@ SPARSE_FRACTION = 1 / 16  # inputs whose densest row has fewer non-zeros than th
 def sparse_enough(X: np.ndarray, max_fraction: float = SPARSE_FRACTION) -> bool:
     """Whether ``SparseRows.from_numpy`` takes ``X`` (its densest row under ``max_fraction`` of the columns)."""
     X = np.asarray(X)
-    return X.ndim == 2 and X.shape[1] >= 64 and int((X != 0).sum(axis=1).max(initial=0)) <= max_fraction * X.shape[1]
+    if X.ndim != 2 or X.shape[1] < 64 or _dense_sample(X, max_fraction):
+        return False
+    return int(np.count_nonzero(X, axis=1).max(initial=0)) <= max_fraction * X.shape[1]
+
+
+def _dense_sample(X: np.ndarray, max_fraction: float, rows: int = 64) -> bool:
+    """Whether one of ``rows`` rows spread over ``X`` is too dense already (dense embeddings: at once, without
+    counting every row's non-zeros)."""
+    sample = X[np.linspace(0, len(X) - 1, min(rows, len(X))).astype(np.int64)] if len(X) else X
+    return int(np.count_nonzero(sample, axis=1).max(initial=0)) > max_fraction * X.shape[1]
 
 
 class SparseRows:
@@ -28,10 +37,12 @@ class SparseRows:
                    max_fraction: float = SPARSE_FRACTION) -> "SparseRows | None":
         """The sparse form of ``(X - mean) / std``, or None when some row is too dense for it to pay off."""
         X = np.asarray(X)
-        if not sparse_enough(X, max_fraction):
+        if X.ndim != 2 or X.shape[1] < 64 or _dense_sample(X, max_fraction):
             return None
-        rows, cols = np.nonzero(X)
+        rows, cols = np.nonzero(X)  # one pass; the densest row is judged from these
         counts = np.bincount(rows, minlength=len(X))
+        if int(counts.max(initial=0)) > max_fraction * X.shape[1]:
+            return None
         width = max(int(counts.max(initial=0)), 1)
         slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
         index = np.zeros((len(X), width), np.int64)

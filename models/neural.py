@@ -13,9 +13,28 @@ from torch import nn
 from mimo.pipeline.ranks import resolve_device
 
 from .base import Estimator, FitData, Param
-from .heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead, SparseRows, sparse_enough
+from .heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead, SparseRows
 from .routing import MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
 from .training import TRAIN_FIELDS, TRAIN_SPECS, Batch, TrainConfig, chunks, train_loop
+
+STATS_ROWS = 1024  # rows per chunk for column statistics (a chunk's temporaries stay in cache)
+
+
+def column_moments(X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each column's mean and standard deviation (float64 sums of float32 chunks, two passes): the numbers of
+    ``X.mean(axis=0)``, ``X.std(axis=0)`` to float32 rounding, at a third of the time and without a whole-matrix
+    temporary."""
+    total = np.zeros(X.shape[1])
+    for chunk in chunks(X, STATS_ROWS):
+        total += chunk.sum(axis=0, dtype=np.float64)
+    mean = total / max(len(X), 1)
+    centre, squares = mean.astype(X.dtype), np.zeros(X.shape[1])
+    for chunk in chunks(X, STATS_ROWS):
+        deviation = chunk - centre
+        deviation *= deviation
+        squares += deviation.sum(axis=0, dtype=np.float64)
+    return mean, np.sqrt(squares / max(len(X), 1))
+
 
 DROPOUT = Param("float", "Dropout probability.", low=0, high=0.95)
 
@@ -43,8 +62,8 @@ class NeuralRegressor(Estimator):
         return TrainConfig(**{name: getattr(self, name) for name in TRAIN_FIELDS})
 
     def _standardise(self, X: np.ndarray, y: np.ndarray) -> None:
-        self.x_mean_ = X.mean(axis=0).astype(np.float32)
-        std = X.std(axis=0)
+        mean, std = column_moments(X)
+        self.x_mean_ = mean.astype(np.float32)
         self.x_std_ = np.where(std > 0, std, 1.0).astype(np.float32)
         self.y_mean_, self.y_std_ = float(y.mean()), float(y.std() or 1.0)
 
@@ -63,13 +82,16 @@ class NeuralRegressor(Estimator):
     def _y(self, y: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(((np.asarray(y, np.float64) - self.y_mean_) / self.y_std_).astype(np.float32))
 
-    def _start(self, X: np.ndarray, y: np.ndarray) -> None:
+    def _start(self, X: np.ndarray, y: np.ndarray) -> torch.Tensor | SparseRows:
+        """Standardise, build the module; returns the standardised training inputs (on the device)."""
         torch.manual_seed(self.seed)
         self.device_ = resolve_device(self.device)
         self._standardise(np.asarray(X, np.float32), np.asarray(y, np.float64))
         self.module_ = self._build_within_memory(X.shape[1])
-        if self.sparse_inputs and hasattr(self.module_, "for_sparse_inputs") and sparse_enough(X):
+        xs = self._x(X)
+        if isinstance(xs, SparseRows) and hasattr(self.module_, "for_sparse_inputs"):
             self.module_.for_sparse_inputs()
+        return xs.to(self.device_)
 
     def _outputs(self, batches: Iterable[torch.Tensor]) -> np.ndarray:
         """(n, M) outputs in label units (M = 1 for single-output heads) of batches of standardised inputs."""
@@ -134,9 +156,9 @@ class _PlainHead(NeuralRegressor):
     """A head with one output, trained on shuffled minibatches of the train split."""
 
     def _fit(self, data: FitData) -> None:
-        self._start(data.X, data.y)
+        xs = self._start(data.X, data.y)
         config, device = self.train_config, self.device_
-        xs, ys = self._x(data.X).to(device), self._y(data.y).unsqueeze(1).to(device)
+        ys = self._y(data.y).unsqueeze(1).to(device)
         xv = self._x(data.X_valid).to(device)  # standardised once, not per epoch
         y_valid = np.asarray(data.y_valid, np.float64)
 
@@ -226,7 +248,9 @@ class GlobalEpistasisRegressor(_PlainHead):
         are kept as they are, so that weight decay treats every substitution alike."""
         super()._standardise(X, y)
         if self.standardize is None:  # only the columns that are not 0/1 indicators
-            keep = np.all((X == 0) | (X == 1), axis=0)
+            keep = np.ones(X.shape[1], bool)
+            for chunk in chunks(X, STATS_ROWS):
+                keep &= ((chunk == 0) | (chunk == 1)).all(axis=0)
         else:
             keep = np.full(X.shape[1], not self.standardize)
         self.x_mean_[keep] = 0.0
@@ -320,9 +344,9 @@ class MimoRegressor(NeuralRegressor):
         else:
             self.groups_ = None
             self.n_members_ = self.members or 3
-        self._start(data.X, data.y)
+        xs = self._start(data.X, data.y)
         config, device = self.train_config, self.device_
-        xs, ys = self._x(data.X).to(device), self._y(data.y).to(device)
+        ys = self._y(data.y).to(device)
         xv, yv = self._x(data.X_valid).to(device), self._y(data.y_valid).to(device)
 
         def batches_from(plan: np.ndarray, x: torch.Tensor, t: torch.Tensor) -> Iterator[Batch]:

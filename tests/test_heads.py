@@ -342,3 +342,36 @@ def test_sparse_inputs_give_the_dense_outputs_and_gradients(head):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert SparseRows.from_numpy(np.ones((5, 200), np.float32), np.zeros(200, np.float32),
                                  np.ones(200, np.float32)) is None  # dense rows stay dense
+
+
+def test_column_moments_match_numpy_and_sparse_rows_judge_every_row():
+    from mimo.models.heads import SparseRows, sparse_enough
+    from mimo.models.neural import column_moments
+
+    rng = np.random.default_rng(0)
+    X = (rng.random((3000, 400)) < 0.01).astype(np.float32)
+    X[:, :3] = rng.normal(1000.0, 0.01, (3000, 3))  # a large mean over a small spread: needs two passes
+    mean, std = column_moments(X)
+    reference = X.astype(np.float64)
+    np.testing.assert_allclose(mean, reference.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(std, reference.std(axis=0), rtol=1e-3)
+    assert sparse_enough(X) and SparseRows.from_numpy(X, mean, std) is not None
+    X[1234] = 1.0  # one dense row that a sample of rows misses: still judged
+    assert not sparse_enough(X) and SparseRows.from_numpy(X, mean, std) is None
+    assert SparseRows.from_numpy(rng.normal(size=(50, 100)).astype(np.float32), mean[:100], std[:100]) is None
+
+
+def test_heads_import_and_fit_without_scikit_learn():
+    """`mimo fit` never pays for importing scikit-learn (1-2.6 s): the estimator API is the heads' own, and
+    scikit-learn is asked only for input it must judge."""
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np; from mimo.models import neural, ridge, runs, cv; "
+            "X = np.eye(40, 8, dtype=np.float32).repeat(3, 0); y = X @ np.arange(8.0); "
+            "m = ridge.ValidatedRidge().fit(X, y); m.predict(X); assert m.clone(seed=3).seed == 3 and repr(m.clone(seed=3)) == 'ValidatedRidge(seed=3)'; "
+            "neural.MlpRegressor(hidden=(4,), epochs=2, device='cpu').fit(X, y).predict(X); "
+            "print(sorted(k for k in sys.modules if k.split('.')[0] in ('sklearn', 'scipy') and 'stats' in k "
+            "or k == 'sklearn'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
