@@ -86,6 +86,23 @@ def test_esm_profile_is_the_models_softmax_over_the_20_computed_in_one_pass_or_o
     assert stored["parent_sha256"] == manifest["parent_sha256"] and stored["method"] == method
 
 
+def test_masked_batches_change_nothing_and_dlogp_of_singles_is_esms_own_zero_shot_score(tiny_esm, passes):
+    from mimo.pipeline.featurizers.lm_profile import compute_profile, parse_spec
+
+    spec = parse_spec(f"{tiny_esm}:masked")
+    small_batches = compute_profile(spec, PARENT, "cpu", "float32", toks_per_batch=100)  # 2 masked copies a batch
+    assert passes["calls"] == (len(PARENT) + 1) // 2 and passes["rows"] == len(PARENT)
+    featurizer = get_featurizer(f"profile:{tiny_esm}:masked", holder())
+    np.testing.assert_allclose(small_batches, featurizer.probs, atol=1e-6)
+    singles = [PARENT[:i] + a + PARENT[i + 1:] for i in (0, 9, len(PARENT) - 1) for a in "AW" if a != PARENT[i]]
+    wt = get_featurizer(f"profile:{tiny_esm}", holder())
+    frame = pd.DataFrame({"aligned": singles, "sequence": singles})
+    for method, feature in (("masked-marginal", featurizer), ("wt-marginal", wt)):
+        scorer = get_featurizer(f"{tiny_esm}-{method}", holder(), device="cpu")  # `mimo score`'s ESM scores
+        scores = np.concatenate([x for _, x in scorer.embed(frame)])[:, 0]
+        np.testing.assert_allclose(feature.encode(singles)[:, 0], scores, rtol=1e-4, atol=1e-5)
+
+
 def test_masked_differs_from_wt_and_features_equal_the_profile_file_featurizer(tiny_esm, tmp_path):
     wt = get_featurizer(f"profile:{tiny_esm}:wt", holder())
     masked = get_featurizer(f"profile:{tiny_esm}:masked-marginal", holder())  # the zero-shot method's name too
