@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 import os
 import shutil
 import statistics
@@ -269,7 +270,7 @@ def run_assay(assay: Assay, configs: list[str], schemes: list[str], budget: floa
                     row.update(_fit_cell(mimo, head, dataset.name, names, column, cache_root, work, budget))
                     row.update(features=names, featurize=featurize,
                                load=dataset_seconds + row["load"] if row["load"] is not None else None,
-                               note="; ".join(n for n in (note, row.pop("error", "")) if n))
+                               note="; ".join(n for n in (note, row.pop("extra", "")) if n))
                 row["load average"] = round(os.getloadavg()[0], 1)  # the machine's, when the cell ended
                 rows.append(row)
                 log(_progress(row))
@@ -313,9 +314,13 @@ def _fit_cell(mimo, head: str, dataset: str, features: str, column: str, cache_r
         out["write"] = timer.seconds
         out["fit"] = total - (timer.seconds or 0.0)
         out["spearman"] = run.metrics["test"]["spearman"]
+        chosen = [f["chosen"] for f in run.metrics.get("per_fold", []) if f.get("chosen")]
+        if chosen:  # fit auto: what each outer fold's inner validation chose
+            counts = Counter(f"{c['head']} on {'+'.join(c['features'])}" for c in chosen)
+            out["extra"] = "chose " + ", ".join(f"{what} ({n})" for what, n in counts.most_common())
         shutil.rmtree(run.directory, ignore_errors=True)
     except Exception as exc:  # noqa: BLE001 -- one failing cell is reported, the bench goes on
-        out["error"] = f"failed: {type(exc).__name__}: {_message(exc)}"
+        out["extra"] = f"failed: {type(exc).__name__}: {_message(exc)}"
     return out
 
 
@@ -417,7 +422,8 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
             row["fit s (median, summed over schemes)"] = f"{group['fit median'].sum():.1f}"
         if "fit median (before)" in group and group["fit median (before)"].notna().any():
             row["fit s before"] = f"{group['fit median (before)'].sum():.1f}"
-        notes = {n for n in group.get("note", pd.Series(dtype=object)).dropna() if n and not n.startswith("n/a")}
+        notes = {part for n in group.get("note", pd.Series(dtype=object)).dropna() if isinstance(n, str)
+                 for part in n.split("; ") if part and not part.startswith(("n/a", "chose "))}
         row["note"] = "; ".join(sorted(notes))
         rows.append(row)
     out = pd.DataFrame(rows).fillna("")
@@ -507,7 +513,9 @@ def main(argv: list[str] | None = None) -> None:
         rows += combine(runs) + [r for r in published(assay) if r["scheme"] in args.schemes.split(",")]
         table = pd.DataFrame(rows)
         end = os.getloadavg()
-        header = (f"`{command}` on {os.cpu_count()} CPUs, repeats {args.repeats}, auto budget {args.budget:g} s "
+        threads = os.environ.get("MIMO_THREADS") or os.environ.get("OMP_NUM_THREADS")
+        header = (f"`{command}` on {os.cpu_count()} CPUs, threads {threads or 'as the mimo command chooses them'}, "
+                  f"repeats {args.repeats}, auto budget {args.budget:g} s "
                   f"(load average at the start {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}; at the end "
                   f"{end[0]:.1f}, {end[1]:.1f}, {end[2]:.1f})")
         if args.csv:
