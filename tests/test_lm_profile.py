@@ -57,16 +57,14 @@ def esm_softmax_20(checkpoint, parent, masked: bool) -> np.ndarray:
     net, alphabet, _ = load_esm(weights=checkpoint)
     _, _, tokens = alphabet.get_batch_converter()([("p", parent)])
     columns = [alphabet.get_idx(a) for a in AMINO_ACIDS]
-    rows = []
+    sites = torch.arange(len(parent))
+    if masked:  # copy i has site i masked
+        tokens = tokens.repeat(len(parent), 1)
+        tokens[sites, sites + 1] = alphabet.mask_idx
     with torch.no_grad():
-        if not masked:
-            logits = net(tokens)["logits"][0, 1:len(parent) + 1]
-            return torch.softmax(logits[:, columns].double(), -1).numpy()
-        for i in range(len(parent)):
-            hidden = tokens.clone()
-            hidden[0, i + 1] = alphabet.mask_idx
-            rows.append(torch.softmax(net(hidden)["logits"][0, i + 1, columns].double(), -1).numpy())
-    return np.stack(rows)
+        logits = net(tokens)["logits"]
+    logits = logits[sites, sites + 1] if masked else logits[0, 1:len(parent) + 1]
+    return torch.softmax(logits[:, columns].double(), -1).numpy()
 
 
 @pytest.mark.parametrize("method", ["wt", "masked"])
@@ -217,7 +215,7 @@ def test_cli_scores_and_builds_the_computed_profile(tiny_esm, tmp_path, cli):
     assert manifest["lm_spec"] == f"{tiny_esm.resolve()}:masked" and manifest["profile_fingerprint"]
     for model in ("onehot-sites", f"profile:{tiny_esm}"):
         cli("embed", "build", "--model", model, *common)
-    fit = cli("fit", "gp", "--dataset", "assay", "--features", "onehot-sites+profile-esm2_t2_tiny-wt", "--cache",
+    fit = cli("fit", "ridge", "--dataset", "assay", "--features", "onehot-sites+profile-esm2_t2_tiny-wt", "--cache",
               tmp_path / "c", "--out", tmp_path / "run")
     assert "Spearman" in fit.output
     refused(cli("embed", "build", "--model", "profile:unirep64:masked", *common, ok=False), "takes no method")
