@@ -3,6 +3,7 @@
     nice -n 19 python -m bench.label_shift [--work /tmp/mimo-label-shift] [--gfp-sample 3000]
                                            [--markdown bench/results/cpu-label_shift.md]
                                            [--flag-markdown bench/results/cpu-label_shift-flag.md]
+    nice -n 19 python -m bench.label_shift --by-count bench/results/cpu-label_shift-flag-by-count.md
 
 Assays: the three ProteinGym singles files in $MIMO_PROTEINGYM (or ../shared/data/proteingym), each with
 onehot-sites+aaprops+its ProteinMPNN profile, and a seeded sample of GFP's TAPE data ($MIMO_DATA; multi-mutants)
@@ -17,7 +18,8 @@ variants computed here from the runs' predictions. Coverage is the share of test
 The flag table (``--flag-markdown``): the check `mimo predict` and `mimo design` run (mimo.models.shift: a
 domain classifier of the run's training rows against the rows asked about, here the test rows; a row is
 ``unlike_training`` when its conformal p-value is below alpha), in the variants FLAGS lists, with the coverage
-of three interval methods on flagged and unflagged test rows.
+of three interval methods on flagged and unflagged test rows. ``--by-count``: GFP's measured singles and
+doubles outside the TAPE sample predicted by the sample's MIMO runs (``by_count``; needs those runs).
 """
 from __future__ import annotations
 
@@ -309,6 +311,39 @@ def flag_rows(fitted: Fitted) -> list[dict]:
     return rows
 
 
+def by_count(work: Path, gfp_sample: int, splits=("random", "label"), counts=(1, 2), most: int = 1500) -> pd.DataFrame:
+    """GFP's measured singles and doubles outside the TAPE sample, predicted by the sample's MIMO runs through
+    `predict_variants` (what `mimo predict` runs): the share flagged unlike_training and the coverage of the
+    run's interval on flagged and unflagged rows (a run on mostly multi-mutants asked about singles)."""
+    from mimo.predict import predict_variants
+
+    frame = mimo.load_dataset().frame
+    rows = []
+    for split in splits:
+        run = work / "runs" / f"gfp-sample{gfp_sample}-{split}" / "mimo"
+        if not run.is_dir():
+            raise SystemExit(f"{run}: no run here; run the bench with this --work first")
+        fitted = pd.read_csv(run / "predictions.csv", dtype={"mutations": str}, keep_default_na=False)
+        train_max = fitted.loc[fitted["split"] == "train", "y"].max()
+        for count in counts:
+            pool = frame[(frame["n_mutations"] == count) & ~frame["mutations"].isin(set(fitted["mutations"]))]
+            pool = pool.sample(min(most, len(pool)), random_state=0)
+            path = work / f"by-count-{count}.csv"
+            pool[["mutations"]].rename(columns={"mutations": "mutant"}).to_csv(path, index=False)
+            table = predict_variants(run, path)
+            y = pool["label"].to_numpy()
+            inside = (table["lower"].to_numpy() <= y) & (y <= table["upper"].to_numpy())
+            flag = np.array([bool(v) for v in table["unlike_training"]])  # None (not checked): False
+            rows.append({"run (TAPE sample)": split, "asked about": f"{count}-mutants outside the sample",
+                         "rows": len(pool), "labels above train max": float(np.mean(y > train_max)),
+                         "shift AUC": table.attrs["shift"]["auc"], "flagged": float(flag.mean()),
+                         "warns": table.attrs["shift"]["warning"] is not None,
+                         "coverage, flagged": float(inside[flag].mean()) if flag.any() else None,
+                         "coverage, unflagged": float(inside[~flag].mean()) if (~flag).any() else None,
+                         "coverage, all": float(inside.mean())})
+    return pd.DataFrame(rows)
+
+
 # ------------------------------------------------------------------------------------------- the table
 
 def positions_of(data) -> list[set]:
@@ -362,8 +397,15 @@ def main(argv=None) -> None:
     parser.add_argument("--assays", help="only these ProteinGym assays (GFP, pilin, DNJA1; comma-separated)")
     parser.add_argument("--markdown", help="also write the table here")
     parser.add_argument("--flag-markdown", help="also write the flag table (unlike_training) here")
+    parser.add_argument("--by-count", help="only GFP's singles and doubles through the TAPE sample's runs already "
+                        "under --work (``by_count``); write that table here")
     args = parser.parse_args(argv)
     mimo.set_threads(None)
+    if args.by_count:
+        text = to_markdown(by_count(Path(args.work), args.gfp_sample).round(2))
+        print(text)
+        Path(args.by_count).write_text(text + "\n")
+        return
     table, flags = run(args)
     text, flag_text = to_markdown(pivot(table)), to_markdown(flags.round(2))
     print(to_markdown(table.round(3)), text, flag_text, sep="\n\n")
