@@ -90,6 +90,10 @@ def test_predict_writes_the_columns_and_warns_only_for_shifted_variants(singles_
     assert table["unlike_training"][table["n_mutations"] == 3].mean() > 0.5
     assert table["unlike_training"][table["n_mutations"] == 1].mean() < 0.1
     assert f"warning: {flagged} of {len(table)} variants are unlike the run's training rows" in result.output
+    fitted = pd.read_csv(run / "predictions.csv")
+    above = int((table["prediction"] > fitted.loc[fitted["split"] == "train", "y"].max()).sum())
+    assert (f"note: {above} of {len(table)} variants are predicted above the best training label" in result.output) \
+        == (above > 0)
 
 
 def test_a_few_variants_are_not_checked_and_the_note_says_why(singles_ridge, tmp_path):

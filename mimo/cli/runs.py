@@ -81,6 +81,13 @@ def predict_cmd(run_dir, variants, mutant_col, fasta, scores, out, device) -> No
                   "; their predictions extrapolate from the features")
         click.echo(f"warning: {unseen} of {len(table)} variants carry substitutions never measured in training "
                    f"(column unseen){detail}", err=True)
+    from mimo.models.runs import load_run
+
+    top = load_run(run_dir).support.label_range[1]
+    above = int((table["prediction"] > top).sum())
+    if above:
+        click.echo(f"note: {above} of {len(table)} variants are predicted above the best training label ({top:.3f}): "
+                   f"a guess to test, not evidence that they are better than every measured variant", err=True)
     shift = table.attrs.get("shift", {})
     if shift.get("warning"):
         click.echo(f"warning: {shift['warning']}", err=True)
