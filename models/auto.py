@@ -16,30 +16,96 @@ from .base import Estimator, FitData, Param
 from .metrics import spearman
 from .registry import head_class
 
-# heads tried on every feature subset, cheapest first; each with the settings that matter most
+# heads tried on every feature subset, cheapest first (the GP: 5-10 s a fit at 1,000 rows, the others under
+# 1 s on DNJA1's 730 training rows); each with the settings that matter most
 HEAD_GRID = (
     ("ridge", {}),
     ("ge", {}),
     ("mimo", {"routing": "random"}),
     ("mlp", {}),
     ("mimo", {"routing": "random", "output": "monotone"}),
+    ("gp", {}),
 )
+def gp_seconds(rows: int) -> float:
+    """A guess of one GP fit's seconds on ``rows`` training rows with its default 100 steps, on 2 idle cores
+    (``bench.gp_speed``: 11.7 s at 1,000 rows; the hyperparameters are fitted on at most 1,000 rows, each step
+    growing as rows^1.5 below that) plus 2 s for gpytorch's first load."""
+    return 2.0 + 12.0 * (min(rows, 1000) / 1000) ** 1.5
 
 
-def candidate_grid(blocks: list[tuple[str, str]], heads=HEAD_GRID) -> list[dict]:
-    """Every head on: each block alone, all blocks together, and each one-hot block joined to each other block.
-    ``blocks``: (name, kind) of each featurizer."""
-    names = [name for name, _ in blocks]
+LOCAL_KINDS = ("onehot", "aaprops")  # blocks that describe each substitution on its own
+ANNOTATION_KINDS = ("profile", "scores", "zeroshot")  # what a model outside the data says of each variant
+GP_SUBSETS = "all"  # the GP on every feature subset ("all") or only on those with a one-hot block ("onehot")
+
+
+def feature_subsets(blocks) -> list[tuple[str, ...]]:
+    """The feature subsets tried: each block alone; each one-hot or aaprops block joined to each other block; pairs
+    of those; all of them joined to each other block (onehot-sites+aaprops+profile); all of them with every
+    profile, scores and zero-shot block, and those blocks together (profile+scores); every block. ``blocks``:
+    (name, kind, ...) of each featurizer; each subset lists its blocks in their order."""
+    names = [str(b[0]) for b in blocks]
+    local = [str(b[0]) for b in blocks if b[1] in LOCAL_KINDS]
+    others = [str(b[0]) for b in blocks if b[1] not in LOCAL_KINDS]
+    annotations = [str(b[0]) for b in blocks if b[1] in ANNOTATION_KINDS]
     subsets = [(name,) for name in names]
-    onehot = [name for name, kind in blocks if kind in ("onehot", "aaprops")]
-    others = [name for name, kind in blocks if kind not in ("onehot", "aaprops")]
-    subsets += [tuple(sorted(pair, key=names.index)) for pair in itertools.product(onehot, others)]
-    subsets += [tuple(sorted(pair, key=names.index)) for pair in itertools.combinations(onehot, 2)]
+    subsets += list(itertools.product(local, others))
+    subsets += list(itertools.combinations(local, 2))
+    if len(local) > 1:
+        subsets += [(*local, other) for other in others]
+    if len(annotations) > 1:
+        subsets += [(*local, *annotations), tuple(annotations)]
     if len(names) > 1:
         subsets.append(tuple(names))
-    unique = list(dict.fromkeys(subsets))
-    return [{"features": list(subset), "head": head, "params": dict(params)}
-            for head, params in heads for subset in unique]
+    ordered = [tuple(sorted(set(subset), key=names.index)) for subset in subsets]
+    return [subset for subset in dict.fromkeys(ordered) if subset]
+
+
+def candidate_grid(blocks, heads=HEAD_GRID, gp_subsets: str | None = None) -> list[dict]:
+    """Every head on every ``feature_subsets(blocks)`` (the GP: only on subsets with a one-hot block when
+    ``gp_subsets`` is "onehot"; default ``GP_SUBSETS``), head by head in ``heads``' order. ``blocks``: (name,
+    kind, ...) of each featurizer. The GP takes the subsets with the most blocks first: it weighs its blocks'
+    kernels by marginal likelihood, so all of them together is its likeliest best, the one to try while the
+    budget lasts."""
+    gp_subsets = GP_SUBSETS if gp_subsets is None else gp_subsets
+    if gp_subsets not in ("all", "onehot"):
+        raise ValueError(f"gp_subsets is 'all' or 'onehot', not {gp_subsets!r}")
+    kinds = {str(b[0]): b[1] for b in blocks}
+    subsets = feature_subsets(blocks)
+    grid = []
+    for head, params in heads:
+        for subset in (sorted(subsets, key=len, reverse=True) if head == "gp" else subsets):
+            if head == "gp" and gp_subsets == "onehot" and not any(kinds[n] == "onehot" for n in subset):
+                continue
+            grid.append({"features": list(subset), "head": head, "params": dict(params)})
+    return grid
+
+
+def subset_blocks(blocks, features: list[str]) -> tuple:
+    """The (name, kind, first column, end column, column names) of ``features`` side by side, as a head that
+    reads only their columns (in that order) sees them: the offsets counted again from 0."""
+    by_name = {str(b[0]): b for b in _five(blocks)}
+    out, start = [], 0
+    for name in features:
+        _, kind, first, end, columns = by_name[name]
+        out.append((name, kind, start, start + end - first, columns))
+        start += end - first
+    return tuple(out)
+
+
+def _five(blocks) -> tuple:
+    """``blocks`` as 5-tuples (runs saved before the column names were kept have 4)."""
+    out = []
+    for block in blocks:
+        if not isinstance(block, (tuple, list)) or len(block) not in (4, 5):
+            raise ValueError(f"each block is (name, kind, first column, end column[, column names]), not {block!r}")
+        name, kind, start, stop, *columns = block
+        names = tuple(columns[0]) if columns and columns[0] is not None else None
+        out.append((str(name), str(kind), int(start), int(stop), names))
+    return tuple(out)
+
+
+class _OverBudget(Exception):
+    """A candidate's inner cross-validation would run past the budget."""
 
 
 class AutoRegressor(Estimator):
@@ -60,20 +126,37 @@ class AutoRegressor(Estimator):
         "inner_folds": Param("int", "Folds of that inner cross-validation.", low=2),
         "seed": Param("int", "Seed of every candidate and of the inner folds.", low=0),
         "device": Param("str", "cpu, cuda, ... (auto: the GPU when there is one)."),
+        "heads": Param("str", "Heads tried, comma-separated (of ridge, ge, mimo, mlp, gp), or all."),
     }
 
     def __init__(self, *, blocks: tuple = (), candidates: tuple = (), budget: float = 120.0, min_valid: int = 200,
-                 inner_folds: int = 5, seed: int = 0, device: str = "auto", validation_fraction: float = 0.1,
-                 threads: int | None = None):
+                 inner_folds: int = 5, seed: int = 0, device: str = "auto", heads: str = "all",
+                 validation_fraction: float = 0.1, threads: int | None = None):
         self._store(locals())
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        self._heads()
+
+    def _heads(self) -> tuple:
+        """The entries of ``HEAD_GRID`` that ``heads`` names."""
+        if self.heads == "all":
+            return HEAD_GRID
+        known = list(dict.fromkeys(head for head, _ in HEAD_GRID))
+        names = [name.strip() for name in str(self.heads).split(",") if name.strip()]
+        unknown = [name for name in names if name not in known]
+        if unknown or not names:
+            raise ValueError(f"heads (--heads) names heads among {', '.join(known)}, comma-separated, or all; "
+                             f"not {self.heads!r}")
+        return tuple(entry for entry in HEAD_GRID if entry[0] in names)
 
     def _candidates(self) -> list[dict]:
         if self.candidates:
             return [dict(c) for c in self.candidates]
-        return candidate_grid([(name, kind) for name, kind, _, _ in self.blocks])
+        return candidate_grid(_five(self.blocks), self._heads())
 
     def _columns(self, features: list[str]) -> np.ndarray:
-        spans = {name: (start, stop) for name, _, start, stop in self.blocks}
+        spans = {name: (start, stop) for name, _, start, stop, _ in _five(self.blocks)}
         missing = [f for f in features if f not in spans]
         if missing:
             raise ValueError(f"candidate features {missing} are not among the blocks {list(spans)}")
@@ -86,9 +169,24 @@ class AutoRegressor(Estimator):
         for name, value in (("seed", self.seed), ("device", self.device)):
             if name in defaults and name not in params:
                 params[name] = value
+        if "blocks" in defaults and "blocks" not in params:  # the GP: a kernel per block of the candidate's columns
+            params["blocks"] = subset_blocks(self.blocks, candidate["features"])
         return cls(**{**params, **extra})
 
-    def _score(self, candidate: dict, X, y, X_valid, y_valid, counts, counts_valid) -> float:
+    def _first_guess(self, head: str, rows: int, valid_rows: int) -> float:
+        """Seconds a head not yet timed may take beyond the others' (the GP: ``gp_seconds`` per fit), so that its
+        first candidate does not overrun the budget."""
+        if head != "gp":
+            return 0.0
+        if valid_rows >= self.min_valid:
+            return gp_seconds(rows)
+        fold_rows = (rows + valid_rows) * (self.inner_folds - 2) // self.inner_folds
+        return self.inner_folds * gp_seconds(fold_rows)
+
+    def _score(self, candidate: dict, X, y, X_valid, y_valid, counts, counts_valid,
+               deadline: float | None = None) -> float:
+        """The candidate's validation Spearman; under inner cross-validation, ``_OverBudget`` once the folds
+        left would end after ``deadline`` (a ``time.perf_counter`` value) at the pace of those done."""
         cols = self._columns(candidate["features"])
         if len(y_valid) >= self.min_valid:
             model = self._make(candidate).fit(X[:, cols], y, X_valid[:, cols], y_valid, counts=counts,
@@ -99,7 +197,11 @@ class AutoRegressor(Estimator):
         c_all = None if counts is None else np.concatenate([counts, counts_valid])
         fold = np.random.default_rng(self.seed).permutation(len(y_all)) % self.inner_folds
         pooled = np.empty(len(y_all))
+        began = time.perf_counter()
         for k in range(self.inner_folds):
+            if k and deadline is not None and time.perf_counter() + (time.perf_counter() - began) / k * (
+                    self.inner_folds - k) > deadline:
+                raise _OverBudget
             test, valid = fold == k, fold == (k + 1) % self.inner_folds
             train = ~test & ~valid
             model = self._make(candidate).fit(X_all[train], y_all[train], X_all[valid], y_all[valid],
@@ -110,7 +212,8 @@ class AutoRegressor(Estimator):
 
     def _fit(self, data: FitData) -> None:
         if not self.blocks:  # (the CLI sets them from the data once loaded)
-            raise ValueError("AutoRegressor needs blocks: (name, kind, first column, end column) of each featurizer")
+            raise ValueError("AutoRegressor needs blocks: (name, kind, first column, end column[, column names]) "
+                             "of each featurizer")
         y, y_valid, counts, counts_valid, log = data.y, data.y_valid, data.counts, data.counts_valid, data.log
         X, X_valid = np.asarray(data.X, np.float32), np.asarray(data.X_valid, np.float32)
         start = time.perf_counter()
@@ -121,14 +224,18 @@ class AutoRegressor(Estimator):
             scored = [e for e in board if e["valid_spearman"] is not None]
             reserve = max(scored, key=lambda e: e["valid_spearman"])["seconds"] if scored else 0.0
             same = [e["seconds"] for e in board if e["head"] == candidate["head"] and e["seconds"] is not None]
-            expected = max(same) if same else max([e["seconds"] for e in scored] or [0.0])
+            expected = max(same) if same else max([e["seconds"] for e in scored] or [0.0]) + self._first_guess(
+                candidate["head"], len(y), len(y_valid))
             if scored and elapsed + expected + reserve > self.budget:  # keep time to fit the best one again
                 board.append({**candidate, "valid_spearman": None, "seconds": None, "skipped": "over the budget"})
                 continue
             began = time.perf_counter()
+            deadline = start + self.budget - reserve if scored else None
             try:
-                score = self._score(candidate, X, y, X_valid, y_valid, counts, counts_valid)
+                score = self._score(candidate, X, y, X_valid, y_valid, counts, counts_valid, deadline)
                 problem = None
+            except _OverBudget:  # its inner folds would not end within the budget: left after the first ones
+                score, problem = None, "over the budget"
             except ValueError as exc:  # e.g. a head that cannot use these features
                 score, problem = None, str(exc)
             entry = {**candidate, "valid_spearman": score, "seconds": round(time.perf_counter() - began, 3)}
@@ -193,15 +300,15 @@ class AutoRegressor(Estimator):
 
 
 def describe(candidate: dict) -> str:
-    params = " ".join(f"{k}={v}" for k, v in candidate["params"].items())
+    """``head params on features``; a dict of fitted values carried to a refit (the GP's ``start``) as ``(fitted)``."""
+    params = " ".join(f"{k}={'(fitted)' if isinstance(v, dict) else v}" for k, v in candidate["params"].items())
     return f"{candidate['head']}{(' ' + params) if params else ''} on {'+'.join(candidate['features'])}"
 
 
 def blocks_of(manifest: dict) -> tuple:
-    """(name, kind, first column, end column) of each featurizer in a (joined) features manifest."""
-    parts = manifest.get("parts") or [manifest]
-    blocks, start = [], 0
-    for part in parts:
-        blocks.append((part["features"], part["kind"], start, start + int(part["dim"])))
-        start += int(part["dim"])
-    return tuple(blocks)
+    """(name, kind, first column, end column, column names or None) of each featurizer in a (joined) features
+    manifest: ``mimo.models.gp_kernels.gp_blocks``, whose column names the GP reads (one-hot positions, a
+    profile's columns for Kermut's site kernel, a score for the prior mean)."""
+    from .gp_kernels import gp_blocks  # (gpytorch: imported only when auto is used)
+
+    return gp_blocks(manifest)
