@@ -414,8 +414,9 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
         row = {"assay": assay, "config": config}
         for _, cell in group.iterrows():
             value = cell["spearman"]
-            row[cell["scheme"]] = (f"{value:.3f}" if pd.notna(value)
-                                   else cell["note"] if isinstance(cell.get("note"), str) and cell["note"] else "")
+            note = cell.get("note") if isinstance(cell.get("note"), str) else ""
+            why = [part for part in note.split("; ") if part.startswith(("n/a", "failed"))]
+            row[cell["scheme"]] = f"{value:.3f}" if pd.notna(value) else (why or [note])[0]
         figures = [float(v) for v in group["spearman"] if pd.notna(v)]
         row["mean"] = f"{sum(figures) / len(figures):.3f}" if figures and len(figures) == len(SCHEMES) else ""
         if "fit median" in group and group["fit median"].notna().any():
