@@ -28,6 +28,7 @@ to that checkout's (the editable install would otherwise resolve them to this on
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -96,14 +97,19 @@ def run_python(code: Path, args: list[str], env: dict | None = None) -> subproce
     return result
 
 
-def fit(code: Path, head: str, cache: str, features: str, out: Path) -> tuple[float, float, float]:
-    """Wall seconds of the whole `mimo fit` process, the head's own fit seconds (metrics.json), test Spearman."""
+def fit(code: Path, head: str, cache: str, features: str, out: Path, dataset: str = "gfp"
+        ) -> tuple[float, float, float, float]:
+    """Wall seconds of the whole `mimo fit` process, the head's own fit seconds (metrics.json), test Spearman,
+    and the process's CPU seconds (user + system: what other processes' load inflates least)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     run_python(code, ["-c", "from mimo.cli import main; main()", "fit", *head.split(), "--cache", cache,
-                      "--features", features, "--out", str(out), "--force", "--quiet"])
+                      "--dataset", dataset, "--features", features, "--out", str(out), "--force", "--quiet"])
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     metrics = json.loads((out / "metrics.json").read_text())
-    return seconds, metrics["fit_seconds"], metrics["test"]["spearman"]
+    return seconds, metrics["fit_seconds"], metrics["test"]["spearman"], cpu
 
 
 SYNTHETIC = {  # rows, shares of variants with 1, 2, 3 substitutions
@@ -205,6 +211,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None, choices=sorted(HEADS))
     parser.add_argument("--features", nargs="+", default=["projected", "onehot"], choices=["projected", "onehot"])
     parser.add_argument("--onehot-cache", default=str(ROOT / "cache"), help="Cache holding gfp/onehot.")
+    parser.add_argument("--dataset", default="gfp", help="With --features onehot: the dataset in --onehot-cache "
+                        "(e.g. gfp-sample5000: `mimo embed build --model onehot --sample 5000`).")
     parser.add_argument("--ridge-synthetic", action="store_true")
     parser.add_argument("--imports", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
@@ -218,10 +226,11 @@ def main() -> None:
         return ridge_table(codes, args.repeats, args.threads, args.repeats_before or args.repeats, args.exact)
     if args.imports:
         return import_table(codes, args.repeats)
-    print(f"TAPE split, 54,025 rows; median of {args.repeats}; wall seconds per `mimo fit` (process start "
-          f"included), the head's fit alone (metrics.json fit_seconds); test Spearman")
+    print(f"{args.dataset}, its first split; median of {args.repeats}, interleaved; wall seconds per `mimo fit` "
+          f"(process start included), the head's fit alone (metrics.json fit_seconds), the process's CPU seconds; "
+          f"test Spearman; load average {os.getloadavg()[0]:.1f} at start")
     header = (["features", "head"] + [f"{name} s" for name, _ in codes] + [f"{name} fit s" for name, _ in codes]
-              + [f"{name} Spearman" for name, _ in codes])
+              + [f"{name} cpu s" for name, _ in codes] + [f"{name} Spearman" for name, _ in codes])
     if args.before:
         header += ["speed-up"]
     print("| " + " | ".join(header) + " |\n|" + " --- |" * len(header))
@@ -229,16 +238,19 @@ def main() -> None:
         for which in args.features:
             cache, features = ((args.cache, random_cache(Path(args.cache), args.width)) if which == "projected"
                                else (args.onehot_cache, "onehot"))
+            dataset = args.dataset if which == "onehot" else "gfp"
             for key in args.only or HEADS:
-                seconds, fitting, spearman = {}, {}, {}
-                for name, code in codes:
-                    runs = [fit(code, HEADS[key], cache, features, Path(tmp) / f"{name}-{i}")
-                            for i in range(args.repeats)]
-                    seconds[name] = statistics.median(s for s, _, _ in runs)
-                    fitting[name] = statistics.median(f for _, f, _ in runs)
-                    spearman[name] = runs[0][2]
+                runs = {name: [] for name, _ in codes}
+                for i in range(args.repeats):  # interleaved: now, before, now, before, ...
+                    for name, code in codes:
+                        runs[name].append(fit(code, HEADS[key], cache, features, Path(tmp) / f"{name}-{i}", dataset))
+                seconds = {n: statistics.median(r[0] for r in runs[n]) for n in runs}
+                fitting = {n: statistics.median(r[1] for r in runs[n]) for n in runs}
+                cpu = {n: statistics.median(r[3] for r in runs[n]) for n in runs}
+                spearman = {n: runs[n][0][2] for n in runs}
                 row = [features, f"`fit {HEADS[key]}`"] + [f"{seconds[n]:.1f}" for n, _ in codes]
                 row += [f"{fitting[n]:.1f}" for n, _ in codes]
+                row += [f"{cpu[n]:.1f}" for n, _ in codes]
                 row += [f"{spearman[n]:.4f}" for n, _ in codes]
                 if args.before:
                     row += [f"{seconds['before'] / seconds['now']:.1f}x"]

@@ -78,6 +78,27 @@ class SparseRows:
                                                             ).unsqueeze(1)
 
 
+def sparse_conv1d(x: SparseRows, conv: nn.Conv1d) -> torch.Tensor:
+    """``conv`` (one input channel) over the standardised rows ``x`` as a signal, (B, C, L): each non-zero adds
+    its value times the kernel at the outputs it reaches (a scatter of B x K x width terms, not a convolution
+    over all D inputs), minus the convolution of the constant ``shift`` row (once), plus the bias. The same
+    numbers as ``conv(dense.unsqueeze(1))``, zero padding included."""
+    (stride,), (padding,), width = conv.stride, conv.padding, conv.kernel_size[0]
+    weight = conv.weight[:, 0, :]  # (C, width)
+    channels, dim = weight.shape[0], x.shift.shape[0]
+    length = (dim + 2 * padding - width) // stride + 1
+    rows, nonzeros = x.index.shape
+    reach = x.index.unsqueeze(-1) + padding - torch.arange(width, device=x.index.device)  # (B, K, width)
+    valid = (reach >= 0) & (reach % stride == 0) & (reach < length * stride)
+    target = torch.where(valid, reach // stride, 0).view(rows, 1, nonzeros * width).expand(rows, channels, -1)
+    terms = (x.value.unsqueeze(-1) * valid).unsqueeze(1) * weight.view(1, channels, 1, width)  # (B, C, K, width)
+    out = torch.zeros(rows, channels, length, dtype=weight.dtype, device=weight.device)
+    out = out.scatter_add(2, target, terms.reshape(rows, channels, nonzeros * width))
+    constant = nn.functional.conv1d(x.shift.view(1, 1, dim), conv.weight, None, conv.stride, conv.padding)
+    bias = 0 if conv.bias is None else conv.bias.view(1, channels, 1)
+    return out - constant + bias
+
+
 def input_major_(linear: nn.Linear) -> nn.Linear:
     """Lay the weight out in memory as (in, out), same values and shape: sparse rows read whole weight rows
     (an embedding bag) and the gradient comes back in that layout, with no transposed copy either way."""
@@ -144,7 +165,12 @@ class ConvHead(nn.Module):
         self.convs = nn.Sequential(*convs)
         self.head = mlp([c_in * width, *hidden, 1], dropout, last_activation=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor | SparseRows) -> torch.Tensor:
+        if isinstance(x, SparseRows):  # one-hot rows: the first convolution from their non-zeros
+            h = sparse_conv1d(x, self.convs[0])
+            for layer in list(self.convs)[1:]:
+                h = layer(h)
+            return self.head(h.flatten(1))
         return self.head(self.convs(x.unsqueeze(1)).flatten(1))
 
 

@@ -203,7 +203,7 @@ class CnnRegressor(_PlainHead):
     """
 
     name = "cnn"
-    sparse_inputs = False  # convolutions see the embedding as a signal
+    # one-hot inputs go sparse: the first convolution is a scatter of their non-zeros (heads.sparse_conv1d)
     _param_specs = {"channels": Param("sizes", "Channels of the convolutional layers."),
                     "kernel_size": Param("int", "Convolution kernel width.", low=1),
                     "hidden": Param("sizes", "Sizes of the linear layers after the convolutions."),

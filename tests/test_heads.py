@@ -311,7 +311,7 @@ def test_global_epistasis_keeps_one_hot_inputs_unscaled():
     assert not (dense.x_std_ == 1).all()
 
 
-@pytest.mark.parametrize("head", ["mlp", "ge", "mimo"])
+@pytest.mark.parametrize("head", ["mlp", "ge", "mimo", "cnn"])
 def test_sparse_inputs_give_the_dense_outputs_and_gradients(head):
     """One-hot rows go through SparseRows (an embedding-bag sum): outputs and gradients equal the dense
     standardised product's."""
@@ -326,7 +326,12 @@ def test_sparse_inputs_give_the_dense_outputs_and_gradients(head):
     dense = torch.from_numpy((X - mean) / std)
     torch.manual_seed(0)
     module = {"mlp": lambda: MlpHead(200, (16, 8), dropout=0.0), "ge": lambda: GlobalEpistasisHead(200),
-              "mimo": lambda: MimoHead(200, members=3, dropout=0.0)}[head]()
+              "mimo": lambda: MimoHead(200, members=3, dropout=0.0),
+              "cnn": lambda: ConvHead(200, (4, 6), kernel_size=5, hidden=(8,), dropout=0.0)}[head]()
+    if head == "cnn":  # non-zeros at both edges: the convolution's zero padding
+        X[0, [0, 1, 199]], X[1, 198] = 1.0, 2.5
+        mean, std = X.mean(0), np.where(X.std(0) > 0, X.std(0), 1).astype(np.float32)
+        sparse, dense = SparseRows.from_numpy(X, mean, std), torch.from_numpy((X - mean) / std)
     grads = []
     for x in (dense, sparse):
         module.zero_grad()
