@@ -14,7 +14,7 @@ from .evaluate import check_finite_metrics, label_range, predict_spread, used_ma
 from .metrics import (calibrate_interval, interval_bounds, interval_metrics, metrics_by_mutations,
                       regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
 from .rundir import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, release_run_dir, write_run
-from .support import TrainingSupport, mark_support, mutation_format
+from .support import TrainingSupport, mark_support, mutation_format, substitution_sets
 
 
 def _fit_one(model: Estimator, data: SplitData, train: np.ndarray, valid: np.ndarray, refit: bool,
@@ -53,6 +53,12 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
     marks = pd.DataFrame({"unseen": pd.array([None] * n, dtype="Int64"),
                           "unseen_sites": pd.array([None] * n, dtype="Int64"), "no_signal": np.zeros(n, bool)})
     per_fold, spreads, intervals = [], [], []
+    # every row's substitutions read once: each fold's training support is made from its rows' sets
+    sets = substitution_sets(data.rows.mutations, parent, fmt, data.rows.n_mutations)
+
+    def support_of(rows: np.ndarray) -> TrainingSupport:
+        return TrainingSupport.from_sets([sets[i] for i in np.flatnonzero(rows)], labels[rows])
+
     try:
         start = time.perf_counter()
         for i, fold in enumerate(ids):
@@ -70,8 +76,7 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
                 columns["lower"][test], columns["upper"][test] = interval_bounds(mean, std, interval, counts[test])
                 intervals.append(interval)
             seen = train | valid
-            support = TrainingSupport.from_rows(data.rows.mutations[seen], data.rows.n_mutations[seen], labels[seen],
-                                                parent, fmt)
+            support = support_of(seen)
             marked = mark_support(pd.DataFrame({k: v[test] for k, v in columns.items()}), support,
                                   used_manifest(final, data.source["features"]), data.rows.mutations[test],
                                   data.rows.n_mutations[test], parent, fmt, features=data.rows.embeddings[test],
@@ -123,8 +128,7 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
             metrics.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
                 labels[first], inner_mean, inner_std, data.rows.n_mutations[first]))
         metrics.update({k: v for k, v in final.run_summary().items() if k == "auto"})  # the saved model's choice
-        support = TrainingSupport.from_rows(data.rows.mutations[everything], data.rows.n_mutations[everything],
-                                            labels[everything], parent, fmt)
+        support = support_of(everything)
         write_run(staging, out, metrics, data.source, predictions, support, final)
     finally:
         release_run_dir(staging)
