@@ -380,3 +380,19 @@ def test_heads_import_and_fit_without_scikit_learn():
             "or k == 'sklearn'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_max_pool_is_torchs_max_pool():
+    from torch import nn
+
+    from mimo.models.heads import MaxPool
+
+    torch.manual_seed(0)
+    for shape, window in [((7, 3, 50), 4), ((5, 2, 9), 4), ((4, 1, 3), 3)]:
+        x = torch.randn(*shape, requires_grad=True)
+        weights = torch.randn(*shape[:-1], shape[-1] // window)
+        want, got = nn.MaxPool1d(window)(x), MaxPool(window)(x)
+        assert torch.equal(want, got)
+        grad_want, = torch.autograd.grad((want * weights).sum(), x)
+        grad_got, = torch.autograd.grad((got * weights).sum(), x)
+        assert torch.equal(grad_want, grad_got)
