@@ -5,6 +5,11 @@ by side (``blocks`` names each one's columns), fits every candidate (a subset of
 settings) on the training rows, scores it on the validation rows (or, when there are fewer than
 ``min_valid`` of them, by inner k-fold cross-validation over train and valid together), keeps the best, and
 predicts with it. It never sees test rows: `fit_run` and `fit_cv` give it only train and valid.
+
+The heads (``HEAD_GRID``): ridge, global epistasis, MIMO, an MLP, and last the Gaussian process (``gp``), which
+gets a kernel per block of the candidate's own columns (``subset_blocks``: a profile's columns by name, for
+Kermut's site kernel and the prior mean). Candidates are tried in order while the budget lasts; a head not yet
+timed is expected to take the others' longest time plus, for the GP, ``gp_seconds``.
 """
 from __future__ import annotations
 
@@ -35,7 +40,11 @@ def gp_seconds(rows: int) -> float:
 
 LOCAL_KINDS = ("onehot", "aaprops")  # blocks that describe each substitution on its own
 ANNOTATION_KINDS = ("profile", "scores", "zeroshot")  # what a model outside the data says of each variant
-GP_SUBSETS = "all"  # the GP on every feature subset ("all") or only on those with a one-hot block ("onehot")
+# The GP on every feature subset ("all") or only on those with a one-hot block ("onehot"). Measured on DNJA1
+# (onehot-sites+aaprops+profile, 3 fold schemes x 6 auto fits; bench/results/cpu-auto-gp.md): on the inner
+# validation folds the best GP without one-hot was at most 0.010 above the best GP with it (median -0.002), while
+# it costs 3 of 7 GP fits: "onehot".
+GP_SUBSETS = "onehot"
 
 
 def feature_subsets(blocks) -> list[tuple[str, ...]]:
@@ -114,7 +123,9 @@ class AutoRegressor(Estimator):
     Fitted attributes: ``chosen_`` (features, head, params of the best candidate), ``model_`` (that head,
     fitted), ``columns_`` (the columns of X it reads), ``leaderboard_`` (every candidate, best first),
     ``selection_`` (how they were scored), ``n_features_in_``, ``validation_rows_`` (rows carved for
-    validation when ``fit`` got none, else None). ``AutoRegressor()`` without ``blocks`` cannot be fitted.
+    validation when ``fit`` got none, else None). ``AutoRegressor()`` without ``blocks`` cannot be fitted;
+    ``blocks``: (name, kind, first column, end column, column names or None) of each featurizer, as ``blocks_of``
+    reads them from a features manifest (4-tuples, without the names, from runs saved before, still load).
     """
 
     name = "auto"

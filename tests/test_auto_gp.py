@@ -32,10 +32,13 @@ def test_grid_joins_one_hot_aaprops_and_profiles_and_tries_the_gp_last():
                    ("profile-p", "scores-s"), ("onehot-sites", "profile-p"), ("aaprops", "profile-p")]:
         assert wanted in subsets
     assert len(subsets) == len(set(subsets))
-    grid = candidate_grid(blocks)
+    grid = candidate_grid(blocks, gp_subsets="all")
     heads = [c["head"] for c in grid]
     assert heads[0] == "ridge" and set(heads[heads.index("gp"):]) == {"gp"}  # the GP, the costliest, last
     assert sum(h == "gp" for h in heads) == len(subsets)
+    gp = [c["features"] for c in grid if c["head"] == "gp"]
+    assert len(gp[0]) == 4 and [len(f) for f in gp] == sorted((len(f) for f in gp), reverse=True)  # richest first
+    assert candidate_grid(blocks) == candidate_grid(blocks, gp_subsets="onehot")  # the default (measured)
     only = [c["features"] for c in candidate_grid(blocks, gp_subsets="onehot") if c["head"] == "gp"]
     assert only and all("onehot-sites" in f for f in only) and len(only) < len(subsets)
     with pytest.raises(ValueError, match="gp_subsets is 'all' or 'onehot'"):
@@ -121,7 +124,7 @@ def test_fit_auto_with_the_gp_chosen_predicts_the_same_after_reload(tmp_path, cl
                  "--min-valid", "10", "--cache", tmp_path / "c", "--out", tmp_path / "a")
     auto = json.loads((tmp_path / "a" / "metrics.json").read_text())["auto"]
     tried = {frozenset(c["features"]) for c in auto["candidates"] if c["valid_spearman"] is not None}
-    assert {frozenset({"profile-p"}), frozenset({"onehot-sites", "aaprops", "profile-p"})} <= tried
+    assert frozenset({"onehot-sites", "aaprops", "profile-p"}) in tried and frozenset({"profile-p"}) not in tried
     assert auto["chosen"]["head"] == "gp" and "chosen: gp on" in result.output
     chosen = len(auto["chosen"]["features"])
     blocks = json.loads((tmp_path / "a" / "metrics.json").read_text())["params"]["blocks"]
