@@ -12,8 +12,10 @@ additive model (a per-site scale times a per-substitution effect, plus noise), i
 
 Each `mimo fit ridge --cv SCHEME` runs as its own process (`bench.fit_speed.run_python`: the checkout measured,
 from an empty folder); `fit s` is the time inside ``Estimator.fit`` and `predict s` inside
-``predict_members`` (outermost calls), timed in that process. Targets: wall <= 10 s; wall outside fits <= 20% of it.
-`--profile N`: the N functions with most cumulative time outside the fits, per scheme (of the code now).
+``predict_members`` (outermost calls), timed in that process. Targets: wall <= 10 s; wall outside fits <= 20%
+of it.
+`--profile N`: the N functions with most cumulative time among those no fit calls (the fits' callers, which
+hold them, included), per scheme (of the code now).
 `--before DIR`: the same with a checkout of the code before (interleaved, now first).
 """
 import argparse
@@ -71,8 +73,9 @@ def build(cache: Path) -> None:
     fasta = cache / f"{NAME}_wt.fasta"  # a file: a 306-letter --parent given as text is taken for a path
     fasta.write_text(f">{NAME}\n{parent}\n")
     for model in FEATURES.split("+"):
-        subprocess.run([sys.executable, "-c", "from mimo.cli import main; main()", "embed", "build", "--input", str(path), "--parent", str(fasta),
-                        "--name", NAME, "--model", model, "--cache", str(cache)], check=True, capture_output=True)
+        subprocess.run([sys.executable, "-c", "from mimo.cli import main; main()", "embed", "build", "--input",
+                        str(path), "--parent", str(fasta), "--name", NAME, "--model", model, "--cache", str(cache)],
+                       check=True, capture_output=True)
 
 
 def command(cache: Path, cv: str, out: Path) -> list[str]:

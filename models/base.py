@@ -4,9 +4,11 @@ and ``check_estimator`` work with it, without importing scikit-learn itself: tha
 it pulls in) cost 1.1-2.6 s of every `mimo fit` on our 2-core machines. scikit-learn is imported only where it
 is the one asking (its tags), and for input it must judge: anything but a finite float or integer numpy matrix
 goes through scikit-learn's own ``validate_data`` (its checks and error messages), and so does ``predict``
-before ``fit`` (its ``NotFittedError``). Keyword-only parameters in ``__init__`` are stored under their own names and validated in one
-place (``_validate_params``, at the start of ``fit``); fitted attributes end with ``_``; ``predict`` before
-``fit`` raises sklearn's ``NotFittedError``; ``n_features_in_`` is recorded by ``fit`` and checked by ``predict``.
+before ``fit`` (its ``NotFittedError``).
+
+Keyword-only parameters in ``__init__`` are stored under their own names and validated in one place
+(``_validate_params``, at the start of ``fit``); fitted attributes end with ``_``; ``predict`` before ``fit``
+raises sklearn's ``NotFittedError``; ``n_features_in_`` is recorded by ``fit`` and checked by ``predict``.
 
 Each estimator declares its parameters' ranges in ``_param_specs``; the CLI builds its options (types, ranges,
 defaults, help) from the same declarations, so nothing is written twice. ``_fit_specs`` declares the

@@ -374,7 +374,8 @@ def test_heads_import_and_fit_without_scikit_learn():
 
     code = ("import sys, numpy as np; from mimo.models import neural, ridge, runs, cv; "
             "X = np.eye(40, 8, dtype=np.float32).repeat(3, 0); y = X @ np.arange(8.0); "
-            "m = ridge.ValidatedRidge().fit(X, y); m.predict(X); assert m.clone(seed=3).seed == 3 and repr(m.clone(seed=3)) == 'ValidatedRidge(seed=3)'; "
+            "m = ridge.ValidatedRidge().fit(X, y); m.predict(X); c = m.clone(seed=3); "
+            "assert c.seed == 3 and repr(c) == 'ValidatedRidge(seed=3)'; "
             "neural.MlpRegressor(hidden=(4,), epochs=2, device='cpu').fit(X, y).predict(X); "
             "print(sorted(k for k in sys.modules if k.split('.')[0] in ('sklearn', 'scipy') and 'stats' in k "
             "or k == 'sklearn'))")
