@@ -5,6 +5,7 @@ one-hot data, and what `mimo fit ridge` pays for its imports; each against the c
                               [--only ridge mlp] [--features projected onehot]
     python -m bench.fit_speed --ridge-synthetic [--repeats 5] [--before /tmp/base] [--threads 1]
     python -m bench.fit_speed --imports [--repeats 7] [--before /tmp/base]
+    python -m bench.fit_speed --protocols [--dataset gfp-sample5000] [--only mlp ge] [--onehot-cache DIR]
 
 `projected`: a random projection of the one-hot encoding plus noise, at esm2_t33_650M's width: random enough to
 stand in for embeddings, informative enough that early stopping behaves as on real features (built once into
@@ -21,6 +22,10 @@ on this CPU.
 <= 1 s at 5,000 rows, <= 3 s at 10,000. `--threads N` sets OMP/OpenBLAS threads of those processes;
 `--exact` adds each code's largest coefficient difference from a plain float64 solve at its alpha.
 `--imports`: seconds to import what `mimo fit ridge` imports (the CLI, the ridge head, runs, data).
+
+`--protocols`: training-protocol candidates against today's, each head fitted in this process on the one-hot
+rows of --dataset (one thread, cpu): today's, today's with seed 1 (the spread a seed alone gives), batch 512 with
+lr x1.41, batch 1024 with lr x2; test Spearman, epochs, CPU seconds of the fit.
 
 Every process imports the checkout it measures: a folder holding `mimo/` whose `models` and `pipeline` are links
 to that checkout's (the editable install would otherwise resolve them to this one).
@@ -202,6 +207,42 @@ def import_table(codes: list, repeats: int) -> None:
         print(f"{name}: {min(seconds):.2f} / {statistics.median(seconds):.2f}")
 
 
+PROTOCOLS = {"today": {}, "seed1": {"seed": 1}, "b512_lr1.41": {"batch_size": 512, "lr_x": 1.41},
+             "b1024_lr2": {"batch_size": 1024, "lr_x": 2.0}}
+HEAD_PARAMS = {"mlp": ("mlp", {}), "cnn": ("cnn", {}), "ge": ("ge", {}), "mimo": ("mimo", {}),
+               "mimo-random": ("mimo", {"routing": "random"}), "mimo-monotone": ("mimo", {"output": "monotone"}),
+               "mimo-random-monotone": ("mimo", {"routing": "random", "output": "monotone"})}
+
+
+def protocol_table(cache: str, dataset: str, heads: list[str]) -> None:
+    from mimo.models.data import load_split_data
+    from mimo.models.metrics import regression_metrics
+    from mimo.models.registry import head_class
+
+    data = load_split_data(cache, dataset, "onehot")
+    rows, split = data.rows, np.asarray(data.split)
+    train, valid, test = split == "train", split == "valid", split == "test"
+    print(f"{dataset}/onehot, {train.sum():,} train, {valid.sum():,} valid, {test.sum():,} test rows; one thread; "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print("| head | protocol | test Spearman | epochs | best epoch | fit CPU s |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for key in heads:
+        name, base = HEAD_PARAMS[key]
+        for label, protocol in PROTOCOLS.items():
+            params = {"device": "cpu", "threads": 1, **base, **protocol}
+            if "lr_x" in params:
+                params["lr"] = head_class(name).param_defaults()["lr"] * params.pop("lr_x")
+            model = head_class(name)(**params)
+            start = time.process_time()
+            model.fit(rows.embeddings[train], rows.labels[train], rows.embeddings[valid], rows.labels[valid],
+                      counts=rows.n_mutations[train], counts_valid=rows.n_mutations[valid])
+            cpu = time.process_time() - start
+            rho = regression_metrics(rows.labels[test], model.predict(rows.embeddings[test]))["spearman"]
+            result = model.result_
+            print(f"| {key} | {label} | {rho:.4f} | {len(result.history)} | {result.best_epoch} | {cpu:.1f} |",
+                  flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--cache", default="/tmp/mimo-bench-cache")
@@ -215,6 +256,7 @@ def main() -> None:
                         "(e.g. gfp-sample5000: `mimo embed build --model onehot --sample 5000`).")
     parser.add_argument("--ridge-synthetic", action="store_true")
     parser.add_argument("--imports", action="store_true")
+    parser.add_argument("--protocols", action="store_true")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--exact", action="store_true", help="With --ridge-synthetic: compare each code's "
                         "coefficients with plain float64 (a dense dual solve; a minute and a few GB at 10,000 rows).")
@@ -226,6 +268,9 @@ def main() -> None:
         return ridge_table(codes, args.repeats, args.threads, args.repeats_before or args.repeats, args.exact)
     if args.imports:
         return import_table(codes, args.repeats)
+    if args.protocols:
+        heads = [h for h in args.only or HEAD_PARAMS if h in HEAD_PARAMS]
+        return protocol_table(args.onehot_cache, args.dataset, heads)
     print(f"{args.dataset}, its first split; median of {args.repeats}, interleaved; wall seconds per `mimo fit` "
           f"(process start included), the head's fit alone (metrics.json fit_seconds), the process's CPU seconds; "
           f"test Spearman; load average {os.getloadavg()[0]:.1f} at start")
