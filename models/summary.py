@@ -69,9 +69,14 @@ def uncertainty_lines(metrics: dict) -> list[str]:
         return []
     i = u["interval"]
     if "cv" in metrics:
+        if "test" not in i:  # `fit auto` chose a head without a spread in some folds: no out-of-fold intervals
+            return ["95% intervals: not measured out of fold (some folds chose a head without a spread); the saved "
+                    "model's intervals are calibrated on its inner validation fold"]
         t = i["test"]
         return [f"95% intervals (each fold calibrated on its inner validation fold): out-of-fold coverage "
                 f"{t['coverage']:.3f}, mean width {t['mean_width']:.2f}"]
+    if "test" not in i or "valid" not in i or "test" not in u:
+        return []
     rho = u["test"]["spearman_std_abs_error"]
     return [f"{100 * i['level']:.0f}% intervals (calibrated on valid): coverage on valid {i['valid']['coverage']:.3f}, "
             f"on test {i['test']['coverage']:.3f}; mean width on test {i['test']['mean_width']:.2f}; "

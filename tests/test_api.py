@@ -196,7 +196,7 @@ def test_runs_saved_by_the_previous_version_still_predict(tmp_path, head):
     out = tmp_path / "p.csv"
     cli("predict", "--run", run_dir, "--variants", LEGACY / "variants.txt", "--out", out)
     got = pd.read_csv(out)
-    new = ("unseen", "unseen_sites", "no_signal", "sd")  # columns added since (sd: the calibrated scale)
+    new = ("unseen", "unseen_sites", "no_signal", "sd", "unlike_training", "shift_p")  # columns added since (sd: the calibrated scale)
     assert [c for c in got.columns if c not in new] == list(expected.columns)
     assert (got["unseen"] == 0).all()  # the variants are training rows of the legacy run's dataset
     for column in expected.columns:

@@ -155,3 +155,15 @@ def test_an_inner_cross_validation_past_the_budget_is_left_after_its_first_folds
     assert gp["valid_spearman"] is None and gp["skipped"] == "over the budget"
     assert made.count("gp") < model.inner_folds  # left after its first folds (or not started), never all five
     assert made.count("ridge") == model.inner_folds + 1 and model.chosen_["head"] == "ridge"
+
+
+def test_cv_summary_when_only_the_saved_model_has_intervals():
+    """fit auto --cv may choose a head without a spread in some folds: no out-of-fold intervals then, but the
+    saved model's calibration is recorded; the summary says so instead of failing (a KeyError before)."""
+    from mimo.models.summary import uncertainty_lines
+
+    metrics = {"cv": {"scheme": "random5"}, "uncertainty": {"interval": {"level": 0.95, "scale": 1.0}}}
+    (line,) = uncertainty_lines(metrics)
+    assert "not measured out of fold" in line
+    metrics["uncertainty"]["interval"]["test"] = {"coverage": 0.9, "mean_width": 1.5}
+    assert "coverage 0.900" in uncertainty_lines(metrics)[0]

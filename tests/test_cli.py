@@ -132,7 +132,8 @@ def test_predict_new_variants_and_fasta(tmp_path, onehot_cache):
     import pandas as pd
     table = pd.read_csv(out)
     assert list(table.columns) == ["id", "mutations", "n_mutations", "prediction", "std", "lower", "upper", "unseen",
-                                   "unseen_sites", "no_signal", "sd", "in_cache"]
+                                   "unseen_sites", "no_signal", "sd", "unlike_training", "shift_p",
+                                   "in_cache"]
     assert table["n_mutations"].tolist() == [1, 5, 0]
     assert table["in_cache"].tolist()[2]  # the parent is in every GFP cache
     assert (table["std"] > 0).all() and table["prediction"].between(0, 6).all()
@@ -157,7 +158,7 @@ def test_predict_with_esm_run_embeds_missing_sequences(tmp_path, small_gfp_dir, 
     fasta = tmp_path / "x.fasta"
     fasta.write_text(">short\nMKTAYIAKQRQISFVKSHFSRQ\n")
     out = run("predict", "--run", tmp_path / "r", "--fasta", fasta).stdout
-    assert out.splitlines()[0] == "id,mutations,n_mutations,prediction,unseen,unseen_sites,no_signal,in_cache"
+    assert out.splitlines()[0] == "id,mutations,n_mutations,prediction,unseen,unseen_sites,no_signal,unlike_training,shift_p,in_cache"
     assert out.splitlines()[1].endswith(",False") and ",short,-1," in out
     tiny_moved = tmp_path / "moved.pt"
     tiny_esm_copy = tmp_path / "esm2_copy.pt"

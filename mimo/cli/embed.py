@@ -18,7 +18,7 @@ def embed() -> None:
 DEFAULT_ESM = "esm2_t33_650M_UR50D"
 FILE_MODELS = ("profile:PATH (a per-site profile: ProteinMPNN .npz, an (L, 20|21) .npy, a CSV/TSV table, or an MSA "
                "in A2M/A3M/aligned FASTA, query first), profile:MODEL[:METHOD] (the parent's per-site profile computed "
-               "once by a language model and kept in $MIMO_HOME/profiles: unirep64/256/1900, next residue given the "
+               "once by a language model and kept in $MIMO_HOME/profiles: a UniRep name, next residue given the "
                "left context; an ESM name, or with --weights a checkpoint, :wt unmasked (default) or :masked each site "
                "masked), scores:PATH[:COL,...] (numeric columns of a variant scores "
                "file joined on mutated_sequence or mutant, e.g. ProteinGym's zero-shot files)")
