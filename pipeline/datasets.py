@@ -12,7 +12,7 @@ from .fetch import resolve_data_dir
 from .gfp import GFP_GENOTYPES, GFP_PARENT, GFP_VALID_LIST, read_genotype_list, read_genotypes, tape_split
 from .splits import SPLIT_NAMES, seeded_name, sized_random_split
 from .tables import load_fasta, load_table
-from .variants import SARKISYAN_FORMAT, MutationFormat, load_parent
+from .variants import SARKISYAN_FORMAT, MutationFormat, load_parent, path_exists
 from .variantset import VariantSet
 
 __all__ = ["VariantSet", "load_dataset", "load_fasta", "load_gfp", "load_table"]
@@ -72,7 +72,7 @@ def _recordable(**options) -> dict:
     for key, value in options.items():
         if value in (None, False, 0) and key != "name":
             continue
-        if key in ("input", "data", "parent") and value is not None and Path(str(value)).exists():
+        if key in ("input", "data", "parent") and value is not None and path_exists(Path(str(value))):
             value = str(Path(value).resolve())
         out[key] = value
     return out

@@ -206,10 +206,18 @@ def read_fasta(path: str | Path) -> list[tuple[str, str]]:
     return records
 
 
+def path_exists(path: Path) -> bool:
+    """Whether a path exists; False for a name the file system cannot hold (a long sequence is not a path)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
+
+
 def load_parent(value: str) -> str:
     """A parent sequence from a FASTA file path or from the sequence itself."""
     candidate = Path(value)
-    if candidate.suffix.lower() in {".fa", ".fasta", ".faa", ".fas"} or candidate.exists() or "/" in value:
+    if candidate.suffix.lower() in {".fa", ".fasta", ".faa", ".fas"} or path_exists(candidate) or "/" in value:
         input_file(candidate, option("parent"))
         records = read_fasta(candidate)
         if len(records) > 1:

@@ -192,3 +192,11 @@ def test_a_built_dataset_is_named_later_not_described_again(tmp_path, cli):
     both = cli("embed", "build", "--dataset", "lab", "--input", table, "--model", "aaprops", "--cache", cache,
                ok=False)
     assert "give --dataset lab or the dataset's own options (--input), not both" in both.output
+
+
+def test_a_parent_longer_than_a_file_name_is_read_as_a_sequence():
+    """--parent with a 306-residue sequence crashed with OSError "File name too long" (it was tried as a path)."""
+    from mimo.pipeline.variants import load_parent
+
+    parent = "ACDEFGHIKLMNPQRSTVWY" * 15 + "ACDEFG"
+    assert load_parent(parent) == parent
