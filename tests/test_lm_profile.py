@@ -218,6 +218,13 @@ def test_cli_scores_and_builds_the_computed_profile(tiny_esm, tmp_path, cli):
     fit = cli("fit", "ridge", "--dataset", "assay", "--features", "onehot-sites+profile-esm2_t2_tiny-wt", "--cache",
               tmp_path / "c", "--out", tmp_path / "run")
     assert "Spearman" in fit.output
+    # a variant not in the cache is featurized through the stored profile; the weights check compares the model's
+    # fingerprint with the manifest's (it read the stored .npy's before, and refused every new variant)
+    double = ":".join(f"{PARENT[i]}{i + 1}{'G' if PARENT[i] != 'G' else 'A'}" for i in (0, 1))
+    (tmp_path / "new.txt").write_text(double + "\n")
+    out = tmp_path / "new.csv"
+    cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "new.txt", "--out", out)
+    assert pd.read_csv(out)["in_cache"].tolist() == [False]
     refused(cli("embed", "build", "--model", "profile:unirep64:masked", *common, ok=False), "takes no method")
     refused(cli("embed", "build", "--model", "profile:unirep64", "--weights", tiny_esm, *common, ok=False),
             "--weights goes with an ESM model")

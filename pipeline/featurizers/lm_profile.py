@@ -288,6 +288,8 @@ class LmProfileFeaturizer(ProfileFeaturizer):
         self.spec = spec
         self.stored = ensure_profile(spec, parent, device, dtype, toks_per_batch, store)
         super().__init__(self.stored.path, parent, 0, None, self.stored.record["profile_fingerprint"], columns)
+        # what `mimo predict` compares with the manifest's weights_fingerprint: the model's, not the stored .npy's
+        self.fingerprint = self.stored.record["weights_fingerprint"]
         self.name = spec.features + ("" if columns == "all" else f"-{columns}")
 
     @classmethod
