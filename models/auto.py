@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from .base import Estimator, FitData, Param
+from .data import read_blocks
 from .metrics import spearman
 from .registry import head_class
 
@@ -92,24 +93,12 @@ def candidate_grid(blocks, heads=HEAD_GRID, gp_subsets: str | None = None) -> li
 def subset_blocks(blocks, features: list[str]) -> tuple:
     """The (name, kind, first column, end column, column names) of ``features`` side by side, as a head that
     reads only their columns (in that order) sees them: the offsets counted again from 0."""
-    by_name = {str(b[0]): b for b in _five(blocks)}
+    by_name = {str(b[0]): b for b in read_blocks(blocks)}
     out, start = [], 0
     for name in features:
         _, kind, first, end, columns = by_name[name]
         out.append((name, kind, start, start + end - first, columns))
         start += end - first
-    return tuple(out)
-
-
-def _five(blocks) -> tuple:
-    """``blocks`` as 5-tuples (runs saved before the column names were kept have 4)."""
-    out = []
-    for block in blocks:
-        if not isinstance(block, (tuple, list)) or len(block) not in (4, 5):
-            raise ValueError(f"each block is (name, kind, first column, end column[, column names]), not {block!r}")
-        name, kind, start, stop, *columns = block
-        names = tuple(columns[0]) if columns and columns[0] is not None else None
-        out.append((str(name), str(kind), int(start), int(stop), names))
     return tuple(out)
 
 
@@ -164,10 +153,10 @@ class AutoRegressor(Estimator):
     def _candidates(self) -> list[dict]:
         if self.candidates:
             return [dict(c) for c in self.candidates]
-        return candidate_grid(_five(self.blocks), self._heads())
+        return candidate_grid(read_blocks(self.blocks), self._heads())
 
     def _columns(self, features: list[str]) -> np.ndarray:
-        spans = {name: (start, stop) for name, _, start, stop, _ in _five(self.blocks)}
+        spans = {name: (start, stop) for name, _, start, stop, _ in read_blocks(self.blocks)}
         missing = [f for f in features if f not in spans]
         if missing:
             raise ValueError(f"candidate features {missing} are not among the blocks {list(spans)}")

@@ -15,6 +15,19 @@ from mimo.pipeline.splits import (SPLIT_NAMES, contiguous_out_of_order, is_fold_
 from mimo.pipeline.tables import read_split_file
 from mimo.pipeline.variants import parse_mutations
 
+def read_blocks(blocks) -> tuple:
+    """Feature blocks as 5-tuples (name, kind, first column, end column, column names or None); a block of 4
+    (runs saved before the column names were kept) gets None. Anything else is a ValueError."""
+    out = []
+    for block in blocks:
+        if not isinstance(block, (tuple, list)) or len(block) not in (4, 5):
+            raise ValueError(f"each block is (name, kind, first column, end column[, column names]), not {block!r}")
+        name, kind, start, stop, *columns = block
+        names = tuple(columns[0]) if columns and columns[0] is not None else None
+        out.append((str(name), str(kind), int(start), int(stop), names))
+    return tuple(out)
+
+
 
 @dataclass
 class SplitData:

@@ -28,6 +28,7 @@ import torch
 from mimo.pipeline import threads
 
 from .base import Estimator, FitData, Param
+from .data import read_blocks
 from .gp_kernels import kernels_for, score_column
 from .gp_posterior import ExactPosterior, GpModel, InducingPosterior, negative_mll
 from .gp_targets import TARGETS, label_nll, label_std, target_from_state
@@ -39,13 +40,7 @@ LOG_EVERY = 25  # optimisation steps between progress lines
 def _normalise_blocks(blocks, width: int | None = None) -> tuple:
     """``blocks`` as (name, kind, start, stop, columns) covering columns 0..width side by side; without blocks,
     one block of every column (one-hot when every value is 0 or 1)."""
-    out = []
-    for block in blocks:
-        if not isinstance(block, (tuple, list)) or len(block) not in (4, 5):
-            raise ValueError(f"each block is (name, kind, first column, end column[, column names]), not {block!r}")
-        name, kind, start, stop, *columns = block
-        columns = tuple(columns[0]) if columns and columns[0] is not None else None
-        out.append((str(name), str(kind), int(start), int(stop), columns))
+    out = read_blocks(blocks)
     position = 0
     for name, _, start, stop, columns in out:
         if start != position or stop <= start or (columns is not None and len(columns) != stop - start):
