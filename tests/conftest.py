@@ -39,12 +39,25 @@ def run_cli(*args, ok: bool = True, env: dict | None = None):
 SHORT_PARENT = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
 
 
-def write_singles(path: Path, parent: str = SHORT_PARENT, seed: int = 0, every: int = 1) -> list[str]:
-    """A CSV of single substitutions of ``parent`` (to A, G, L, D; every ``every``-th) with random scores."""
+def write_singles(path: Path, parent: str = SHORT_PARENT, seed: int = 0, every: int = 1,
+                  letters: str = "AGLD") -> list[str]:
+    """A CSV of single substitutions of ``parent`` (to ``letters``; every ``every``-th) with random scores."""
     rng = np.random.default_rng(seed)
-    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(parent) for aa in "AGLD" if aa != wt][::every]
+    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(parent) for aa in letters if aa != wt][::every]
     path.write_text("mutant,score\n" + "".join(f"{m},{rng.normal():.3f}\n" for m in singles))
     return singles
+
+
+def fit_on_half_the_singles(root: Path, *fit_args, parent: str = SHORT_PARENT, seed: int = 0,
+                            letters: str = "AGLD") -> list[str]:
+    """Embed (onehot-sites) every other single substitution of ``parent`` as dataset ``singles`` under
+    ``root/cache`` and run ``mimo fit *fit_args`` on it into ``root/run``; returns the singles left out."""
+    write_singles(root / "singles.csv", parent, seed, every=2, letters=letters)
+    run_cli("embed", "build", "--model", "onehot-sites", "--input", root / "singles.csv", "--parent", parent,
+            "--cache", root / "cache", "--quiet")
+    run_cli("fit", *fit_args, "--dataset", "singles", "--cache", root / "cache", "--out", root / "run")
+    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(parent) for aa in letters if aa != wt]
+    return singles[1::2]
 
 
 def refused(result, *fragments) -> str:

@@ -106,18 +106,11 @@ def test_propose_under_torchrun_equals_one_process(tmp_path, mimo_run):
 @pytest.fixture(scope="module")
 def singles_run(tmp_path_factory):
     """A MIMO run on a dataset of single substitutions only."""
-    from conftest import run_cli
+    from conftest import fit_on_half_the_singles
 
     root = tmp_path_factory.mktemp("singles")
-    parent = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"
-    rng = np.random.default_rng(1)
-    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(parent) for aa in "AGLDEK" if aa != wt]
-    table = root / "singles.csv"
-    table.write_text("mutant,score\n" + "".join(f"{m},{rng.normal():.3f}\n" for m in singles[::2]))
-    run_cli("embed", "build", "--model", "onehot-sites", "--input", table, "--parent", parent, "--cache",
-            root / "cache", "--quiet")
-    run_cli("fit", "mimo", "--routing", "random", "--epochs", "3", "--dataset", "singles", "--cache", root / "cache",
-            "--out", root / "run", "--quiet")
+    fit_on_half_the_singles(root, "mimo", "--routing", "random", "--epochs", "3", "--quiet",
+                            parent="MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ", seed=1, letters="AGLDEK")
     return root / "run"
 
 

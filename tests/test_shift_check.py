@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import SHORT_PARENT, run_cli as cli
+from conftest import fit_on_half_the_singles, run_cli as cli
 from mimo.models.shift import ALPHA, StreamCheck, check_rows
 
 
@@ -60,14 +60,8 @@ def test_a_stream_scores_later_chunks_with_the_first_chunks_classifier():
 def singles_ridge(tmp_path_factory):
     """A ridge run on half the single substitutions of a short parent (onehot-sites)."""
     root = tmp_path_factory.mktemp("shift")
-    rng = np.random.default_rng(0)
-    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(SHORT_PARENT) for aa in "ACDEFGHIKLMNPQRSTVWY" if aa != wt]
-    table = root / "singles.csv"
-    table.write_text("mutant,score\n" + "".join(f"{m},{rng.normal():.3f}\n" for m in singles[::2]))
-    cli("embed", "build", "--model", "onehot-sites", "--input", table, "--parent", SHORT_PARENT, "--cache",
-        root / "cache", "--quiet")
-    cli("fit", "ridge", "--dataset", "singles", "--cache", root / "cache", "--out", root / "run")
-    return root / "run", singles[1::2]
+    left_out = fit_on_half_the_singles(root, "ridge", letters="ACDEFGHIKLMNPQRSTVWY")
+    return root / "run", left_out
 
 
 def test_predict_writes_the_columns_and_warns_only_for_shifted_variants(singles_ridge, tmp_path):
