@@ -12,7 +12,7 @@ makes). Each gives ONE pooled out-of-fold Spearman, as ProteinGym computes it; `
 
 Auto chooses on each held-out fold's inner validation fold (the next fold) only. The bench records every
 candidate's validation Spearman of each fold (``AutoRegressor.leaderboard_``), which is what decides whether the
-GP is worth trying on feature subsets without a one-hot block (``GP_SUBSETS`` in ``mimo.models.auto``): the
+GP is worth trying on feature subsets without a one-hot block (``GP_SUBSETS`` in ``mimo.models.estimators.auto``): the
 columns ``gp best valid (one-hot)`` and ``gp best valid (no one-hot)`` are the best GP validation Spearman among
 subsets with and without a one-hot block, ``gp valid (all blocks)`` the GP's on every block, ``best other
 valid`` that of every other head; ``chose`` is the candidate picked (best on validation); ``fit s`` the seconds of
@@ -32,10 +32,10 @@ import numpy as np
 import pandas as pd
 
 import mimo
-from mimo.models import auto as auto_module
-from mimo.models.auto import AutoRegressor, blocks_of, describe
-from mimo.models.gp_kernels import gp_blocks
-from mimo.models.report import to_markdown
+from mimo.models.estimators import auto as auto_module
+from mimo.models.estimators.auto import AutoRegressor, blocks_of, describe
+from mimo.models.estimators.gp.kernels import gp_blocks
+from mimo.models.report.tables import to_markdown
 
 ASSAYS = {"GFP": ("GFP_AEQVI_Sarkisyan_2016", "GFP_AEQVI"),
           "pilin": ("A0A1I9GEU1_NEIME_Kennouche_2019", "A0A1I9GEU1_NEIME"),

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mimo.pipeline.build import build_cache
-from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.cache.build import build_cache
+from mimo.pipeline.io.datasets import load_gfp
 
 
 class InstantFeaturizer:

@@ -20,9 +20,9 @@ import pandas as pd
 
 from mimo.models.data import load_split_data
 from mimo.models.metrics import spearman, spearman_ties_broken, tied_share
-from mimo.models.ridge import ValidatedRidge
-from mimo.pipeline.fetch import resolve_data_dir
-from mimo.pipeline.gfp import GFP_GENOTYPES
+from mimo.models.estimators.ridge import ValidatedRidge
+from mimo.pipeline.io.fetch import resolve_data_dir
+from mimo.pipeline.io.gfp import GFP_GENOTYPES
 
 DARK = 2.2  # the valley between GFP's two modes of log-fluorescence
 THRESHOLDS = (1.5, 1.7, 1.8, 2.0, 2.2)

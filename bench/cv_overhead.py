@@ -8,7 +8,7 @@ The assay is synthetic (no such one is in the shared data): a random 306-residue
 substitutions minus 89 drawn at random (5,725 rows, DNJA1's and many ProteinGym assays' shape), labels from an
 additive model (a per-site scale times a per-substitution effect, plus noise), in ProteinGym's CSV format with
 ``fold_random_5``, ``fold_modulo_5``, ``fold_contiguous_5`` made by the project's own fold functions
-(``mimo.pipeline.splits``). Features: onehot-sites+aaprops (built once into --cache, ~5,900 columns).
+(``mimo.pipeline.io.splits``). Features: onehot-sites+aaprops (built once into --cache, ~5,900 columns).
 
 Each `mimo fit ridge --cv SCHEME` runs as its own process (`bench.fit_speed.run_python`: the checkout measured,
 from an empty folder); `fit s` is the time inside ``Estimator.fit`` and `predict s` inside
@@ -33,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from bench.fit_speed import ROOT, run_python
-from mimo.pipeline.splits import position_folds, random_folds
+from mimo.pipeline.io.splits import position_folds, random_folds
 
 AMINO = "ACDEFGHIKLMNPQRSTVWY"
 LENGTH, DROPPED, NAME = 306, 89, "synthetic306"
@@ -87,7 +87,7 @@ TIMED = """
 import json, sys, time
 start = time.perf_counter()
 sys.argv = ["mimo"] + {args!r}
-from mimo.models.base import Estimator
+from mimo.models.estimators.base import Estimator
 spent = {{"fit": 0.0, "predict": 0.0}}
 depth = {{"fit": 0, "predict": 0}}
 
@@ -153,7 +153,7 @@ def profile(code: Path, cache: Path, cv: str, out: Path, stats: str) -> pstats.S
 def outside_fits(stats: pstats.Stats, top: int) -> list[str]:
     """The functions with most cumulative time, with what inside them is fitting subtracted, roughly: the
     ``top`` entries by cumulative time that are not within the fit (callees of ``Estimator.fit``)."""
-    fit_keys = {key for key in stats.stats if key[0].endswith("models/base.py") and key[2] == "fit"}
+    fit_keys = {key for key in stats.stats if key[0].endswith("models/estimators/base.py") and key[2] == "fit"}
     inside: set = set()
     frontier = set(fit_keys)
     callees: dict = {}

@@ -19,7 +19,7 @@ import pandas as pd
 
 import mimo
 from mimo.design import acquisition, diverse_top
-from mimo.models.report import to_markdown
+from mimo.models.report.tables import to_markdown
 
 STRATEGIES = ("ucb", "greedy", "random")
 

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from bench.random_esm2 import SHAPES
-from mimo.pipeline.build import build_cache, package_versions
-from mimo.pipeline.cache import EmbeddingCache
-from mimo.pipeline.datasets import load_gfp
-from tests.random_models import save_random_esm2
+from mimo.pipeline.cache.build import build_cache, package_versions
+from mimo.pipeline.cache.store import EmbeddingCache
+from mimo.pipeline.io.datasets import load_gfp
+from mimo.pipeline.testing import save_random_esm2
 from mimo.pipeline.featurizers.esm import EsmFeaturizer
 from mimo.pipeline.featurizers.esm_load import load_esm
 

@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 import mimo
-from mimo.models.auto import blocks_of
-from mimo.models.report import to_markdown
+from mimo.models.estimators.auto import blocks_of
+from mimo.models.report.tables import to_markdown
 
 CONFIGS = ("ridge:onehot-sites", "ridge:onehot-sites+aaprops", "ge:onehot-sites+aaprops",
            "mimo:onehot-sites+aaprops", "mimo-random:onehot-sites+aaprops", "mlp-random-single:onehot-sites+aaprops",

@@ -44,9 +44,9 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout (for `git worktree` runs of the code before)
-from mimo.pipeline.build import package_versions
-from mimo.pipeline.cache import EmbeddingCache
-from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.cache.build import package_versions
+from mimo.pipeline.cache.store import EmbeddingCache
+from mimo.pipeline.io.datasets import load_gfp
 from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
 HEADS = {
@@ -139,7 +139,7 @@ def synthetic(case: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 def ridge_child(case: str, repeats: int, out: str) -> None:
     """In the measured process: ``repeats`` fits of the ridge on ``case``; seconds, alpha, coefficients."""
-    from mimo.models.ridge import ValidatedRidge
+    from mimo.models.estimators.ridge import ValidatedRidge
 
     X, y = synthetic(case)
     valid = len(y) // 10
@@ -196,7 +196,7 @@ def ridge_table(codes: list, repeats: int, threads: int | None, repeats_before: 
 
 
 IMPORTS = ("import time; start = time.perf_counter(); from mimo.cli import main; "
-           "from mimo.models import data, registry, ridge, runs; print(time.perf_counter() - start)")
+           "from mimo.models import data; from mimo.models.estimators import registry, ridge; from mimo.models.runs import fit; print(time.perf_counter() - start)")
 
 
 def import_table(codes: list, repeats: int) -> None:
@@ -217,7 +217,7 @@ HEAD_PARAMS = {"mlp": ("mlp", {}), "cnn": ("cnn", {}), "ge": ("ge", {}), "mimo":
 def protocol_table(cache: str, dataset: str, heads: list[str]) -> None:
     from mimo.models.data import load_split_data
     from mimo.models.metrics import regression_metrics
-    from mimo.models.registry import head_class
+    from mimo.models.estimators.registry import head_class
 
     data = load_split_data(cache, dataset, "onehot")
     rows, split = data.rows, np.asarray(data.split)

@@ -36,12 +36,12 @@ import numpy as np
 import pandas as pd
 
 import mimo
-from mimo.models.gp import GaussianProcessRegressor
-from mimo.models.gp_kernels import gp_blocks
+from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
+from mimo.models.estimators.gp.kernels import gp_blocks
 from mimo.models.metrics import spearman
-from mimo.models.report import to_markdown
+from mimo.models.report.tables import to_markdown
 
-from .proteingym import Assay, block_specs, default_root, discover, published
+from bench.proteingym import Assay, block_specs, default_root, discover, published
 
 ASSAYS = {"GFP": "GFP_AEQVI_Sarkisyan_2016", "pilin": "A0A1I9GEU1_NEIME_Kennouche_2019",
           "DNJA1": "DNJA1_HUMAN_Tsuboyama_2023_2LO1"}  # short names of the shared assays

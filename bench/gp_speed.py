@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 import mimo
-from mimo.models.gp import GaussianProcessRegressor
-from mimo.models.gp_kernels import PROFILE_COLUMNS
-from mimo.pipeline import threads
+from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
+from mimo.models.estimators.gp.kernels import PROFILE_COLUMNS
+from mimo.pipeline.runtime import threads
 
 SITES, DENSE = 238, 54
 
@@ -85,7 +85,7 @@ def step_seconds(n: int = 1000, repeats: int = 3) -> dict:
     model (``tests/test_gp.py`` shows both give the same numbers)."""
     import gpytorch
 
-    from mimo.models.gp_posterior import negative_mll
+    from mimo.models.estimators.gp.posterior import negative_mll
 
     X, y, blocks = synthetic(n)
     model = GaussianProcessRegressor(blocks=blocks, steps=0).fit(X, y).model_

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 import mimo
-from tests.random_models import save_random_esm2
+from mimo.pipeline.testing import save_random_esm2
 
 
 def collect(featurizer, frame) -> np.ndarray:

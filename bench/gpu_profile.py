@@ -20,8 +20,8 @@ import torch
 
 from bench.embed_speed import model_flops
 from bench.random_esm2 import SHAPES
-from mimo.pipeline.datasets import load_gfp
-from tests.random_models import save_random_esm2
+from mimo.pipeline.io.datasets import load_gfp
+from mimo.pipeline.testing import save_random_esm2
 from mimo.pipeline.featurizers.batching import token_batches
 from mimo.pipeline.featurizers.esm import EsmFeaturizer, Tokenizer
 from mimo.pipeline.featurizers.esm_load import load_esm

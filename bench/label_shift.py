@@ -15,7 +15,7 @@ Heads, each fitted once per split with `fit_run` (what `mimo fit` runs): mimo --
 Interval methods (95%, calibrated on valid only; see METHODS): what the runs write, plus split-conformal
 variants computed here from the runs' predictions. Coverage is the share of test labels inside [lower, upper].
 
-The flag table (``--flag-markdown``): the check `mimo predict` and `mimo design` run (mimo.models.shift: a
+The flag table (``--flag-markdown``): the check `mimo predict` and `mimo design` run (mimo.models.runs.shift: a
 domain classifier of the run's training rows against the rows asked about, here the test rows; a row is
 ``unlike_training`` when its conformal p-value is below alpha), in the variants FLAGS lists, with the coverage
 of three interval methods on flagged and unflagged test rows. ``--by-count``: GFP's measured singles and
@@ -38,11 +38,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import mimo
-from mimo.models.evaluate import training_support
-from mimo.models.gp_kernels import gp_blocks
+from mimo.models.runs.evaluate import training_support
+from mimo.models.estimators.gp.kernels import gp_blocks
 from mimo.models.metrics import interval_metrics, interval_scale, spearman
-from mimo.models.report import to_markdown
-from mimo.models.shift import check_rows, left_to_support, with_counts
+from mimo.models.report.tables import to_markdown
+from mimo.models.runs.shift import check_rows, left_to_support, with_counts
 
 ASSAYS = {"GFP": ("GFP_AEQVI_Sarkisyan_2016", "GFP_AEQVI.npz"),
           "pilin": ("A0A1I9GEU1_NEIME_Kennouche_2019", "A0A1I9GEU1_NEIME.npz"),
@@ -174,7 +174,7 @@ def knn_distance(data) -> np.ndarray:
 
 def widen_unseen_sites(bounds, fitted: Fitted):
     """Rows mutated at a position no training row mutates widened to the training labels' range (the rule runs
-    apply to no-signal rows, models/support.py; with aaprops and a profile joined no row is no-signal)."""
+    apply to no-signal rows, models/runs/support.py; with aaprops and a profile joined no row is no-signal)."""
     lower, upper = bounds
     train = fitted.data.rows.labels[fitted.data.mask("train")]
     flag = fitted.mimo["unseen_sites"].fillna(0).to_numpy() > 0

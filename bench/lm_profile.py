@@ -29,11 +29,11 @@ import pandas as pd
 
 import mimo
 from mimo.models.metrics import spearman
-from mimo.models.report import to_markdown
-from mimo.pipeline.cache import EmbeddingCache
-from mimo.pipeline.scoring import cached_scores, zero_shot_scores
+from mimo.models.report.tables import to_markdown
+from mimo.pipeline.cache.store import EmbeddingCache
+from mimo.pipeline.cache.scoring import cached_scores, zero_shot_scores
 
-from .gp_proteingym import SCHEMES, choose_per_fold, gp_folds
+from bench.gp_proteingym import SCHEMES, choose_per_fold, gp_folds
 
 LM = "profile:unirep1900"
 ASSAYS = {"GFP": ("GFP_AEQVI_Sarkisyan_2016", "GFP_AEQVI"),  # short name: (assay, protein of profiles/<protein>.npz)
@@ -103,7 +103,7 @@ def gp(root: Path, cache: Path, short: str, schemes: list[str], seed: int) -> li
 
 
 def main() -> None:
-    from .proteingym import default_root
+    from bench.proteingym import default_root
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=str(default_root()), help="The shared ProteinGym folder.")

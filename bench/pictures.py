@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mimo.pipeline.fetch import resolve_data_dir
-from mimo.pipeline.gfp import GFP_GENOTYPES, GFP_VALID_LIST
+from mimo.pipeline.io.fetch import resolve_data_dir
+from mimo.pipeline.io.gfp import GFP_GENOTYPES, GFP_VALID_LIST
 
 DNJA1 = "DNJA1_HUMAN_Tsuboyama_2023_2LO1"
 

@@ -28,10 +28,10 @@ import pandas as pd
 
 import mimo
 from mimo.models.metrics import spearman
-from mimo.models.report import to_markdown
-from mimo.pipeline.scoring import zero_shot_scores
+from mimo.models.report.tables import to_markdown
+from mimo.pipeline.cache.scoring import zero_shot_scores
 
-from .proteingym import SCHEMES, default_root
+from bench.proteingym import SCHEMES, default_root
 
 ASSAYS = {"GFP_AEQVI_Sarkisyan_2016": "GFP_AEQVI", "A0A1I9GEU1_NEIME_Kennouche_2019": "A0A1I9GEU1_NEIME",
           "DNJA1_HUMAN_Tsuboyama_2023_2LO1": "DNJA1_HUMAN"}

@@ -175,11 +175,11 @@ def make_head(head: str, manifest: dict, budget: float):
     import mimo
 
     if head == "auto":
-        from mimo.models.auto import blocks_of
+        from mimo.models.estimators.auto import blocks_of
 
         return mimo.get_head("auto", blocks=blocks_of(manifest), budget=budget)
     if head == "gp":
-        from mimo.models.gp_kernels import gp_blocks
+        from mimo.models.estimators.gp.kernels import gp_blocks
 
         return mimo.get_head("gp", blocks=gp_blocks(manifest))
     if head == "mimo-random":
@@ -193,7 +193,7 @@ class _WriteTimer:
     """Times ``write_run`` inside ``fit_cv`` (the run directory), so that fit and write are told apart."""
 
     def __init__(self):
-        import mimo.models.cv as cv
+        import mimo.models.runs.cv as cv
 
         self.module, self.original, self.seconds = cv, getattr(cv, "write_run", None), None
         if self.original is not None:
@@ -287,8 +287,8 @@ def _warm_up(mimo, heads: set) -> None:
     for name in ("load_dataset", "get_featurizer", "build_cache", "load_cv_data", "fit_cv", "get_head"):
         getattr(mimo, name)
     for module in ("mimo.pipeline.featurizers.onehot", "mimo.pipeline.featurizers.aaprops",
-                   "mimo.pipeline.featurizers.profile", "mimo.pipeline.featurizers.scores", "mimo.models.ridge",
-                   "mimo.models.gp") + (() if heads <= {"ridge", "gp"} else ("mimo.models.auto", "mimo.models.neural")):
+                   "mimo.pipeline.featurizers.profile", "mimo.pipeline.featurizers.scores", "mimo.models.estimators.ridge",
+                   "mimo.models.estimators.gp.regressor") + (() if heads <= {"ridge", "gp"} else ("mimo.models.estimators.auto", "mimo.models.estimators.neural.regressors")):
         try:
             importlib.import_module(module)
         except ImportError:  # older code (--before) may lack one
@@ -344,7 +344,7 @@ def run_code(code: Path | None, assay: Assay, args) -> list[dict]:
               "zero_shot": args.zero_shot_model, "cache": args.cache}
     if code is None:
         return run_assay(assay, **kwargs, log=lambda text: print(text, file=sys.stderr, flush=True))
-    from .fit_speed import importable
+    from bench.fit_speed import importable
 
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "args.json").write_text(json.dumps({"assay": asdict(assay), **kwargs}))
@@ -434,7 +434,7 @@ def summary(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def markdown(table: pd.DataFrame, header: str) -> str:
-    from mimo.models.report import to_markdown
+    from mimo.models.report.tables import to_markdown
 
     detail = table.drop(columns=[c for c in table.columns if c.startswith("total")])
     return (f"{header}\n\n{to_markdown(summary(table))}\n\nPer cell (seconds: min / median over repeats; "

@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 
 from mimo.models.metrics import spearman, spearman_ties_broken
-from mimo.models.report import to_markdown
-from mimo.pipeline.cache import list_features
+from mimo.models.report.tables import to_markdown
+from mimo.pipeline.cache.store import list_features
 
 HEADS = ("ridge", "mlp", "cnn", "ge", "mimo", "mimo-random", "mimo-random-monotone")
 VARIANTS = {"mimo-random": ["mimo", "--routing", "random"],

@@ -6,7 +6,7 @@ Speed does not depend on weight values, so these stand in for the real weights i
 """
 import sys
 
-from tests.random_models import save_random_esm2
+from mimo.pipeline.testing import save_random_esm2
 
 SHAPES = {  # (layers, width, heads) of fair-esm's ESM-2 models
     "t6_8M": (6, 320, 20), "t12_35M": (12, 480, 20), "t30_150M": (30, 640, 20),

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from mimo.pipeline import threads
-from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.runtime import threads
+from mimo.pipeline.io.datasets import load_gfp
 from mimo.pipeline.featurizers.unirep import UniRepFeaturizer
 
 

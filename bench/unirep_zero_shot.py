@@ -34,7 +34,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 import mimo
-from mimo.pipeline import threads
+from mimo.pipeline.runtime import threads
 
 DNJA1, PILIN, GFP = "DNJA1_HUMAN_Tsuboyama_2023_2LO1", "A0A1I9GEU1_NEIME_Kennouche_2019", "GFP_AEQVI_Sarkisyan_2016"
 GFP_FULL_SIZE = 51_714  # ProteinGym's DMS_total_number_mutants for GFP_AEQVI_Sarkisyan_2016

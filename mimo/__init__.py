@@ -39,30 +39,30 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.2.0"
+from mimo._version import __version__
 
 _EXPORTS = {
-    "mimo.pipeline.datasets": ("load_dataset", "load_gfp"),
-    "mimo.pipeline.variantset": ("VariantSet",),
-    "mimo.pipeline.tables": ("load_table", "load_fasta"),
-    "mimo.pipeline.conventions": ("data_home",),
-    "mimo.pipeline.fetch": ("resolve_data_dir", "fetch_gfp"),
+    "mimo.pipeline.io.datasets": ("load_dataset", "load_gfp"),
+    "mimo.pipeline.io.variantset": ("VariantSet",),
+    "mimo.pipeline.io.tables": ("load_table", "load_fasta"),
+    "mimo.pipeline.io.conventions": ("data_home",),
+    "mimo.pipeline.io.fetch": ("resolve_data_dir", "fetch_gfp"),
     "mimo.pipeline.featurizers": ("Featurizer", "get_featurizer", "featurizer_from_manifest", "available_featurizers"),
-    "mimo.pipeline.build": ("build_cache",),
-    "mimo.pipeline.scoring": ("zero_shot_scores",),
-    "mimo.pipeline.cache": ("EmbeddingCache", "list_features"),
+    "mimo.pipeline.cache.build": ("build_cache",),
+    "mimo.pipeline.cache.scoring": ("zero_shot_scores",),
+    "mimo.pipeline.cache.store": ("EmbeddingCache", "list_features"),
     "mimo.pipeline.errors": ("DataError",),
-    "mimo.pipeline.threads": ("set_threads",),
+    "mimo.pipeline.runtime.threads": ("set_threads",),
     "mimo.pipeline.featurizers.hf": ("convert_fair_esm",),
     "mimo.models.data": ("SplitData", "load_split_data", "load_cv_data"),
-    "mimo.models.ridge": ("ValidatedRidge",),
-    "mimo.models.neural": ("MlpRegressor", "CnnRegressor", "GlobalEpistasisRegressor", "MimoRegressor"),
-    "mimo.models.auto": ("AutoRegressor",),
-    "mimo.models.gp": ("GaussianProcessRegressor",),
-    "mimo.models.external": ("SklearnRegressor",),
-    "mimo.models.report": ("gather_runs",),
-    "mimo.models.registry": ("HEADS", "head_class", "get_head", "save_model", "load_model"),
-    "mimo.models.runs": ("Run", "fit_run", "fit_cv", "load_run"),
+    "mimo.models.estimators.ridge": ("ValidatedRidge",),
+    "mimo.models.estimators.neural.regressors": ("MlpRegressor", "CnnRegressor", "GlobalEpistasisRegressor", "MimoRegressor"),
+    "mimo.models.estimators.auto": ("AutoRegressor",),
+    "mimo.models.estimators.gp.regressor": ("GaussianProcessRegressor",),
+    "mimo.models.estimators.external": ("SklearnRegressor",),
+        "mimo.models.estimators.registry": ("HEADS", "head_class", "get_head", "save_model", "load_model"),
+    "mimo.models.runs.fit": ("Run", "fit_run", "fit_cv", "load_run"),
+    "mimo.models.runs.directory": ("gather_runs",),
     "mimo.predict": ("predict_variants", "featurize"),
     "mimo.design": ("saturation_scan", "propose", "plot_scan"),
 }

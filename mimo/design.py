@@ -4,7 +4,7 @@
 (singles, and combinations of the best singles up to ``max_mutations``) by an acquisition that uses the run's
 uncertainty, never proposes what is measured, and keeps the batch diverse (no substitution in more than
 ``max_share`` of it). Both featurize and predict in chunks, so memory stays bounded. Both say, per row, whether
-a variant is unlike the run's training rows (``unlike_training``, ``shift_p``: mimo.models.shift; the scan
+a variant is unlike the run's training rows (``unlike_training``, ``shift_p``: mimo.models.runs.shift; the scan
 against all its singles, the plate against its wells), where the run's intervals are not calibrated.
 """
 from __future__ import annotations
@@ -15,15 +15,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mimo.models.runs import Run, load_run
-from mimo.models.support import mutation_format
-from mimo.pipeline import threads
+from mimo.models.runs.fit import Run, load_run
+from mimo.pipeline.io.conventions import mutation_format_from
+from mimo.pipeline.runtime import threads
 from mimo.pipeline.errors import DataError, option
-from mimo.pipeline.variants import AMINO_ACIDS, MutationFormat
+from mimo.pipeline.io.variants import AMINO_ACIDS, MutationFormat
 
-from mimo.models.shift import ShiftReport, StreamCheck, check_rows, left_to_support, with_counts
+from mimo.models.runs.shift import ShiftReport, StreamCheck, check_rows, left_to_support, with_counts
 
-from .predict import featurize, read_variants, shift_summary, training_features, variants_frame
+from mimo.predict import featurize, read_variants, shift_summary, training_features, variants_frame
 
 ACQUISITIONS = ("ucb", "greedy", "ei")
 CHUNK = 20000  # candidates featurized and predicted at a time
@@ -38,8 +38,8 @@ def score_stream(run: Run, texts, device: str = "auto", chunk: int = CHUNK, rank
     """Predictions (mean, std, interval, unseen, no_signal) for an iterable of mutation strings, yielded as one
     table per ``chunk`` of them: memory stays bounded however many candidates there are. Under torchrun
     (``ranks``), each process scores every world_size-th chunk. ``shift``: also ``unlike_training`` and
-    ``shift_p`` (mimo.models.shift), from a check fitted on the first chunk."""
-    fmt = mutation_format(run.source["dataset"])
+    ``shift_p`` (mimo.models.runs.shift), from a check fitted on the first chunk."""
+    fmt = mutation_format_from(run.source["dataset"])
     featurizers: dict = {}
     iterator = iter(texts)
     index = -1
@@ -76,10 +76,10 @@ def _run_with_parent(run: Run | str | Path) -> Run:
 def saturation_scan(run: Run | str | Path, device: str = "auto", check_shift: bool = True) -> pd.DataFrame:
     """Every single substitution of the parent: position (as the dataset numbers it), parent and new residue,
     mutation string, prediction, and where the run has them std, lower, upper; unseen, no_signal; with
-    ``check_shift``, unlike_training and shift_p (mimo.models.shift; its summary in ``table.attrs["shift"]``)."""
+    ``check_shift``, unlike_training and shift_p (mimo.models.runs.shift; its summary in ``table.attrs["shift"]``)."""
     run = _run_with_parent(run)
     threads.adapt()
-    fmt = mutation_format(run.source["dataset"])
+    fmt = mutation_format_from(run.source["dataset"])
     parent = run.parent
     singles = [(i, a) for i in range(len(parent)) for a in AMINO_ACIDS if a != parent[i]]
     check = stream_check(run, device) if check_shift else None
@@ -182,7 +182,7 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
     more, so more is extrapolation (allowed when asked, and recorded; each well says ``extrapolation``).
     Candidates are scored in chunks and the best ``max(20 n, 2000)`` singles and combinations by acquisition
     are kept between chunks (bounded memory; singles kept apart, so a plate can always be filled with them).
-    Under torchrun (``ranks``: ``mimo.pipeline.ranks.Ranks``) the chunks are shared out and every process gets
+    Under torchrun (``ranks``: ``mimo.pipeline.runtime.ranks.Ranks``) the chunks are shared out and every process gets
     the batch. The plate's wells are checked against the run's training rows (``plate_shift``: columns
     ``unlike_training``, ``shift_p``; the record's ``unlike_training`` and ``above_best_measured``)."""
     run = _run_with_parent(run)
@@ -190,7 +190,7 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
     max_mutations = max(1, trained_max) if max_mutations is None else max_mutations
     if n < 1 or max_mutations < 1 or not 0 < max_share <= 1:
         raise DataError("--n and --max-mutations must be >= 1, --max-share in (0, 1]")
-    fmt = mutation_format(run.source["dataset"])
+    fmt = mutation_format_from(run.source["dataset"])
     fitted = pd.read_csv(run.directory / "predictions.csv", dtype={"mutations": str}, keep_default_na=False)
     done = set(_key(m) for m in fitted["mutations"])
     if measured is not None:
@@ -254,7 +254,7 @@ def plate_shift(run: Run, batch: pd.DataFrame, device: str = "auto") -> dict:
     if train_X is None:
         report = ShiftReport(None, None, None, len(batch), reason)
         return {**shift_summary(report, "wells"), "columns": ([None] * len(batch), [np.nan] * len(batch))}
-    frame = variants_frame(batch["mutations"].tolist(), run.parent, mutation_format(run.source["dataset"]))
+    frame = variants_frame(batch["mutations"].tolist(), run.parent, mutation_format_from(run.source["dataset"]))
     X, _ = featurize(frame, run.source, device, use_cache=False)
     report = check_rows(train_X, with_counts(X, batch["n_mutations"]), skip=left_to_support(batch))
     columns = report.columns()
@@ -275,7 +275,7 @@ def plot_scan(run: Run | str | Path, table: pd.DataFrame, path: str | Path) -> P
     """The saturation scan as a heatmap (positions x amino acids, in rows of at most 80 positions), its colours
     centred on the measured wild type when the data has one, else on the parent's prediction (the subtitle says
     which); a colour bar, substitutions measured in training outlined, positions never mutated there hatched."""
-    from mimo.models.plots import plot_scan_table
+    from mimo.models.report.plots import plot_scan_table
 
     run = _run_with_parent(run)
     return plot_scan_table(run, table, path, lambda: parent_prediction(run))

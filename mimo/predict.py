@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mimo.models.runs import Run, load_run
-from mimo.models.shift import MAX_ROWS, ShiftReport, check_rows, left_to_support, with_counts
-from mimo.pipeline import threads
-from mimo.pipeline.cache import EmbeddingCache
-from mimo.pipeline.tables import MUTANT_COLUMNS, load_fasta, pick_column
-from mimo.pipeline.variantset import FRAME_COLUMNS
-from mimo.models.support import mutation_format
+from mimo.models.runs.fit import Run, load_run
+from mimo.models.runs.shift import MAX_ROWS, ShiftReport, check_rows, left_to_support, with_counts
+from mimo.pipeline.runtime import threads
+from mimo.pipeline.cache.store import EmbeddingCache
+from mimo.pipeline.io.tables import MUTANT_COLUMNS, load_fasta, pick_column
+from mimo.pipeline.io.variantset import FRAME_COLUMNS
+from mimo.pipeline.io.conventions import mutation_format_from
 from mimo.pipeline.errors import DataError, input_file, option, read_text
 from mimo.pipeline.featurizers import featurizer_from_manifest
-from mimo.pipeline.variants import (MutationFormat, apply_mutations, expressed_sequence, mutation_string,
+from mimo.pipeline.io.variants import (MutationFormat, apply_mutations, expressed_sequence, mutation_string,
                                parse_mutations, sequence_id)
 
 
@@ -136,11 +136,11 @@ def predict_variants(run: Run | str | Path, variants: str | Path | None = None, 
     if variants is not None:
         if not run.parent:
             raise DataError("the run's dataset has no parent sequence; use --fasta with full sequences")
-        frame = read_variants(variants, run.parent, mutation_format(info), mutant_col)
+        frame = read_variants(variants, run.parent, mutation_format_from(info), mutant_col)
         substitutions = frame["mutations"]
     else:
         frame = load_fasta(input_file(fasta, "--fasta"), run.parent).frame
-        fmt = mutation_format(info)
+        fmt = mutation_format_from(info)
         substitutions = [mutation_string(a, run.parent, fmt) if run.parent and len(a) == len(run.parent) else ""
                          for a in frame["aligned"]]
     prepared = None if scores is None else scores_featurizers(run.source, scores)
@@ -163,7 +163,7 @@ def training_features(run: Run, device: str = "auto", featurizers: dict | None =
         table = table.iloc[np.sort(np.random.default_rng(seed).choice(len(table), max_rows, replace=False))]
     if run.parent:
         try:
-            frame = variants_frame(table["mutations"].tolist(), run.parent, mutation_format(run.source["dataset"]))
+            frame = variants_frame(table["mutations"].tolist(), run.parent, mutation_format_from(run.source["dataset"]))
         except DataError:
             frame = None
     else:
@@ -180,7 +180,7 @@ def training_features(run: Run, device: str = "auto", featurizers: dict | None =
 
 def mark_shift(table: pd.DataFrame, run: Run, X: np.ndarray, device: str = "auto",
                featurizers: dict | None = None) -> pd.DataFrame:
-    """Add ``unlike_training`` and ``shift_p`` (mimo.models.shift) to a predictions table of the rows ``X``
+    """Add ``unlike_training`` and ``shift_p`` (mimo.models.runs.shift) to a predictions table of the rows ``X``
     (rows it marks at unseen sites or without signal are left to those columns); the check's summary goes to
     ``table.attrs["shift"]`` (``shift_summary``)."""
     train_X, reason = training_features(run, device, featurizers)

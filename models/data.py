@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mimo.pipeline.cache import CachedEmbeddings, EmbeddingCache, list_features
-from mimo.pipeline.conventions import check_name, mutation_format_from
+from mimo.pipeline.cache.store import CachedEmbeddings, EmbeddingCache, list_features
+from mimo.pipeline.io.conventions import check_name, mutation_format_from
 from mimo.pipeline.errors import DataError
-from mimo.pipeline.splits import (SPLIT_NAMES, contiguous_out_of_order, is_fold_scheme, parse_fold_scheme,
+from mimo.pipeline.io.splits import (SPLIT_NAMES, contiguous_out_of_order, is_fold_scheme, parse_fold_scheme,
                                   position_folds, random_folds, split_hash)
-from mimo.pipeline.tables import read_split_file
-from mimo.pipeline.variants import parse_mutations
+from mimo.pipeline.io.tables import read_split_file
+from mimo.pipeline.io.variants import parse_mutations
 
 def read_blocks(blocks) -> tuple:
     """Feature blocks as 5-tuples (name, kind, first column, end column, column names or None); a block of 4
@@ -48,7 +48,7 @@ class SplitData:
 
     @property
     def split_hash(self) -> str:
-        """The split's content hash (``mimo.pipeline.datasets.split_hash``), as ``dataset.json`` records it."""
+        """The split's content hash (``mimo.pipeline.io.datasets.split_hash``), as ``dataset.json`` records it."""
         return split_hash(self.rows.ids, self.split)
 
     def mask(self, part: str) -> np.ndarray:
@@ -190,7 +190,7 @@ def first_positions(mutations, n_mutations, info: dict) -> list[int | None]:
 
 
 def _proteingym_folds(rows: CachedEmbeddings, table: pd.DataFrame, source: dict, scheme: str, k: int) -> np.ndarray:
-    """ProteinGym's fold scheme over the dataset's rows in the order of its file (``mimo.pipeline.splits``); a
+    """ProteinGym's fold scheme over the dataset's rows in the order of its file (``mimo.pipeline.io.splits``); a
     note in ``source`` when contiguous blocks are not contiguous in sequence (a file not sorted by position)."""
     if k < 2:
         raise DataError(f"--cv {scheme}{k}: a k-fold needs k >= 2")
@@ -221,7 +221,7 @@ def _proteingym_folds(rows: CachedEmbeddings, table: pd.DataFrame, source: dict,
 def load_cv_data(cache_root: str | Path, dataset: str, features: str | None = None, cv: str = "5",
                  allow_partial: bool = False, seed: int = 0) -> SplitData:
     """Cached rows with cross-validation folds: ProteinGym's schemes made for any dataset (``cv`` as
-    ``modulo5``, ``contiguous5``, ``random5``, any k: ``mimo.pipeline.splits``), a fold scheme recorded from the
+    ``modulo5``, ``contiguous5``, ``random5``, any k: ``mimo.pipeline.io.splits``), a fold scheme recorded from the
     dataset file (``cv`` names its column, e.g. ``fold_modulo_5``) or, with ``cv`` a number k, a seeded random
     k-fold (``random_k``). The
     ``split`` array holds each row's fold id as text (``"0"``..``"k-1"``; ``none`` for rows outside)."""

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from mimo.pipeline.fetch import resolve_data_dir
+from mimo.pipeline.io.fetch import resolve_data_dir
 
-from mimo.pipeline.gfp import GFP_GENOTYPES, GFP_VALID_LIST
-from random_models import save_random_esm2
+from mimo.pipeline.io.gfp import GFP_GENOTYPES, GFP_VALID_LIST
+from mimo.pipeline.testing import save_random_esm2
 
 
 def pytest_configure(config):

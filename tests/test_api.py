@@ -177,7 +177,7 @@ def test_a_build_never_changes_a_recorded_split(tmp_path, small_gfp_dir):
 
 
 def test_a_split_recorded_with_other_content_is_refused(tmp_path, small_gfp_dir):
-    from mimo.pipeline.build import build_cache
+    from mimo.pipeline.cache.build import build_cache
 
     dataset = mimo.load_dataset(data=small_gfp_dir)
     build_cache(dataset, mimo.get_featurizer("onehot", dataset), tmp_path, progress=False)
@@ -228,7 +228,7 @@ def test_one_model_file_format_for_every_head(tmp_path):
 
 def test_gfp_data_is_downloaded_to_the_user_data_dir_on_first_use(tmp_path, monkeypatch, small_gfp_dir):
     from test_fetch import serve_gfp
-    from mimo.pipeline import fetch
+    from mimo.pipeline.io import fetch
 
     monkeypatch.delenv("MIMO_DATA", raising=False)
     monkeypatch.setenv("MIMO_HOME", str(tmp_path / "home"))
@@ -243,7 +243,7 @@ def test_gfp_data_is_downloaded_to_the_user_data_dir_on_first_use(tmp_path, monk
 
 
 def test_no_data_and_no_network_gives_one_clear_message(tmp_path, monkeypatch):
-    from mimo.pipeline import fetch
+    from mimo.pipeline.io import fetch
 
     monkeypatch.delenv("MIMO_DATA", raising=False)
     monkeypatch.setenv("MIMO_HOME", str(tmp_path / "home"))

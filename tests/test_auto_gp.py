@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 
 import mimo
-from mimo.models.auto import AutoRegressor, blocks_of, candidate_grid, describe, feature_subsets, subset_blocks
-from mimo.models.gp_kernels import gp_blocks
-from mimo.models.support import no_signal_rows
+from mimo.models.estimators.auto import AutoRegressor, blocks_of, candidate_grid, describe, feature_subsets, subset_blocks
+from mimo.models.estimators.gp.kernels import gp_blocks
+from mimo.models.runs.support import no_signal_rows
 from test_generalize import PARENT, write_proteingym_like
 from test_profile import write_mpnn
 
@@ -160,7 +160,7 @@ def test_an_inner_cross_validation_past_the_budget_is_left_after_its_first_folds
 def test_cv_summary_when_only_the_saved_model_has_intervals():
     """fit auto --cv may choose a head without a spread in some folds: no out-of-fold intervals then, but the
     saved model's calibration is recorded; the summary says so instead of failing (a KeyError before)."""
-    from mimo.models.summary import uncertainty_lines
+    from mimo.models.report.summary import uncertainty_lines
 
     metrics = {"cv": {"scheme": "random5"}, "uncertainty": {"interval": {"level": 0.95, "scale": 1.0}}}
     (line,) = uncertainty_lines(metrics)

@@ -4,13 +4,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.io.datasets import load_gfp
 
-from mimo.pipeline.fetch import resolve_data_dir
+from mimo.pipeline.io.fetch import resolve_data_dir
 
-from mimo.pipeline.gfp import GFP_PARENT, read_genotypes
+from mimo.pipeline.io.gfp import GFP_PARENT, read_genotypes
 
-from mimo.pipeline.tables import load_fasta, load_table, read_split_file
+from mimo.pipeline.io.tables import load_fasta, load_table, read_split_file
 from mimo.pipeline.errors import DataError
 
 TAPE_COUNTS = {
@@ -196,7 +196,7 @@ def test_a_built_dataset_is_named_later_not_described_again(tmp_path, cli):
 
 def test_a_parent_longer_than_a_file_name_is_read_as_a_sequence():
     """--parent with a 306-residue sequence crashed with OSError "File name too long" (it was tried as a path)."""
-    from mimo.pipeline.variants import load_parent
+    from mimo.pipeline.io.variants import load_parent
 
     parent = "ACDEFGHIKLMNPQRSTVWY" * 15 + "ACDEFG"
     assert load_parent(parent) == parent

@@ -71,7 +71,7 @@ def test_scan_and_propose_on_a_run(tmp_path, mimo_run):
 
 
 def test_cache_lookup_reads_just_the_rows_asked_for(tmp_path, small_gfp_dir):
-    from mimo.pipeline.cache import EmbeddingCache
+    from mimo.pipeline.cache.store import EmbeddingCache
 
     cli("embed", "build", "--model", "onehot", "--data", small_gfp_dir, "--cache", tmp_path, "--quiet")
     cache = EmbeddingCache(tmp_path, "gfp", "onehot")

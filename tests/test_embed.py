@@ -8,9 +8,9 @@ import pytest
 import torch
 
 import esm.pretrained
-from mimo.pipeline.build import build_cache
-from mimo.pipeline.cache import EmbeddingCache
-from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.cache.build import build_cache
+from mimo.pipeline.cache.store import EmbeddingCache
+from mimo.pipeline.io.datasets import load_gfp
 from mimo.pipeline.errors import DataError
 from mimo.pipeline.featurizers.batching import token_batches
 from mimo.pipeline.featurizers.esm import EsmFeaturizer, Tokenizer
@@ -240,7 +240,7 @@ def test_fast_forward_told_about_padding_equals_its_own_check(tiny_esm):
 
 
 def test_bfloat16_embeddings_agree_with_fp32(tmp_path, small_gfp_dir):
-    from random_models import save_random_esm2
+    from mimo.pipeline.testing import save_random_esm2
 
     weights = save_random_esm2(tmp_path / "esm2_t4_small.pt", 4, 64, 4, seed=3)
     frame = load_gfp(small_gfp_dir).frame.iloc[:24].reset_index(drop=True)

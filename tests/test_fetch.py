@@ -10,11 +10,11 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.io.datasets import load_gfp
 
-from mimo.pipeline.gfp import GFP_GENOTYPES, GFP_VALID_LIST, read_genotypes
+from mimo.pipeline.io.gfp import GFP_GENOTYPES, GFP_VALID_LIST, read_genotypes
 from mimo.pipeline.errors import DataError
-from mimo.pipeline.fetch import fetch_gfp
+from mimo.pipeline.io.fetch import fetch_gfp
 
 
 class QuietHandler(SimpleHTTPRequestHandler):

@@ -4,11 +4,11 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mimo.pipeline.gfp import read_genotypes
+from mimo.pipeline.io.gfp import read_genotypes
 
-from mimo.pipeline.tables import load_table
+from mimo.pipeline.io.tables import load_table
 from mimo.pipeline.errors import DataError
-from mimo.pipeline.variants import parse_mutations, read_fasta
+from mimo.pipeline.io.variants import parse_mutations, read_fasta
 
 PARENT = "MKTAYIAKQRQISFVKSHFSRQ"
 TOKEN_ALPHABET = string.ascii_uppercase + string.digits + ":;,*#_- "

@@ -231,7 +231,7 @@ def test_fit_auto_chooses_on_validation_only_and_keeps_its_budget(tmp_path):
     best = max(scored, key=lambda c: c["valid_spearman"])
     assert auto["chosen"] == {k: best[k] for k in ("features", "head", "params")}
     assert "chosen:" in result.output and metrics["fit_seconds"] < 12 + 15
-    from mimo.models.auto import describe
+    from mimo.models.estimators.auto import describe
 
     assert f"{describe(auto['chosen'])} on assay (fit auto's choice among" in result.output  # the headline
     # test labels play no part: scramble them in the cache and choose again
@@ -273,7 +273,7 @@ def test_fit_auto_chooses_on_validation_only_and_keeps_its_budget(tmp_path):
 def test_auto_marks_signal_by_the_features_it_chose(tmp_path):
     cache_two_features(tmp_path)
     data = mimo.load_cv_data(tmp_path / "c", "assay", "onehot-sites+aaprops", "fold_modulo_5")
-    from mimo.models.auto import blocks_of
+    from mimo.models.estimators.auto import blocks_of
     for features, blind in ((["onehot-sites"], True), (["aaprops", "onehot-sites"], False)):
         model = mimo.get_head("auto", blocks=blocks_of(data.rows.manifest),
                               candidates=({"features": features, "head": "ridge", "params": {}},))

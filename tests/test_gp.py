@@ -8,12 +8,12 @@ import torch
 from scipy.stats import norm
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from mimo.models.gp import GaussianProcessRegressor
-from mimo.models.gp_kernels import (PROFILE_COLUMNS, HammingKernel, RbfKernel, SiteKernel, gp_blocks,
+from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
+from mimo.models.estimators.gp.kernels import (PROFILE_COLUMNS, HammingKernel, RbfKernel, SiteKernel, gp_blocks,
                                     score_column)
-from mimo.models.gp_posterior import GpModel, cholesky, negative_mll
-from mimo.models.gp_targets import NormalScores, Standardised, label_nll, label_std
-from mimo.models.registry import load_model, save_model
+from mimo.models.estimators.gp.posterior import GpModel, cholesky, negative_mll
+from mimo.models.estimators.gp.targets import NormalScores, Standardised, label_nll, label_std
+from mimo.models.estimators.registry import load_model, save_model
 
 PROFILE_NAMES = ("dlogp", "entropy", "wt_logp", "mt_logp") + PROFILE_COLUMNS
 FAST = {"steps": 30, "threads": 1}

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from mimo.models.data import load_split_data
-from mimo.models.heads import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead
+from mimo.models.estimators.neural.modules import ConvHead, GlobalEpistasisHead, MimoHead, MlpHead
 from mimo.models.metrics import interval_metrics, interval_scale, uncertainty_metrics
-from mimo.models.neural import CnnRegressor, GlobalEpistasisRegressor, MimoRegressor, MlpRegressor
-from mimo.models.registry import load_model
-from mimo.models.runs import fit_run
-from mimo.models.routing import OPEN, MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
-from mimo.pipeline.build import build_cache
-from mimo.pipeline.datasets import load_gfp
+from mimo.models.estimators.neural.regressors import CnnRegressor, GlobalEpistasisRegressor, MimoRegressor, MlpRegressor
+from mimo.models.estimators.registry import load_model
+from mimo.models.runs.fit import fit_run
+from mimo.models.estimators.neural.routing import OPEN, MutationGroups, mutation_routed_epoch, random_routed_epoch, routed_validation
+from mimo.pipeline.cache.build import build_cache
+from mimo.pipeline.io.datasets import load_gfp
 from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
 
@@ -72,7 +72,7 @@ def test_random_routing_permutes_each_batch_per_member():
 
 
 def test_svg_ticks_are_round_and_cover_the_range():
-    from mimo.models.svg import nice_ticks
+    from mimo.models.report.svg import nice_ticks
 
     assert nice_ticks(0.0, 1.0) == [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
     assert nice_ticks(1, 40) == [10, 20, 30, 40]
@@ -248,7 +248,7 @@ def _fused_adam_runs_on_cpu() -> bool:
 def test_adam_and_step_lr_match_torch_optim(fused):
     """Both update paths equal torch.optim's: the fused kernel where this torch runs it on CPU (else the
     fallback, which Adam switches to by itself), and op by op."""
-    from mimo.models.optim import Adam, step_lr
+    from mimo.models.estimators.neural.optim import Adam, step_lr
 
     torch.manual_seed(0)
     ours, theirs = MlpHead(6, (5,), dropout=0.0), MlpHead(6, (5,), dropout=0.0)
@@ -315,7 +315,7 @@ def test_global_epistasis_keeps_one_hot_inputs_unscaled():
 def test_sparse_inputs_give_the_dense_outputs_and_gradients(head):
     """One-hot rows go through SparseRows (an embedding-bag sum): outputs and gradients equal the dense
     standardised product's."""
-    from mimo.models.heads import SparseRows
+    from mimo.models.estimators.neural.modules import SparseRows
 
     rng = np.random.default_rng(0)
     X = (rng.random((40, 200)) < 0.02).astype(np.float32) * rng.choice([1.0, 2.5], (40, 200)).astype(np.float32)
@@ -350,8 +350,8 @@ def test_sparse_inputs_give_the_dense_outputs_and_gradients(head):
 
 
 def test_column_moments_match_numpy_and_sparse_rows_judge_every_row():
-    from mimo.models.heads import SparseRows, sparse_enough
-    from mimo.models.neural import column_moments
+    from mimo.models.estimators.neural.modules import SparseRows, sparse_enough
+    from mimo.models.estimators.neural.regressors import column_moments
 
     rng = np.random.default_rng(0)
     X = (rng.random((3000, 400)) < 0.01).astype(np.float32)
@@ -372,7 +372,7 @@ def test_heads_import_and_fit_without_scikit_learn():
     import subprocess
     import sys
 
-    code = ("import sys, numpy as np; from mimo.models import neural, ridge, runs, cv; "
+    code = ("import sys, numpy as np; from mimo.models.estimators.neural import regressors as neural; from mimo.models.estimators import ridge; from mimo.models.runs import fit, cv; "
             "X = np.eye(40, 8, dtype=np.float32).repeat(3, 0); y = X @ np.arange(8.0); "
             "m = ridge.ValidatedRidge().fit(X, y); m.predict(X); c = m.clone(seed=3); "
             "assert c.seed == 3 and repr(c) == 'ValidatedRidge(seed=3)'; "
@@ -386,7 +386,7 @@ def test_heads_import_and_fit_without_scikit_learn():
 def test_max_pool_is_torchs_max_pool():
     from torch import nn
 
-    from mimo.models.heads import MaxPool
+    from mimo.models.estimators.neural.modules import MaxPool
 
     torch.manual_seed(0)
     for shape, window in [((7, 3, 50), 4), ((5, 2, 9), 4), ((4, 1, 3), 3)]:

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import mimo
-from mimo.pipeline.build import build_cache
-from mimo.pipeline.cache import EmbeddingCache
+from mimo.pipeline.cache.build import build_cache
+from mimo.pipeline.cache.store import EmbeddingCache
 from mimo.pipeline.errors import DataError
 from mimo.pipeline.featurizers import featurizer_from_manifest, get_featurizer
 from mimo.pipeline.featurizers.hf import HuggingFaceFeaturizer, convert_fair_esm, is_hf_model
@@ -131,7 +131,7 @@ def test_hf_mutpos_sums_the_mutated_residues(tmp_path, small_gfp_dir, hf_esm):
     full = featurizer.tokenizer([row["sequence"]], return_tensors="pt")
     with torch.no_grad():
         hidden = featurizer.net(**full).last_hidden_state[0]
-    from mimo.pipeline.variants import expressed_positions
+    from mimo.pipeline.io.variants import expressed_positions
 
     where = [p + 1 for p in expressed_positions(row["aligned"], dataset.parent)]  # after <cls>
     np.testing.assert_allclose(got[0], hidden[where].sum(0).numpy(), atol=1e-5)

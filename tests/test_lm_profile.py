@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 import torch
 
-from mimo.pipeline.build import build_cache
+from mimo.pipeline.cache.build import build_cache
 from mimo.pipeline.errors import DataError
 from mimo.pipeline.featurizers import featurizer_from_manifest, get_featurizer
 from mimo.pipeline.featurizers.profile import COLUMNS
 from mimo.pipeline.featurizers.zeroshot import EsmZeroShot, UniRepZeroShot
-from mimo.pipeline.variants import AMINO_ACIDS
-from mimo.pipeline.variantset import VariantSet
-from random_models import save_random_esm2
+from mimo.pipeline.io.variants import AMINO_ACIDS
+from mimo.pipeline.io.variantset import VariantSet
+from mimo.pipeline.testing import save_random_esm2
 from test_generalize import PARENT, write_proteingym_like
 
 VARIANTS = [PARENT, PARENT[:4] + "W" + PARENT[5:], PARENT[:4] + "W" + PARENT[5:9] + "C" + PARENT[10:],
@@ -139,7 +139,7 @@ def test_unirep_profile_is_the_next_residue_softmax_and_agrees_with_llr_where_no
 
 def test_a_second_build_reuses_the_stored_profile(tiny_esm, passes, tmp_path, store):
     write_proteingym_like(tmp_path / "assay.csv")
-    from mimo.pipeline.datasets import load_dataset
+    from mimo.pipeline.io.datasets import load_dataset
 
     first = load_dataset(tmp_path / "assay.csv")
     featurizer = get_featurizer(f"profile:{tiny_esm}:masked", first)
@@ -159,7 +159,7 @@ def test_a_second_build_reuses_the_stored_profile(tiny_esm, passes, tmp_path, st
 
 def test_weights_changed_since_the_profile_was_stored_are_recomputed_and_the_features_cache_refuses_to_mix(
         tiny_esm, passes, tmp_path):
-    from mimo.pipeline.datasets import load_dataset
+    from mimo.pipeline.io.datasets import load_dataset
 
     write_proteingym_like(tmp_path / "assay.csv")
     dataset = load_dataset(tmp_path / "assay.csv")

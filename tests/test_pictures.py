@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 from conftest import run_cli
-from mimo.models.html_report import REPORT_FILE
-from mimo.models.plots import plot_test_predictions, scan_centre
-from mimo.models.svg import line_chart
+from mimo.models.report.html import REPORT_FILE
+from mimo.models.report.plots import plot_test_predictions, scan_centre
+from mimo.models.report.svg import line_chart
 
 SVG = "{http://www.w3.org/2000/svg}"
 PARENT = "MKTAYIAKQRQISFVKSHFSRQLEERLGLIEVQ"  # 33 residues; positions 26-33 are never mutated below
@@ -72,7 +72,7 @@ def test_every_picture_of_a_run_parses_as_xml(runs):
 
 
 def test_scan_centres_on_the_measured_wild_type_with_a_colour_bar_hatching_and_outlines(runs):
-    from mimo.models.rundir import load_run
+    from mimo.models.runs.directory import load_run
 
     root = parse(runs.run / "scan.svg")
     assert f"centre: measured wild type {WILD_TYPE:.3g}" in texts(root)
@@ -153,8 +153,8 @@ def test_the_loss_curve_legend_is_beside_the_lines_not_over_them(tmp_path):
 
 
 def test_data_show_names_the_score_and_reads_for_singles_only_data(tmp_path):
-    from mimo.pipeline.datasets import load_dataset
-    from mimo.pipeline.show import score_name, splits_figure
+    from mimo.pipeline.io.datasets import load_dataset
+    from mimo.pipeline.io.show import score_name, splits_figure
 
     table = tmp_path / "singles.csv"
     table.write_text("mutant,fitness\n" + "".join(f"{PARENT[i]}{i + 1}A,{i / 10}\n" for i in range(1, 30)

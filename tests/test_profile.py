@@ -10,10 +10,10 @@ from mimo.models.metrics import spearman
 from mimo.pipeline.errors import DataError
 from mimo.pipeline.featurizers import featurizer_from_manifest, get_featurizer
 from mimo.pipeline.featurizers.profile import COLUMNS, PROB_FLOOR, ProfileFeaturizer
-from mimo.pipeline.msa import msa_profile, sequence_weights
-from mimo.pipeline.profiles import PROTEINMPNN_ALPHABET, place_profile, read_profile
-from mimo.pipeline.variants import AMINO_ACIDS
-from mimo.pipeline.variantset import VariantSet
+from mimo.pipeline.io.msa import sequence_weights
+from mimo.pipeline.io.profiles import PROTEINMPNN_ALPHABET, place_profile, read_profile
+from mimo.pipeline.io.variants import AMINO_ACIDS
+from mimo.pipeline.io.variantset import VariantSet
 from test_generalize import PARENT, write_proteingym_like
 
 def one_error_line(output: str) -> bool:
@@ -104,7 +104,7 @@ def test_wide_and_long_tables_read_as_the_matrix(tmp_path):
 def test_msa_profile_weights_sequences_and_drops_insert_columns(tmp_path):
     # query MKTAY; A3M: lower case letters are inserts (dropped); the query's gap column (4th) is dropped too
     (tmp_path / "a.a3m").write_text(">query/1-5\nMKT-AY\n>s1\nMKTaaGAY\n>s2\nMKT-AY\n>s3\nLRS-AW\n>s4\n-RS-AW\n")
-    profile = msa_profile(tmp_path / "a.a3m")
+    profile = read_profile(tmp_path / "a.a3m")
     assert profile.wild_type == "MKTAY" and list(profile.positions) == [0, 1, 2, 3, 4]
     codes = np.array([[AMINO_ACIDS.index(a) for a in s] for s in ("MKTAY", "MKTAY", "MKTAY", "LRSAW")])
     codes = np.vstack([codes, [[20, 14, 15, 0, 18]]])  # s4: a gap, then RSAW
@@ -117,7 +117,7 @@ def test_msa_profile_weights_sequences_and_drops_insert_columns(tmp_path):
     np.testing.assert_allclose(profile.probs.sum(axis=1), 1)
     # A2M: a lower-case query residue (a non-focus column, insert state in every row) advances the numbering only
     (tmp_path / "focus.a2m").write_text(">query/11-15\nMKtAY\n>s1\nMK.AY\n>s2\nLRsAW\n")
-    focus = msa_profile(tmp_path / "focus.a2m")
+    focus = read_profile(tmp_path / "focus.a2m")
     assert focus.wild_type == "MKAY" and list(focus.positions) == [10, 11, 13, 14]
     # through the featurizer: an aligned FASTA of the parent's first 20 residues, query first
     rows = [PARENT[:20], PARENT[:5] + "W" + PARENT[6:20], "-" * 3 + PARENT[3:20]]
@@ -129,13 +129,13 @@ def test_msa_profile_weights_sequences_and_drops_insert_columns(tmp_path):
     assert x[0, -1] == 1 and x[1, -1] == 0  # position 26 lies beyond the alignment
     (tmp_path / "empty.a2m").write_text("")
     with pytest.raises(DataError, match="no sequences in the MSA"):
-        msa_profile(tmp_path / "empty.a2m")
+        read_profile(tmp_path / "empty.a2m")
     (tmp_path / "gaps.afa").write_text(">q\n-----\n>s\nMKTAY\n")
     with pytest.raises(DataError, match="no residues in match columns: the query .* must come first"):
-        msa_profile(tmp_path / "gaps.afa")
+        read_profile(tmp_path / "gaps.afa")
     (tmp_path / "short.afa").write_text(">q\nMKTAY\n>s\nMKTA\n")
     with pytest.raises(DataError, match=r"short.afa:3: record 's' has 4 match columns, the query 5"):
-        msa_profile(tmp_path / "short.afa")
+        read_profile(tmp_path / "short.afa")
 
 
 def test_wild_type_must_be_the_parent_and_offset_shifts_it(tmp_path):
@@ -218,7 +218,7 @@ def test_embed_build_and_score_read_the_profile_and_refuse_a_changed_file(tmp_pa
 
 def test_shared_proteinmpnn_profile_scores_gfp_singles():
     """ProteinGym's GFP singles against the shared ProteinMPNN profile: 0.485 (averaging probabilities)."""
-    from mimo.pipeline.datasets import load_dataset
+    from mimo.pipeline.io.datasets import load_dataset
 
     dataset = load_dataset(PROTEINGYM / "GFP_AEQVI_Sarkisyan_2016.csv")
     featurizer = get_featurizer(f"profile:{PROTEINGYM / 'profiles' / 'GFP_AEQVI.npz'}", dataset)

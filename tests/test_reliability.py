@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from mimo.pipeline import cache as cache_module
-from mimo.pipeline.build import build_cache
-from mimo.pipeline.cache import EmbeddingCache
-from mimo.pipeline.datasets import load_gfp
-from mimo.pipeline.tables import load_table
+import mimo.pipeline.cache.store as cache_module
+from mimo.pipeline.cache.build import build_cache
+from mimo.pipeline.cache.store import EmbeddingCache
+from mimo.pipeline.io.datasets import load_gfp
+from mimo.pipeline.io.tables import load_table
 from mimo.pipeline.errors import DataError
 from mimo.pipeline.featurizers.esm import EsmFeaturizer
 from mimo.pipeline.featurizers.esm_load import load_esm

@@ -5,11 +5,11 @@ import pytest
 from sklearn.linear_model import Ridge
 
 from mimo.models.data import load_split_data
-from mimo.models.runs import fit_run
+from mimo.models.runs.fit import fit_run
 from mimo.models.metrics import regression_metrics
-from mimo.models.ridge import ValidatedRidge
-from mimo.pipeline.build import build_cache
-from mimo.pipeline.datasets import load_gfp
+from mimo.models.estimators.ridge import ValidatedRidge
+from mimo.pipeline.cache.build import build_cache
+from mimo.pipeline.io.datasets import load_gfp
 from mimo.pipeline.errors import DataError
 from mimo.models.metrics import spearman
 from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
@@ -71,7 +71,7 @@ def test_every_solver_equals_a_float64_ridge_and_chooses_the_same_alpha(X, y, ki
     on the standardised float64 matrix: the same validation MSE for every alpha, the same alpha chosen, the same
     coefficients and intercept (1e-6 relative; 2e-5 on dense columns, whose Gram matrix is summed from float32
     products as before, to keep 1,280-wide embeddings fast)."""
-    from mimo.models.ridge_solver import ridge_path
+    from mimo.models.estimators.ridge_solver import ridge_path
 
     n = len(y)
     train, valid = slice(n // 5, None), slice(None, n // 5)
@@ -99,7 +99,7 @@ def test_every_solver_equals_a_float64_ridge_and_chooses_the_same_alpha(X, y, ki
 
 
 def test_a_best_alpha_at_the_edge_of_the_grid_extends_it(monkeypatch):
-    import mimo.models.ridge as ridge
+    import mimo.models.estimators.ridge as ridge
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(500, 5))

@@ -7,7 +7,7 @@ import pytest
 
 from mimo.pipeline.errors import DataError
 from mimo.pipeline.featurizers import featurizer_from_manifest, get_featurizer
-from mimo.pipeline.datasets import load_dataset
+from mimo.pipeline.io.datasets import load_dataset
 from test_generalize import write_proteingym_like
 from test_profile import PROTEINGYM, one_error_line
 

@@ -1,11 +1,11 @@
-"""Rows unlike the training rows (mimo.models.shift): quiet on rows drawn like them, fires on shifted rows, and
+"""Rows unlike the training rows (mimo.models.runs.shift): quiet on rows drawn like them, fires on shifted rows, and
 `mimo predict` / `mimo design` carry the columns and the one-line warning."""
 import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import fit_on_half_the_singles, run_cli as cli
-from mimo.models.shift import ALPHA, StreamCheck, check_rows
+from mimo.models.runs.shift import ALPHA, StreamCheck, check_rows
 
 
 def blobs(n_train=1500, n_query=400, shifted=0, seed=0, dim=30):

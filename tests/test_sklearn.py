@@ -27,11 +27,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from mimo.models.auto import AutoRegressor
-from mimo.models.external import SklearnRegressor, parse_params, parse_value
-from mimo.models.neural import CnnRegressor, GlobalEpistasisRegressor, MimoRegressor, MlpRegressor
-from mimo.models.registry import load_model, save_model
-from mimo.models.ridge import ValidatedRidge
+from mimo.models.estimators.auto import AutoRegressor
+from mimo.models.estimators.external import SklearnRegressor, parse_params, parse_value
+from mimo.models.estimators.neural.regressors import CnnRegressor, GlobalEpistasisRegressor, MimoRegressor, MlpRegressor
+from mimo.models.estimators.registry import load_model, save_model
+from mimo.models.estimators.ridge import ValidatedRidge
 from mimo.pipeline.errors import DataError
 
 FAST = dict(epochs=10, batch_size=32, lr=1e-2, device="cpu", threads=1)
@@ -214,7 +214,7 @@ def test_sklearn_head_refuses_before_fitting(estimator, params, message):
 def test_a_fit_that_cannot_be_saved_is_refused_after_it(monkeypatch):
     """The export of every fit is rebuilt and must predict the same: a Poisson GLM (predicting through a private
     link), let past the class check, is caught there."""
-    import mimo.models.external as external
+    import mimo.models.estimators.external as external
 
     monkeypatch.setattr(external, "savable", lambda cls: None)
     X, y, _ = one_hot_variants(80)

@@ -6,7 +6,7 @@ import time
 import pytest
 import torch
 
-from mimo.pipeline import threads
+from mimo.pipeline.runtime import threads
 from mimo.pipeline.errors import DataError
 
 
@@ -113,8 +113,8 @@ def test_a_python_fit_leaves_the_process_thread_settings_alone(monkeypatch, limi
     BLAS's threads; a head's ``threads`` applies during its fit and predict only."""
     import numpy as np
 
-    from mimo.models.neural import MlpRegressor
-    from mimo.models.ridge import ValidatedRidge
+    from mimo.models.estimators.neural.regressors import MlpRegressor
+    from mimo.models.estimators.ridge import ValidatedRidge
 
     monkeypatch.setattr(threads, "POLICY", threads.ThreadPolicy())  # as in a fresh Python process
     before = _thread_state()

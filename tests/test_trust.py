@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from random_models import save_random_esm2
+from mimo.pipeline.testing import save_random_esm2
 from conftest import refused, run_cli as cli
 
 FAST = ["--epochs", "3", "--batch-size", "64", "--quiet"]
@@ -74,7 +74,7 @@ def test_labels_too_large_give_an_error_not_nan(tmp_path):
 
 
 def test_non_finite_predictions_or_metrics_are_errors():
-    from mimo.models.evaluate import check_finite, check_finite_metrics
+    from mimo.models.runs.evaluate import check_finite, check_finite_metrics
     from mimo.pipeline.errors import DataError
 
     with pytest.raises(DataError, match="1 non-finite value"):
@@ -123,11 +123,11 @@ def test_out_onto_an_existing_run_is_refused_and_force_replaces_it(tmp_path, cac
 
 
 def test_a_bad_out_is_refused_before_training(tmp_path, cache, monkeypatch):
-    import mimo.models.runs
+    import mimo.models.runs.fit
 
     def no_training(*args, **kwargs):
         raise AssertionError("trained before checking --out")
-    monkeypatch.setattr(mimo.models.runs, "timed", no_training)
+    monkeypatch.setattr(mimo.models.runs.fit, "timed", no_training)
     refused(cli("fit", "ridge", "--cache", cache, "--out", "/proc/self/x", ok=False), "/proc/self/x",
             "cannot write the run directory")
     (tmp_path / "file").write_text("x")
@@ -265,7 +265,7 @@ def test_every_run_plots_test_predictions(ridge_run):
 
 def test_training_reports_progress_per_epoch(cache):
     from mimo.models.data import load_split_data
-    from mimo.models.neural import MlpRegressor
+    from mimo.models.estimators.neural.regressors import MlpRegressor
 
     data = load_split_data(cache, "gfp", "onehot", "tape")
     lines = []

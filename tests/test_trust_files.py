@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mimo.models.rundir import prepare_run_dir, release_run_dir
+from mimo.models.runs.directory import prepare_run_dir, release_run_dir
 from conftest import SHORT_PARENT, write_singles
 from conftest import refused as one_line
 from mimo.pipeline.errors import DataError
@@ -57,7 +57,7 @@ def test_a_crafted_legacy_pickle_does_not_run(tmp_path, run, cli):
 def test_a_second_fit_to_the_same_out_is_refused_while_the_first_runs(tmp_path):
     out = tmp_path / "race"
     staging = prepare_run_dir(out)
-    code = ("import sys; from mimo.models.rundir import prepare_run_dir\n"
+    code = ("import sys; from mimo.models.runs.directory import prepare_run_dir\n"
             "try:\n    prepare_run_dir(sys.argv[1])\nexcept Exception as e:\n    print(e); sys.exit(3)")
     other = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True)
     assert other.returncode == 3 and "another fit is writing this --out" in other.stdout
@@ -72,7 +72,7 @@ def test_stale_staging_is_not_a_run_and_the_next_fit_removes_it(tmp_path, run, c
     stale.mkdir()
     for name in ("metrics.json", "source.json"):
         (stale / name).write_text((run / name).read_text())
-    from mimo.models.rundir import is_run_dir
+    from mimo.models.runs.directory import is_run_dir
 
     assert not is_run_dir(stale)
     cli("fit", "ridge", "--cache", cache, "--out", tmp_path / "half")
@@ -89,7 +89,7 @@ def test_a_full_disk_while_writing_a_run_is_one_line_and_keeps_the_old_run(tmp_p
     out = tmp_path / "run"
     cli("fit", "ridge", "--cache", cache, "--out", out)
     before = (out / "metrics.json").read_text()
-    import mimo.models.rundir as rundir
+    import mimo.models.runs.directory as rundir
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -182,7 +182,7 @@ def test_predict_refuses_a_cache_rebuilt_with_other_data(tmp_path, cli):
 def test_predict_refuses_weights_changed_since_the_fit(tmp_path, small_gfp_dir, tiny_esm, cli):
     import shutil
 
-    from random_models import save_random_esm2
+    from mimo.pipeline.testing import save_random_esm2
 
     weights = tmp_path / "esm2_t2_tiny.pt"
     shutil.copy(tiny_esm, weights)
@@ -223,7 +223,7 @@ def test_mimo_home_a_file_is_one_line(tmp_path, cli):
 
 
 def test_fitting_while_a_build_writes_the_cache_says_so(tmp_path):
-    from mimo.pipeline.cache import EmbeddingCache
+    from mimo.pipeline.cache.store import EmbeddingCache
 
     cache = EmbeddingCache(tmp_path, "mine", "onehot")
     cache.directory.mkdir(parents=True)
@@ -269,7 +269,7 @@ def test_a_head_too_large_for_memory_is_one_line(cache, cli, tmp_path):
 def test_a_build_onto_a_full_disk_stops_in_one_line_and_resumes(tmp_path, small_gfp_dir, cli, monkeypatch):
     from collections import namedtuple
 
-    import mimo.pipeline.cache as cache_module
+    import mimo.pipeline.cache.store as cache_module
 
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(cache_module.shutil, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 1024))

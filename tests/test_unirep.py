@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from mimo.pipeline.build import build_cache
-from mimo.pipeline.cache import EmbeddingCache
-from mimo.pipeline.datasets import load_gfp
+from mimo.pipeline.cache.build import build_cache
+from mimo.pipeline.cache.store import EmbeddingCache
+from mimo.pipeline.io.datasets import load_gfp
 from mimo.pipeline.featurizers.unirep import UniRepFeaturizer
 
 SEQUENCES = ["MKTAYIAKQRQISFVKSHFSRQ", "MKT", "ACDEFGHIKLMNPQRSTVWYX",

@@ -1,7 +1,7 @@
 import pytest
 
 from mimo.pipeline.errors import DataError
-from mimo.pipeline.variants import (PROTEINGYM_FORMAT, SARKISYAN_FORMAT, Mutation, apply_mutations, check_sequence,
+from mimo.pipeline.io.variants import (PROTEINGYM_FORMAT, SARKISYAN_FORMAT, Mutation, apply_mutations, check_sequence,
                                expressed_sequence, load_parent, parse_mutations, read_fasta, sequence_id)
 
 PARENT = "MKTAYIAK"

@@ -64,7 +64,7 @@ def main(threads) -> None:
 
     `mimo embed build` caches per-sequence embeddings once; `mimo fit ...` trains heads on them in seconds.
     """
-    from mimo.pipeline.threads import set_threads
+    from mimo.pipeline.runtime.threads import set_threads
 
     given = click.get_current_context().get_parameter_source("threads") == click.core.ParameterSource.COMMANDLINE
     try:
@@ -99,8 +99,8 @@ dataset_options = add_options([
 def load_dataset(recorded: str | None = None, cache_root: str | None = None, **options):
     """The dataset the options name (or the one recorded in the cache as ``recorded``); says which columns of a
     user's table were read as what."""
-    from mimo.pipeline.datasets import load_dataset as load
-    from mimo.pipeline.datasets import load_recorded
+    from mimo.pipeline.io.datasets import load_dataset as load
+    from mimo.pipeline.io.datasets import load_recorded
 
     if recorded is not None:
         given = [k for k, v in options.items() if v not in (None, False, 0)]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ._common import DataError, dataset_options, load_dataset, main, reports_data_errors
+from mimo.cli._common import DataError, dataset_options, load_dataset, main, reports_data_errors
 
 
 @main.group()
@@ -25,7 +25,7 @@ def data_show(split, as_json, figure_dir, **dataset_kwargs) -> None:
     """Print the split table (count by split x mutation count; label mean/min/max) and plot it."""
     import pandas as pd
 
-    from mimo.pipeline.show import plot_splits, split_summary, summary_table
+    from mimo.pipeline.io.show import plot_splits, split_summary, summary_table
 
     dataset = load_dataset(**dataset_kwargs)
     if split and split not in dataset.splits:
@@ -53,8 +53,8 @@ def data_show(split, as_json, figure_dir, **dataset_kwargs) -> None:
 @reports_data_errors
 def data_fetch(directory, genotypes_url, genotypes_sha256, tape_url) -> None:
     """Download the GFP genotypes and TAPE's split into DIRECTORY (default: $MIMO_HOME/gfp or ~/.cache/mimo/gfp)."""
-    from mimo.pipeline import fetch
-    from mimo.pipeline.conventions import data_home
+    from mimo.pipeline.io import fetch
+    from mimo.pipeline.io.conventions import data_home
 
     fetch.fetch_gfp(directory or data_home() / "gfp", genotypes_url or fetch.GENOTYPES_URL,
                     genotypes_sha256 if genotypes_url else fetch.GENOTYPES_SHA256,

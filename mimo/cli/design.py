@@ -7,7 +7,7 @@ import click
 
 from mimo.pipeline.writes import write_csv
 
-from ._common import DataError, ensure_writable, main, reports_data_errors
+from mimo.cli._common import DataError, ensure_writable, main, reports_data_errors
 
 
 @main.group()
@@ -17,11 +17,12 @@ def design() -> None:
 
 def _refresh_report(run_dir: str) -> None:
     """The run's report.html again, now with the scan or the plate (only where the run has its page)."""
-    from mimo.models.html_report import REPORT_FILE, write_html_report
+    from mimo.models.report.html import REPORT_FILE, write_html_report
+    from mimo.models.runs.fit import load_run
 
     page = Path(run_dir) / REPORT_FILE
     if page.exists():
-        write_html_report([Path(run_dir)], page, names=[Path(run_dir).resolve().name])
+        write_html_report([load_run(run_dir)], page, names=[Path(run_dir).resolve().name])
 
 
 def _one_run(argument, option) -> str:
@@ -43,7 +44,7 @@ def _best_line(record: dict) -> str:
 
 
 def _shift_lines(shift: dict, what: str) -> None:
-    """The run-level line of the check of rows unlike the training rows (mimo.models.shift), if any."""
+    """The run-level line of the check of rows unlike the training rows (mimo.models.runs.shift), if any."""
     if shift.get("warning"):
         click.echo(f"warning: {shift['warning']}", err=True)
     elif shift.get("not_checked"):
@@ -108,7 +109,7 @@ def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, b
     GPU each; rank 0 writes the plate.
     """
     from mimo.design import propose
-    from mimo.pipeline.ranks import Ranks
+    from mimo.pipeline.runtime.ranks import Ranks
 
     run_dir = _one_run(run_path, run_dir)
     out = out or str(Path(run_dir) / "proposal.csv")

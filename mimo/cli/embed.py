@@ -6,7 +6,7 @@ import click
 from mimo.pipeline.writes import write_csv
 
 from mimo.pipeline.featurizers import FEATURIZERS
-from ._common import (CACHE_OPTION, DataError, add_options, dataset_options, ensure_writable, load_dataset, main,
+from mimo.cli._common import (CACHE_OPTION, DataError, add_options, dataset_options, ensure_writable, load_dataset, main,
                       reports_data_errors)
 
 
@@ -83,9 +83,9 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
     Under torchrun (e.g. `torchrun --nproc_per_node=4 $(which mimo) embed build ...`) the work is split
     across the processes, one GPU each, and merged into one cache.
     """
-    from mimo.pipeline.build import build_cache
+    from mimo.pipeline.cache.build import build_cache
     from mimo.pipeline.featurizers import get_featurizer
-    from mimo.pipeline.ranks import Ranks
+    from mimo.pipeline.runtime.ranks import Ranks
 
     model, weights = _profile_weights(model, weights)
     dataset = load_dataset(cache_root=cache_root, **dataset_kwargs)
@@ -133,7 +133,7 @@ def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_off
     file its first column. Variants a file gives no signal (covered = 0) are left out of the Spearman.
     """
     from mimo.models.metrics import spearman
-    from mimo.pipeline.scoring import zero_shot_scores
+    from mimo.pipeline.cache.scoring import zero_shot_scores
 
     model, weights = _profile_weights(model, weights)
     if out:

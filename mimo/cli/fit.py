@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ._common import add_options, CACHE_OPTION, DataError, load_dataset, main, reports_data_errors
+from mimo.cli._common import add_options, CACHE_OPTION, DataError, load_dataset, main, reports_data_errors
 
 
 INPUT_FEATURES = "onehot-sites+aaprops"  # cheap, and what reaches positions never measured without a PLM
@@ -55,7 +55,7 @@ def _sizes(ctx, param, text):
 
 
 def _pairs(ctx, param, pairs):
-    from mimo.models.external import parse_params
+    from mimo.models.estimators.external import parse_params
 
     try:
         return parse_params(pairs)
@@ -94,7 +94,7 @@ def build_missing(input_file, dataset, features, cache_root, quiet, **table_opti
     """`mimo fit --input FILE`: load the user's table, build each part of ``features`` it lacks in the cache
     (resuming any that is partial), and return (dataset name, features) for the fit."""
     from mimo.models.data import feature_names
-    from mimo.pipeline.build import build_cache
+    from mimo.pipeline.cache.build import build_cache
     from mimo.pipeline.featurizers import get_featurizer
 
     features = features or INPUT_FEATURES
@@ -110,9 +110,9 @@ def build_missing(input_file, dataset, features, cache_root, quiet, **table_opti
 def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mutant_col, score_col, zero_based,
          features, split, split_file, cache_root, out, force, cv, refit, allow_partial, verbose, quiet) -> None:
     from mimo.models.data import load_cv_data, load_split_data
-    from mimo.models.registry import get_head
-    from mimo.models.runs import fit_cv, fit_run
-    from mimo.models.summary import run_notes, summary_line, uncertainty_lines
+    from mimo.models.estimators.registry import get_head
+    from mimo.models.runs.fit import fit_cv, fit_run
+    from mimo.models.report.summary import run_notes, summary_line, uncertainty_lines
 
     if cv is not None and (split or split_file):
         raise DataError("give --cv or --split/--split-file, not both")
@@ -125,12 +125,12 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
         raise DataError(f"--{given.replace('_', '-')} describes a file: give it with --input FILE")
     dataset = dataset or "gfp"
     if head in ("auto", "gp"):
-        from mimo.models.auto import blocks_of
-        from mimo.pipeline.cache import list_features
+        from mimo.models.estimators.auto import blocks_of
+        from mimo.pipeline.cache.store import list_features
 
         # every cached featurizer is a candidate, or a kernel of the GP (or those named, joined with +)
         features = features or "+".join(list_features(cache_root, dataset)) or None
-    from mimo.pipeline.progress import StatusLine
+    from mimo.pipeline.runtime.progress import StatusLine
 
     progress = None if quiet or verbose else StatusLine(log=False)  # epochs in place, on a terminal only
     log = click.echo if verbose else progress
@@ -144,7 +144,7 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
             if verbose is False and progress is not None:
                 log = progress
         if head == "gp":  # a kernel per featurizer; a profile's or a zero-shot score's columns by name
-            from mimo.models.gp_kernels import gp_blocks
+            from mimo.models.estimators.gp.kernels import gp_blocks
 
             params["blocks"] = gp_blocks(data.rows.manifest)
         model = get_head(head, **params)
@@ -166,7 +166,7 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
     for line in uncertainty_lines(metrics):
         click.echo(line)
     if "auto" in metrics:
-        from mimo.models.auto import describe
+        from mimo.models.estimators.auto import describe
 
         auto = metrics["auto"]
         click.echo(f"auto: {len([c for c in auto['candidates'] if c['valid_spearman'] is not None])} candidates "
@@ -182,16 +182,16 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
 
 
 class HeadGroup(click.Group):
-    """`mimo fit HEAD`: one command per head of ``mimo.models.registry.HEADS``, made when asked for, so that
+    """`mimo fit HEAD`: one command per head of ``mimo.models.estimators.registry.HEADS``, made when asked for, so that
     `mimo fit ridge` never imports the neural heads (and torch)."""
 
     def list_commands(self, ctx):
-        from mimo.models.registry import HEADS
+        from mimo.models.estimators.registry import HEADS
 
         return list(HEADS)
 
     def get_command(self, ctx, name):
-        from mimo.models.registry import HEADS, head_class
+        from mimo.models.estimators.registry import HEADS, head_class
 
         if name not in HEADS:
             return None

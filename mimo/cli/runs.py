@@ -7,7 +7,7 @@ import click
 
 from mimo.pipeline.writes import write_csv, write_text
 
-from ._common import DataError, ensure_writable, main, reports_data_errors
+from mimo.cli._common import DataError, ensure_writable, main, reports_data_errors
 
 
 @main.command("report")
@@ -21,8 +21,8 @@ from ._common import DataError, ensure_writable, main, reports_data_errors
 @reports_data_errors
 def report_cmd(runs, csv_path, md_path, html_path) -> None:
     """Gather run directories into one table (default: every run under ./runs)."""
-    from mimo.models.report import gather_runs, to_markdown
-    from mimo.models.runs import DEFAULT_ROOT, is_run_dir
+    from mimo.models.report.tables import runs_table, to_markdown
+    from mimo.models.runs.fit import DEFAULT_ROOT, is_run_dir, load_run
 
     for path, option in ((csv_path, "--csv"), (md_path, "--markdown"), (html_path, "--html")):
         if path:
@@ -38,7 +38,8 @@ def report_cmd(runs, csv_path, md_path, html_path) -> None:
     runs = [r for r in runs if r not in skipped]
     if not runs:
         raise DataError("none of the paths is a run directory")
-    table = gather_runs(list(runs))
+    loaded = [load_run(r) for r in runs]
+    table = runs_table(loaded)
     markdown = to_markdown(table)
     click.echo(markdown)
     if csv_path:
@@ -46,9 +47,9 @@ def report_cmd(runs, csv_path, md_path, html_path) -> None:
     if md_path:
         write_text(md_path, markdown + "\n")
     if html_path:
-        from mimo.models.html_report import write_html_report
+        from mimo.models.report.html import write_html_report
 
-        write_html_report(list(runs), html_path)
+        write_html_report(loaded, html_path)
         click.echo(f"written: {html_path}", err=True)
 
 
@@ -81,7 +82,7 @@ def predict_cmd(run_dir, variants, mutant_col, fasta, scores, out, device) -> No
                   "; their predictions extrapolate from the features")
         click.echo(f"warning: {unseen} of {len(table)} variants carry substitutions never measured in training "
                    f"(column unseen){detail}", err=True)
-    from mimo.models.runs import load_run
+    from mimo.models.runs.fit import load_run
 
     top = load_run(run_dir).support.label_range[1]
     above = int((table["prediction"] > top).sum())

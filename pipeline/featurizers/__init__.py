@@ -9,15 +9,14 @@ Adding a featurizer means adding one entry to ``FEATURIZERS`` (built by name) an
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Callable, Iterator, Protocol, runtime_checkable
 
 import numpy as np
 import pandas as pd
 
-from ..conventions import MUTPOS
-from ..errors import DataError
+from mimo.pipeline.io.conventions import ESM_NAME, MUTPOS
+from mimo.pipeline.errors import DataError
 
 
 @runtime_checkable
@@ -41,7 +40,7 @@ DEFAULT_OPTIONS = {"device": "auto", "layer": None, "dtype": "auto", "engine": "
 
 def _onehot(mode: str):
     def build(name: str, dataset, **_) -> Featurizer:
-        from .onehot import OneHotFeaturizer
+        from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
         if dataset is None:
             raise DataError(f"the {name} featurizer takes its columns from a dataset: pass dataset=...")
@@ -50,7 +49,7 @@ def _onehot(mode: str):
 
 
 def _aaprops(name: str, dataset, **_) -> Featurizer:
-    from .aaprops import AminoAcidPropertyFeaturizer
+    from mimo.pipeline.featurizers.aaprops import AminoAcidPropertyFeaturizer
 
     if dataset is None or not dataset.parent:
         raise DataError(f"the {name} featurizer describes substitutions against a parent: pass a dataset with one")
@@ -58,7 +57,7 @@ def _aaprops(name: str, dataset, **_) -> Featurizer:
 
 
 def _unirep(name: str, dataset=None, device: str = "auto", **_) -> Featurizer:
-    from .unirep import UniRepFeaturizer
+    from mimo.pipeline.featurizers.unirep import UniRepFeaturizer
 
     if name.endswith(MUTPOS):
         return UniRepFeaturizer(int(name.removeprefix("unirep").removesuffix(MUTPOS)), device, pooling="mutated",
@@ -69,14 +68,14 @@ def _unirep(name: str, dataset=None, device: str = "auto", **_) -> Featurizer:
 def _esm(name: str, dataset=None, weights: str | Path | None = None, device: str = "auto", layer=None,
          dtype: str = "auto", engine: str = "fast", toks_per_batch=None, truncate: bool = False,
          method: str | None = None, mutpos: bool = False, **_) -> Featurizer:
-    from .esm import EsmFeaturizer, checkpoint_fingerprint, load_esm
+    from mimo.pipeline.featurizers.esm import EsmFeaturizer, checkpoint_fingerprint, load_esm
 
     net, alphabet, model_name = load_esm(None if weights else name, weights)
     if method is None:
         parent = _parent(f"{model_name}{MUTPOS}", dataset) if mutpos else None
         return EsmFeaturizer(net, alphabet, model_name, layer, device, dtype, toks_per_batch, weights, truncate,
                              engine, pooling="mutated" if mutpos else "mean", parent=parent)
-    from .zeroshot import EsmZeroShot
+    from mimo.pipeline.featurizers.zeroshot import EsmZeroShot
 
     resolved = None if weights is None else str(Path(weights).resolve())
     return EsmZeroShot(net, alphabet, model_name, method, _parent(f"{model_name}-{method}", dataset), device,
@@ -85,7 +84,7 @@ def _esm(name: str, dataset=None, weights: str | Path | None = None, device: str
 
 def _hf(model: str, dataset=None, device: str = "auto", layer=None, dtype: str = "auto", toks_per_batch=None,
         truncate: bool = False, mutpos: bool = False, **_) -> Featurizer:
-    from .hf import HuggingFaceFeaturizer
+    from mimo.pipeline.featurizers.hf import HuggingFaceFeaturizer
 
     parent = _parent(f"{model}{MUTPOS}", dataset) if mutpos else None
     return HuggingFaceFeaturizer(model, device, layer, dtype, toks_per_batch, truncate,
@@ -101,8 +100,8 @@ def _parent(name: str, dataset) -> str:
 def _profile(spec: str, dataset=None, profile_offset: int = 0, profile_alphabet: str | None = None,
              profile_columns: str = "all", device: str = "auto", dtype: str = "auto", toks_per_batch=None,
              **_) -> Featurizer:
-    from .lm_profile import LmProfileFeaturizer, parse_spec
-    from .profile import ProfileFeaturizer
+    from mimo.pipeline.featurizers.lm_profile import LmProfileFeaturizer, parse_spec
+    from mimo.pipeline.featurizers.profile import ProfileFeaturizer
 
     lm = parse_spec(spec)  # profile:MODEL[:METHOD]: a profile a language model computes of the parent
     if lm is not None:
@@ -116,7 +115,7 @@ def _profile(spec: str, dataset=None, profile_offset: int = 0, profile_alphabet:
 
 
 def _scores(spec: str, dataset=None, allow_missing: bool = False, **_) -> Featurizer:
-    from .scores import ScoresFeaturizer, split_spec
+    from mimo.pipeline.featurizers.scores import ScoresFeaturizer, split_spec
 
     path, columns = split_spec(spec)
     return ScoresFeaturizer(path, None if dataset is None else dataset.parent, columns, allow_missing)
@@ -127,7 +126,7 @@ FILE_FEATURIZERS: dict[str, Callable[..., Featurizer]] = {"profile:": _profile, 
 
 
 def _unirep_llr(name: str, dataset=None, device: str = "auto", **_) -> Featurizer:
-    from .zeroshot import UniRepZeroShot
+    from mimo.pipeline.featurizers.zeroshot import UniRepZeroShot
 
     return UniRepZeroShot(int(name.removeprefix("unirep").removesuffix("-llr")), _parent(name, dataset), device)
 
@@ -148,7 +147,6 @@ FEATURIZERS: dict[str, Callable[..., Featurizer]] = {
     "unirep256-llr": _unirep_llr,
     "unirep1900-llr": _unirep_llr,
 }
-ESM_NAME = re.compile(r"^esm(1|2|_|1b|1v)")
 
 
 def available_featurizers() -> list[str]:
@@ -186,7 +184,7 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
     if unknown:
         raise TypeError(f"unknown featurizer option(s) {sorted(unknown)}; known: {sorted(DEFAULT_OPTIONS)}")
     options = {**DEFAULT_OPTIONS, **options}
-    from ..ranks import resolve_device
+    from mimo.pipeline.runtime.ranks import resolve_device
 
     resolve_device(options["device"])  # a device this machine lacks is refused, whatever the featurizer
     text = str(name_or_path)
@@ -195,7 +193,7 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
             return build(text.removeprefix(prefix), dataset=dataset, **options)
     if text in FEATURIZERS:
         return FEATURIZERS[text](text, dataset=dataset, **options)
-    from .zeroshot import ESM_METHODS, split_method
+    from mimo.pipeline.featurizers.zeroshot import ESM_METHODS, split_method
 
     base, method = split_method(text)  # "<ESM name or checkpoint>-masked-marginal": zero-shot scores
     if method is not None and method not in ESM_METHODS:
@@ -203,7 +201,7 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
     base = base if method else text
     mutpos = method is None and base.endswith(MUTPOS)  # "<ESM name or checkpoint>-mutpos"
     base = base.removesuffix(MUTPOS) if mutpos else base
-    from .hf import is_hf_model
+    from mimo.pipeline.featurizers.hf import is_hf_model
 
     if method is None and is_hf_model(base):  # a Hugging Face hub id or save_pretrained directory
         return _hf(base, dataset, mutpos=mutpos, **options)
@@ -224,7 +222,7 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
 # ------------------------------------------------------------------------------------- from a cache manifest
 
 def _onehot_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from .onehot import OneHotFeaturizer
+    from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
     if not parent:
         raise DataError("one-hot features need the dataset's parent sequence, which was not recorded")
@@ -232,25 +230,25 @@ def _onehot_from_manifest(manifest: dict, parent: str | None, device: str) -> Fe
 
 
 def _esm_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from .esm import esm_featurizer_from_manifest
+    from mimo.pipeline.featurizers.esm import esm_featurizer_from_manifest
 
     return esm_featurizer_from_manifest(manifest, device, parent=parent)
 
 
 def _unirep_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from .unirep import UniRepFeaturizer
+    from mimo.pipeline.featurizers.unirep import UniRepFeaturizer
 
     return UniRepFeaturizer.from_manifest(manifest, device, parent)
 
 
 def _hf_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from .hf import HuggingFaceFeaturizer
+    from mimo.pipeline.featurizers.hf import HuggingFaceFeaturizer
 
     return HuggingFaceFeaturizer.from_manifest(manifest, device, parent)
 
 
 def _aaprops_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from .aaprops import AminoAcidPropertyFeaturizer
+    from mimo.pipeline.featurizers.aaprops import AminoAcidPropertyFeaturizer
 
     if not parent:
         raise DataError("amino-acid property features need the dataset's parent sequence, which was not recorded")
@@ -258,7 +256,7 @@ def _aaprops_from_manifest(manifest: dict, parent: str | None, device: str) -> F
 
 
 def _zeroshot_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from ..variantset import VariantSet
+    from mimo.pipeline.io.variantset import VariantSet
 
     if not parent:
         raise DataError("zero-shot scores need the dataset's parent sequence, which was not recorded")
@@ -271,7 +269,7 @@ def _zeroshot_from_manifest(manifest: dict, parent: str | None, device: str) -> 
 
 
 def _profile_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from .profile import ProfileFeaturizer
+    from mimo.pipeline.featurizers.profile import ProfileFeaturizer
 
     if not parent:
         raise DataError("profile features need the dataset's parent sequence, which was not recorded")
@@ -279,7 +277,7 @@ def _profile_from_manifest(manifest: dict, parent: str | None, device: str) -> F
 
 
 def _lm_profile_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from .lm_profile import LmProfileFeaturizer
+    from mimo.pipeline.featurizers.lm_profile import LmProfileFeaturizer
 
     if not parent:
         raise DataError("profile features need the dataset's parent sequence, which was not recorded")
@@ -287,7 +285,7 @@ def _lm_profile_from_manifest(manifest: dict, parent: str | None, device: str) -
 
 
 def _scores_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
-    from .scores import ScoresFeaturizer
+    from mimo.pipeline.featurizers.scores import ScoresFeaturizer
 
     return ScoresFeaturizer.from_manifest(manifest, parent)
 

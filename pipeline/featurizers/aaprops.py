@@ -19,8 +19,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..variants import AMINO_ACIDS, STOP, check_aligned
-from .batching import encoded_in_chunks
+from mimo.pipeline.io.variants import AMINO_ACIDS, STOP, check_aligned
+from mimo.pipeline.featurizers.batching import encoded_in_chunks
 
 PROPERTIES = {
     #       hydropathy volume  charge polarity helix sheet

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from mimo.pipeline.errors import DataError
 
 if TYPE_CHECKING:  # aaprops uses this module and needs no torch
     import torch

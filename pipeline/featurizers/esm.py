@@ -9,13 +9,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..conventions import ESM_MAX_RESIDUES, MUTPOS, data_home, pooling_of
-from ..errors import DataError
-from ..ranks import resolve_device
-from ..variants import check_aligned, expressed_positions
-from .batching import bucket_batches, bucket_shape, check_lengths, default_dtype, token_batches
-from .esm_fast import FastEsm2
-from .esm_load import checkpoint_fingerprint, load_esm
+from mimo.pipeline.io.conventions import ESM_MAX_RESIDUES, MUTPOS, data_home, pooling_of
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.runtime.ranks import resolve_device
+from mimo.pipeline.io.variants import check_aligned, expressed_positions
+from mimo.pipeline.featurizers.batching import bucket_batches, bucket_shape, check_lengths, default_dtype, token_batches
+from mimo.pipeline.featurizers.esm_fast import FastEsm2
+from mimo.pipeline.featurizers.esm_load import checkpoint_fingerprint, load_esm
 
 ENGINES = ("fast", "fair-esm", "compiled")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from ..errors import DataError
+from mimo.pipeline.errors import DataError
 
 MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 

@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..conventions import ESM_MAX_RESIDUES, MUTPOS, pooling_of
-from ..errors import DataError
-from .batching import check_lengths, default_dtype, token_batches
-from .esm_load import weights_fingerprint
-from ..ranks import resolve_device
-from ..variants import check_aligned, expressed_positions
+from mimo.pipeline.io.conventions import ESM_MAX_RESIDUES, MUTPOS, pooling_of
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.featurizers.batching import check_lengths, default_dtype, token_batches
+from mimo.pipeline.featurizers.esm_load import weights_fingerprint
+from mimo.pipeline.runtime.ranks import resolve_device
+from mimo.pipeline.io.variants import check_aligned, expressed_positions
 
 HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 ENCODERS = {"esm": "EsmModel", "t5": "T5EncoderModel", "bert": "BertModel"}  # model_type -> class
@@ -236,7 +236,7 @@ def convert_fair_esm(weights: str | Path, out: str | Path) -> Path:
     """Write a fair-esm ESM-2 checkpoint (``.pt``) as a Hugging Face ``EsmModel`` directory with its tokenizer;
     returns the directory."""
     transformers = _transformers()
-    from .esm_load import load_esm
+    from mimo.pipeline.featurizers.esm_load import load_esm
 
     net, alphabet, _ = load_esm(weights=weights)
     if not hasattr(net, "emb_layer_norm_after"):

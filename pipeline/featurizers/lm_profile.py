@@ -49,11 +49,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..conventions import ESM_MAX_RESIDUES, data_home
-from ..errors import DataError
-from ..profiles import file_fingerprint
-from ..variants import AMINO_ACIDS
-from .profile import PROB_FLOOR, ProfileFeaturizer
+from mimo.pipeline.io.conventions import ESM_MAX_RESIDUES, ESM_NAME, data_home
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.io.profiles import file_fingerprint
+from mimo.pipeline.io.variants import AMINO_ACIDS
+from mimo.pipeline.featurizers.profile import PROB_FLOOR, ProfileFeaturizer
 
 UNIREP_MODELS = {"unirep64": 64, "unirep256": 256, "unirep1900": 1900}
 ESM_METHODS = {"wt": "wt-marginal", "masked": "masked-marginal"}  # spec suffix -> EsmZeroShot's method
@@ -84,8 +84,6 @@ class LmSpec:
 
 
 def _is_esm_name(text: str) -> bool:
-    from . import ESM_NAME
-
     return bool(ESM_NAME.match(text)) and "/" not in text and "." not in text
 
 
@@ -153,16 +151,16 @@ class StoredProfile:
 def _weights_file(spec: LmSpec) -> Path:
     """The file the model's weights are read from (fair-esm's hub cache downloads a missing named model)."""
     if spec.family == "unirep":
-        from .unirep import unirep_weights_path
+        from mimo.pipeline.featurizers.unirep import unirep_weights_path
 
         return unirep_weights_path(UNIREP_MODELS[spec.model])
-    from .esm_load import resolve_weights
+    from mimo.pipeline.featurizers.esm_load import resolve_weights
 
     return resolve_weights(None if spec.weights else spec.model, spec.weights)[0]
 
 
 def _record(spec: LmSpec, parent: str, dtype: str) -> dict:
-    from .esm_load import weights_fingerprint
+    from mimo.pipeline.featurizers.esm_load import weights_fingerprint
 
     weights = _weights_file(spec)
     return {"recipe": RECIPE, "model": spec.model, "family": spec.family, "method": spec.method, "dtype": dtype,
@@ -240,7 +238,7 @@ def check_parent(spec: LmSpec, parent: str) -> None:
                         f"-residue window; mimo neither truncates it nor computes windowed profiles (a profile file, "
                         f"profile:PATH, or profile:unirep1900 reads it whole)")
     if spec.family == "unirep":
-        from .unirep import UNIREP_INDEX
+        from mimo.pipeline.featurizers.unirep import UNIREP_INDEX
 
         unknown = sorted(set(parent) - set(UNIREP_INDEX))
         if unknown:
@@ -253,16 +251,16 @@ def compute_profile(spec: LmSpec, parent: str, device: str = "auto", dtype: str 
     import torch
 
     if spec.family == "unirep":
-        from .unirep import UNIREP_INDEX
-        from .zeroshot import UniRepZeroShot
+        from mimo.pipeline.featurizers.unirep import UNIREP_INDEX
+        from mimo.pipeline.featurizers.zeroshot import UniRepZeroShot
 
         model = UniRepZeroShot(UNIREP_MODELS[spec.model], parent, device)
         logits, _, _ = model.logits([parent])  # (1, L + 1, 25): after the start token and each residue
         columns = [UNIREP_INDEX[a] - 1 for a in AMINO_ACIDS]  # residue token t is output class t - 1
         chosen = logits[0, :len(parent)][:, columns]
     else:
-        from .esm_load import checkpoint_fingerprint, load_esm
-        from .zeroshot import EsmZeroShot
+        from mimo.pipeline.featurizers.esm_load import checkpoint_fingerprint, load_esm
+        from mimo.pipeline.featurizers.zeroshot import EsmZeroShot
 
         net, alphabet, name = load_esm(None if spec.weights else spec.model, spec.weights)
         unknown = sorted({a for a in parent if a not in alphabet.tok_to_idx})

@@ -6,8 +6,8 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..variants import AMINO_ACIDS, STOP, check_aligned
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.io.variants import AMINO_ACIDS, STOP, check_aligned
 
 ONEHOT_LETTERS = AMINO_ACIDS + STOP
 MODE_NAMES = {"substitutions": "onehot", "sites": "onehot-sites", "full": "onehot-full"}

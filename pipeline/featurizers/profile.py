@@ -1,5 +1,5 @@
 """Profile features (``--model profile:PATH``, feature name ``profile-<file stem>``): what a per-site profile
-(ProteinMPNN, ESM-IF1, an MSA, a table; read by ``mimo.pipeline.profiles``) says of each substitution.
+(ProteinMPNN, ESM-IF1, an MSA, a table; read by ``mimo.pipeline.io.profiles``) says of each substitution.
 
 Per variant, summed over its substituted sites (a sum, as ``aaprops``, so that a linear head stays additive
 over sites; the shared assays hold singles only, where sum and mean agree):
@@ -36,10 +36,10 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
-from ..profiles import feature_stem, file_fingerprint, place_profile, read_profile
-from .batching import encoded_in_chunks
-from ..variants import AMINO_ACIDS, check_aligned
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.io.profiles import feature_stem, file_fingerprint, place_profile, read_profile
+from mimo.pipeline.featurizers.batching import encoded_in_chunks
+from mimo.pipeline.io.variants import AMINO_ACIDS, check_aligned
 
 PROB_FLOOR = 1e-6
 SCALARS = ["dlogp", "entropy", "wt_logp", "mt_logp"]

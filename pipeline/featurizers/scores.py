@@ -17,9 +17,9 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError, input_file
-from ..profiles import feature_stem, file_fingerprint, numeric_cells
-from ..variants import PROTEINGYM_FORMAT, apply_mutations, expressed_sequence, parse_mutations
+from mimo.pipeline.errors import DataError, input_file
+from mimo.pipeline.io.profiles import feature_stem, file_fingerprint, numeric_cells
+from mimo.pipeline.io.variants import PROTEINGYM_FORMAT, apply_mutations, expressed_sequence, parse_mutations
 
 SEQUENCE_COLUMN, MUTANT_COLUMN = "mutated_sequence", "mutant"
 NOT_SCORES = (SEQUENCE_COLUMN, MUTANT_COLUMN, "DMS_score", "DMS_score_bin")
@@ -46,7 +46,7 @@ def default_columns(columns: list[str]) -> list[str]:
 def read_scores(path: Path, columns: list[str] | None, parent: str | None) -> tuple[dict[str, np.ndarray], list[str]]:
     """{expressed sequence: scores} of the file and the score columns, checked: numeric, finite, one value per
     variant."""
-    from ..tables import read_table
+    from mimo.pipeline.io.tables import read_table
 
     table = read_table(path)
     header = list(table.columns)

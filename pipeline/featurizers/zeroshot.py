@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..errors import DataError
-from ..ranks import resolve_device
-from ..variants import STOP, check_aligned
+from mimo.pipeline.errors import DataError
+from mimo.pipeline.runtime.ranks import resolve_device
+from mimo.pipeline.io.variants import STOP, check_aligned
 
 ESM_METHODS = ("masked-marginal", "wt-marginal", "mutant-marginal")
 UNIREP_METHODS = ("llr",)
@@ -67,8 +67,8 @@ class EsmZeroShot(_ZeroShotBase):
                  fingerprint: str | None = None):
         if method not in ESM_METHODS:
             raise DataError(f"ESM zero-shot methods are {', '.join(ESM_METHODS)}, not {method!r}")
-        from ..conventions import ESM_MAX_RESIDUES
-        from .esm import Tokenizer
+        from mimo.pipeline.io.conventions import ESM_MAX_RESIDUES
+        from mimo.pipeline.featurizers.esm import Tokenizer
 
         if len(parent) > ESM_MAX_RESIDUES:
             raise DataError(f"the parent has {len(parent)} residues, more than ESM's {ESM_MAX_RESIDUES}")
@@ -144,7 +144,7 @@ class UniRepZeroShot(_ZeroShotBase):
     unchanged). ProteinGym's "Unirep" column is UniRep-1900's."""
 
     def __init__(self, size: int, parent: str, device: str = "auto", batch_size: int | None = None):
-        from .unirep import UniRepFeaturizer, unirep_weights_path
+        from mimo.pipeline.featurizers.unirep import UniRepFeaturizer, unirep_weights_path
 
         self.rep = UniRepFeaturizer(size, device, batch_size)
         with np.load(unirep_weights_path(size), allow_pickle=False) as arrays:

@@ -1,0 +1,314 @@
+"""`mimo fit auto`: choose the features and the head on validation data, within a time budget.
+
+``AutoRegressor`` is an estimator like the others: it receives the columns of several cached featurizers side
+by side (``blocks`` names each one's columns), fits every candidate (a subset of the blocks and a head with its
+settings) on the training rows, scores it on the validation rows (or, when there are fewer than
+``min_valid`` of them, by inner k-fold cross-validation over train and valid together), keeps the best, and
+predicts with it. It never sees test rows: `fit_run` and `fit_cv` give it only train and valid.
+
+The heads (``HEAD_GRID``): ridge, global epistasis, MIMO, an MLP, and last the Gaussian process (``gp``), which
+gets a kernel per block of the candidate's own columns (``subset_blocks``: a profile's columns by name, for
+Kermut's site kernel and the prior mean). Candidates are tried in order while the budget lasts; a head not yet
+timed is expected to take the others' longest time plus, for the GP, ``gp_seconds``.
+"""
+from __future__ import annotations
+
+import itertools
+import time
+import numpy as np
+
+from mimo.models.estimators.base import Estimator, FitData, Param
+from mimo.models.data import read_blocks
+from mimo.models.metrics import spearman
+from mimo.models.estimators.registry import head_class
+
+# heads tried on every feature subset, cheapest first (the GP: 5-10 s a fit at 1,000 rows, the others under
+# 1 s on DNJA1's 730 training rows); each with the settings that matter most
+HEAD_GRID = (
+    ("ridge", {}),
+    ("ge", {}),
+    ("mimo", {"routing": "random"}),
+    ("mlp", {}),
+    ("mimo", {"routing": "random", "output": "monotone"}),
+    ("gp", {}),
+)
+def gp_seconds(rows: int) -> float:
+    """A guess of one GP fit's seconds on ``rows`` training rows with its default 100 steps, on 2 idle cores
+    (``bench.gp_speed``: 11.7 s at 1,000 rows; the hyperparameters are fitted on at most 1,000 rows, each step
+    growing as rows^1.5 below that) plus 2 s for gpytorch's first load."""
+    return 2.0 + 12.0 * (min(rows, 1000) / 1000) ** 1.5
+
+
+LOCAL_KINDS = ("onehot", "aaprops")  # blocks that describe each substitution on its own
+ANNOTATION_KINDS = ("profile", "scores", "zeroshot")  # what a model outside the data says of each variant
+# The GP on every feature subset ("all") or only on those with a one-hot block ("onehot"). Measured on DNJA1
+# (onehot-sites+aaprops+profile, 3 fold schemes x 6 auto fits; bench/results/cpu-auto-gp.md): on the inner
+# validation folds the best GP without one-hot was at most 0.010 above the best GP with it (median -0.002), while
+# it costs 3 of 7 GP fits: "onehot".
+GP_SUBSETS = "onehot"
+
+
+def feature_subsets(blocks) -> list[tuple[str, ...]]:
+    """The feature subsets tried: each block alone; each one-hot or aaprops block joined to each other block; pairs
+    of those; all of them joined to each other block (onehot-sites+aaprops+profile); all of them with every
+    profile, scores and zero-shot block, and those blocks together (profile+scores); every block. ``blocks``:
+    (name, kind, ...) of each featurizer; each subset lists its blocks in their order."""
+    names = [str(b[0]) for b in blocks]
+    local = [str(b[0]) for b in blocks if b[1] in LOCAL_KINDS]
+    others = [str(b[0]) for b in blocks if b[1] not in LOCAL_KINDS]
+    annotations = [str(b[0]) for b in blocks if b[1] in ANNOTATION_KINDS]
+    subsets = [(name,) for name in names]
+    subsets += list(itertools.product(local, others))
+    subsets += list(itertools.combinations(local, 2))
+    if len(local) > 1:
+        subsets += [(*local, other) for other in others]
+    if len(annotations) > 1:
+        subsets += [(*local, *annotations), tuple(annotations)]
+    if len(names) > 1:
+        subsets.append(tuple(names))
+    ordered = [tuple(sorted(set(subset), key=names.index)) for subset in subsets]
+    return [subset for subset in dict.fromkeys(ordered) if subset]
+
+
+def candidate_grid(blocks, heads=HEAD_GRID, gp_subsets: str | None = None) -> list[dict]:
+    """Every head on every ``feature_subsets(blocks)`` (the GP: only on subsets with a one-hot block when
+    ``gp_subsets`` is "onehot"; default ``GP_SUBSETS``), head by head in ``heads``' order. ``blocks``: (name,
+    kind, ...) of each featurizer. The GP takes the subsets with the most blocks first: it weighs its blocks'
+    kernels by marginal likelihood, so all of them together is its likeliest best, the one to try while the
+    budget lasts."""
+    gp_subsets = GP_SUBSETS if gp_subsets is None else gp_subsets
+    if gp_subsets not in ("all", "onehot"):
+        raise ValueError(f"gp_subsets is 'all' or 'onehot', not {gp_subsets!r}")
+    kinds = {str(b[0]): b[1] for b in blocks}
+    subsets = feature_subsets(blocks)
+    grid = []
+    for head, params in heads:
+        for subset in (sorted(subsets, key=len, reverse=True) if head == "gp" else subsets):
+            if head == "gp" and gp_subsets == "onehot" and not any(kinds[n] == "onehot" for n in subset):
+                continue
+            grid.append({"features": list(subset), "head": head, "params": dict(params)})
+    return grid
+
+
+def subset_blocks(blocks, features: list[str]) -> tuple:
+    """The (name, kind, first column, end column, column names) of ``features`` side by side, as a head that
+    reads only their columns (in that order) sees them: the offsets counted again from 0."""
+    by_name = {str(b[0]): b for b in read_blocks(blocks)}
+    out, start = [], 0
+    for name in features:
+        _, kind, first, end, columns = by_name[name]
+        out.append((name, kind, start, start + end - first, columns))
+        start += end - first
+    return tuple(out)
+
+
+class _OverBudget(Exception):
+    """A candidate's inner cross-validation would run past the budget."""
+
+
+class AutoRegressor(Estimator):
+    """The best of ``candidates`` (default: ``candidate_grid`` over ``blocks``) on validation data.
+
+    Fitted attributes: ``chosen_`` (features, head, params of the best candidate), ``model_`` (that head,
+    fitted), ``columns_`` (the columns of X it reads), ``leaderboard_`` (every candidate, best first),
+    ``selection_`` (how they were scored), ``n_features_in_``, ``validation_rows_`` (rows carved for
+    validation when ``fit`` got none, else None). ``AutoRegressor()`` without ``blocks`` cannot be fitted;
+    ``blocks``: (name, kind, first column, end column, column names or None) of each featurizer, as ``blocks_of``
+    reads them from a features manifest (4-tuples, without the names, from runs saved before, still load).
+    """
+
+    name = "auto"
+    _param_specs = {
+        "budget": Param("float", "Seconds for trying candidates (the chosen one is then fitted once more).",
+                        low=0, low_open=True),
+        "min_valid": Param("int", "With fewer validation rows than this, candidates are scored by inner k-fold "
+                           "cross-validation over train and valid together.", low=0),
+        "inner_folds": Param("int", "Folds of that inner cross-validation.", low=2),
+        "seed": Param("int", "Seed of every candidate and of the inner folds.", low=0),
+        "device": Param("str", "cpu, cuda, ... (auto: the GPU when there is one)."),
+        "heads": Param("str", "Heads tried, comma-separated (of ridge, ge, mimo, mlp, gp), or all."),
+    }
+
+    def __init__(self, *, blocks: tuple = (), candidates: tuple = (), budget: float = 120.0, min_valid: int = 200,
+                 inner_folds: int = 5, seed: int = 0, device: str = "auto", heads: str = "all",
+                 validation_fraction: float = 0.1, threads: int | None = None):
+        self._store(locals())
+
+    def _validate_params(self) -> None:
+        super()._validate_params()
+        self._heads()
+
+    def _heads(self) -> tuple:
+        """The entries of ``HEAD_GRID`` that ``heads`` names."""
+        if self.heads == "all":
+            return HEAD_GRID
+        known = list(dict.fromkeys(head for head, _ in HEAD_GRID))
+        names = [name.strip() for name in str(self.heads).split(",") if name.strip()]
+        unknown = [name for name in names if name not in known]
+        if unknown or not names:
+            raise ValueError(f"heads (--heads) names heads among {', '.join(known)}, comma-separated, or all; "
+                             f"not {self.heads!r}")
+        return tuple(entry for entry in HEAD_GRID if entry[0] in names)
+
+    def _candidates(self) -> list[dict]:
+        if self.candidates:
+            return [dict(c) for c in self.candidates]
+        return candidate_grid(read_blocks(self.blocks), self._heads())
+
+    def _columns(self, features: list[str]) -> np.ndarray:
+        spans = {name: (start, stop) for name, _, start, stop, _ in read_blocks(self.blocks)}
+        missing = [f for f in features if f not in spans]
+        if missing:
+            raise ValueError(f"candidate features {missing} are not among the blocks {list(spans)}")
+        return np.concatenate([np.arange(*spans[f]) for f in features])
+
+    def _make(self, candidate: dict, **extra) -> Estimator:
+        cls = head_class(candidate["head"])
+        params = dict(candidate["params"])
+        defaults = cls.param_defaults()
+        for name, value in (("seed", self.seed), ("device", self.device)):
+            if name in defaults and name not in params:
+                params[name] = value
+        if "blocks" in defaults and "blocks" not in params:  # the GP: a kernel per block of the candidate's columns
+            params["blocks"] = subset_blocks(self.blocks, candidate["features"])
+        return cls(**{**params, **extra})
+
+    def _first_guess(self, head: str, rows: int, valid_rows: int) -> float:
+        """Seconds a head not yet timed may take beyond the others' (the GP: ``gp_seconds`` per fit), so that its
+        first candidate does not overrun the budget."""
+        if head != "gp":
+            return 0.0
+        if valid_rows >= self.min_valid:
+            return gp_seconds(rows)
+        fold_rows = (rows + valid_rows) * (self.inner_folds - 2) // self.inner_folds
+        return self.inner_folds * gp_seconds(fold_rows)
+
+    def _score(self, candidate: dict, X, y, X_valid, y_valid, counts, counts_valid,
+               deadline: float | None = None) -> float:
+        """The candidate's validation Spearman; under inner cross-validation, ``_OverBudget`` once the folds
+        left would end after ``deadline`` (a ``time.perf_counter`` value) at the pace of those done."""
+        cols = self._columns(candidate["features"])
+        if len(y_valid) >= self.min_valid:
+            model = self._make(candidate).fit(X[:, cols], y, X_valid[:, cols], y_valid, counts=counts,
+                                              counts_valid=counts_valid)
+            return spearman(y_valid, model.predict(X_valid[:, cols])) or -1.0
+        # few validation rows: inner k-fold cross-validation over train and valid together, pooled Spearman
+        X_all, y_all = np.vstack([X, X_valid])[:, cols], np.concatenate([y, y_valid])
+        c_all = None if counts is None else np.concatenate([counts, counts_valid])
+        fold = np.random.default_rng(self.seed).permutation(len(y_all)) % self.inner_folds
+        pooled = np.empty(len(y_all))
+        began = time.perf_counter()
+        for k in range(self.inner_folds):
+            if k and deadline is not None and time.perf_counter() + (time.perf_counter() - began) / k * (
+                    self.inner_folds - k) > deadline:
+                raise _OverBudget
+            test, valid = fold == k, fold == (k + 1) % self.inner_folds
+            train = ~test & ~valid
+            model = self._make(candidate).fit(X_all[train], y_all[train], X_all[valid], y_all[valid],
+                                              counts=None if c_all is None else c_all[train],
+                                              counts_valid=None if c_all is None else c_all[valid])
+            pooled[test] = model.predict(X_all[test])
+        return spearman(y_all, pooled) or -1.0
+
+    def _fit(self, data: FitData) -> None:
+        if not self.blocks:  # (the CLI sets them from the data once loaded)
+            raise ValueError("AutoRegressor needs blocks: (name, kind, first column, end column[, column names]) "
+                             "of each featurizer")
+        y, y_valid, counts, counts_valid, log = data.y, data.y_valid, data.counts, data.counts_valid, data.log
+        X, X_valid = np.asarray(data.X, np.float32), np.asarray(data.X_valid, np.float32)
+        start = time.perf_counter()
+        board = []
+        candidates = self._candidates()
+        for candidate in candidates:
+            elapsed = time.perf_counter() - start
+            scored = [e for e in board if e["valid_spearman"] is not None]
+            reserve = max(scored, key=lambda e: e["valid_spearman"])["seconds"] if scored else 0.0
+            same = [e["seconds"] for e in board if e["head"] == candidate["head"] and e["seconds"] is not None]
+            expected = max(same) if same else max([e["seconds"] for e in scored] or [0.0]) + self._first_guess(
+                candidate["head"], len(y), len(y_valid))
+            if scored and elapsed + expected + reserve > self.budget:  # keep time to fit the best one again
+                board.append({**candidate, "valid_spearman": None, "seconds": None, "skipped": "over the budget"})
+                continue
+            began = time.perf_counter()
+            deadline = start + self.budget - reserve if scored else None
+            try:
+                score = self._score(candidate, X, y, X_valid, y_valid, counts, counts_valid, deadline)
+                problem = None
+            except _OverBudget:  # its inner folds would not end within the budget: left after the first ones
+                score, problem = None, "over the budget"
+            except ValueError as exc:  # e.g. a head that cannot use these features
+                score, problem = None, str(exc)
+            entry = {**candidate, "valid_spearman": score, "seconds": round(time.perf_counter() - began, 3)}
+            if problem:
+                entry["skipped"] = problem
+            board.append(entry)
+            if log is not None:
+                shown = "n/a" if score is None else f"{score:.3f}"
+                log(f"auto: {describe(candidate)}: valid Spearman {shown} ({entry['seconds']:.1f}s)")
+        scored = [e for e in board if e["valid_spearman"] is not None]
+        if not scored:
+            raise ValueError("no candidate could be fitted: " + "; ".join(e.get("skipped", "") for e in board))
+        best = max(scored, key=lambda e: e["valid_spearman"])
+        self.chosen_ = {k: best[k] for k in ("features", "head", "params")}
+        self.leaderboard_ = sorted(board, key=lambda e: -np.inf if e["valid_spearman"] is None
+                                   else e["valid_spearman"], reverse=True)
+        self.selection_ = ("validation split" if len(y_valid) >= self.min_valid
+                           else f"inner {self.inner_folds}-fold cross-validation (fewer than {self.min_valid} "
+                                f"validation rows)")
+        self.columns_ = self._columns(self.chosen_["features"])
+        self.model_ = self._make(self.chosen_).fit(X[:, self.columns_], y, X_valid[:, self.columns_], y_valid,
+                                                   counts=counts, counts_valid=counts_valid)
+
+    def _members(self, X) -> np.ndarray:
+        return self.model_.predict_members(np.asarray(X, np.float32)[:, self.columns_])
+
+    def used_manifest(self, manifest: dict) -> dict:
+        """The part of a joined features manifest that the chosen candidate reads (what the model can see)."""
+        parts = [p for p in (manifest.get("parts") or [manifest]) if p["features"] in self.chosen_["features"]]
+        if len(parts) == 1:
+            return parts[0]
+        return {**manifest, "features": "+".join(p["features"] for p in parts), "parts": parts}
+
+    @property
+    def groups_(self):
+        return getattr(self.model_, "groups_", None)
+
+    def refit_params(self) -> dict:
+        chosen = dict(self.chosen_)
+        chosen["params"] = {**chosen["params"], **self.model_.refit_params()}
+        return {"candidates": (chosen,)}
+
+    def run_summary(self) -> dict:
+        return {"auto": {"chosen": self.chosen_, "chosen_params": self.model_.get_params(),
+                         "selection": self.selection_, "budget_seconds": self.budget,
+                         "candidates": self.leaderboard_}, **self.model_.run_summary()}
+
+    def fitted_state(self) -> dict:
+        return {"chosen": {"features": self.chosen_["features"], "head": self.chosen_["head"]},
+                "chosen_params": self.model_.get_params(), "model": self.model_.fitted_state(),
+                "columns": self.columns_, "n_features": self.n_features_in_}
+
+    def load_fitted_state(self, state: dict, device: str = "cpu") -> None:
+        chosen = state["chosen"]
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in state["chosen_params"].items()}
+        self.chosen_ = {"features": list(chosen["features"]), "head": chosen["head"], "params": params}
+        self.columns_ = np.asarray(state["columns"], dtype=np.int64)
+        if "n_features" in state:  # not recorded by earlier versions: predict then does not check the width
+            self.n_features_in_ = int(state["n_features"])
+        self.model_ = head_class(chosen["head"])(**params)
+        self.model_.load_fitted_state(state["model"], device)
+
+
+def describe(candidate: dict) -> str:
+    """``head params on features``; a dict of fitted values carried to a refit (the GP's ``start``) as ``(fitted)``."""
+    params = " ".join(f"{k}={'(fitted)' if isinstance(v, dict) else v}" for k, v in candidate["params"].items())
+    return f"{candidate['head']}{(' ' + params) if params else ''} on {'+'.join(candidate['features'])}"
+
+
+def blocks_of(manifest: dict) -> tuple:
+    """(name, kind, first column, end column, column names or None) of each featurizer in a (joined) features
+    manifest: ``mimo.models.estimators.gp.kernels.gp_blocks``, whose column names the GP reads (one-hot positions, a
+    profile's columns for Kermut's site kernel, a score for the prior mean)."""
+    from mimo.models.estimators.gp.kernels import gp_blocks  # (gpytorch: imported only when auto is used)
+
+    return gp_blocks(manifest)
