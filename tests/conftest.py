@@ -1,12 +1,17 @@
-"""Shared fixtures: the real GFP files, a small subset of them, a tiny random ESM-2 checkpoint, and ``cli``.
+"""Shared fixtures: the real GFP files, a small subset of them, ProteinGym's files, a tiny random ESM-2
+checkpoint, and ``cli``.
 
-The suite is offline: it reads the GFP files from ``$MIMO_DATA`` (CI points it at ``../shared/data/gfp``) and
-never downloads. ``$MIMO_HOME`` (downloads, compiled kernels, converted weights) is a temporary folder for the
-whole session, so no test writes to the user's ``~/.cache/mimo``.
+The suite is offline and needs nothing beside the clone: the GFP files and the few ProteinGym files the
+agreement tests read ship under ``tests/data/`` (compressed; their licences in ``tests/data/README.md``) and are
+unpacked into a temporary folder once per session. ``$MIMO_DATA``, when set, names another GFP folder (CI points
+it at ``../shared/data/gfp``). ``$MIMO_HOME`` (downloads, compiled kernels, converted weights) is a temporary
+folder for the whole session, so no test writes to the user's ``~/.cache/mimo``.
 """
 from __future__ import annotations
 
+import lzma
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,10 +25,34 @@ from mimo.pipeline.io.gfp import GFP_GENOTYPES, GFP_VALID_LIST
 from mimo.pipeline.testing import save_random_esm2
 
 
+FIXTURES = Path(__file__).resolve().parent / "data"
+_UNPACKED = Path(tempfile.mkdtemp(prefix="mimo-fixtures-"))
+
+
+def _unpack(folder: str) -> Path:
+    """``tests/data/<folder>`` with every ``.xz`` file decompressed, in this session's temporary folder."""
+    out = _UNPACKED / folder
+    for path in sorted((FIXTURES / folder).rglob("*")):
+        if path.is_file():
+            target = out / path.relative_to(FIXTURES / folder)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if path.suffix == ".xz":
+                target.with_suffix("").write_bytes(lzma.decompress(path.read_bytes()))
+            else:
+                shutil.copyfile(path, target)
+    return out
+
+
+PROTEINGYM = _unpack("proteingym")  # ProteinGym's files the agreement tests read (see tests/data/README.md)
+
+
 def pytest_configure(config):
     home = tempfile.mkdtemp(prefix="mimo-home-")
     os.environ["MIMO_HOME"] = home
-    config.add_cleanup(lambda: __import__("shutil").rmtree(home, ignore_errors=True))
+    if not os.environ.get("MIMO_DATA"):
+        os.environ["MIMO_DATA"] = str(_unpack("gfp"))
+    config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
+    config.add_cleanup(lambda: shutil.rmtree(_UNPACKED, ignore_errors=True))
 
 
 def run_cli(*args, ok: bool = True, env: dict | None = None):
@@ -94,7 +123,8 @@ def cli():
 
 @pytest.fixture(scope="session")
 def gfp_dir() -> Path:
-    """The real data from $MIMO_DATA (no download: the suite is offline). Missing data is a failure, not a skip."""
+    """The real data from $MIMO_DATA (tests/data/gfp unless set; no download: the suite is offline). Missing data
+    is a failure, not a skip."""
     return resolve_data_dir(None, download=False)
 
 

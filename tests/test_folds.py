@@ -7,7 +7,7 @@ import pytest
 from mimo.models.data import load_cv_data
 from mimo.pipeline.io.splits import parse_fold_scheme, position_folds, random_folds
 
-PROTEINGYM = Path(__file__).resolve().parents[2] / "shared" / "data" / "proteingym"
+from conftest import PROTEINGYM
 ASSAYS = ["GFP_AEQVI_Sarkisyan_2016", "A0A1I9GEU1_NEIME_Kennouche_2019", "DNJA1_HUMAN_Tsuboyama_2023_2LO1"]
 
 

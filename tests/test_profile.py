@@ -21,7 +21,7 @@ def one_error_line(output: str) -> bool:
     return sum(line.startswith("Error") for line in output.splitlines()) == 1 and "Traceback" not in output
 
 
-PROTEINGYM = Path(__file__).resolve().parents[2] / "shared" / "data" / "proteingym"
+from conftest import PROTEINGYM
 
 
 def random_probs(length, letters=20, seed=0):
