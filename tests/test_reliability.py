@@ -1,7 +1,6 @@
 """Crash safety, concurrency, bad input and scale-out of `mimo embed build`."""
 import errno
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -37,30 +36,27 @@ def features_dir(cache_dir, weights):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, small_gfp_dir, tiny_esm):
-    """An uninterrupted build, and how long it took as a subprocess."""
+    """An uninterrupted build."""
     root = tmp_path_factory.mktemp("reference")
-    start = time.perf_counter()
     subprocess.run(build_command(small_gfp_dir, tiny_esm, root), check=True, capture_output=True)
-    return features_dir(root, tiny_esm).load(), time.perf_counter() - start
+    return features_dir(root, tiny_esm).load()
 
 
 @pytest.mark.slow
-def test_kill_9_at_random_moments_then_resume_equals_uninterrupted(tmp_path, small_gfp_dir, tiny_esm, reference):
-    expected, seconds = reference
-    rng = random.Random(0)
+def test_kill_9_at_start_up_and_mid_build_then_resume_equals_uninterrupted(tmp_path, small_gfp_dir, tiny_esm, reference):
+    expected = reference
     cache = features_dir(tmp_path, tiny_esm)
     seen_partial = 0
     for attempt in range(5):
         before = set(cache.parts_dir.glob("*.h5")) if cache.parts_dir.exists() else set()
         process = subprocess.Popen(build_command(small_gfp_dir, tiny_esm, tmp_path),
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if attempt % 2 == 0:  # a moment while parts are being written
+        if attempt == 0:  # during start-up, before anything is written
+            pass
+        else:  # as soon as a new part lands: the build is mid-way, whatever the machine's speed
             while process.poll() is None and not (set(cache.parts_dir.glob("*.h5")) - before
                                                   if cache.parts_dir.exists() else False):
                 time.sleep(0.005)
-            time.sleep(rng.uniform(0.0, 0.15))
-        else:  # any moment of the run, start-up included
-            time.sleep(rng.uniform(0.2, 0.9) * seconds)
         process.send_signal(signal.SIGKILL)
         process.wait()
         if cache.read_manifest() is not None and cache.shard_paths():
@@ -80,7 +76,7 @@ def test_kill_9_at_random_moments_then_resume_equals_uninterrupted(tmp_path, sma
 
 
 def test_fit_reading_during_a_build_sees_only_whole_shards(tmp_path, small_gfp_dir, tiny_esm, reference):
-    expected, _ = reference
+    expected = reference
     cache = features_dir(tmp_path, tiny_esm)
     process = subprocess.Popen(build_command(small_gfp_dir, tiny_esm, tmp_path),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -205,7 +201,7 @@ def test_over_long_sequences_refused_or_truncated(tmp_path, tiny_esm):
 
 
 def test_torchrun_two_processes_equal_one(tmp_path, small_gfp_dir, tiny_esm, reference):
-    expected, _ = reference
+    expected = reference
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "--no-python",
                *build_command(small_gfp_dir, tiny_esm, tmp_path)]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300)
