@@ -151,6 +151,15 @@ def test_predict_checks_the_width_and_fit_the_values():
         ValidatedRidge().fit(X, y, X)
 
 
+@pytest.mark.parametrize("head", [ValidatedRidge(), SklearnRegressor(estimator="Ridge")], ids=lambda h: type(h).__name__)
+@pytest.mark.parametrize("labels", [np.array(["1.5"] * 40), np.array(["a"] * 40, dtype=object)], ids=["str", "object"])
+def test_labels_that_are_not_numbers_are_one_value_error(head, labels):
+    X, _, _ = one_hot_variants(40)
+    with pytest.raises(ValueError) as caught:
+        head.fit(X, labels)
+    assert "\n" not in str(caught.value).strip() and ("numeric" in str(caught.value) or "float" in str(caught.value))
+
+
 def test_fit_alone_carves_validation_rows_with_its_seed():
     X, y, _ = one_hot_variants(200)
     model = ValidatedRidge(alphas=(0.01, 1.0, 100.0)).fit(X, y)
@@ -230,6 +239,7 @@ def test_bad_param_pairs_are_one_line_errors(pairs, message):
     ("RandomForestRegressor", {"max_depth": "abc"}, "'max_depth' parameter of RandomForestRegressor must be"),
     ("Ridge", {"alpha": -1.0}, "'alpha' parameter of Ridge must be"),
     ("HistGradientBoostingRegressor", None, "cannot be saved safely"),
+    ("MultiTaskLasso", None, "MultiTaskLasso fits several labels at once, mimo fits one: use Lasso"),
 ])
 def test_sklearn_head_refuses_before_fitting(estimator, params, message):
     X, y, _ = one_hot_variants(40)

@@ -195,7 +195,7 @@ class Estimator(RegressorMixin, BaseEstimator):
 
     def _fit_data(self, X, y, X_valid, y_valid, counts, counts_valid) -> FitData:
         X, y = validate_data(self, X, y, reset=True, dtype="numeric", y_numeric=True)
-        check_label_range(y)
+        y = check_label_range(check_array(y, ensure_2d=False, dtype="numeric", input_name="y"))  # y_numeric passes str
         counts = None if counts is None else np.asarray(counts).reshape(-1)
         if counts is not None and len(counts) != len(y):
             raise ValueError(f"counts has {len(counts)} rows, X has {len(y)}")

@@ -66,6 +66,9 @@ def regressor_class(name: str):
         raise ValueError(f"--estimator: no regressor {name!r} in {', '.join(MODULES)}{hint}")
     if not issubclass(cls, RegressorMixin):
         raise ValueError(f"--estimator: {name} is not a regressor (mimo fits numeric labels)")
+    if name.startswith("MultiTask"):
+        raise ValueError(f"--estimator: {name} fits several labels at once, mimo fits one: use "
+                         f"{name.removeprefix('MultiTask')}")
     return cls
 
 
