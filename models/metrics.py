@@ -3,21 +3,25 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats
+
+
+def _defined(a: np.ndarray, b: np.ndarray) -> bool:
+    """A correlation of ``a`` and ``b`` is defined: 2 points or more, neither input constant."""
+    return len(a) >= 2 and np.ptp(a) > 0 and np.ptp(b) > 0
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Pearson correlation; None where undefined (fewer than 2 points or a constant input)."""
+    """Pearson correlation (``scipy.stats.pearsonr``); None where undefined (fewer than 2 points or a constant
+    input)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if len(a) < 2:
-        return None
-    a, b = a - a.mean(), b - b.mean()
-    denominator = np.sqrt((a * a).sum() * (b * b).sum())
-    return None if denominator == 0 else float((a * b).sum() / denominator)
+    return float(stats.pearsonr(a, b).statistic) if _defined(a, b) else None
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman correlation (Pearson on average ranks, as scipy.stats.spearmanr); None where undefined."""
-    return pearson(pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy())
+    """Spearman correlation (``scipy.stats.spearmanr``: ties share their average rank); None where undefined."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(stats.spearmanr(a, b).statistic) if _defined(a, b) else None
 
 
 def spearman_ties_broken(a: np.ndarray, b: np.ndarray, repeats: int = 5, seed: int = 0) -> float | None:
@@ -27,16 +31,15 @@ def spearman_ties_broken(a: np.ndarray, b: np.ndarray, repeats: int = 5, seed: i
     saturated output); this is the figure the same predictions earn if every tie is broken by chance.
     """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if len(a) < 2:
+    if not _defined(a, np.arange(len(a))):  # b constant is fine here: its ties are broken
         return None
-    ranks_a = pd.Series(a).rank().to_numpy()
     rng = np.random.default_rng(seed)
     values = []
     for _ in range(repeats):
         order = np.lexsort((rng.random(len(b)), b))  # by b, then by a random key within ties
         ranks_b = np.empty(len(b))
         ranks_b[order] = np.arange(1, len(b) + 1)
-        values.append(pearson(ranks_a, ranks_b))
+        values.append(spearman(a, ranks_b))
     return None if any(v is None for v in values) else float(np.mean(values))
 
 

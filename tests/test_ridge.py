@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 from sklearn.linear_model import Ridge
 
 from mimo.models.data import load_split_data
@@ -204,3 +205,62 @@ def test_split_file_without_validation_rows_is_refused(tmp_path, small_cache):
     path.write_text("key,split\n" + "".join(f"{i},train\n" for i in data.rows.ids[:50]))
     with pytest.raises(DataError, match="split 'split.csv' has no valid rows"):
         load_split_data(small_cache, "gfp", None, split_file=path)
+
+
+FORMS = {  # form: (matrix maker from rng and a size factor, the solver path it takes)
+    "diagonal": (lambda rng, f: _one_hot(int(400 * f), 150, np.ones(int(400 * f), int), rng), "diagonal"),
+    "diagonal + dense": (lambda rng, f: np.hstack([_one_hot(int(400 * f), 150, np.ones(int(400 * f), int), rng),
+                                                   rng.normal(size=(int(400 * f), 4)) + 5]), "diagonal"),
+    "sparse LU": (lambda rng, f: _one_hot(int(800 * f), 600, rng.choice([1, 2], int(800 * f)), rng), "sparse LU"),
+    "eigen, columns": (lambda rng, f: _one_hot(int(400 * f), 60, rng.choice([2, 3], int(400 * f)), rng), "eigen"),
+    "eigen, rows": (lambda rng, f: _one_hot(int(80 * f), 200, np.full(int(80 * f), 6), rng), "eigen"),
+    "dense, primal": (lambda rng, f: rng.normal(size=(int(400 * f), 6)).astype(np.float32) * 0.3 + 10,
+                      "EigenRidge"),
+    "dense, dual": (lambda rng, f: rng.normal(size=(int(60 * f), 150)).astype(np.float32), "EigenRidge"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("form", FORMS)
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2 ** 20), alpha=st.floats(0.1, 1000.0), standardize=st.booleans(),
+       size=st.floats(0.8, 1.25))
+def test_each_solver_form_equals_sklearn_ridge_on_random_data(form, seed, alpha, standardize, size):
+    """Property: at any alpha, with or without standardising, each form of ``ridge_solver`` gives scikit-learn's
+    Ridge (cholesky, float64, on the same standardised columns): coefficients, intercept and predictions."""
+    from mimo.models.estimators.ridge_solver import ridge_path
+
+    rng = np.random.default_rng(seed)
+    make, kind = FORMS[form]
+    X = make(rng, size)
+    y = X @ rng.normal(size=X.shape[1]) + rng.normal(size=len(X))
+    path, _ = ridge_path(X, y - y.mean(), standardize)
+    assert (path.block.kind if hasattr(path, "block") else type(path).__name__) == kind
+    model = ValidatedRidge(alphas=(alpha,), standardize=standardize).fit(X, y, X[:5], y[:5])
+    Xf = X.astype(np.float64)
+    mean, scale = Xf.mean(0), (Xf.std(0) if standardize else np.ones(X.shape[1]))
+    scale[scale == 0] = 1
+    reference = Ridge(alpha=alpha, solver="cholesky").fit((Xf - mean) / scale, y)
+    rtol = 2e-5 if kind == "EigenRidge" else 1e-6
+    coef = reference.coef_ / scale
+    np.testing.assert_allclose(model.coef_, coef, rtol=rtol, atol=rtol * np.abs(coef).max())
+    assert model.intercept_ == pytest.approx(reference.intercept_ - mean @ coef, rel=rtol, abs=rtol)
+    np.testing.assert_allclose(model.predict(X), reference.predict((Xf - mean) / scale), rtol=rtol,
+                               atol=rtol * np.abs(y).max())
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.tuples(st.integers(-3, 3), st.floats(-1e3, 1e3)), min_size=0, max_size=40))
+def test_spearman_is_scipys_with_ties_averaged_and_none_where_undefined(values):
+    """Property: ``spearman`` is Pearson on average ranks (ties share theirs), as scipy computes it; None for
+    fewer than 2 rows or a constant input, never NaN."""
+    import pandas as pd
+
+    a = np.array([v[0] for v in values], np.float64)  # few distinct values: many ties
+    b = np.array([v[1] for v in values], np.float64)
+    got = spearman(a, b)
+    if len(a) < 2 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        assert got is None
+        return
+    ranks = np.corrcoef(pd.Series(a).rank().to_numpy(), pd.Series(b).rank().to_numpy())[0, 1]
+    assert got == pytest.approx(ranks, abs=1e-12)

@@ -1,16 +1,16 @@
 """`mimo fit sklearn`: a scikit-learn regressor by name (any of ``sklearn.linear_model``, ``sklearn.ensemble``,
 ``sklearn.gaussian_process``), with its parameters given as ``NAME=VALUE`` literals, saved in the project's
-``model.npz`` as arrays and JSON only.
+``model.npz``.
 
 A fitted scikit-learn estimator is usually saved with pickle, which a run file must never need (loading a
-pickle can run code). So the fitted state is exported attribute by attribute: numbers, strings and arrays as
-they are; a tree (``sklearn.tree._tree.Tree``) as the arrays of its ``__getstate__`` (nodes as a structured
-array, values) and its constructor's arguments; a list of fitted sub-estimators (a forest's trees) one by one.
-Loading builds the same class, from an allow-list of scikit-learn modules, and sets those attributes back.
-What can be saved this way: linear models (``coef_``/``intercept_``), ``RandomForestRegressor`` and
-``ExtraTreesRegressor``. Others (gaussian processes hold a kernel object, boosting holds a loss object,
-generalised linear models a private link) are refused when ``fit`` is called, before the work; and after
-every fit the export is rebuilt and must predict what the fitted estimator predicts, or ``fit`` says so.
+pickle can run code). It is saved with skops (``skops.io.dumps``: the estimator's parameters and arrays, no
+pickled code), as bytes inside ``model.npz``; loading (``skops.io.loads``) accepts only the types skops trusts
+by default (scikit-learn's estimators, numpy, builtins) and those of ``trusted_types()`` (decision trees' node
+tables, gaussian-process kernels, GLM losses), and refuses a file that holds any other. The estimator must be
+of the class the run names, and every decision tree in it must form a tree over its features (checked on
+the tree's public arrays before its compiled ``predict`` walks them). ``HistGradientBoostingRegressor`` is
+refused before fitting (its compiled predictors' node tables are not checked that way); after every fit the
+saved bytes are loaded back and must predict what the fitted estimator predicts, or ``fit`` says so.
 """
 from __future__ import annotations
 
@@ -25,13 +25,8 @@ import numpy as np
 from mimo.models.estimators.base import Estimator, FitData, Param
 
 MODULES = ("sklearn.linear_model", "sklearn.ensemble", "sklearn.gaussian_process")
-REBUILDABLE = MODULES + ("sklearn.tree",)  # what a model file may name (a forest holds sklearn.tree trees)
-FORESTS = ("RandomForestRegressor", "ExtraTreesRegressor")
-UNSAVABLE_LINEAR = {  # in sklearn.linear_model, but predicting through a private attribute
-    "TweedieRegressor": "it predicts through a private link function",
-    "PoissonRegressor": "it predicts through a private link function",
-    "GammaRegressor": "it predicts through a private link function",
-}
+UNSAVABLE = {"HistGradientBoostingRegressor": "its compiled tree predictors' node tables are not checked when "
+                                                "loaded; GradientBoostingRegressor's trees are"}
 LITERALS = {"None": None, "null": None, "True": True, "true": True, "False": False, "false": False}
 CHECK_ROWS = 256  # training rows predicted by the fitted and the rebuilt estimator, which must agree
 
@@ -71,16 +66,15 @@ def regressor_class(name: str):
         raise ValueError(f"--estimator: no regressor {name!r} in {', '.join(MODULES)}{hint}")
     if not issubclass(cls, RegressorMixin):
         raise ValueError(f"--estimator: {name} is not a regressor (mimo fits numeric labels)")
+    if name.startswith("MultiTask"):
+        raise ValueError(f"--estimator: {name} fits several labels at once, mimo fits one: use "
+                         f"{name.removeprefix('MultiTask')}")
     return cls
 
 
 def savable(cls) -> str | None:
-    """Why a fitted ``cls`` cannot be saved without pickle, or None when it can."""
-    if cls.__name__ in FORESTS:
-        return None
-    if cls.__module__.startswith("sklearn.linear_model"):
-        return UNSAVABLE_LINEAR.get(cls.__name__)
-    return "only linear models and random forests / extra trees are saved as arrays"
+    """Why a fitted ``cls`` cannot be saved and loaded back safely, or None when it can."""
+    return UNSAVABLE.get(cls.__name__)
 
 
 # ------------------------------------------------------------------------------------------ parameters
@@ -153,124 +147,99 @@ def make_estimator(name: str, params: dict | None, seed: int):
     return estimator
 
 
-# ------------------------------------------------------------------------------------------ arrays and JSON
-def _plain(value, where: str):
-    """A number, string, None or list of them, as JSON holds it (numpy scalars as Python ones)."""
+# ------------------------------------------------------------------------------------------ saving
+def _plain(value):
+    """A number, string, None or list of them, as JSON holds it (numpy scalars as Python ones); anything else
+    (an estimator or kernel given as a parameter) as its repr."""
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, (list, tuple)):
-        return [_plain(v, where) for v in value]
+        return [_plain(v) for v in value]
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    raise ValueError(f"cannot save {where} (a {type(value).__name__}) without pickle")
+    return repr(value)
 
 
-def _export(value, where: str):
-    """One fitted attribute as arrays and JSON values (see the module's docstring)."""
-    from sklearn.base import BaseEstimator
-    from sklearn.tree._tree import Tree
-
-    if isinstance(value, np.ndarray):
-        if value.dtype.hasobject:
-            if value.dtype == object and value.size and all(isinstance(v, BaseEstimator) for v in value.flat):
-                return {"__array__": _export(list(value.flat), where), "shape": list(value.shape)}
-            raise ValueError(f"cannot save {where} (an array of Python objects) without pickle")
-        return value
-    if isinstance(value, Tree):
-        constructor, args, state = value.__reduce__()
-        return {"__tree__": {"n_features": int(args[0]), "n_classes": np.asarray(args[1]), "n_outputs": int(args[2]),
-                             "state": {k: v if isinstance(v, np.ndarray) else _plain(v, where)
-                                       for k, v in state.items()}}}
-    if isinstance(value, BaseEstimator):
-        return {"__estimator__": export_estimator(value)}
-    if isinstance(value, (list, tuple)) and any(isinstance(v, (np.ndarray, BaseEstimator)) for v in value):
-        return {"__list__": {str(i): _export(v, f"{where}[{i}]") for i, v in enumerate(value)},
-                "length": len(value)}
-    return _plain(value, where)
+TRUSTED_EXTRA = ("sklearn.tree._tree.Tree",)  # a decision tree's node table (checked by _check_trees)
 
 
-def _import(value):
-    """The inverse of ``_export``."""
-    from sklearn.tree._tree import Tree
+def trusted_types() -> list[str]:
+    """What a saved estimator may hold beyond skops's default trust: decision trees' node tables, the public
+    kernels of ``sklearn.gaussian_process.kernels`` and the losses of GLMs (``TweedieRegressor``)."""
+    from sklearn._loss import loss
+    from sklearn.gaussian_process import kernels
 
-    if not isinstance(value, dict):
-        return value
-    if "__tree__" in value:
-        t = value["__tree__"]
-        state = _checked_tree(dict(t["state"]), int(t["n_features"]))
-        tree = Tree(int(t["n_features"]), np.asarray(t["n_classes"], dtype=np.intp), int(t["n_outputs"]))
-        tree.__setstate__(state)
-        return tree
-    if "__estimator__" in value:
-        return rebuild_estimator(value["__estimator__"])
-    if "__list__" in value:
-        return [_import(value["__list__"][str(i)]) for i in range(int(value["length"]))]
-    if "__array__" in value:
-        items = _import(value["__array__"])
-        out = np.empty(len(items), dtype=object)
-        out[:] = items
-        return out.reshape(value["shape"])
-    raise ValueError(f"unknown entry {sorted(value)} in a saved scikit-learn estimator")
+    found = list(TRUSTED_EXTRA)
+    found += [f"{kernels.__name__}.{name}" for name, cls in inspect.getmembers(kernels, inspect.isclass)
+              if issubclass(cls, kernels.Kernel) and cls.__module__ == kernels.__name__]
+    found += [f"{loss.__name__}.{name}" for name, cls in inspect.getmembers(loss, inspect.isclass)
+              if issubclass(cls, loss.BaseLoss) and cls.__module__ == loss.__name__]
+    return found
 
 
-def _checked_tree(state: dict, n_features: int) -> dict:
-    """A saved tree's arrays, checked before its compiled code walks them: every child after its parent and
-    within the tree (so a walk ends), every split on an existing feature, one value row per node. scikit-learn
-    checks the arrays' types only; a crafted file could otherwise send ``predict`` outside them."""
-    nodes, values = state.get("nodes"), state.get("values")
-    if not isinstance(nodes, np.ndarray) or nodes.dtype.names is None or not isinstance(values, np.ndarray):
-        raise ValueError("a saved tree has no node and value arrays")
-    count, index = len(nodes), np.arange(len(nodes))
-    left, right, feature = (nodes[k].astype(np.int64) for k in ("left_child", "right_child", "feature"))
-    leaf = left == -1
-    inner_ok = (left > index) & (right > index) & (left < count) & (right < count) & (feature >= 0) & (
-        feature < n_features)
-    if state.get("node_count") != count or len(values) != count or not np.all(leaf & (right == -1) | ~leaf & inner_ok):
-        raise ValueError("a saved tree's nodes do not form a tree over its features")
-    return state
+def dump_estimator(estimator) -> np.ndarray:
+    """A fitted scikit-learn estimator as skops bytes, in a uint8 array (what ``model.npz`` holds)."""
+    import skops.io
+
+    return np.frombuffer(skops.io.dumps(estimator), dtype=np.uint8)
 
 
-def _module_of(cls) -> str:
-    """The public module (one of ``REBUILDABLE``) that exports ``cls``."""
-    for module in REBUILDABLE:
-        if getattr(importlib.import_module(module), cls.__name__, None) is cls:
-            return module
-    raise ValueError(f"cannot save a {cls.__module__}.{cls.__name__}: not from {', '.join(REBUILDABLE)}")
+def load_estimator(saved: np.ndarray, name: str):
+    """The estimator ``dump_estimator`` saved, of class ``name``; a ValueError (one line) for a file that holds
+    a type outside skops's default trust and ``trusted_types()``, another class, or a tree that is not one."""
+    import skops.io
 
-
-def export_estimator(estimator) -> dict:
-    """A (fitted) scikit-learn estimator as arrays and JSON values: its class, parameters, fitted attributes."""
-    cls = type(estimator)
-    fitted = {name: _export(value, f"{cls.__name__}.{name}") for name, value in vars(estimator).items()
-              if name.endswith("_") and not name.startswith("_")}
-    return {"module": _module_of(cls), "class": cls.__name__,
-            "params": {k: _plain(v, f"{cls.__name__}({k}=...)") for k, v in estimator.get_params(deep=False).items()},
-            "fitted": fitted}
-
-
-def rebuild_estimator(state: dict):
-    """The estimator ``export_estimator`` saved: a class from ``REBUILDABLE`` by name, its parameters and its
-    fitted attributes set back. Nothing else is imported or run."""
-    if state.get("module") not in REBUILDABLE:
-        raise ValueError(f"a saved estimator names module {state.get('module')!r}, not one of {REBUILDABLE}")
-    cls = _public_class(str(state.get("class")), (state["module"],))
-    if cls is None:
-        raise ValueError(f"no class {state.get('class')!r} in {state['module']}")
-    estimator = cls(**state.get("params", {}))
-    for name, value in state.get("fitted", {}).items():
-        if not (name.endswith("_") and not name.startswith("_")):
-            raise ValueError(f"a saved estimator sets {name!r}, which is not a fitted attribute")
-        setattr(estimator, name, _import(value))
+    blob = np.asarray(saved, dtype=np.uint8).tobytes()
+    try:
+        untrusted = skops.io.get_untrusted_types(data=blob)
+    except Exception as exc:  # a damaged or crafted file: whatever the reader raises
+        raise ValueError(f"not a skops file ({type(exc).__name__}: {str(exc)[:200]})") from None
+    refused = sorted(set(untrusted) - set(trusted_types()))
+    if refused:
+        raise ValueError(f"the saved estimator holds types mimo does not load: {', '.join(refused)[:300]}")
+    try:
+        estimator = skops.io.loads(blob, trusted=untrusted)
+    except Exception as exc:
+        raise ValueError(f"skops cannot load it ({type(exc).__name__}: {str(exc)[:200]})") from None
+    if type(estimator) is not regressor_class(name):
+        raise ValueError(f"the saved estimator is a {type(estimator).__name__}, not the run's {name}")
+    _check_trees(estimator)
     return estimator
 
 
-def _json_roundtrip(state):
-    """``state`` as ``model.npz`` gives it back: arrays as they are, everything else through JSON."""
-    if isinstance(state, dict):
-        return {k: _json_roundtrip(v) for k, v in state.items()}
-    if isinstance(state, np.ndarray):
-        return state
-    return json.loads(json.dumps(state))
+def _estimators_in(value):
+    """Every scikit-learn estimator in ``value``: itself, its attributes, lists and object arrays of them."""
+    from sklearn.base import BaseEstimator
+
+    if isinstance(value, BaseEstimator):
+        yield value
+        for item in vars(value).values():
+            yield from _estimators_in(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _estimators_in(item)
+    elif isinstance(value, np.ndarray) and value.dtype == object:
+        for item in value.flat:
+            yield from _estimators_in(item)
+
+
+def _check_trees(estimator) -> None:
+    """Every decision tree (``tree_``) in ``estimator``: each child after its parent and within the tree (so a
+    walk ends), each split on one of the tree's features, one value row per node. scikit-learn checks the saved
+    arrays' types only; a crafted file could otherwise send the compiled ``predict`` outside them."""
+    for owner in _estimators_in(estimator):
+        tree = getattr(owner, "tree_", None)
+        if tree is None:
+            continue
+        count = int(tree.node_count)
+        left, right, feature = (np.asarray(a, np.int64) for a in (tree.children_left, tree.children_right,
+                                                                 tree.feature))
+        index, leaf = np.arange(count), left == -1
+        inner_ok = ((left > index) & (right > index) & (left < count) & (right < count) & (feature >= 0)
+                    & (feature < int(tree.n_features)))
+        if (len(left) != count or len(tree.value) != count or int(tree.n_features) != owner.n_features_in_
+                or not np.all(leaf & (right == -1) | ~leaf & inner_ok)):
+            raise ValueError("a saved tree's nodes do not form a tree over its features")
 
 
 # ------------------------------------------------------------------------------------------ the head
@@ -279,8 +248,8 @@ class SklearnRegressor(Estimator):
 
     ``estimator``: a class of ``sklearn.linear_model``, ``sklearn.ensemble`` or ``sklearn.gaussian_process``;
     ``estimator_params``: its parameters; ``random_state`` is ``seed`` unless given. It is fitted on the
-    training rows (validation rows choose nothing here, and ``fit(X, y)`` carves none). Only estimators that
-    can be saved without pickle are accepted (see ``mimo.models.estimators.external``).
+    training rows (validation rows choose nothing here, and ``fit(X, y)`` carves none). It is saved with skops,
+    never pickle (see ``mimo.models.estimators.external``).
 
     Fitted attributes: ``estimator_`` (the fitted scikit-learn estimator), ``n_features_in_``,
     ``validation_rows_`` (always None).
@@ -306,8 +275,7 @@ class SklearnRegressor(Estimator):
         estimator = make_estimator(self.estimator, self.estimator_params, self.seed)
         why = savable(type(estimator))
         if why is not None:
-            raise ValueError(f"--estimator {self.estimator}: a fitted one cannot be saved without pickle ({why}); "
-                             f"use a linear model or {' / '.join(FORESTS)}")
+            raise ValueError(f"--estimator {self.estimator}: a fitted one cannot be saved safely ({why})")
 
     def _fit(self, data: FitData) -> None:
         estimator = make_estimator(self.estimator, self.estimator_params, self.seed)
@@ -315,15 +283,16 @@ class SklearnRegressor(Estimator):
         self._check_saved_predicts_the_same(data.X[:CHECK_ROWS])
 
     def _check_saved_predicts_the_same(self, X: np.ndarray) -> None:
+        """The fit, saved and loaded back as ``model.npz`` will, predicts what it predicts."""
         try:
-            again = rebuild_estimator(_json_roundtrip(export_estimator(self.estimator_)))
+            again = load_estimator(dump_estimator(self.estimator_), self.estimator)
             same = np.allclose(again.predict(X), self.estimator_.predict(X), rtol=1e-9, atol=1e-12)
         except (ValueError, TypeError, AttributeError) as exc:
-            raise ValueError(f"--estimator {self.estimator}: the fitted estimator cannot be saved without "
-                             f"pickle ({exc})") from None
+            raise ValueError(f"--estimator {self.estimator}: the fitted estimator cannot be saved safely "
+                             f"({exc})") from None
         if not same:
-            raise ValueError(f"--estimator {self.estimator}: the fitted estimator, saved as arrays and rebuilt, "
-                             f"does not predict the same; it cannot be saved without pickle")
+            raise ValueError(f"--estimator {self.estimator}: the fitted estimator, saved and loaded back, does not "
+                             f"predict the same; it cannot be saved safely")
 
     def _members(self, X: np.ndarray) -> np.ndarray:
         return np.asarray(self.estimator_.predict(X), dtype=np.float64).reshape(len(X), 1)
@@ -331,20 +300,25 @@ class SklearnRegressor(Estimator):
     def run_summary(self) -> dict:
         """The parameters the estimator was fitted with (its defaults included)."""
         params = self.estimator_.get_params(deep=False)
-        return {"estimator_fitted_with": {k: _plain(v, k) for k, v in params.items()}}
+        return {"estimator_fitted_with": {k: _plain(v) for k, v in params.items()}}
 
     def fitted_state(self) -> dict:
         import sklearn
+        import skops
 
-        return {"estimator": export_estimator(self.estimator_), "sklearn_version": sklearn.__version__}
+        return {"skops": dump_estimator(self.estimator_), "sklearn_version": sklearn.__version__,
+                "skops_version": skops.__version__}
 
     def load_fitted_state(self, state: dict, device: str = "cpu") -> None:
-        try:
-            self.estimator_ = rebuild_estimator(state["estimator"])
-        except (ValueError, TypeError, KeyError) as exc:
-            import sklearn
+        import sklearn
 
-            raise ValueError(f"cannot rebuild the saved {self.estimator} (saved with scikit-learn "
+        if "skops" not in state:
+            raise ValueError(f"the saved {self.estimator} is in the array export of an earlier mimo (before skops), "
+                             f"which this version does not read: fit the run again")
+        try:
+            self.estimator_ = load_estimator(state["skops"], self.estimator)
+        except ValueError as exc:
+            raise ValueError(f"cannot load the saved {self.estimator} (saved with scikit-learn "
                              f"{state.get('sklearn_version')}, this is {sklearn.__version__}): {exc}") from None
         self.n_features_in_ = int(self.estimator_.n_features_in_)
         self.validation_rows_ = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from sklearn.utils._param_validation import InvalidParameterError
 
 from mimo.pipeline.runtime import threads
 
@@ -34,6 +35,7 @@ class ValidatedRidge(Estimator):
     }
     _fit_specs = {**Estimator._fit_specs, "seed": Param("int", "Seed of the validation rows carved when fit gets "
                                                         "none.", low=0)}
+    _extra_constraints = {"alphas": ["array-like"]}  # and positive, finite: checked in _validate_params
 
     def __init__(self, *, alphas: tuple[float, ...] = DEFAULT_ALPHAS, standardize: bool = True,
                  validation_fraction: float = 0.1, seed: int = 0, threads: int | None = None):
@@ -43,7 +45,8 @@ class ValidatedRidge(Estimator):
         super()._validate_params()
         alphas = np.asarray(self.alphas, dtype=np.float64)
         if alphas.ndim != 1 or not len(alphas) or not np.all(np.isfinite(alphas)) or np.any(alphas <= 0):
-            raise ValueError(f"alphas must be a non-empty sequence of positive numbers, not {self.alphas!r}")
+            raise InvalidParameterError(f"The 'alphas' parameter of {type(self).__name__} must be a non-empty "
+                                        f"sequence of positive finite numbers. Got {self.alphas!r} instead.")
 
     def _fit(self, data: FitData) -> None:
         """Fit for every alpha, keep the one with the lowest MSE on the validation rows."""
