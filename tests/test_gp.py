@@ -89,6 +89,16 @@ def test_save_and_load_give_the_same_predictions(tmp_path, fitted_smooth):
     assert again.run_summary() == json.loads(json.dumps(model.run_summary()))
 
 
+def test_a_saved_run_holds_its_one_hot_rows_as_indices_and_predicts_the_same(tmp_path):
+    X, y, blocks = site_data(1500, sites=60, positions=True)
+    model = GaussianProcessRegressor(blocks=blocks, steps=0, threads=1).fit(X, y)
+    path = save_model(model, tmp_path / "model.npz")
+    assert path.stat().st_size < X.nbytes / 8  # dense float32 rows would take X.nbytes (7.5 MB)
+    again = load_model(path)
+    for a, b in zip(model.predict(X[:200], return_std=True), again.predict(X[:200], return_std=True)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
 def test_cholesky_adds_jitter_only_where_rounding_needs_it():
     rng = np.random.default_rng(0)
     A = rng.normal(size=(6, 3))

@@ -29,7 +29,8 @@ from mimo.pipeline.runtime import threads
 from mimo.models.estimators.base import Estimator, FitData, Param
 from mimo.models.data import read_blocks
 from mimo.models.estimators.gp.kernels import kernels_for, score_column
-from mimo.models.estimators.gp.posterior import ExactPosterior, GpModel, InducingPosterior, negative_mll
+from mimo.models.estimators.gp.posterior import (ExactPosterior, GpModel, InducingPosterior, expand_rows,
+                                                   negative_mll)
 from mimo.models.estimators.gp.targets import TARGETS, label_nll, label_std, target_from_state
 from mimo.models.metrics import spearman
 
@@ -309,7 +310,7 @@ class GaussianProcessRegressor(Estimator):
         self.model_.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in state["module"].items()})
         saved = state["posterior"]
         if saved["kind"] == "exact":
-            self.posterior_ = ExactPosterior(self.model_, np.asarray(saved["x"], np.float32), None,
+            self.posterior_ = ExactPosterior(self.model_, expand_rows(saved), None,
                                              alpha=np.asarray(saved["alpha"], np.float64))
         else:
             self.posterior_ = InducingPosterior(self.model_, np.asarray(saved["z"], np.float32), state=saved)
