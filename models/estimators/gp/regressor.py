@@ -37,6 +37,7 @@ from mimo.models.metrics import spearman
 LOG_EVERY = 25  # marginal-likelihood evaluations between progress lines
 FTOL = 1e-7     # L-BFGS stops when the negative log marginal likelihood per row changes by less (relative) ...
 GTOL = 1e-5     # ... or when no gradient entry is larger (scipy's L-BFGS-B options)
+WORK_THREADS = 1  # the GP's matrices (n <= optimize_rows) gain nothing from a second thread: threads.blas_threads
 BAD_VALUE = 1e10  # returned where the covariance cannot be factorised: the line search steps back
 
 
@@ -121,14 +122,22 @@ class GaussianProcessRegressor(Estimator):
                              "profile (a 'dlogp' column) among the features")
         return GpModel(kernels, column)
 
+    def _work_threads(self) -> int:
+        """Threads of a fit or prediction: ``threads``, else the count the user chose for the process, else one
+        (``WORK_THREADS``)."""
+        return self.threads or threads.explicit_count() or WORK_THREADS
+
     def _fit(self, data: FitData) -> None:
+        with threads.limited(self._work_threads()):
+            self._fit_limited(data)
+
+    def _fit_limited(self, data: FitData) -> None:
         """Hyperparameters by marginal likelihood on the training rows, then the posterior; validation rows (when
         ``fit`` gets some) are only scored."""
         X, y = np.asarray(data.X, np.float32), np.asarray(data.y, np.float64)
         if len(X) < 2:
             raise ValueError(f"a Gaussian process needs at least 2 training rows; got {len(X)} sample(s) "
                              f"(n_samples = {len(X)})")
-        threads.adapt()
         self.blocks_ = _normalise_blocks(self.blocks, X.shape[1]) if self.blocks else _default_block(X)
         self.in_dim_, self.training_rows_ = X.shape[1], len(X)
         self.target_ = TARGETS[self.target].fit(y)
@@ -171,7 +180,6 @@ class GaussianProcessRegressor(Estimator):
                     offset += p.numel()
 
         def value_and_gradient(vector: np.ndarray) -> tuple[float, np.ndarray]:
-            threads.adapt()
             set_vector(vector)
             model.zero_grad()
             try:
@@ -243,7 +251,7 @@ class GaussianProcessRegressor(Estimator):
         """Posterior mean in label units; with ``return_std``, also the predictive std of a new measurement
         (latent variance plus the noise)."""
         X = self._predict_input(X)
-        with threads.limited(self.threads):
+        with threads.limited(self._work_threads()):
             return self._posterior(np.asarray(X, np.float32), return_std)
 
     def _posterior(self, X: np.ndarray, return_std: bool = False):
