@@ -377,3 +377,20 @@ def test_cli_refuses_a_bad_option_in_one_line(cli, profile_cache):
 @parametrize_with_checks([GaussianProcessRegressor(steps=5, threads=1)])
 def test_scikit_learn_checks(estimator, check):
     check(estimator)
+
+
+def test_intervals_are_made_on_the_normal_scores_and_stay_inside_the_measured_range():
+    X, y, blocks = site_data(400, positions=True)
+    y = 1.0 / (1.0 + np.exp(-3.0 * (y - np.median(y))))  # saturating: most labels near 0 or 1, as a bimodal assay
+    model = GaussianProcessRegressor(blocks=blocks, steps=10, threads=1).fit(X[:300], y[:300])
+    lower, upper = model.predict_interval(X[300:])
+    median = model.predict(X[300:])
+    assert np.all(lower >= y[:300].min()) and np.all(upper <= y[:300].max())
+    assert np.all(lower <= median) and np.all(median <= upper)
+    assert np.max(np.abs((upper - median) - (median - lower))) > 0.05  # asymmetric near the ends of the range
+    assert np.mean((lower <= y[300:]) & (y[300:] <= upper)) >= 0.85
+    mean, std = model.predict_latent(X[300:])
+    np.testing.assert_allclose(model.target_.inverse(mean), median)
+    z = model.to_latent(y[300:])  # a conformal scale calibrated there: wider intervals for scale > 1
+    wider = model.predict_interval(X[300:], scale=2.0)
+    assert np.all(wider[0] <= lower + 1e-12) and np.all(wider[1] >= upper - 1e-12) and np.isfinite(z).all()

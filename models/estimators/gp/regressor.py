@@ -31,7 +31,7 @@ from mimo.models.data import read_blocks
 from mimo.models.estimators.gp.kernels import kernels_for, score_column
 from mimo.models.estimators.gp.posterior import (ExactPosterior, GpModel, InducingPosterior, expand_rows,
                                                    negative_mll)
-from mimo.models.estimators.gp.targets import TARGETS, label_nll, label_std, target_from_state
+from mimo.models.estimators.gp.targets import TARGETS, label_interval, label_nll, label_std, target_from_state
 from mimo.models.metrics import spearman
 
 LOG_EVERY = 25  # marginal-likelihood evaluations between progress lines
@@ -99,7 +99,7 @@ class GaussianProcessRegressor(Estimator):
     }
 
     def __init__(self, *, blocks: tuple = (), dense: str = "rbf", positions: bool = True, mean: str = "auto",
-                 target: str = "normal-scores", steps: int = 100, optimize_rows: int = 1000,
+                 target: str = "normal-scores", steps: int = 20, optimize_rows: int = 1000,
                  max_exact_rows: int = 10000, inducing_rows: int = 2000, start: dict | None = None, seed: int = 0,
                  threads: int | None = None):
         self._store(locals())
@@ -260,6 +260,28 @@ class GaussianProcessRegressor(Estimator):
             return self.target_.inverse(mean)
         std = np.sqrt(np.maximum(var, 0.0) + self.model_.noise_value())
         return self.target_.inverse(mean), label_std(self.target_, mean, std)
+
+    def predict_latent(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) of a new measurement on the scale the GP models (``target_``: the training labels' normal
+        scores by default), the noise included. Intervals are made there and mapped back (``predict_interval``):
+        calibrate them on validation rows' ``to_latent(y)`` against this, as on any Gaussian."""
+        X = self._predict_input(X)
+        with threads.limited(self._work_threads()):
+            mean, var = self.posterior_.predict(self.model_, np.asarray(X, np.float32), True)
+        return mean, np.sqrt(np.maximum(var, 0.0) + self.model_.noise_value())
+
+    def to_latent(self, y) -> np.ndarray:
+        """Labels on the scale the GP models (``target_.forward``)."""
+        return self.target_.forward(np.asarray(y, np.float64))
+
+    def predict_interval(self, X, level: float = 0.95, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) in label units: the latent ``level`` interval (its half-width ``scale`` times the
+        Gaussian quantile times the std; ``scale`` as calibrated on validation rows) mapped back through the
+        target transform, so asymmetric, and bounded by the training labels' range under normal scores."""
+        from scipy.stats import norm
+
+        mean, std = self.predict_latent(X)
+        return label_interval(self.target_, mean, scale * norm.ppf(0.5 + level / 2) * std)
 
     def predict_std(self, X: np.ndarray) -> np.ndarray:
         """The predictive std alone (see ``predict``)."""
