@@ -4,14 +4,17 @@
 scales), a constant or score-following mean, and a ``GaussianLikelihood``'s noise. Its covariance is computed
 from each kernel's row bases (see ``mimo.models.estimators.gp.kernels``), which the optimisation computes once.
 
-Why the marginal likelihood's gradient is written here rather than taken from gpytorch's
-``ExactMarginalLogLikelihood``: a step of gpytorch's on 1,000 rows took 0.34 s on this project's 2-core VM
-against 0.16 s here (``python -m bench.gp_speed``, ``bench/results/cpu-gp-speed.md``; 0.28-0.36 s against
-0.07-0.16 s over three runs as the machine's load changed); its backward pass
-inverts K through linear_operator (torch's ``cholesky_inverse`` took 0.4 s at 1,000 rows where LAPACK's
-``potri`` takes 0.03 s), and autograd makes three passes over each n^2 kernel matrix where dot products need
-one. ``GaussianNll`` is -log N(r; 0, K) with the gradient 0.5 (K^-1 - a a^T), a = K^-1 r; ``SummedKernels`` the
-sum of scaled kernels with its gradients; both tested equal to gpytorch's value and gradient.
+Why the marginal likelihood and its gradient are written here rather than taken from gpytorch's ``ExactGP`` and
+``ExactMarginalLogLikelihood`` (the project's rule: a hand-written replacement needs a measured 2x): the
+hyperparameters are fitted on at most ``optimize_rows`` (1,000) rows, so a step costs the same at the shipped
+sizes (1,215 and 5,000 rows). One value and gradient on 1,000 synthetic rows (one-hot, aaprops-sized and profile
+blocks), one thread: 0.27-0.49 s here against 0.92-1.33 s for gpytorch's on the same kernels with their row
+bases cached as here (2.5-3.4x; ``python -m bench.gp_speed --step``, 2-core AMD EPYC VM, shared, load 9-12,
+commit of this docstring). gpytorch's backward goes through triangular solves and autograd's elementwise passes
+over each n^2 kernel matrix (profiled: mul, add, neg and solve_triangular take 70% of it); here LAPACK's
+``potri`` gives K^-1 once and each hyperparameter's gradient is one dot product. ``GaussianNll`` is
+-log N(r; 0, K) with the gradient 0.5 (K^-1 - a a^T), a = K^-1 r; ``SummedKernels`` the sum of scaled kernels
+with its gradients; both tested equal to gpytorch's value and gradient (``tests/test_gp.py``).
 
 Two posteriors with fixed hyperparameters: ``ExactPosterior`` (Cholesky of all n training rows: n^2 doubles,
 800 MB at 10,000) and ``InducingPosterior`` (the DTC approximation of Quinonero-Candela & Rasmussen 2005 on m

@@ -5,17 +5,21 @@ and the distance between substituted positions where the columns name them; a si
 kernel; embeddings, properties, scores: RBF or linear; see ``mimo.models.estimators.gp.kernels``); the prior mean is
 constant or, where the features carry a zero-shot score (or a profile's ``dlogp``), linear in it. The GP models
 the normal scores of the training labels by default (``mimo.models.estimators.gp.targets``). The hyperparameters maximise
-the exact marginal likelihood (Adam, a fixed number of steps, float64 Cholesky) on at most ``optimize_rows``
-training rows; the posterior is then exact on every training row up to ``max_exact_rows`` (n^2 doubles: a fit
-added 0.33 GB to the process at 5,000 rows, 1.1 GB at 10,000, in 15 s and 25 s on 2 cores), and beyond that the
-DTC approximation through ``inducing_rows`` random training rows (m^2 doubles; 0.34 GB, 19 s at 20,000 rows;
-``python -m bench.gp_speed``). Validation rows are not used for any choice: the run reports the validation
+the exact marginal likelihood (scipy's L-BFGS-B, at most ``steps`` iterations, float64 Cholesky; with
+``prior_sd``, log-normal priors around the initial values) on at most ``optimize_rows`` training rows; the
+posterior is then exact on every training row up to ``max_exact_rows`` (n^2 doubles: 0.2 GB at 5,000 rows, 0.8 GB
+at 10,000), and beyond that the DTC approximation through ``inducing_rows`` random training rows (m^2 doubles).
+Validation rows are not used for any choice: the run reports the validation
 Spearman and the mean negative log-likelihood there (``run_summary``).
+
+A fit and a prediction run on one thread unless the user chose a count (``threads``, ``--threads``,
+``$MIMO_THREADS``, ``$OMP_NUM_THREADS``): ``mimo.pipeline.runtime.threads.blas_threads`` says why.
 
 ``predict(X, return_std=True)`` gives the predictive std of a new measurement (the noise included), in label
 units, as scikit-learn's ``GaussianProcessRegressor`` does; runs calibrate intervals on it (``predicts_std``).
 Fitted attributes: ``model_`` (the gpytorch modules), ``posterior_``, ``target_``, ``blocks_``, ``history_``
-(the negative log marginal likelihood per row at each step), ``valid_``, ``n_features_in_``.
+(the objective per row at each evaluation: the negative log marginal likelihood, plus the priors' with
+``prior_sd``), ``valid_``, ``n_features_in_``.
 """
 from __future__ import annotations
 
@@ -87,6 +91,10 @@ class GaussianProcessRegressor(Estimator):
                       choices=("auto", "constant", "score")),
         "steps": Param("int", "L-BFGS iterations at most on the exact marginal likelihood (0: the initial "
                        "hyperparameters).", low=0),
+        "prior_sd": Param("float", "Log-normal priors on the scales, length scales and noise, centred on their "
+                          "initial values with this standard deviation of the log (0: none, the plain marginal "
+                          "likelihood). They weigh as much as a few rows: they matter on a few dozen, not on "
+                          "hundreds.", low=0),
         "optimize_rows": Param("int", "Hyperparameters are fitted on at most this many training rows (a seeded "
                                "random subset beyond).", low=2),
         "max_exact_rows": Param("int", "Exact posterior up to this many training rows (memory: rows^2 x 8 "
@@ -99,7 +107,7 @@ class GaussianProcessRegressor(Estimator):
     }
 
     def __init__(self, *, blocks: tuple = (), dense: str = "rbf", positions: bool = True, mean: str = "auto",
-                 target: str = "normal-scores", steps: int = 20, optimize_rows: int = 1000,
+                 target: str = "normal-scores", steps: int = 20, prior_sd: float = 0.0, optimize_rows: int = 1000,
                  max_exact_rows: int = 10000, inducing_rows: int = 2000, start: dict | None = None, seed: int = 0,
                  threads: int | None = None):
         self._store(locals())
@@ -171,6 +179,15 @@ class GaussianProcessRegressor(Estimator):
         target = torch.as_tensor(z)
         parameters = [p for p in model.parameters() if p.requires_grad]
         history: list[float] = []
+        anchors = [value().detach().log() for value in self._positive()] if self.prior_sd else []
+
+        def objective() -> torch.Tensor:
+            loss = negative_mll(model, bases, rows, target)
+            if anchors:  # -log of the log-normal priors (constants dropped), per row as the likelihood
+                logs = [value().log() for value in self._positive()]
+                loss = loss + sum(((v - a) ** 2).sum() for v, a in zip(logs, anchors)) / (
+                    2 * self.prior_sd ** 2 * rows.n)
+            return loss
 
         def set_vector(vector: np.ndarray) -> None:
             with torch.no_grad():
@@ -183,7 +200,7 @@ class GaussianProcessRegressor(Estimator):
             set_vector(vector)
             model.zero_grad()
             try:
-                loss = negative_mll(model, bases, rows, target)
+                loss = objective()
             except ValueError:  # not positive definite even with jitter: a step too far, the line search backs off
                 history.append(math.inf)
                 return BAD_VALUE, np.zeros_like(vector)
@@ -208,6 +225,19 @@ class GaussianProcessRegressor(Estimator):
             raise ValueError("the marginal likelihood is not finite at the initial hyperparameters: check the "
                              "features for non-finite or huge values")
         return history
+
+    def _positive(self) -> list:
+        """Getters of the positive hyperparameters the priors hold: each kernel's scale and length scales, the
+        noise."""
+        out = [lambda: self.model_.likelihood.noise.reshape(-1)]
+        for scaled in self.model_.kernels:
+            kernel = scaled.base_kernel
+            out.append(lambda scaled=scaled: scaled.outputscale.reshape(-1))
+            if hasattr(kernel, "site_lengthscale"):
+                out.append(lambda kernel=kernel: kernel.site_lengthscale.reshape(-1))
+            elif kernel.has_lengthscale:
+                out.append(lambda kernel=kernel: kernel.lengthscale.reshape(-1))
+        return out
 
     def _initialise(self, bases) -> None:
         """``start``'s hyperparameters, else length scales from the median distances, equal scales, noise 0.1."""
