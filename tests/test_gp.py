@@ -394,3 +394,23 @@ def test_intervals_are_made_on_the_normal_scores_and_stay_inside_the_measured_ra
     z = model.to_latent(y[300:])  # a conformal scale calibrated there: wider intervals for scale > 1
     wider = model.predict_interval(X[300:], scale=2.0)
     assert np.all(wider[0] <= lower + 1e-12) and np.all(wider[1] >= upper - 1e-12) and np.isfinite(z).all()
+
+
+def test_priors_hold_the_hyperparameters_near_their_start_on_few_rows():
+    X, y, blocks = site_data(25, positions=True)
+
+    def positive(model) -> np.ndarray:
+        hyper = model.hyperparameters()
+        values = [hyper["noise"]] + [v for k in hyper["kernels"] for name, v in k.items()
+                                     if name == "scale" or name.endswith("lengthscale")]
+        return np.log(values)
+
+    start = positive(GaussianProcessRegressor(blocks=blocks, steps=0, threads=1).fit(X, y))
+
+    def drift(model) -> float:
+        return float(np.abs(positive(model) - start).sum())
+
+    free = GaussianProcessRegressor(blocks=blocks, steps=30, threads=1).fit(X, y)
+    held = GaussianProcessRegressor(blocks=blocks, steps=30, prior_sd=0.3, threads=1).fit(X, y)
+    assert drift(held) < 0.5 * drift(free)
+    assert held.run_summary()["gp"]["neg_mll_per_row"]["best"] < held.history_[0]
