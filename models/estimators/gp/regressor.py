@@ -304,6 +304,12 @@ class GaussianProcessRegressor(Estimator):
         """Labels on the scale the GP models (``target_.forward``)."""
         return self.target_.forward(np.asarray(y, np.float64))
 
+    def to_labels(self, z, bounded: bool = True) -> np.ndarray:
+        """Values on the modelled scale back in label units; ``bounded``: within the training labels' range under
+        normal scores (for an interval's ends, e.g. ``interval_bounds`` of ``predict_latent`` calibrated on
+        ``to_latent(y_valid)``)."""
+        return self.target_.inverse(np.asarray(z, np.float64), bounded=bounded)
+
     def predict_interval(self, X, level: float = 0.95, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """(lower, upper) in label units: the latent ``level`` interval (its half-width ``scale`` times the
         Gaussian quantile times the std; ``scale`` as calibrated on validation rows) mapped back through the
