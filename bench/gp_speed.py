@@ -1,15 +1,24 @@
-"""How long `mimo fit gp` takes and how much memory it holds, on synthetic assays of 1,000 to 20,000 variants.
+"""How long `mimo fit gp` takes, as a user runs it: whole processes with the default thread policy, process start
+included; with --before, the same with a checkout of older code, interleaved (now first).
 
-    python -m bench.gp_speed                          # 1,000, 5,000, 10,000 and 20,000 training rows
-    python -m bench.gp_speed --rows 5000 --repeats 1
+    python -m bench.gp_speed [--before DIR] [--repeats 1] [--only dnja1-cv dnja1-fit synthetic-cv]
+    python -m bench.gp_speed --step [--rows 1000]     # one marginal-likelihood step: this head's and gpytorch's
 
-The features imitate a real assay's: ``onehot-sites`` over 238 sites, ``aaprops``-sized dense columns (54) and
-a 25-column profile block, for single and double substitutions; 500 validation rows are predicted with their
-std (as a run does). Figures: seconds of ``fit`` (hyperparameters on ``optimize_rows`` rows, then the posterior
-on every row: exact up to ``max_exact_rows``, beyond that through ``inducing_rows``), the peak resident memory
-the fit adds to a process holding the data (each size in a process of its own), and one marginal-likelihood
-step on 1,000 rows: this head's against gpytorch's own ``ExactMarginalLogLikelihood`` on the same kernels (the
-reason ``gp_posterior.GaussianNll`` exists).
+Rows of the table (targets of issue 27 on a 2-core CPU, quiet):
+
+- ``dnja1-cv``: `mimo fit gp --features onehot-sites+aaprops+profile-DNJA1_HUMAN --cv random5` (refit) on
+  ProteinGym's DNJA1 (1,215 single substitutions, ``$MIMO_PROTEINGYM`` or ../shared/data/proteingym; the features
+  built once into --cache): at most 15 s.
+- ``dnja1-fit``: one `mimo fit gp` on the same features and the dataset's recorded split: at most 3 s.
+- ``synthetic-cv``: `mimo fit gp --cv random5` on ``bench.cv_overhead``'s synthetic singles assay (5,725 rows,
+  onehot-sites+aaprops): at most 90 s; and its ``model.npz`` size (target: at most 5 MB).
+
+Columns: wall seconds (min over --repeats), CPU seconds of the process (user + system: what other processes'
+load inflates least), the pooled or test Spearman (within 0.005 of the code before), the load average when the
+row ended. ``--step``: seconds of one value-and-gradient of the negative marginal likelihood on n synthetic
+rows (one-hot, aaprops-sized and profile blocks), this head's (``posterior.negative_mll``) against gpytorch's
+``ExactMarginalLogLikelihood`` on the same kernels with their row bases cached as well (the measurement that
+keeps the hand-written gradient; ``posterior``'s docstring).
 """
 from __future__ import annotations
 
@@ -19,17 +28,19 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
-import torch
 
-import mimo
-from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
 from mimo.models.estimators.gp.kernels import PROFILE_COLUMNS
-from mimo.pipeline.runtime import threads
 
-SITES, DENSE = 238, 54
+ROOT = Path(__file__).resolve().parents[1]
+FEATURES = "onehot-sites+aaprops+profile-DNJA1_HUMAN"
+DNJA1 = "DNJA1_HUMAN_Tsuboyama_2023_2LO1"
+ROWS = ("dnja1-cv", "dnja1-fit", "synthetic-cv")
+SITES, DENSE = 238, 54  # --step's synthetic rows: GFP's length, aaprops' width
 
 
 def synthetic(n: int, seed: int = 0):
@@ -57,63 +68,115 @@ def synthetic(n: int, seed: int = 0):
     return X, effect + 0.3 * rng.normal(size=n), blocks
 
 
-def peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def resident_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+def proteingym_root() -> Path:
+    return Path(os.environ.get("MIMO_PROTEINGYM", ROOT.parent / "shared" / "data" / "proteingym"))
 
 
-def time_fit(n: int, repeats: int) -> dict:
-    """One size, in a process of its own (``--one``): seconds, and memory above what the data already held."""
-    X, y, blocks = synthetic(n + 500)
-    GaussianProcessRegressor(blocks=blocks, steps=1).fit(X[:50], y[:50])  # imports and first calls
-    before = max(resident_mb(), peak_mb())
-    seconds = []
-    for _ in range(repeats):
+def default_env() -> dict:
+    """The environment of a user who set no thread count."""
+    return {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MIMO_THREADS", "MKL_NUM_THREADS",
+                                                             "OPENBLAS_NUM_THREADS")}
+
+
+def cli(code: Path, args: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of one `mimo ...` process importing the checkout ``code``."""
+    from bench.fit_speed import importable
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**default_env(), "PYTHONPATH": f"{importable(code, Path(tmp) / 'path')}{os.pathsep}{ROOT}"}
         start = time.perf_counter()
-        model = GaussianProcessRegressor(blocks=blocks).fit(X[:n], y[:n], X[n:], y[n:])
-        seconds.append(time.perf_counter() - start)
-    return {"rows": n, "posterior": model.run_summary()["gp"]["posterior"], "fit_s": min(seconds),
-            "valid_spearman": model.valid_["spearman"], "data_mb": before, "fit_mb": peak_mb() - before}
+        result = subprocess.run([sys.executable, "-c", "from mimo.cli import main; main()", *args], cwd=tmp,
+                                capture_output=True, text=True, env=env)
+        wall = time.perf_counter() - start
+    if result.returncode != 0:
+        raise SystemExit(f"mimo {' '.join(args[:3])} failed with {code}:\n{result.stderr[-2000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def step_seconds(n: int = 1000, repeats: int = 3) -> dict:
-    """One marginal-likelihood step (value and gradient) on n rows: this head's, and gpytorch's on the same
-    model (``tests/test_gp.py`` shows both give the same numbers)."""
+def build_dnja1(cache: Path) -> None:
+    """DNJA1's onehot-sites, aaprops and ProteinMPNN profile features under ``cache`` (once)."""
+    if all((cache / "dnja1" / name).exists() for name in FEATURES.split("+")):
+        return
+    root = proteingym_root()
+    if not (root / f"{DNJA1}.csv").exists():
+        raise SystemExit(f"{root}: no {DNJA1}.csv (set MIMO_PROTEINGYM)")
+    for model in ("onehot-sites", "aaprops", f"profile:{root / 'profiles' / 'DNJA1_HUMAN.npz'}"):
+        cli(ROOT, ["embed", "build", "--input", str(root / f"{DNJA1}.csv"), "--parent",
+                   str(root / f"{DNJA1}_wt.fasta"), "--name", "dnja1", "--model", model, "--cache", str(cache)])
+
+
+def command(row: str, cache: Path, out: Path) -> list[str]:
+    if row == "synthetic-cv":
+        from bench.cv_overhead import FEATURES as SYNTHETIC, NAME
+
+        return ["fit", "gp", "--cache", str(cache), "--dataset", NAME, "--features", SYNTHETIC, "--cv", "random5",
+                "--out", str(out), "--force", "--quiet"]
+    extra = ["--cv", "random5"] if row == "dnja1-cv" else []
+    return ["fit", "gp", "--cache", str(cache), "--dataset", "dnja1", "--features", FEATURES, *extra,
+            "--out", str(out), "--force", "--quiet"]
+
+
+def measure(code: Path, row: str, cache: Path, out: Path) -> dict:
+    wall, cpu = cli(code, command(row, cache, out))
+    metrics = json.loads((out / "metrics.json").read_text())
+    return {"wall": wall, "cpu": cpu, "spearman": metrics["test"]["spearman"],
+            "model_mb": (out / "model.npz").stat().st_size / 2 ** 20, "load": os.getloadavg()[0]}
+
+
+def step_seconds(n: int = 1000, repeats: int = 5) -> dict:
+    """One marginal-likelihood value and gradient on n rows: this head's, and gpytorch's ExactGP and
+    ExactMarginalLogLikelihood on the same kernels, each kernel reading its rows' bases from a cache as this head
+    does (the rows are indices), one thread."""
     import gpytorch
+    import torch
 
     from mimo.models.estimators.gp.posterior import negative_mll
+    from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
 
+    torch.set_num_threads(1)
     X, y, blocks = synthetic(n)
-    model = GaussianProcessRegressor(blocks=blocks, steps=0).fit(X, y).model_
+    model = GaussianProcessRegressor(blocks=blocks, steps=0, threads=1).fit(X, y).model_
     z = torch.as_tensor((y - y.mean()) / y.std())
     rows = model.prepare(X)
     bases = model.bases(rows, rows)
+
+    class Cached(gpytorch.kernels.Kernel):
+        def __init__(self, kernel, cached):
+            super().__init__()
+            self.kernel, self.cached = kernel, cached
+
+        def forward(self, x1, x2, diag=False, **params):
+            i, j = x1[:, 0].long(), x2[:, 0].long()
+            return self.kernel.transform([b[i][:, j] for b in self.cached])
+
+    class Twin(gpytorch.models.ExactGP):
+        def __init__(self):
+            super().__init__(torch.arange(n, dtype=torch.float64)[:, None], z, model.likelihood)
+            self.mean_module = gpytorch.means.ConstantMean().double()
+            self.covar_module = gpytorch.kernels.AdditiveKernel(*[
+                gpytorch.kernels.ScaleKernel(Cached(k.base_kernel, b)) for k, b in zip(model.kernels, bases)])
+
+        def forward(self, x):
+            return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
+
+    twin = Twin().double()
+    twin.train()
+    mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, twin)
 
     def ours():
         model.zero_grad()
         negative_mll(model, bases, rows, z).backward()
 
-    class Twin(gpytorch.models.ExactGP):
-        def __init__(self):
-            super().__init__(torch.as_tensor(X, dtype=torch.float64), z, model.likelihood)
-            self.mean_module, self.covar_module = model.mean_module, gpytorch.kernels.AdditiveKernel(*model.kernels)
-
-        def forward(self, x):
-            return gpytorch.distributions.MultivariateNormal(self.mean_module(x), self.covar_module(x))
-
-    twin = Twin()
-    twin.train()
-    mll = gpytorch.mlls.ExactMarginalLogLikelihood(model.likelihood, twin)
-
     def theirs():
-        model.zero_grad()
+        twin.zero_grad()
         with gpytorch.settings.max_cholesky_size(10 ** 6):
             (-mll(twin(*twin.train_inputs), z)).backward()
 
+    ours(), theirs()  # first calls
     return {"rows": n, "ours_s": _best(ours, repeats), "gpytorch_s": _best(theirs, repeats)}
 
 
@@ -128,27 +191,42 @@ def _best(fn, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default="1000,5000,10000,20000")
+    parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "mimo-gp-speed-cache"))
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--one", type=int, default=None, help=argparse.SUPPRESS)  # one size, JSON out
+    parser.add_argument("--before", default=None, help="A checkout of older code, measured interleaved.")
+    parser.add_argument("--only", nargs="+", default=list(ROWS), choices=ROWS)
+    parser.add_argument("--step", action="store_true", help="One marginal-likelihood step instead.")
+    parser.add_argument("--rows", type=int, default=1000)
     args = parser.parse_args()
-    mimo.set_threads(None)
-    threads.adapt()
-    if args.one is not None:
-        print(json.dumps(time_fit(args.one, args.repeats)))
+    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, commit "
+          f"{subprocess.run(['git', '-C', str(ROOT), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}",
+          flush=True)
+    if args.step:
+        step = step_seconds(args.rows)
+        print(f"one marginal-likelihood step on {step['rows']} rows (one thread): this head {step['ours_s']:.3f} s, "
+              f"gpytorch's ExactMarginalLogLikelihood {step['gpytorch_s']:.3f} s "
+              f"({step['gpytorch_s'] / step['ours_s']:.1f}x)")
         return
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; torch threads {torch.get_num_threads()}")
-    step = step_seconds()
-    print(f"one marginal-likelihood step on {step['rows']} rows: this head {step['ours_s']:.3f} s, gpytorch's "
-          f"ExactMarginalLogLikelihood {step['gpytorch_s']:.3f} s", flush=True)
-    for n in args.rows.split(","):
-        out = subprocess.run([sys.executable, "-m", "bench.gp_speed", "--one", n, "--repeats", str(args.repeats)],
-                             capture_output=True, text=True, check=True).stdout
-        r = json.loads(out.strip().splitlines()[-1])
-        print(f"{r['rows']:>6} rows ({r['posterior']}): fit {r['fit_s']:.1f} s (with 500 validation rows' mean and "
-              f"std), memory {r['fit_mb']:.0f} MB above the {r['data_mb']:.0f} MB the process held with its data, "
-              f"validation Spearman {r['valid_spearman']:.3f}", flush=True)
-    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+    cache = Path(args.cache)
+    if any(row.startswith("dnja1") for row in args.only):
+        build_dnja1(cache)
+    if "synthetic-cv" in args.only:
+        from bench.cv_overhead import build
+
+        build(cache)
+    codes = [("now", ROOT)] + ([("before", Path(args.before).resolve())] if args.before else [])
+    results: dict = {}
+    with tempfile.TemporaryDirectory() as work:
+        for row in args.only:
+            for _ in range(args.repeats):
+                for name, code in codes:
+                    results.setdefault((row, name), []).append(measure(code, row, cache, Path(work) / f"{row}-{name}"))
+    print("| row | code | wall s (min) | CPU s | Spearman | model.npz MB | load |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for (row, name), runs in results.items():
+        best = min(runs, key=lambda r: r["wall"])
+        print(f"| {row} | {name} | {best['wall']:.1f} | {best['cpu']:.1f} | {best['spearman']:.4f} | "
+              f"{best['model_mb']:.1f} | {np.mean([r['load'] for r in runs]):.1f} |")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,39 @@ from mimo.pipeline.errors import DataError
 from mimo.pipeline.io.splits import (SPLIT_NAMES, contiguous_out_of_order, is_fold_scheme, parse_fold_scheme,
                                   position_folds, random_folds, split_hash)
 from mimo.pipeline.io.tables import read_split_file
-from mimo.pipeline.io.variants import parse_mutations
+from mimo.pipeline.io.variants import AMINO_ACIDS, STOP, parse_mutations
+
+ONEHOT_LETTERS = AMINO_ACIDS + STOP  # the one-hot featurizer's letters, in its column order
+
+
+def is_profile(block: tuple) -> bool:
+    """A per-site profile block (``profile-<stem>``, or of kind ``profile...``)."""
+    name, kind = str(block[0]), str(block[1])
+    return name.startswith("profile") or kind.startswith("profile")
+
+
+def _named_columns(part: dict) -> tuple | None:
+    """A manifest part's column names where a head reads them: one-hot (positions), profiles and scores."""
+    kind = part.get("kind", "")
+    if not (kind in ("zeroshot", "scores", "onehot") or is_profile((part["features"], kind))):
+        return None
+    if kind == "onehot" and not part.get("columns") and part.get("model") == "onehot-full":
+        letters = len(ONEHOT_LETTERS)  # every site x letter, in the featurizer's order
+        return tuple(f"{j // letters}{ONEHOT_LETTERS[j % letters]}" for j in range(int(part["dim"])))
+    return tuple(part["columns"]) if part.get("columns") else None
+
+
+def feature_blocks(manifest: dict) -> tuple:
+    """(name, kind, first column, end column, column names or None) of each featurizer in a (joined) features
+    manifest; names are kept where the heads read them (one-hot positions, profiles, zero-shot scores). The GP
+    puts a kernel on each block, ``fit auto`` chooses among their subsets."""
+    blocks, start = [], 0
+    for part in manifest.get("parts") or [manifest]:
+        dim = int(part["dim"])
+        blocks.append((part["features"], part.get("kind", ""), start, start + dim, _named_columns(part)))
+        start += dim
+    return tuple(blocks)
+
 
 def read_blocks(blocks) -> tuple:
     """Feature blocks as 5-tuples (name, kind, first column, end column, column names or None); a block of 4
@@ -50,6 +82,12 @@ class SplitData:
     def split_hash(self) -> str:
         """The split's content hash (``mimo.pipeline.io.datasets.split_hash``), as ``dataset.json`` records it."""
         return split_hash(self.rows.ids, self.split)
+
+    @property
+    def blocks(self) -> tuple:
+        """The feature blocks of the columns (``feature_blocks``): pass them as a head's ``blocks``
+        (``mimo.GaussianProcessRegressor(blocks=data.blocks)``), as `mimo fit gp` and `fit auto` do."""
+        return feature_blocks(self.rows.manifest)
 
     def mask(self, part: str) -> np.ndarray:
         return self.split == part

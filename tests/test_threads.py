@@ -138,3 +138,41 @@ def test_the_command_turns_the_policy_on(monkeypatch):
         assert threads.POLICY.enabled and threads.adapt() == 1 and torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(saved)
+
+
+def test_torch_and_blas_are_never_both_on_several_threads(monkeypatch):
+    assert threads.blas_threads(2, torch_loaded=True) == 1 and threads.blas_threads(1, torch_loaded=True) == 1
+    assert threads.blas_threads(2, torch_loaded=False) == 2  # a process without torch (ridge) gives BLAS the count
+    monkeypatch.setattr(threads, "POLICY", threads.ThreadPolicy())
+    saved = torch.get_num_threads()
+    from threadpoolctl import threadpool_info
+    try:
+        threads.set_threads(2)
+        threads.adapt()
+        assert torch.get_num_threads() == 2
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {1}
+    finally:
+        torch.set_num_threads(saved)
+        threads._limit_blas(saved)
+
+
+@pytest.mark.parametrize("chosen, expected", [(None, 1), ("2", 2)])
+def test_the_gp_runs_on_one_thread_unless_the_user_chose_a_count(monkeypatch, chosen, expected):
+    import numpy as np
+
+    from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
+
+    monkeypatch.setattr(threads, "POLICY", threads.ThreadPolicy())
+    monkeypatch.delenv("MIMO_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    if chosen:
+        monkeypatch.setenv("MIMO_THREADS", chosen)
+    before = _thread_state()
+    seen = []
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 3)).astype(np.float32), rng.normal(size=40)
+    GaussianProcessRegressor(steps=2).fit(X, y, log=None)
+    model = GaussianProcessRegressor(steps=2)
+    model._posterior = lambda X, return_std=False: seen.append(torch.get_num_threads()) or np.zeros(len(X))
+    model.fit(X, y).predict(X)
+    assert seen == [expected] and _thread_state() == before

@@ -125,7 +125,6 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
         raise DataError(f"--{given.replace('_', '-')} describes a file: give it with --input FILE")
     dataset = dataset or "gfp"
     if head in ("auto", "gp"):
-        from mimo.models.estimators.auto import blocks_of
         from mimo.pipeline.cache.store import list_features
 
         # every cached featurizer is a candidate, or a kernel of the GP (or those named, joined with +)
@@ -139,14 +138,10 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
             data = load_cv_data(cache_root, dataset, features, cv, allow_partial)
         else:
             data = load_split_data(cache_root, dataset, features, split, split_file, allow_partial)
-        if head == "auto":
-            params["blocks"] = blocks_of(data.rows.manifest)
-            if verbose is False and progress is not None:
-                log = progress
-        if head == "gp":  # a kernel per featurizer; a profile's or a zero-shot score's columns by name
-            from mimo.models.estimators.gp.kernels import gp_blocks
-
-            params["blocks"] = gp_blocks(data.rows.manifest)
+        if head in ("auto", "gp"):  # a kernel per featurizer; a profile's or a zero-shot score's columns by name
+            params["blocks"] = data.blocks
+        if head == "auto" and verbose is False and progress is not None:
+            log = progress
         model = get_head(head, **params)
         if cv is not None:
             run = fit_cv(model, data, out, refit=refit, force=force, log=log)

@@ -14,6 +14,9 @@ not left at "one per core":
   one, and the heads on one-hot inputs take the same time on one or two (within the machine's noise). OpenMP's
   passive waiting (``OMP_WAIT_POLICY=PASSIVE``) was measured too and is not used:
   it made quiet fits 20-35% slower.
+- torch's threads and BLAS's are never both above one (``blas_threads``): BLAS gets the count only in a
+  process without torch (ridge). Heads whose work is small matrices run on one thread unless the user chose a
+  count (the GP: ``explicit_count``).
 
 ``adapt()`` is cheap and rate-limited: call it at the start of heavy work and between its steps (epochs,
 batches); the count follows the machine's load as it changes.
@@ -149,6 +152,7 @@ class ThreadPolicy:
         self.requested: int | None = None
         self.source: str | None = None     # None until resolved: --threads, $MIMO_THREADS, $OMP_NUM_THREADS, auto
         self.current: int | None = None    # the count set now
+        self.current_blas: int | None = None  # BLAS's count set now (``blas_threads``)
         self.current_auto = 1              # the automatic choice at the last measurement
         self.load: float | None = None     # cores other processes kept busy, at the last measurement
         self.last: Sample | None = None
@@ -196,12 +200,17 @@ class ThreadPolicy:
         return self.current_auto, others
 
     def _apply(self, n: int, others: float | None) -> None:
+        """torch's threads to ``n``; BLAS's to ``n`` only where torch is not loaded (a ridge fit), else to one:
+        see ``blas_threads``."""
         torch = sys.modules.get("torch")  # not imported for it: a ridge fit never needs torch
         if torch is not None and torch.get_num_threads() != n:
             torch.set_num_threads(n)
+        blas = blas_threads(n, torch is not None)
+        if blas != self.current_blas:
+            _limit_blas(blas)
+            self.current_blas = blas
         if n == self.current:
             return
-        _limit_blas(n)
         self.current = n
         self.history.append((time.monotonic(), n, others))
 
@@ -216,6 +225,24 @@ class ThreadPolicy:
         return {"source": self.source or "auto", "available_cpus": self.cpus,
                 "changes": [[round(t - origin, 2), n, None if o is None else round(o, 2)]
                             for t, n, o in self.history]}
+
+
+def blas_threads(n: int, torch_loaded: bool) -> int:
+    """BLAS's threads when torch runs on ``n``: never both pools on several threads at once. OpenBLAS's threads
+    (numpy's and scipy's, behind LAPACK) and torch's OpenMP threads each spin for a while after their work;
+    alternating between them (the GP: torch's elementwise kernels, then LAPACK's Cholesky) left four spinning
+    threads on two cores. One GP fit on 729 DNJA1 rows took 1.4-2.1 CPU-s with one thread in each pool, 7.5 with
+    torch on two and BLAS on one, 14.0 with torch on one and BLAS on two, 23.2 with two in each (2-core AMD EPYC
+    VM, shared, load 18-22; ``bench/gp_speed.py --threads``)."""
+    return 1 if torch_loaded and n > 1 else n
+
+
+def explicit_count() -> int | None:
+    """The count the user chose (``--threads``, ``$MIMO_THREADS``, ``$OMP_NUM_THREADS``), None when automatic.
+    Reads the environment as the policy does, without turning it on or measuring anything."""
+    if POLICY.source is None:
+        POLICY.request(None)
+    return POLICY.requested
 
 
 def _limit_blas(n: int) -> None:

@@ -32,8 +32,9 @@ import torch
 from gpytorch.constraints import Positive
 from scipy import sparse
 
-AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
-ONEHOT_LETTERS = AMINO_ACIDS + "*"  # the one-hot featurizer's letters, in its column order
+from mimo.models.data import feature_blocks, is_profile
+from mimo.pipeline.io.variants import AMINO_ACIDS
+
 PROFILE_COLUMNS = tuple(f"p_{a}" for a in AMINO_ACIDS)
 MUTANT_LOGP = "mt_logp"
 Prepared = dict  # a block's rows in the form its bases are computed from (row-sliceable arrays)
@@ -330,11 +331,6 @@ def kernels_for(blocks, dense: str, positions: bool = True) -> list[tuple[str, B
     return [(block[0], kernel) for block in blocks for kernel in kernel_for(block, dense, positions)]
 
 
-def is_profile(block: tuple) -> bool:
-    name, kind = str(block[0]), str(block[1])
-    return name.startswith("profile") or kind.startswith("profile")
-
-
 def _score_in(block: tuple) -> str | None:
     """The column of a block that can serve as the prior mean: a zero-shot block's ``score``, a scores file's
     first column, a profile's ``dlogp``."""
@@ -355,23 +351,4 @@ def score_column(blocks) -> int | None:
     return candidates[0][2] + list(candidates[0][4]).index(_score_in(candidates[0]))
 
 
-def _named_columns(part: dict) -> tuple | None:
-    """A manifest part's column names where the head reads them: one-hot (positions), profiles and scores."""
-    kind = part.get("kind", "")
-    if not (kind in ("zeroshot", "scores", "onehot") or is_profile((part["features"], kind))):
-        return None
-    if kind == "onehot" and not part.get("columns") and part.get("model") == "onehot-full":
-        letters = len(ONEHOT_LETTERS)  # every site x letter, in the featurizer's order
-        return tuple(f"{j // letters}{ONEHOT_LETTERS[j % letters]}" for j in range(int(part["dim"])))
-    return tuple(part["columns"]) if part.get("columns") else None
-
-
-def gp_blocks(manifest: dict) -> tuple:
-    """(name, kind, first column, end column, column names or None) of each featurizer in a (joined) features
-    manifest; names are kept where the head reads them (one-hot positions, profiles, zero-shot scores)."""
-    blocks, start = [], 0
-    for part in manifest.get("parts") or [manifest]:
-        dim = int(part["dim"])
-        blocks.append((part["features"], part.get("kind", ""), start, start + dim, _named_columns(part)))
-        start += dim
-    return tuple(blocks)
+gp_blocks = feature_blocks  # the name this module gave it first

@@ -4,14 +4,17 @@
 scales), a constant or score-following mean, and a ``GaussianLikelihood``'s noise. Its covariance is computed
 from each kernel's row bases (see ``mimo.models.estimators.gp.kernels``), which the optimisation computes once.
 
-Why the marginal likelihood's gradient is written here rather than taken from gpytorch's
-``ExactMarginalLogLikelihood``: a step of gpytorch's on 1,000 rows took 0.34 s on this project's 2-core VM
-against 0.16 s here (``python -m bench.gp_speed``, ``bench/results/cpu-gp-speed.md``; 0.28-0.36 s against
-0.07-0.16 s over three runs as the machine's load changed); its backward pass
-inverts K through linear_operator (torch's ``cholesky_inverse`` took 0.4 s at 1,000 rows where LAPACK's
-``potri`` takes 0.03 s), and autograd makes three passes over each n^2 kernel matrix where dot products need
-one. ``GaussianNll`` is -log N(r; 0, K) with the gradient 0.5 (K^-1 - a a^T), a = K^-1 r; ``SummedKernels`` the
-sum of scaled kernels with its gradients; both tested equal to gpytorch's value and gradient.
+Why the marginal likelihood and its gradient are written here rather than taken from gpytorch's ``ExactGP`` and
+``ExactMarginalLogLikelihood`` (the project's rule: a hand-written replacement needs a measured 2x): the
+hyperparameters are fitted on at most ``optimize_rows`` (1,000) rows, so a step costs the same at the shipped
+sizes (1,215 and 5,000 rows). One value and gradient on 1,000 synthetic rows (one-hot, aaprops-sized and profile
+blocks), one thread: 0.27-0.49 s here against 0.92-1.33 s for gpytorch's on the same kernels with their row
+bases cached as here (2.5-3.4x; ``python -m bench.gp_speed --step``, 2-core AMD EPYC VM, shared, load 9-12,
+commit of this docstring). gpytorch's backward goes through triangular solves and autograd's elementwise passes
+over each n^2 kernel matrix (profiled: mul, add, neg and solve_triangular take 70% of it); here LAPACK's
+``potri`` gives K^-1 once and each hyperparameter's gradient is one dot product. ``GaussianNll`` is
+-log N(r; 0, K) with the gradient 0.5 (K^-1 - a a^T), a = K^-1 r; ``SummedKernels`` the sum of scaled kernels
+with its gradients; both tested equal to gpytorch's value and gradient (``tests/test_gp.py``).
 
 Two posteriors with fixed hyperparameters: ``ExactPosterior`` (Cholesky of all n training rows: n^2 doubles,
 800 MB at 10,000) and ``InducingPosterior`` (the DTC approximation of Quinonero-Candela & Rasmussen 2005 on m
@@ -26,6 +29,7 @@ from dataclasses import dataclass
 import gpytorch
 import numpy as np
 import torch
+from scipy import sparse
 from scipy.linalg import blas, lapack, solve_triangular
 
 from mimo.models.estimators.gp.kernels import BlockKernel, Prepared, ScoreMean, take_rows
@@ -209,6 +213,23 @@ def negative_mll(model: GpModel, bases, rows: Rows, y: torch.Tensor) -> torch.Te
     return GaussianNll.apply(K, y - model.mean(rows)) / rows.n
 
 
+def compact_rows(X: np.ndarray) -> dict:
+    """Rows as scipy's compressed sparse rows: the non-zero values (float32, as the head reads its features), their
+    columns and each row's start; a 5,000-row one-hot+aaprops+profile fit holds 3 MB of them, not 100 MB."""
+    rows = sparse.csr_matrix(np.asarray(X, np.float32))
+    return {"x_values": rows.data, "x_columns": rows.indices.astype(np.int32), "x_starts": rows.indptr.astype(np.int64),
+            "x_shape": np.asarray(rows.shape, np.int64)}
+
+
+def expand_rows(state: dict) -> np.ndarray:
+    """The rows ``compact_rows`` kept (or the dense ``x`` of runs saved before it)."""
+    if "x" in state:
+        return np.asarray(state["x"], np.float32)
+    shape = tuple(int(v) for v in np.asarray(state["x_shape"]))
+    return sparse.csr_matrix((np.asarray(state["x_values"], np.float32), np.asarray(state["x_columns"]),
+                              np.asarray(state["x_starts"])), shape=shape).toarray()
+
+
 def _chunks(n: int, width: int):
     step = max(1, CELLS // max(width, 1))
     return (slice(start, start + step) for start in range(0, n, step))
@@ -255,7 +276,9 @@ class ExactPosterior:
         return mean, var
 
     def state(self) -> dict:
-        return {"x": self.X, "alpha": self.alpha}
+        """The training rows in compressed sparse rows (one-hot columns are mostly zeros) and the weights; the
+        Cholesky factor is recomputed when the model is loaded (``predict``)."""
+        return {**compact_rows(self.X), "alpha": self.alpha}
 
 
 class InducingPosterior:

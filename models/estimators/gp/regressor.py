@@ -5,21 +5,24 @@ and the distance between substituted positions where the columns name them; a si
 kernel; embeddings, properties, scores: RBF or linear; see ``mimo.models.estimators.gp.kernels``); the prior mean is
 constant or, where the features carry a zero-shot score (or a profile's ``dlogp``), linear in it. The GP models
 the normal scores of the training labels by default (``mimo.models.estimators.gp.targets``). The hyperparameters maximise
-the exact marginal likelihood (Adam, a fixed number of steps, float64 Cholesky) on at most ``optimize_rows``
-training rows; the posterior is then exact on every training row up to ``max_exact_rows`` (n^2 doubles: a fit
-added 0.33 GB to the process at 5,000 rows, 1.1 GB at 10,000, in 15 s and 25 s on 2 cores), and beyond that the
-DTC approximation through ``inducing_rows`` random training rows (m^2 doubles; 0.34 GB, 19 s at 20,000 rows;
-``python -m bench.gp_speed``). Validation rows are not used for any choice: the run reports the validation
+the exact marginal likelihood (scipy's L-BFGS-B, at most ``steps`` iterations, float64 Cholesky; with
+``prior_sd``, log-normal priors around the initial values) on at most ``optimize_rows`` training rows; the
+posterior is then exact on every training row up to ``max_exact_rows`` (n^2 doubles: 0.2 GB at 5,000 rows, 0.8 GB
+at 10,000), and beyond that the DTC approximation through ``inducing_rows`` random training rows (m^2 doubles).
+Validation rows are not used for any choice: the run reports the validation
 Spearman and the mean negative log-likelihood there (``run_summary``).
+
+A fit and a prediction run on one thread unless the user chose a count (``threads``, ``--threads``,
+``$MIMO_THREADS``, ``$OMP_NUM_THREADS``): ``mimo.pipeline.runtime.threads.blas_threads`` says why.
 
 ``predict(X, return_std=True)`` gives the predictive std of a new measurement (the noise included), in label
 units, as scikit-learn's ``GaussianProcessRegressor`` does; runs calibrate intervals on it (``predicts_std``).
 Fitted attributes: ``model_`` (the gpytorch modules), ``posterior_``, ``target_``, ``blocks_``, ``history_``
-(the negative log marginal likelihood per row at each step), ``valid_``, ``n_features_in_``.
+(the objective per row at each evaluation: the negative log marginal likelihood, plus the priors' with
+``prior_sd``), ``valid_``, ``n_features_in_``.
 """
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -30,11 +33,16 @@ from mimo.pipeline.runtime import threads
 from mimo.models.estimators.base import Estimator, FitData, Param
 from mimo.models.data import read_blocks
 from mimo.models.estimators.gp.kernels import kernels_for, score_column
-from mimo.models.estimators.gp.posterior import ExactPosterior, GpModel, InducingPosterior, negative_mll
-from mimo.models.estimators.gp.targets import TARGETS, label_nll, label_std, target_from_state
+from mimo.models.estimators.gp.posterior import (ExactPosterior, GpModel, InducingPosterior, expand_rows,
+                                                   negative_mll)
+from mimo.models.estimators.gp.targets import TARGETS, label_interval, label_nll, label_std, target_from_state
 from mimo.models.metrics import spearman
 
-LOG_EVERY = 25  # optimisation steps between progress lines
+LOG_EVERY = 25  # marginal-likelihood evaluations between progress lines
+FTOL = 1e-7     # L-BFGS stops when the negative log marginal likelihood per row changes by less (relative) ...
+GTOL = 1e-5     # ... or when no gradient entry is larger (scipy's L-BFGS-B options)
+WORK_THREADS = 1  # the GP's matrices (n <= optimize_rows) gain nothing from a second thread: threads.blas_threads
+BAD_VALUE = 1e10  # returned where the covariance cannot be factorised: the line search steps back
 
 
 def _normalise_blocks(blocks, width: int | None = None) -> tuple:
@@ -81,9 +89,12 @@ class GaussianProcessRegressor(Estimator):
         "mean": Param("str", "Prior mean: auto (linear in a zero-shot score, else in a profile's dlogp, when the "
                       "features have one; else constant), constant, or score (that line, required).",
                       choices=("auto", "constant", "score")),
-        "steps": Param("int", "Adam steps on the exact marginal likelihood (0: the initial hyperparameters).",
-                       low=0),
-        "lr": Param("float", "Adam learning rate of those steps.", low=0, low_open=True, high=10),
+        "steps": Param("int", "L-BFGS iterations at most on the exact marginal likelihood (0: the initial "
+                       "hyperparameters).", low=0),
+        "prior_sd": Param("float", "Log-normal priors on the scales, length scales and noise, centred on their "
+                          "initial values with this standard deviation of the log (0: none, the plain marginal "
+                          "likelihood). They weigh as much as a few rows: they matter on a few dozen, not on "
+                          "hundreds.", low=0),
         "optimize_rows": Param("int", "Hyperparameters are fitted on at most this many training rows (a seeded "
                                "random subset beyond).", low=2),
         "max_exact_rows": Param("int", "Exact posterior up to this many training rows (memory: rows^2 x 8 "
@@ -96,7 +107,7 @@ class GaussianProcessRegressor(Estimator):
     }
 
     def __init__(self, *, blocks: tuple = (), dense: str = "rbf", positions: bool = True, mean: str = "auto",
-                 target: str = "normal-scores", steps: int = 100, lr: float = 0.1, optimize_rows: int = 1000,
+                 target: str = "normal-scores", steps: int = 20, prior_sd: float = 0.0, optimize_rows: int = 1000,
                  max_exact_rows: int = 10000, inducing_rows: int = 2000, start: dict | None = None, seed: int = 0,
                  threads: int | None = None):
         self._store(locals())
@@ -119,14 +130,22 @@ class GaussianProcessRegressor(Estimator):
                              "profile (a 'dlogp' column) among the features")
         return GpModel(kernels, column)
 
+    def _work_threads(self) -> int:
+        """Threads of a fit or prediction: ``threads``, else the count the user chose for the process, else one
+        (``WORK_THREADS``)."""
+        return self.threads or threads.explicit_count() or WORK_THREADS
+
     def _fit(self, data: FitData) -> None:
+        with threads.limited(self._work_threads()):
+            self._fit_limited(data)
+
+    def _fit_limited(self, data: FitData) -> None:
         """Hyperparameters by marginal likelihood on the training rows, then the posterior; validation rows (when
         ``fit`` gets some) are only scored."""
         X, y = np.asarray(data.X, np.float32), np.asarray(data.y, np.float64)
         if len(X) < 2:
             raise ValueError(f"a Gaussian process needs at least 2 training rows; got {len(X)} sample(s) "
                              f"(n_samples = {len(X)})")
-        threads.adapt()
         self.blocks_ = _normalise_blocks(self.blocks, X.shape[1]) if self.blocks else _default_block(X)
         self.in_dim_, self.training_rows_ = X.shape[1], len(X)
         self.target_ = TARGETS[self.target].fit(y)
@@ -148,33 +167,77 @@ class GaussianProcessRegressor(Estimator):
         return InducingPosterior(self.model_, X[_at_most(len(X), self.inducing_rows, rng)], X, residual)
 
     def _optimise(self, X: np.ndarray, z: np.ndarray, log) -> list[float]:
-        """Adam on the negative exact marginal log-likelihood per row; the best step's hyperparameters kept."""
-        from mimo.models.estimators.neural.optim import Adam  # torch.optim would import torch._dynamo: 1-3 s (see optim.Adam)
+        """L-BFGS (scipy's L-BFGS-B) on the negative exact marginal log-likelihood per row, over the raw
+        hyperparameters; at most ``steps`` iterations, the best point kept. Returns the value at each
+        evaluation (the first: the initial hyperparameters)."""
+        from scipy.optimize import minimize
 
         model = self.model_
         rows = model.prepare(X)
         bases = model.bases(rows, rows)
         self._initialise(bases)
         target = torch.as_tensor(z)
-        optimizer = Adam(model.parameters(), lr=self.lr)
-        history, best_state = [], None
-        for step in range(self.steps + 1):
-            threads.adapt()
-            optimizer.zero_grad()
+        parameters = [p for p in model.parameters() if p.requires_grad]
+        history: list[float] = []
+        anchors = [value().detach().log() for value in self._positive()] if self.prior_sd else []
+
+        def objective() -> torch.Tensor:
             loss = negative_mll(model, bases, rows, target)
+            if anchors:  # -log of the log-normal priors (constants dropped), per row as the likelihood
+                logs = [value().log() for value in self._positive()]
+                loss = loss + sum(((v - a) ** 2).sum() for v, a in zip(logs, anchors)) / (
+                    2 * self.prior_sd ** 2 * rows.n)
+            return loss
+
+        def set_vector(vector: np.ndarray) -> None:
+            with torch.no_grad():
+                offset = 0
+                for p in parameters:
+                    p.copy_(torch.as_tensor(vector[offset:offset + p.numel()]).reshape(p.shape))
+                    offset += p.numel()
+
+        def value_and_gradient(vector: np.ndarray) -> tuple[float, np.ndarray]:
+            set_vector(vector)
+            model.zero_grad()
+            try:
+                loss = objective()
+            except ValueError:  # not positive definite even with jitter: a step too far, the line search backs off
+                history.append(math.inf)
+                return BAD_VALUE, np.zeros_like(vector)
             history.append(loss.item())
             if not math.isfinite(history[-1]):
-                raise ValueError(f"the marginal likelihood became {history[-1]} at step {step}: lower --lr")
-            if history[-1] <= min(history):
-                best_state = copy.deepcopy(model.state_dict())
-            if step == self.steps:
-                break
+                return BAD_VALUE, np.zeros_like(vector)
             loss.backward()
-            optimizer.step()
-            if log is not None and (step + 1) % LOG_EVERY == 0:
-                log(f"gp: step {step + 1}/{self.steps}  negative log marginal likelihood per row {history[-1]:.4f}")
-        model.load_state_dict(best_state)
+            if log is not None and len(history) % LOG_EVERY == 0:
+                log(f"gp: evaluation {len(history)}  negative log marginal likelihood per row {min(history):.4f}")
+            return history[-1], np.concatenate([p.grad.numpy().ravel() for p in parameters])
+
+        start = np.concatenate([p.detach().numpy().ravel() for p in parameters]).astype(np.float64)
+        if not self.steps:
+            value_and_gradient(start)
+        else:
+            found = minimize(value_and_gradient, start, jac=True, method="L-BFGS-B",
+                             options={"maxiter": self.steps, "ftol": FTOL, "gtol": GTOL})
+            best = found.x if found.fun <= history[0] else start
+            set_vector(best)
+        model.zero_grad(set_to_none=True)
+        if not math.isfinite(min(history)):
+            raise ValueError("the marginal likelihood is not finite at the initial hyperparameters: check the "
+                             "features for non-finite or huge values")
         return history
+
+    def _positive(self) -> list:
+        """Getters of the positive hyperparameters the priors hold: each kernel's scale and length scales, the
+        noise."""
+        out = [lambda: self.model_.likelihood.noise.reshape(-1)]
+        for scaled in self.model_.kernels:
+            kernel = scaled.base_kernel
+            out.append(lambda scaled=scaled: scaled.outputscale.reshape(-1))
+            if hasattr(kernel, "site_lengthscale"):
+                out.append(lambda kernel=kernel: kernel.site_lengthscale.reshape(-1))
+            elif kernel.has_lengthscale:
+                out.append(lambda kernel=kernel: kernel.lengthscale.reshape(-1))
+        return out
 
     def _initialise(self, bases) -> None:
         """``start``'s hyperparameters, else length scales from the median distances, equal scales, noise 0.1."""
@@ -218,7 +281,7 @@ class GaussianProcessRegressor(Estimator):
         """Posterior mean in label units; with ``return_std``, also the predictive std of a new measurement
         (latent variance plus the noise)."""
         X = self._predict_input(X)
-        with threads.limited(self.threads):
+        with threads.limited(self._work_threads()):
             return self._posterior(np.asarray(X, np.float32), return_std)
 
     def _posterior(self, X: np.ndarray, return_std: bool = False):
@@ -227,6 +290,34 @@ class GaussianProcessRegressor(Estimator):
             return self.target_.inverse(mean)
         std = np.sqrt(np.maximum(var, 0.0) + self.model_.noise_value())
         return self.target_.inverse(mean), label_std(self.target_, mean, std)
+
+    def predict_latent(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """(mean, std) of a new measurement on the scale the GP models (``target_``: the training labels' normal
+        scores by default), the noise included. Intervals are made there and mapped back (``predict_interval``):
+        calibrate them on validation rows' ``to_latent(y)`` against this, as on any Gaussian."""
+        X = self._predict_input(X)
+        with threads.limited(self._work_threads()):
+            mean, var = self.posterior_.predict(self.model_, np.asarray(X, np.float32), True)
+        return mean, np.sqrt(np.maximum(var, 0.0) + self.model_.noise_value())
+
+    def to_latent(self, y) -> np.ndarray:
+        """Labels on the scale the GP models (``target_.forward``)."""
+        return self.target_.forward(np.asarray(y, np.float64))
+
+    def to_labels(self, z, bounded: bool = True) -> np.ndarray:
+        """Values on the modelled scale back in label units; ``bounded``: within the training labels' range under
+        normal scores (for an interval's ends, e.g. ``interval_bounds`` of ``predict_latent`` calibrated on
+        ``to_latent(y_valid)``)."""
+        return self.target_.inverse(np.asarray(z, np.float64), bounded=bounded)
+
+    def predict_interval(self, X, level: float = 0.95, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) in label units: the latent ``level`` interval (its half-width ``scale`` times the
+        Gaussian quantile times the std; ``scale`` as calibrated on validation rows) mapped back through the
+        target transform, so asymmetric, and bounded by the training labels' range under normal scores."""
+        from scipy.stats import norm
+
+        mean, std = self.predict_latent(X)
+        return label_interval(self.target_, mean, scale * norm.ppf(0.5 + level / 2) * std)
 
     def predict_std(self, X: np.ndarray) -> np.ndarray:
         """The predictive std alone (see ``predict``)."""
@@ -285,7 +376,7 @@ class GaussianProcessRegressor(Estimator):
         self.model_.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in state["module"].items()})
         saved = state["posterior"]
         if saved["kind"] == "exact":
-            self.posterior_ = ExactPosterior(self.model_, np.asarray(saved["x"], np.float32), None,
+            self.posterior_ = ExactPosterior(self.model_, expand_rows(saved), None,
                                              alpha=np.asarray(saved["alpha"], np.float64))
         else:
             self.posterior_ = InducingPosterior(self.model_, np.asarray(saved["z"], np.float32), state=saved)

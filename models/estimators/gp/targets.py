@@ -34,7 +34,8 @@ class Standardised:
     def forward(self, y: np.ndarray) -> np.ndarray:
         return (np.asarray(y, np.float64) - self.mean) / self.std
 
-    def inverse(self, z: np.ndarray) -> np.ndarray:
+    def inverse(self, z: np.ndarray, bounded: bool = False) -> np.ndarray:
+        """Labels of modelled values (``bounded``: no bound here, a Gaussian's labels have no range)."""
         return np.asarray(z, np.float64) * self.std + self.mean
 
     def log_slope(self, y: np.ndarray) -> np.ndarray:
@@ -73,8 +74,11 @@ class NormalScores:
     def forward(self, y: np.ndarray) -> np.ndarray:
         return self._through(y, self.labels, self.scores)
 
-    def inverse(self, z: np.ndarray) -> np.ndarray:
-        return self._through(z, self.scores, self.labels)
+    def inverse(self, z: np.ndarray, bounded: bool = False) -> np.ndarray:
+        """Labels of modelled values; with ``bounded``, within the training labels' range (the range the assay
+        measured: an interval's ends, which the linear extension would carry past it)."""
+        out = self._through(z, self.scores, self.labels)
+        return np.clip(out, self.labels[0], self.labels[-1]) if bounded else out
 
     def log_slope(self, y: np.ndarray) -> np.ndarray:
         """log of the slope of ``forward`` at y (the segment it falls in; the outer ones beyond the ends)."""
@@ -93,6 +97,13 @@ def target_from_state(state: dict) -> Standardised | NormalScores:
     if state["kind"] == NormalScores.kind:
         return NormalScores(state["labels"], state["scores"])
     return Standardised(state["mean"], state["std"])
+
+
+def label_interval(target, mean: np.ndarray, half: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) in label units of (mean - half, mean + half) on the modelled scale, mapped back through the
+    monotone transform and bounded by it: asymmetric where the labels are skewed, never past the training labels'
+    range under normal scores."""
+    return target.inverse(mean - half, bounded=True), target.inverse(mean + half, bounded=True)
 
 
 def label_std(target, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
