@@ -91,6 +91,7 @@ class StructureFeaturizer:
                             f"{fingerprint[:16]}..., now {self.structure.sha256[:16]}...): give the same file, or "
                             f"rebuild the features", self.structure.path)
         self.path, self.parent = self.structure.path, parent
+        self.fingerprint = self.structure.sha256  # what `mimo predict` compares with the run's manifest
         self.chain = self.structure.chain
         self.sites = parse_sites(sites if isinstance(sites, str) else ",".join(map(str, sites or ())), parent,
                                  self.structure)

@@ -336,7 +336,8 @@ def kernels_for(blocks, dense: str, positions: bool = True) -> list[tuple[str, B
     multiply a profile's site kernel (``gp.structure.compose``)."""
     from mimo.models.estimators.gp.structure import compose
 
-    return compose(blocks, [(block[0], kernel) for block in blocks for kernel in kernel_for(block, dense, positions)])
+    return compose(blocks, [(block[0], kernel) for block in blocks for kernel in kernel_for(block, dense, positions)],
+                   is_site=lambda kernel: type(kernel) is SiteKernel)
 
 
 def is_profile(block: tuple) -> bool:

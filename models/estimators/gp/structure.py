@@ -11,7 +11,8 @@ are the site kernel (``kernels.SiteKernel``), the third the distance kernel (Ker
 exponential in the Euclidean distance; the issue's "RBF on the 3D distance"). Kermut multiplies the three
 (``StructureKernel``) and sums the product over pairs of substituted sites of multi-mutants.
 
-``StructureSiteKernel`` is that product: the site kernel's bases plus D(x, x') = ||c(x) - c(x')||, c the mean CA
+``StructureSiteKernel`` is that product: a site kernel (``kernels.SiteKernel``, held as a submodule: its bases and
+length scales are its own) times exp(-D / l_d), D(x, x') = ||c(x) - c(x')||, c the mean CA
 coordinate of a variant's substituted sites (the featurizer's ``x``, ``y``, ``z``: a variant with several sites
 is placed at their mean, as its profile columns are their mixture; Kermut sums over site pairs instead). A row
 whose sites have no coordinates (``covered`` = 0) gets D = 0 with every row: the factor is 1 and the site kernel
@@ -26,15 +27,17 @@ on its per-site columns, and its coordinates multiply the site kernel of a profi
 (replacing ``SiteKernel`` by ``StructureSiteKernel``), else enter as ``DistanceKernel``. A structure block whose
 kind is anything else (``bench.structure``'s ``-nokernel`` configurations) is an ordinary dense block.
 
-Both are ``BlockKernel``s: bases (hyperparameter-free matrices) and ``transform``; ``forward(x1, x2)`` composes
-them, so each is an ordinary gpytorch ``Kernel`` on the joined feature rows (tested against a direct computation).
+Both are self-contained gpytorch ``Kernel``s (this module imports nothing of the head's) with the interface of
+``kernels.BlockKernel``: bases (hyperparameter-free matrices: the distances of ``exp(-sum_k w_k B_k)`` and a 0/1
+mask, last), ``rates`` (the w_k), ``transform``, and ``forward(x1, x2)``, which composes them, so each is an
+ordinary gpytorch kernel on the joined feature rows (tested against a direct computation) and also runs in the
+head's one-pass covariance (``posterior.SummedKernels``).
 """
 from __future__ import annotations
 
+import gpytorch
 import numpy as np
 import torch
-
-from mimo.models.estimators.gp.kernels import BlockKernel, Prepared, SiteKernel, _double, _median_positive
 
 STRUCTURE_KIND = "structure"
 COORDINATES = ("x", "y", "z")
@@ -42,67 +45,121 @@ COVERED = "covered"
 
 
 def _distance(a: np.ndarray, b: np.ndarray, diag: bool) -> np.ndarray:
+    """Euclidean distances between rows of a and b (or row i with row i, ``diag``)."""
     if diag:
         return np.sqrt(((a - b) ** 2).sum(axis=1))
     squared = (a ** 2).sum(axis=1)[:, None] + (b ** 2).sum(axis=1)[None, :] - 2 * a @ b.T
     return np.sqrt(np.maximum(squared, 0.0))
 
 
-class StructureSiteKernel(SiteKernel):
-    """``exp(-H / l_H) * exp(-|mt_logp - mt_logp'| / l_p) * exp(-D / l_d)`` times the site kernel's mask (see the
-    module): Kermut's structure kernel. ``site_lengthscale`` is (l_H, l_p, l_d)."""
-
-    n_bases = 4
-
-    def __init__(self, columns, mutant_column: int, coordinate_columns, covered_column: int, **kwargs):
-        super().__init__(columns, mutant_column, **kwargs)
-        self.coordinate_columns = np.asarray(coordinate_columns, dtype=np.int64)
-        self.covered_column = int(covered_column)
-        self.raw_site_lengthscale = torch.nn.Parameter(torch.zeros(3, dtype=torch.float64))
-
-    def prepare(self, X: np.ndarray) -> Prepared:
-        out = super().prepare(X)
-        X = np.asarray(X)
-        placed = (X[:, self.covered_column] > 0.5).astype(np.float64)
-        out["xyz"] = X[:, self.coordinate_columns].astype(np.float64) * placed[:, None]
-        out["placed"] = placed
-        return out
-
-    def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
-        hellinger, logp, mask = super().bases(a, b, diag)
-        both = a["placed"] * b["placed"] if diag else np.outer(a["placed"], b["placed"])
-        return [hellinger, logp, _double(_distance(a["xyz"], b["xyz"], diag) * both), mask]
-
-    def describe(self) -> dict:
-        hellinger, mutant, distance = (float(v) for v in self.site_lengthscale)
-        return {"kernel": type(self).__name__, "hellinger_lengthscale": hellinger,
-                "mutant_logp_lengthscale": mutant, "distance_lengthscale_angstrom": distance}
-
-    def init_hyperparameters(self, bases):
-        self.site_lengthscale = [_median_positive(bases[0]), _median_positive(bases[1]), _median_positive(bases[2])]
+def _both(a: np.ndarray, b: np.ndarray, diag: bool) -> np.ndarray:
+    return a * b if diag else np.outer(a, b)
 
 
-class DistanceKernel(BlockKernel):
-    """``exp(-D / lengthscale)``, D the distance (A) between the mean CA coordinates of two variants'
-    substituted sites, times 0/1: both rows have placed substitutions (``covered`` and a site column non-zero)."""
+def _median_positive(values: torch.Tensor) -> float:
+    positive = values[values > 1e-12]
+    return float(positive.median()) if positive.numel() else 1.0
+
+
+def _placed(X: np.ndarray, coordinates: np.ndarray, covered: int) -> tuple[np.ndarray, np.ndarray]:
+    """(mean CA coordinates, 1 where the row's substituted sites all have coordinates)."""
+    placed = (X[:, covered] > 0.5).astype(np.float64)
+    return X[:, coordinates].astype(np.float64) * placed[:, None], placed
+
+
+class _ExpForm(gpytorch.kernels.Kernel):
+    """``exp(-sum_k rates_k * B_k) * mask``, the form ``posterior.SummedKernels`` sums in one pass."""
+
+    exponential, masked = True, True
+
+    def exp_form(self, bases: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        return bases[:-1], bases[-1]
+
+    def transform(self, bases: list[torch.Tensor]) -> torch.Tensor:
+        distances, mask = self.exp_form(bases)
+        rates = self.rates()
+        return torch.exp(-sum(rates[k] * d for k, d in enumerate(distances))) * mask
+
+    def forward(self, x1, x2, diag: bool = False, **params):
+        with torch.no_grad():
+            bases = self.bases(self.prepare(x1.detach().numpy()), self.prepare(x2.detach().numpy()), diag)
+        return self.transform(bases)
+
+
+class StructureSiteKernel(_ExpForm):
+    """``site(x, x') * exp(-D / l_d)`` (see the module): Kermut's structure kernel. ``site`` is the profile's site
+    kernel (``kernels.SiteKernel``: exp(-H / l_H) exp(-|mt_logp - mt_logp'| / l_p) times its mask); ``lengthscale``
+    is l_d, in angstroms."""
 
     has_lengthscale = True
-    n_bases, masked = 2, True
+
+    def __init__(self, site, coordinate_columns, covered_column: int, **kwargs):
+        super().__init__(**kwargs)
+        if not (site.exponential and site.masked):
+            raise ValueError("the structure kernel multiplies a masked exponential site kernel")
+        self.site = site
+        self.columns = site.columns
+        self.coordinate_columns = np.asarray(coordinate_columns, dtype=np.int64)
+        self.covered_column = int(covered_column)
+        self.n_bases = site.n_bases + 1
+
+    def fit_inputs(self, X: np.ndarray) -> None:
+        self.site.fit_inputs(X)
+
+    def prepare(self, X: np.ndarray) -> dict:
+        X = np.asarray(X)
+        xyz, placed = _placed(X, self.coordinate_columns, self.covered_column)
+        return {**self.site.prepare(X), "xyz": xyz, "placed": placed}
+
+    def bases(self, a: dict, b: dict, diag: bool = False) -> list[torch.Tensor]:
+        *distances, mask = self.site.bases(a, b, diag)
+        d = _distance(a["xyz"], b["xyz"], diag) * _both(a["placed"], b["placed"], diag)
+        return [*distances, torch.as_tensor(d), mask]
+
+    def rates(self) -> torch.Tensor:
+        return torch.cat([self.site.rates().reshape(-1), 1.0 / self.lengthscale.reshape(-1)])
+
+    def init_hyperparameters(self, bases) -> None:
+        self.site.init_hyperparameters([*bases[:-2], bases[-1]])
+        self.lengthscale = _median_positive(bases[-2])
+
+    def describe(self) -> dict:
+        return {**self.site.describe(), "kernel": type(self).__name__,
+                "distance_lengthscale_angstrom": float(self.lengthscale)}
+
+
+class DistanceKernel(_ExpForm):
+    """``exp(-D / lengthscale)``, D the distance (A) between the mean CA coordinates of two variants'
+    substituted sites, times 0/1: both rows have placed substitutions (``covered`` and one of the block's per-site
+    ``columns`` non-zero)."""
+
+    has_lengthscale = True
+    n_bases = 2
 
     def __init__(self, columns, coordinate_columns, covered_column: int, **kwargs):
-        super().__init__(columns, **kwargs)
+        super().__init__(**kwargs)
+        self.columns = np.asarray(columns, dtype=np.int64)
         self.coordinate_columns = np.asarray(coordinate_columns, dtype=np.int64)
         self.covered_column = int(covered_column)
 
-    def prepare(self, X: np.ndarray) -> Prepared:
-        X = np.asarray(X)
-        substituted = np.abs(self._take(X, np.float64)).sum(axis=1) > 0
-        placed = ((X[:, self.covered_column] > 0.5) & substituted).astype(np.float64)
-        return {"xyz": X[:, self.coordinate_columns].astype(np.float64), "placed": placed}
+    def fit_inputs(self, X: np.ndarray) -> None:
+        """Nothing to fix from the training rows."""
 
-    def bases(self, a: Prepared, b: Prepared, diag: bool = False) -> list[torch.Tensor]:
-        both = a["placed"] * b["placed"] if diag else np.outer(a["placed"], b["placed"])
-        return [_double(_distance(a["xyz"], b["xyz"], diag)), _double(both)]
+    def prepare(self, X: np.ndarray) -> dict:
+        X = np.asarray(X)
+        xyz, placed = _placed(X, self.coordinate_columns, self.covered_column)
+        substituted = np.abs(X[:, self.columns].astype(np.float64)).sum(axis=1) > 0
+        return {"xyz": xyz, "placed": placed * substituted}
+
+    def bases(self, a: dict, b: dict, diag: bool = False) -> list[torch.Tensor]:
+        return [torch.as_tensor(_distance(a["xyz"], b["xyz"], diag)),
+                torch.as_tensor(_both(a["placed"], b["placed"], diag))]
+
+    def rates(self) -> torch.Tensor:
+        return 1.0 / self.lengthscale.reshape(-1)
+
+    def init_hyperparameters(self, bases) -> None:
+        self.lengthscale = _median_positive(bases[0])
 
     def describe(self) -> dict:
         return {"kernel": type(self).__name__, "distance_lengthscale_angstrom": float(self.lengthscale)}
@@ -125,24 +182,25 @@ def _layout(block: tuple) -> tuple[list[int], list[int], int]:
     return rest, coordinates, named[COVERED]
 
 
-def structure_block_kernels(block: tuple, dense_kernel) -> list[BlockKernel]:
-    """A structure block's own kernel: the dense one on its per-site columns (burial, pLDDT, property changes,
+def structure_block_kernels(block: tuple, dense_kernel) -> list:
+    """A structure block's own kernel: ``dense_kernel`` on its per-site columns (burial, pLDDT, property changes,
     pairs, covered); its coordinates are read by ``compose``."""
     rest, _, _ = _layout(block)
     return [dense_kernel(rest)]
 
 
-def compose(blocks, named_kernels: list[tuple[str, BlockKernel]]) -> list[tuple[str, BlockKernel]]:
-    """The structure kernel placed among the others (see the module): the first profile block's site kernel
-    multiplied by the 3D distance factor, or a ``DistanceKernel`` of its own."""
+def compose(blocks, named_kernels: list[tuple[str, object]], is_site=None) -> list[tuple[str, object]]:
+    """The structure kernel placed among the others (see the module): the first site kernel (``is_site``) multiplied
+    by the 3D distance factor, or a ``DistanceKernel`` of its own."""
     structures = [block for block in blocks if is_structure(block)]
     if not structures:
         return named_kernels
     block = structures[0]
     rest, coordinates, covered = _layout(block)
     for k, (name, kernel) in enumerate(named_kernels):
-        if type(kernel) is SiteKernel:
+        if is_site is not None and is_site(kernel):
             out = list(named_kernels)
-            out[k] = (name, StructureSiteKernel(kernel.columns, kernel.mutant_column, coordinates, covered))
+            out[k] = (name, StructureSiteKernel(kernel, coordinates, covered))
             return out
-    return named_kernels + [(block[0], DistanceKernel(rest, coordinates, covered))]
+    sites = [i for i in rest if i != covered]  # non-zero only where a variant has a placed substitution
+    return named_kernels + [(block[0], DistanceKernel(sites, coordinates, covered))]
