@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -112,7 +113,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     load = os.getloadavg()
     results = run(Path(args.root), args.schemes.split(","))
-    text = (f"`python -m bench.structure {' '.join(argv if argv is not None else [])}`".replace(" `", "`") +
+    given = argv if argv is not None else sys.argv[1:]
+    text = (f"`{' '.join(['python -m bench.structure', *given])}` on {os.cpu_count()} CPUs" +
             f" (load average at the start {load[0]:.1f}, at the end {os.getloadavg()[0]:.1f}): pooled "
             f"inner-validation Spearman (pooled test Spearman)\n\n{to_markdown(table(results))}\n")
     if args.markdown:
