@@ -11,7 +11,8 @@ The folder (``--root``): ProteinGym substitution CSVs ``<DMS_id>.csv`` (``mutant
 ``DMS_score``, ``fold_random_5``, ``fold_modulo_5``, ``fold_contiguous_5``), each optionally with
 ``<DMS_id>_wt.fasta`` (the parent; else it is reconstructed from the rows' mutants and sequences), and optionally
 ``profiles/`` (``<P>.npz``: ProteinMPNN, ``<P>_ESM_IF1.npy``: ESM-IF1, where ``<P>`` is the DMS id's first two
-underscore-separated parts, e.g. ``GFP_AEQVI``), ``zero_shot/<model>/<DMS_id>.csv`` (ProteinGym's zero-shot score
+underscore-separated parts, e.g. ``GFP_AEQVI``), ``structures/<P>.pdb`` (or ``.cif``: the wild type's structure,
+e.g. an AlphaFold model), ``zero_shot/<model>/<DMS_id>.csv`` (ProteinGym's zero-shot score
 files) and ``anchors/DMS_substitutions_Spearman_DMS_level_fold_<scheme>_5.csv`` (the published leaderboard). A
 CSV named by path in ``--assays`` looks for these in its own folder first, then in ``--root``. Assays are the
 folder's CSVs whose header has ``DMS_score`` and ``mutant`` or ``mutated_sequence``.
@@ -19,9 +20,11 @@ folder's CSVs whose header has ``DMS_score`` and ``mutant`` or ``mutated_sequenc
 A configuration is HEAD:FEATURES, features joined with ``+``: featurizer names (``onehot-full``, ``onehot-sites``,
 ``aaprops``, ``unirep64-mutpos``, ``profile:PATH``, ...) or the assay's own files: ``profile`` (ProteinMPNN),
 ``profile-if1`` (ESM-IF1), ``scores`` (the zero-shot file of ``--zero-shot-model``, TranceptEVE's ``avg_score`` by
-default). A block ending in ``?`` is optional: used where the assay has it, left out (and said so) where not. A
+default), ``structure`` (the structure features; with ``gp``, Kermut's structure kernel too; head ``gp-nokernel``
+is the GP with those columns in the dense kernel only). A block ending in ``?`` is optional: used where the assay has it, left out (and said so) where not. A
 configuration whose non-optional file is missing for an assay is reported as ``n/a (no profile)`` /
-``n/a (no zero-shot file)`` for that assay. HEAD is a head name (``ridge``, ``gp``, ``ge``, ``mimo``, ...), ``auto``
+``n/a (no zero-shot file)`` / ``n/a (no structure)`` for that assay. Beside the published methods of ``PUBLISHED``,
+``published: best`` is the best of every leaderboard column for the assay and scheme (its method named). HEAD is a head name (``ridge``, ``gp``, ``ge``, ``mimo``, ...), ``auto``
 (chooses among the features x heads on each outer fold's inner validation fold, within ``--budget`` seconds per
 fit), ``mimo-random`` or ``mlp-random-single`` (MIMO's single-member baseline). Each cell is fitted as
 ``mimo fit HEAD --cv fold_<scheme>_5`` fits it: ``fit_cv`` with the head the command makes (``gp`` and ``auto``
@@ -60,7 +63,8 @@ PUBLISHED = ("Kermut", "ProteinNPT", "TranceptEVE + One-Hot Encodings", "One-Hot
 ZERO_SHOT_COLUMNS = {"TranceptEVE": "avg_score", "ESM_IF1": "esmif1_ll"}  # others: every score column, or NAME:COL
 ASSAY_COLUMNS = ("mutant", "mutated_sequence")
 STAGES = ("load", "featurize", "fit", "write")
-MISSING = {"profile": "no profile", "profile-if1": "no profile", "scores": "no zero-shot file"}
+MISSING = {"profile": "no profile", "profile-if1": "no profile", "scores": "no zero-shot file",
+           "structure": "no structure"}
 
 
 @dataclass
@@ -139,8 +143,11 @@ def block_specs(assay: Assay, zero_shot: str = "TranceptEVE") -> dict:
     profile = assay.find(f"profiles/{assay.protein}.npz")
     if1 = assay.find(f"profiles/{assay.protein}_ESM_IF1.npy")
     scores = assay.find(f"zero_shot/{model}/{assay.dms_id}.csv")
+    structure = next(filter(None, (assay.find(f"structures/{assay.protein}{suffix}")
+                                   for suffix in (".pdb", ".cif", ".pdb.gz", ".cif.gz"))), None)
     return {"profile": profile and f"profile:{profile}", "profile-if1": if1 and f"profile:{if1}",
-            "scores": scores and (f"scores:{scores}" + (f":{columns}" if columns else ""))}
+            "scores": scores and (f"scores:{scores}" + (f":{columns}" if columns else "")),
+            "structure": structure and f"structure:{structure}"}
 
 
 def parse_config(text: str) -> tuple[str, list[tuple[str, bool]]]:
@@ -178,10 +185,13 @@ def make_head(head: str, manifest: dict, budget: float):
         from mimo.models.estimators.auto import blocks_of
 
         return mimo.get_head("auto", blocks=blocks_of(manifest), budget=budget)
-    if head == "gp":
+    if head in ("gp", "gp-nokernel"):
         from mimo.models.estimators.gp.kernels import gp_blocks
 
-        return mimo.get_head("gp", blocks=gp_blocks(manifest))
+        blocks = gp_blocks(manifest)
+        if head == "gp-nokernel":  # the structure block's columns in the dense kernel only (no 3D distance factor)
+            blocks = tuple((b[0], "structure-dense" if b[1] == "structure" else b[1], *b[2:]) for b in blocks)
+        return mimo.get_head("gp", blocks=blocks)
     if head == "mimo-random":
         return mimo.get_head("mimo", routing="random")
     if head == "mlp-random-single":  # one member of the MIMO above: input 32, shared 128, member 32
@@ -374,6 +384,10 @@ def published(assay: Assay) -> list[dict]:
             if method in table.columns and pd.notna(table.loc[assay.dms_id, method]):
                 rows.append({"assay": assay.dms_id, "scheme": scheme, "config": f"published: {method}",
                              "spearman": float(table.loc[assay.dms_id, method])})
+        scores = pd.to_numeric(table.loc[assay.dms_id].drop(labels=["DMS_id"], errors="ignore"), errors="coerce")
+        if scores.notna().any():  # every leaderboard column, not only PUBLISHED
+            rows.append({"assay": assay.dms_id, "scheme": scheme, "config": "published: best",
+                         "spearman": float(scores.max()), "note": f"best of every column: {scores.idxmax()}"})
     return rows
 
 

@@ -112,3 +112,29 @@ def test_one_cheap_configuration_end_to_end(gym, tmp_path_factory, capsys):
     main(["--root", str(gym), "--configs", "ridge:onehot-sites+aaprops", "--csv", str(out / "cells.csv"),
           "--resume"])
     assert "skipped" in capsys.readouterr().err and len(pd.read_csv(out / "cells.csv")) == len(cells)
+
+
+def test_structures_are_found_beside_profiles_and_missing_ones_are_not_applicable(gym):
+    import gemmi
+
+    (gym / "structures").mkdir()
+    chain = gemmi.Chain("A")
+    for i, letter in enumerate(PARENT):
+        residue = gemmi.Residue()
+        residue.name, residue.seqid = gemmi.expand_one_letter(letter, gemmi.ResidueKind.AA), gemmi.SeqId(i + 1, " ")
+        atom = gemmi.Atom()
+        atom.name, atom.element, atom.pos = "CA", gemmi.Element("C"), gemmi.Position(3.8 * i, 0, 0)
+        residue.add_atom(atom)
+        chain.add_residue(residue)
+    model = gemmi.Model("1")
+    model.add_chain(chain)
+    structure = gemmi.Structure()
+    structure.add_model(model)
+    (gym / "structures" / "AAAA_TEST.pdb").write_text(structure.make_pdb_string())
+    a, b = discover(gym)
+    assert block_specs(a)["structure"] == f"structure:{gym / 'structures' / 'AAAA_TEST.pdb'}"
+    assert resolve("gp:onehot-sites+structure", block_specs(b)) == ([], "no structure", [])
+    from bench.proteingym import published
+
+    best = [r for r in published(a) if r["config"] == "published: best"]
+    assert [r["spearman"] for r in best] == [0.5, 0.2, 0.1] and best[0]["note"] == "best of every column: Kermut"

@@ -27,7 +27,7 @@ def is_profile(block: tuple) -> bool:
 def _named_columns(part: dict) -> tuple | None:
     """A manifest part's column names where a head reads them: one-hot (positions), profiles and scores."""
     kind = part.get("kind", "")
-    if not (kind in ("zeroshot", "scores", "onehot") or is_profile((part["features"], kind))):
+    if not (kind in ("zeroshot", "scores", "onehot", "structure") or is_profile((part["features"], kind))):
         return None
     if kind == "onehot" and not part.get("columns") and part.get("model") == "onehot-full":
         letters = len(ONEHOT_LETTERS)  # every site x letter, in the featurizer's order

@@ -97,6 +97,31 @@ dataset_options = add_options([
 ])
 
 
+structure_options = add_options([
+    click.option("--structure", type=click.Path(), default=None,
+                 help="A PDB or mmCIF file of the parent's fold (experimental or predicted, e.g. AlphaFold), mapped onto "
+                 "the parent by sequence alignment and recorded with the dataset; adds the structure-<stem> features "
+                 "and, in `fit gp`, Kermut's structure kernel."),
+    click.option("--chain", default=None, help="With --structure: the chain (default: the one that aligns best)."),
+    click.option("--sites", default=None, help="With --structure: parent positions such as 41,145 (an active site, a "
+                 "ligand, an interface) whose distance to the substituted sites becomes a feature."),
+])
+
+
+def attach_structure(dataset, structure, chain, sites) -> str | None:
+    """``--structure FILE`` on a dataset: map and record it, say how it maps; the features' name, or None."""
+    if structure is None:
+        if chain is not None or sites is not None:
+            raise DataError(f"--{'chain' if chain is not None else 'sites'} goes with --structure FILE")
+        return None
+    from mimo.pipeline.io.datasets import attach_structure as attach
+    from mimo.pipeline.io.profiles import feature_stem
+
+    mapped = attach(dataset, structure, chain, sites)
+    click.echo(f"{structure}: {mapped.summary()}", err=True)
+    return f"structure-{feature_stem(mapped.path)}"
+
+
 def load_dataset(recorded: str | None = None, cache_root: str | None = None, **options):
     """The dataset the options name (or the one recorded in the cache as ``recorded``); says which columns of a
     user's table were read as what."""

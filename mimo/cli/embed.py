@@ -6,8 +6,8 @@ import click
 from mimo.pipeline.writes import write_csv
 
 from mimo.pipeline.featurizers import FEATURIZERS
-from mimo.cli._common import (CACHE_OPTION, DataError, add_options, dataset_options, ensure_writable, load_dataset, main,
-                      reports_data_errors)
+from mimo.cli._common import (CACHE_OPTION, DataError, add_options, attach_structure, dataset_options, ensure_writable,
+                      load_dataset, main, reports_data_errors, structure_options)
 
 
 @main.group()
@@ -70,14 +70,15 @@ def _profile_weights(model: str | None, weights: str | None) -> tuple[str | None
 @click.option("--truncate", is_flag=True,
               help="Embed the first 1,022 residues of longer sequences (with a warning) instead of refusing them.")
 @file_options
+@structure_options
 @click.option("--flush-every", type=click.IntRange(min=1), default=4096, show_default=True,
               help="Sequences per written part file: at most this much work is lost when a build is killed.")
 @CACHE_OPTION
 @click.option("--quiet", is_flag=True, help="No progress display.")
 @reports_data_errors
 def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, truncate, profile_offset,
-                profile_alphabet, profile_columns, allow_missing, flush_every, cache_root, quiet,
-                **dataset_kwargs) -> None:
+                profile_alphabet, profile_columns, allow_missing, structure, chain, sites, flush_every, cache_root,
+                quiet, **dataset_kwargs) -> None:
     """Embed every sequence of a dataset once into cache/<dataset>/<features>/ (resumable).
 
     Under torchrun (e.g. `torchrun --nproc_per_node=4 $(which mimo) embed build ...`) the work is split
@@ -89,6 +90,8 @@ def embed_build(model, weights, layer, device, dtype, engine, toks_per_batch, tr
 
     model, weights = _profile_weights(model, weights)
     dataset = load_dataset(cache_root=cache_root, **dataset_kwargs)
+    if attach_structure(dataset, structure, chain, sites) and model is None and weights is None:
+        model = "structure"
     ranks = Ranks.from_environment()
     try:
         featurizer = get_featurizer(weights or model or DEFAULT_ESM, dataset, device=ranks.device(device),

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import click
 
-from mimo.cli._common import add_options, CACHE_OPTION, DataError, load_dataset, main, reports_data_errors
+from mimo.cli._common import (add_options, attach_structure, CACHE_OPTION, DataError, load_dataset, main,
+                              reports_data_errors, structure_options)
 
 
 INPUT_FEATURES = "onehot-sites+aaprops"  # cheap, and what reaches positions never measured without a PLM
@@ -21,6 +22,7 @@ fit_options = add_options([
     click.option("--score-col", default=None, help="With --input: the score column (default: DMS_score, score, "
                  "fitness, activity, ...)."),
     click.option("--zero-based", is_flag=True, help="With --input: mutation positions count from 0."),
+    structure_options,
     click.option("--features", default=None, help="Cached features; join several with + (default: the only one "
                  f"cached; with --input, {INPUT_FEATURES})."),
     click.option("--split", default=None, help="Named split recorded in the cache (default: the first; gfp: tape)."),
@@ -90,25 +92,38 @@ def head_options(cls):
     return add_options(options)
 
 
-def build_missing(input_file, dataset, features, cache_root, quiet, **table_options) -> tuple[str, str]:
-    """`mimo fit --input FILE`: load the user's table, build each part of ``features`` it lacks in the cache
-    (resuming any that is partial), and return (dataset name, features) for the fit."""
+def build_missing(input_file, dataset, features, cache_root, quiet, structure=None, chain=None, sites=None,
+                  **table_options) -> tuple[str, str]:
+    """`mimo fit --input FILE` (or `--dataset NAME --structure FILE`): load the user's table, build each part of
+    ``features`` it lacks in the cache (resuming any that is partial), and return (dataset name, features) for the
+    fit. A structure given joins its features to them (the default ones, or those named)."""
     from mimo.models.data import feature_names
     from mimo.pipeline.cache.build import build_cache
     from mimo.pipeline.featurizers import get_featurizer
 
-    features = features or INPUT_FEATURES
-    data = load_dataset(input=input_file, name=dataset, **table_options)
-    for name in feature_names(features):
-        report = build_cache(data, get_featurizer(name, data), cache_root, progress=not quiet)
+    if input_file is None:
+        data = load_dataset(recorded=dataset, cache_root=cache_root)
+    else:
+        data = load_dataset(input=input_file, name=dataset, **table_options)
+    named = attach_structure(data, structure, chain, sites)
+    names = feature_names(features or (INPUT_FEATURES if input_file is not None else named))
+    if named and named not in names and "structure" not in names:
+        names.append(named)
+    built = []
+    for name in names:
+        featurizer = get_featurizer(name, data)
+        report = build_cache(data, featurizer, cache_root, progress=not quiet)
+        built.append(featurizer.name)
         if report.embedded:
             click.echo(f"built {report.directory}: {report.embedded} of {report.total} sequences featurized in "
                        f"{report.seconds:.1f}s", err=True)
-    return data.name, features
+    if input_file is None and features is None:
+        return data.name, None  # the head's own default over what is cached (gp and auto: all of it)
+    return data.name, "+".join(built)
 
 
 def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mutant_col, score_col, zero_based,
-         features, split, split_file, cache_root, out, force, cv, refit, allow_partial, verbose, quiet) -> None:
+         structure, chain, sites, features, split, split_file, cache_root, out, force, cv, refit, allow_partial, verbose, quiet) -> None:
     from mimo.models.data import load_cv_data, load_split_data
     from mimo.models.estimators.registry import get_head
     from mimo.models.runs.fit import fit_cv, fit_run
@@ -118,8 +133,13 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
         raise DataError("give --cv or --split/--split-file, not both")
     table_options = {"parent": parent, "sequence_col": sequence_col, "mutant_col": mutant_col,
                      "score_col": score_col, "zero_based": zero_based}
-    if input_file is not None:
-        dataset, features = build_missing(input_file, dataset, features, cache_root, quiet, **table_options)
+    if input_file is not None or structure is not None:
+        if input_file is None and dataset is None:
+            raise DataError("--structure goes with --input FILE or --dataset NAME")
+        dataset, features = build_missing(input_file, dataset, features, cache_root, quiet, structure, chain, sites,
+                                          **table_options)
+    elif chain is not None or sites is not None:
+        raise DataError(f"--{'chain' if chain is not None else 'sites'} goes with --structure FILE")
     elif any(table_options.values()):
         given = next(k for k, v in table_options.items() if v)
         raise DataError(f"--{given.replace('_', '-')} describes a file: give it with --input FILE")

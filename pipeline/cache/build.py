@@ -94,7 +94,8 @@ def build_cache(dataset: VariantSet, featurizer, cache_root: str | Path, flush_e
             cache.write_dataset(dataset.name, checksum, dataset.splits_frame(),
                                 {"rows": len(frame), "parent": dataset.parent,
                                  **mutation_format_record(dataset.mutation_format), "load": dataset.options,
-                                 "columns": dataset.columns})
+                                 "columns": dataset.columns,
+                                 **({"structure": dataset.structure} if dataset.structure else {})})
             cache.ensure_manifest({**featurizer.manifest(), "dataset": dataset.name,
                                    "dataset_checksum": checksum, "versions": package_versions()})
             for path in cache.repair():

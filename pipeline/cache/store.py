@@ -233,7 +233,8 @@ class EmbeddingCache:
             tmp = self.dataset_dir / f".splits.{uuid.uuid4().hex[:8]}.tmp"
             merged.to_csv(tmp, index=False)
             os.replace(tmp, self.dataset_dir / "splits.csv")
-        _write_json(meta_path, {"name": name, "checksum": checksum, **info, "splits": hashes})
+        kept = {"structure": old["structure"]} if old and old.get("structure") and "structure" not in info else {}
+        _write_json(meta_path, {"name": name, "checksum": checksum, **kept, **info, "splits": hashes})
 
     def ensure_manifest(self, manifest: dict) -> None:
         """Write the manifest, or check that an existing one describes the same features."""

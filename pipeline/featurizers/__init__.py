@@ -35,7 +35,7 @@ class Featurizer(Protocol):
 # Options every builder accepts (unused ones are ignored by design: e.g. one-hot has no device).
 DEFAULT_OPTIONS = {"device": "auto", "layer": None, "dtype": "auto", "engine": "fast", "toks_per_batch": None,
                    "truncate": False, "profile_offset": 0, "profile_alphabet": None, "profile_columns": "all",
-                   "allow_missing": False}
+                   "allow_missing": False, "chain": None, "sites": None}
 
 
 def _onehot(mode: str):
@@ -121,8 +121,31 @@ def _scores(spec: str, dataset=None, allow_missing: bool = False, **_) -> Featur
     return ScoresFeaturizer(path, None if dataset is None else dataset.parent, columns, allow_missing)
 
 
+def _structure_file(path: str, dataset=None, chain: str | None = None, sites=None, **_) -> Featurizer:
+    from mimo.pipeline.featurizers.structure import StructureFeaturizer
+
+    return StructureFeaturizer(path, _parent(f"structure:{path}", dataset), chain, sites or ())
+
+
+def _structure(name: str, dataset=None, chain: str | None = None, sites=None, **_) -> Featurizer:
+    """``structure`` (or ``structure-<stem>``): the structure recorded on the dataset (``--structure FILE``)."""
+    recorded = getattr(dataset, "structure", None)
+    if not recorded:
+        raise DataError(f"the {name} featurizer reads the dataset's structure, and none is recorded: give "
+                        f"--structure FILE (PDB or mmCIF)")
+    from mimo.pipeline.featurizers.structure import StructureFeaturizer
+    from mimo.pipeline.io.profiles import feature_stem
+
+    if name != "structure" and name != f"structure-{feature_stem(recorded['path'])}":
+        raise DataError(f"the dataset's structure is {recorded['path']}, whose features are named "
+                        f"structure-{feature_stem(recorded['path'])}, not {name}")
+    return StructureFeaturizer(recorded["path"], _parent(name, dataset), chain or recorded.get("chain"),
+                               sites or recorded.get("sites") or (), recorded.get("sha256"))
+
+
 # "<prefix>PATH": features read from a file the user brings
-FILE_FEATURIZERS: dict[str, Callable[..., Featurizer]] = {"profile:": _profile, "scores:": _scores}
+FILE_FEATURIZERS: dict[str, Callable[..., Featurizer]] = {"profile:": _profile, "scores:": _scores,
+                                                          "structure:": _structure_file}
 
 
 def _unirep_llr(name: str, dataset=None, device: str = "auto", **_) -> Featurizer:
@@ -137,6 +160,7 @@ FEATURIZERS: dict[str, Callable[..., Featurizer]] = {
     "onehot-sites": _onehot("sites"),
     "onehot-full": _onehot("full"),
     "aaprops": _aaprops,
+    "structure": _structure,
     "unirep64": _unirep,
     "unirep256": _unirep,
     "unirep1900": _unirep,
@@ -170,7 +194,8 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
     ``unirep64``, ``unirep256``, ``unirep1900``), ``profile:PATH`` (a per-site profile: ProteinMPNN .npz, a
     .npy matrix, a table, an MSA), ``profile:MODEL[:METHOD]`` (the parent's profile computed once by
     unirep64/256/1900, an ESM name or a .pt checkpoint, method wt or masked; ``lm_profile``),
-    ``scores:PATH[:COL,...]`` (a file of variant scores), a fair-esm model name
+    ``scores:PATH[:COL,...]`` (a file of variant scores), ``structure:PATH`` (a PDB or mmCIF file; options
+    ``chain`` and ``sites``), ``structure`` (the structure recorded on the dataset), a fair-esm model name
     (``esm2_t33_650M_UR50D``, weights from the torch hub cache), a fair-esm checkpoint file (``.pt``), or a Hugging Face encoder (ESM-2, ProtT5,
     ProtBert) by hub id (``facebook/esm2_t33_650M_UR50D``) or ``save_pretrained`` directory.
 
@@ -178,7 +203,8 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
     substitutions. ``options``: ``device``, ``layer``, ``dtype``, ``engine``, ``toks_per_batch``, ``truncate``
     (the ESM ones; the others ignore them); ``profile_offset``, ``profile_alphabet``, ``profile_columns``
     (``profile:``),
-    ``allow_missing`` (``scores:``).
+    ``allow_missing`` (``scores:``); ``chain``, ``sites`` (``structure``: the chain, and parent positions such as
+    "41,145" whose distance to the substituted sites becomes a column).
     """
     unknown = set(options) - set(DEFAULT_OPTIONS)
     if unknown:
@@ -193,6 +219,8 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
             return build(text.removeprefix(prefix), dataset=dataset, **options)
     if text in FEATURIZERS:
         return FEATURIZERS[text](text, dataset=dataset, **options)
+    if text.startswith("structure-") and getattr(dataset, "structure", None):
+        return _structure(text, dataset=dataset, **options)
     from mimo.pipeline.featurizers.zeroshot import ESM_METHODS, split_method
 
     base, method = split_method(text)  # "<ESM name or checkpoint>-masked-marginal": zero-shot scores
@@ -213,7 +241,7 @@ def get_featurizer(name_or_path: str | Path, dataset=None, **options) -> Featuri
     if ESM_NAME.match(base):
         return _esm(base, dataset, method=method, mutpos=mutpos, **options)
     raise DataError(f"unknown featurizer {text!r}; known: {', '.join(available_featurizers())}, profile:PATH, "
-                    f"profile:MODEL[:METHOD], scores:PATH[:COL,...], a fair-esm "
+                    f"profile:MODEL[:METHOD], scores:PATH[:COL,...], structure:PATH, a fair-esm "
                     f"checkpoint file (.pt), or a Hugging Face model (owner/name or a save_pretrained directory); an ESM name or checkpoint followed by -mutpos gives its representation at "
                     f"the mutated positions, by -masked-marginal, -wt-marginal or -mutant-marginal its zero-shot "
                     f"scores")
@@ -290,6 +318,14 @@ def _scores_from_manifest(manifest: dict, parent: str | None, device: str) -> Fe
     return ScoresFeaturizer.from_manifest(manifest, parent)
 
 
+def _structure_from_manifest(manifest: dict, parent: str | None, device: str) -> Featurizer:
+    from mimo.pipeline.featurizers.structure import StructureFeaturizer
+
+    if not parent:
+        raise DataError("structure features need the dataset's parent sequence, which was not recorded")
+    return StructureFeaturizer.from_manifest(manifest, parent)
+
+
 FROM_MANIFEST: dict[str, Callable[[dict, str | None, str], Featurizer]] = {
     "zeroshot": _zeroshot_from_manifest,
     "onehot": _onehot_from_manifest,
@@ -300,6 +336,7 @@ FROM_MANIFEST: dict[str, Callable[[dict, str | None, str], Featurizer]] = {
     "profile": _profile_from_manifest,
     "profile-lm": _lm_profile_from_manifest,
     "scores": _scores_from_manifest,
+    "structure": _structure_from_manifest,
 }
 
 

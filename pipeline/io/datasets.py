@@ -15,7 +15,7 @@ from mimo.pipeline.io.tables import load_fasta, load_table
 from mimo.pipeline.io.variants import SARKISYAN_FORMAT, MutationFormat, load_parent, path_exists
 from mimo.pipeline.io.variantset import VariantSet
 
-__all__ = ["VariantSet", "load_dataset", "load_fasta", "load_gfp", "load_table"]
+__all__ = ["VariantSet", "attach_structure", "load_dataset", "load_fasta", "load_gfp", "load_table"]
 
 
 def load_gfp(data: str | Path | None = None, seed: int = 0) -> VariantSet:
@@ -90,4 +90,21 @@ def load_recorded(cache_root: str | Path, name: str) -> VariantSet:
     options = dict(info["load"])
     if options.get("input") and not Path(options["input"]).exists():
         raise DataError(f"the dataset file recorded for {name!r} is gone; give --input again", options["input"])
-    return load_dataset(**options)
+    dataset = load_dataset(**options)
+    dataset.structure = info.get("structure")
+    return dataset
+
+
+def attach_structure(dataset: VariantSet, path: str | Path, chain: str | None = None, sites=None):
+    """Record a structure on ``dataset`` (``--structure FILE``, ``--chain``, ``--sites``): the file is read and
+    mapped onto the parent now, so that a bad file is refused before anything is written; the cache's
+    ``dataset.json`` then records its path and sha256. Returns the ``Structure`` (its ``summary()`` says how it
+    maps)."""
+    from mimo.pipeline.io.structure import parse_sites, read_structure
+
+    structure = read_structure(path, dataset.parent or "", chain)
+    sites = parse_sites(sites if sites is None or isinstance(sites, str) else ",".join(map(str, sites)),
+                        dataset.parent, structure)
+    dataset.structure = {"path": str(structure.path), "sha256": structure.sha256, "chain": structure.chain,
+                         "sites": list(sites)}
+    return structure

@@ -32,6 +32,7 @@ class VariantSet:
     splits: dict[str, np.ndarray] = field(default_factory=dict)
     columns: dict[str, str] = field(default_factory=dict)  # how a table's columns were read: mutant, score, ...
     options: dict = field(default_factory=dict)  # how it was loaded (``load_dataset``'s arguments), to load it again
+    structure: dict | None = None  # the user's structure: path, sha256, chain, sites (``attach_structure``)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -52,7 +53,8 @@ class VariantSet:
             return self
         rows = np.sort(np.random.default_rng(seed).choice(len(self.frame), n, replace=False))
         return VariantSet(seeded_name(f"{self.name}-sample{n}", seed), self.frame.iloc[rows].reset_index(drop=True), self.parent,
-                          self.mutation_format, {k: v[rows] for k, v in self.splits.items()}, self.columns, self.options)
+                          self.mutation_format, {k: v[rows] for k, v in self.splits.items()}, self.columns, self.options,
+                          self.structure)
 
     def split_hashes(self) -> dict[str, str]:
         """Each named split's content hash (``split_hash``)."""

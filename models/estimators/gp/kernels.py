@@ -17,6 +17,8 @@ Which kernel a block gets follows its manifest (``kernel_for``):
   site kernel of Kermut (Groth et al., NeurIPS 2024): ``exp(-H / l_H) * exp(-|mt_logp - mt_logp'| / l_p)``, H the
   Hellinger distance between the amino-acid distributions of the mutated sites (rows of the parent, with no
   distribution, get 0); its other columns (``dlogp``, ``entropy``, ...) get the dense kernel;
+- a structure (kind ``structure``): Kermut's 3D distance factor multiplies the profile's site kernel, and its
+  other columns get the dense kernel (``mimo.models.estimators.gp.structure``);
 - anything else (embeddings, amino-acid properties, zero-shot scores): ``exp(-D2 / (2 l^2))`` with D2 the mean
   squared difference of standardised columns (``dense="rbf"``), or their mean product (``dense="linear"``).
 
@@ -311,6 +313,10 @@ def kernel_for(block: tuple, dense: str, positions: bool = True) -> list[BlockKe
     name, kind, start, stop, columns = block
     span = np.arange(start, stop)
     dense_kernel = RbfKernel if dense == "rbf" else LinearKernel
+    if kind == "structure":  # Kermut's structure kernel: ``mimo.models.estimators.gp.structure``
+        from mimo.models.estimators.gp.structure import structure_block_kernels
+
+        return structure_block_kernels(block, dense_kernel)
     if kind == "onehot":
         where = column_positions(columns) if positions else None
         return [HammingKernel(span)] + ([PositionKernel(span, where)] if where is not None else [])
@@ -327,8 +333,12 @@ def kernel_for(block: tuple, dense: str, positions: bool = True) -> list[BlockKe
 
 
 def kernels_for(blocks, dense: str, positions: bool = True) -> list[tuple[str, BlockKernel]]:
-    """(block name, kernel) of every block's kernels, in the blocks' order."""
-    return [(block[0], kernel) for block in blocks for kernel in kernel_for(block, dense, positions)]
+    """(block name, kernel) of every block's kernels, in the blocks' order; a structure block's coordinates
+    multiply a profile's site kernel (``gp.structure.compose``)."""
+    from mimo.models.estimators.gp.structure import compose
+
+    return compose(blocks, [(block[0], kernel) for block in blocks for kernel in kernel_for(block, dense, positions)],
+                   is_site=lambda kernel: type(kernel) is SiteKernel)
 
 
 def _score_in(block: tuple) -> str | None:
