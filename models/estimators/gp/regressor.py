@@ -149,14 +149,12 @@ class GaussianProcessRegressor(Estimator):
 
     def _optimise(self, X: np.ndarray, z: np.ndarray, log) -> list[float]:
         """Adam on the negative exact marginal log-likelihood per row; the best step's hyperparameters kept."""
-        from mimo.models.estimators.neural.optim import Adam  # torch.optim would import torch._dynamo: 1-3 s (see optim.Adam)
-
         model = self.model_
         rows = model.prepare(X)
         bases = model.bases(rows, rows)
         self._initialise(bases)
         target = torch.as_tensor(z)
-        optimizer = Adam(model.parameters(), lr=self.lr)
+        optimizer = torch.optim.Adam(model.parameters(), lr=self.lr)
         history, best_state = [], None
         for step in range(self.steps + 1):
             threads.adapt()
