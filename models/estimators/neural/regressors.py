@@ -61,11 +61,19 @@ class NeuralRegressor(Estimator):
     def train_config(self) -> TrainConfig:
         return TrainConfig(**{name: getattr(self, name) for name in TRAIN_FIELDS})
 
+    target = "raw"  # what the head models of the labels (a parameter of the heads that offer a choice)
+
     def _standardise(self, X: np.ndarray, y: np.ndarray) -> None:
         mean, std = column_moments(X)
         self.x_mean_ = mean.astype(np.float32)
         self.x_std_ = np.where(std > 0, std, 1.0).astype(np.float32)
         self.y_mean_, self.y_std_ = float(y.mean()), float(y.std() or 1.0)
+        self.target_ = None
+        if self.target != "raw":  # the labels' normal scores, as the GP models them (gp.targets owns the map)
+            from mimo.models.estimators.gp.targets import TARGETS
+
+            self.target_ = TARGETS[self.target].fit(y)
+            self.y_mean_, self.y_std_ = 0.0, 1.0
 
     sparse_inputs = True  # the first layer is linear: mostly-zero inputs (one-hot) go through SparseRows
 
@@ -80,7 +88,9 @@ class NeuralRegressor(Estimator):
         return torch.from_numpy(z)
 
     def _y(self, y: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(((np.asarray(y, np.float64) - self.y_mean_) / self.y_std_).astype(np.float32))
+        y = np.asarray(y, np.float64)
+        z = (y - self.y_mean_) / self.y_std_ if getattr(self, "target_", None) is None else self.target_.forward(y)
+        return torch.from_numpy(z.astype(np.float32))
 
     def _start(self, X: np.ndarray, y: np.ndarray) -> torch.Tensor | SparseRows:
         """Standardise, build the module; returns the standardised training inputs (on the device)."""
@@ -99,6 +109,8 @@ class NeuralRegressor(Estimator):
         with torch.inference_mode():
             out = [self._predict_module(xb.to(self.device_)).float().cpu() for xb in batches]
         z = torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, 1))
+        if getattr(self, "target_", None) is not None:  # each output mapped back to label units
+            return self.target_.inverse(z.ravel()).reshape(z.shape)
         return z * self.y_std_ + self.y_mean_
 
     def _predict_module(self, xb: torch.Tensor) -> torch.Tensor:
@@ -134,13 +146,21 @@ class NeuralRegressor(Estimator):
                 "stopped_early": result.stopped_early, "history": [asdict(r) for r in result.history]}
 
     def fitted_state(self) -> dict:
-        return {"module": self.module_.state_dict(), "in_dim": int(self.x_mean_.shape[0]), "x_mean": self.x_mean_,
-                "x_std": self.x_std_, "y_mean": self.y_mean_, "y_std": self.y_std_, "extra": self._extra_state()}
+        state = {"module": self.module_.state_dict(), "in_dim": int(self.x_mean_.shape[0]), "x_mean": self.x_mean_,
+                 "x_std": self.x_std_, "y_mean": self.y_mean_, "y_std": self.y_std_, "extra": self._extra_state()}
+        if getattr(self, "target_", None) is not None:
+            state["target"] = self.target_.state()
+        return state
 
     def load_fitted_state(self, state: dict, device: str = "cpu") -> None:
         self.x_mean_ = np.asarray(state["x_mean"], np.float32)
         self.x_std_ = np.asarray(state["x_std"], np.float32)
         self.y_mean_, self.y_std_ = float(state["y_mean"]), float(state["y_std"])
+        self.target_ = None
+        if "target" in state:
+            from mimo.models.estimators.gp.targets import target_from_state
+
+            self.target_ = target_from_state(state["target"])
         self.device_ = resolve_device(device)
         self.n_features_in_ = int(state["in_dim"])
         self._load_extra(state.get("extra", {}))
@@ -300,13 +320,17 @@ class MimoRegressor(NeuralRegressor):
         "output": Param("str", "Each member's output: linear, or through its own learned monotone sigmoid sum "
                         "(as `fit ge`).", choices=("linear", "monotone")),
         "components": Param("int", "Monotone output: sigmoids summed per member.", low=1),
+        "target": Param("str", "What the members model: normal-scores (the training labels' rank-based normal "
+                        "scores, mapped back to label units, as the GP) or raw (standardised labels).",
+                        choices=("normal-scores", "raw")),
         **TRAIN_SPECS,
     }
 
     def __init__(self, *, members: int | None = None, groups: str | None = None, max_members: int = 4,
                  routing: str = "random", repeat: int = 10, rho: float = 0.0, batch_repetition: int = 1,
                  input_hidden: int = 32, shared: tuple[int, ...] = (128,), member_hidden: int = 32,
-                 dropout: float = 0.1, output: str = "linear", components: int = 3, lr: float = 1e-3,
+                 dropout: float = 0.1, output: str = "linear", components: int = 3, target: str = "normal-scores",
+                 lr: float = 1e-3,
                  epochs: int = 40, batch_size: int = 256, weight_decay: float = 1e-4, step_size: int = 10,
                  gamma: float = 0.5, patience: int = 6, seed: int = 0, device: str = "auto", min_steps: int = 2000,
                  validation_fraction: float = 0.1, threads: int | None = None):
@@ -374,13 +398,15 @@ class MimoRegressor(NeuralRegressor):
                                                         self.batch_repetition, rng), xs, ys, batch)
             epoch_rows = len(xs) * self.batch_repetition
 
-        def validate():
+        y_valid = np.asarray(data.y_valid, np.float64)
+
+        def validate():  # routed loss in the modelled units (label units when raw); the prediction's MSE in labels
             with torch.inference_mode():
                 losses = [nn.functional.mse_loss(self.module_(xb), yb, reduction="sum").item()
                           for xb, yb in batches_from(valid_plan, xv, yv, config.batch_size)]
-                ensemble = self.module_.forward_shared(xv).mean(dim=1)
+            ensemble = self._outputs(chunks(xv)).mean(axis=1)
             routed = sum(losses) / valid_plan.size * self.y_std_ ** 2
-            return routed, float(((ensemble - yv) ** 2).mean()) * self.y_std_ ** 2
+            return routed, float(np.mean((ensemble - y_valid) ** 2))
 
         self.result_ = train_loop(self.module_, config, epoch_batches, epoch_rows, validate, self.y_std_, data.log)
 

@@ -72,8 +72,8 @@ class Schedule:
 @dataclass
 class EpochRecord:
     epoch: int          # the round (an epoch where rounds are epochs)
-    train_loss: float   # MSE in label units, on the round's training batches
-    valid_loss: float   # MSE in label units, inputs routed as in training (MIMO) or plain
+    train_loss: float   # MSE on the round's training batches, in the modelled units (labels', unless normal scores)
+    valid_loss: float   # the same on validation, inputs routed as in training (MIMO) or plain
     valid_mse: float    # MSE in label units of the test-time prediction on the validation split
     seconds: float
 
