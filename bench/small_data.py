@@ -60,6 +60,7 @@ CONFIGS = {
     "mimo M5": ("mimo", {"members": 5, **RAW}),
     "mimo normal-scores": ("mimo", {}),  # the default
     "mlp steps500": ("mlp", {"min_steps": 500}),
+    "mlp b1024 lr2e-3": ("mlp", {"batch_size": 1024, "lr": 2e-3}),
 }
 DEFAULT_CONFIGS = ("ridge", "mlp epochs", "mlp steps", "ge epochs", "ge steps", "mimo epochs", "mimo steps",
                    "mimo steps500", "mimo rho0.5", "mimo rep2", "mimo M2", "mimo M5", "mimo normal-scores")
