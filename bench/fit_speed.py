@@ -50,8 +50,8 @@ from mimo.pipeline.io.datasets import load_gfp
 from mimo.pipeline.featurizers.onehot import OneHotFeaturizer
 
 HEADS = {
-    "ridge": "ridge", "mlp": "mlp", "cnn": "cnn", "ge": "ge", "mimo": "mimo",
-    "mimo-random": "mimo --routing random", "mimo-monotone": "mimo --output monotone",
+    "ridge": "ridge", "mlp": "mlp", "cnn": "cnn", "ge": "ge", "mimo": "mimo --routing mutations",
+    "mimo-random": "mimo --routing random", "mimo-monotone": "mimo --routing mutations --output monotone",
     "mimo-random-monotone": "mimo --routing random --output monotone",
 }
 
@@ -208,9 +208,12 @@ def import_table(codes: list, repeats: int) -> None:
 
 
 PROTOCOLS = {"today": {}, "seed1": {"seed": 1}, "b512_lr1.41": {"batch_size": 512, "lr_x": 1.41},
-             "b1024_lr2": {"batch_size": 1024, "lr_x": 2.0}}
-HEAD_PARAMS = {"mlp": ("mlp", {}), "cnn": ("cnn", {}), "ge": ("ge", {}), "mimo": ("mimo", {}),
-               "mimo-random": ("mimo", {"routing": "random"}), "mimo-monotone": ("mimo", {"output": "monotone"}),
+             "b1024_lr2": {"batch_size": 1024, "lr_x": 2.0},
+             "b1024_lr2_min1000": {"batch_size": 1024, "lr_x": 2.0, "min_steps": 1000},
+             "b1024_lr2_min0": {"batch_size": 1024, "lr_x": 2.0, "min_steps": 0}}
+HEAD_PARAMS = {"mlp": ("mlp", {}), "cnn": ("cnn", {}), "ge": ("ge", {}), "mimo": ("mimo", {"routing": "mutations"}),
+               "mimo-random": ("mimo", {"routing": "random"}),
+               "mimo-monotone": ("mimo", {"routing": "mutations", "output": "monotone"}),
                "mimo-random-monotone": ("mimo", {"routing": "random", "output": "monotone"})}
 
 

@@ -6,7 +6,7 @@ neural heads, and the sklearn head (over Ridge and over a small random forest). 
 - ``AutoRegressor`` is not run through the checks: its ``blocks`` name the featurizers' columns of one joined
   cache, so it cannot take the checks' arbitrary widths (1 feature, 10 features, ...). Its sklearn API (clone,
   get/set_params, NotFittedError) is tested below.
-- ``MimoRegressor`` is checked with ``routing="random"``: its default, routing by mutations, needs each row's
+- ``MimoRegressor`` is checked with ``routing="random"`` (its default): routing by mutations needs each row's
   mutation count (``fit(..., counts=...)``), which the checks do not pass; cross_val_score, GridSearchCV and
   Pipeline are tested with counts below.
 - ``CnnRegressor``: ``check_regressors_train`` (R^2 > 0.5 on 10 unordered features) is an expected failure:

@@ -238,14 +238,14 @@ def test_report_skips_non_runs_lists_runs_and_tells_them_apart(tmp_path, cache, 
     monkeypatch.chdir(tmp_path)
     cli("data", "show", "--data", small_gfp_dir, "--split", "tape")
     assert (tmp_path / "figures" / "gfp-tape-split.png").exists() and not (tmp_path / "runs").exists()
-    cli("fit", "mimo", *FAST, "--cache", cache, "--routing", "random", "--out", "runs/a")
+    cli("fit", "mimo", *FAST, "--cache", cache, "--routing", "mutations", "--out", "runs/a")
     cli("fit", "mimo", *FAST, "--cache", cache, "--routing", "random", "--output", "monotone", "--out", "runs/b")
     (tmp_path / "runs" / "figures").mkdir()
     result = cli("report", *sorted(str(p) for p in (tmp_path / "runs").iterdir()))
     assert "runs/figures is not a run directory" in result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| a") or line.startswith("| b")]
     assert len(rows) == 2 and rows[0] != rows[1].replace("| b", "| a", 1)
-    assert "routing=random" in rows[0] and "output=monotone" in rows[1] and "| gfp |" in rows[0]
+    assert "routing=mutations" in rows[0] and "output=monotone" in rows[1] and "| gfp |" in rows[0]
     everything = cli("report").stdout
     assert "| a |" in everything and "| b |" in everything
 

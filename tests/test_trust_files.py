@@ -238,7 +238,8 @@ def test_fitting_while_a_build_writes_the_cache_says_so(tmp_path):
 def test_mimo_on_singles_only_routes_at_random_and_says_so(tmp_path, cli):
     table = tmp_path / "singles.csv"
     write_singles(table, seed=2)
-    result = cli("fit", "mimo", "--input", table, "--parent", SHORT_PARENT, "--features", "onehot-sites", "--epochs", "3",
+    result = cli("fit", "mimo", "--routing", "mutations", "--input", table, "--parent", SHORT_PARENT, "--features",
+                 "onehot-sites", "--epochs", "3",
                  "--cache", tmp_path / "cache", "--out", tmp_path / "run", "--quiet")
     assert "members were given random rows (routing random)" in result.output
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())

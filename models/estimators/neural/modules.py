@@ -143,19 +143,6 @@ class MlpHead(nn.Module):
         return sequential_after_first(self.net, x) if isinstance(x, SparseRows) else self.net(x)
 
 
-class MaxPool(nn.Module):
-    """``nn.MaxPool1d(window)`` (stride = window, the tail that fills no window dropped) as a max over a
-    reshaped last axis: the same outputs and gradients, 10x faster on CPU than torch's pooling kernel there."""
-
-    def __init__(self, window: int):
-        super().__init__()
-        self.window = window
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        length = x.shape[-1] // self.window
-        return x[..., :length * self.window].unflatten(-1, (length, self.window)).max(dim=-1).values
-
-
 class ConvHead(nn.Module):
     """The report's improved model: 1-D convolutions (ReLU, max-pool) over the embedding, then linear layers."""
 
@@ -173,7 +160,7 @@ class ConvHead(nn.Module):
                                  f"width {kernel_size}")
             window = min(pool, width)
             convs += [nn.Conv1d(c_in, c_out, kernel_size, stride=stride, padding=kernel_size // 2), nn.ReLU(),
-                      MaxPool(window)]
+                      nn.MaxPool1d(window)]
             width, c_in = width // window, c_out
         self.convs = nn.Sequential(*convs)
         self.head = mlp([c_in * width, *hidden, 1], dropout, last_activation=False)

@@ -1,5 +1,5 @@
-"""Neural head estimators (fit/predict) sharing one training loop (``training.train_loop``: Adam, StepLR, MSE,
-early stopping)."""
+"""Neural head estimators (fit/predict) sharing one training loop (``training.train_loop``: torch's Adam and
+StepLR, MSE, a schedule of optimiser steps, early stopping)."""
 from __future__ import annotations
 
 import re
@@ -61,11 +61,19 @@ class NeuralRegressor(Estimator):
     def train_config(self) -> TrainConfig:
         return TrainConfig(**{name: getattr(self, name) for name in TRAIN_FIELDS})
 
+    target = "raw"  # what the head models of the labels (a parameter of the heads that offer a choice)
+
     def _standardise(self, X: np.ndarray, y: np.ndarray) -> None:
         mean, std = column_moments(X)
         self.x_mean_ = mean.astype(np.float32)
         self.x_std_ = np.where(std > 0, std, 1.0).astype(np.float32)
         self.y_mean_, self.y_std_ = float(y.mean()), float(y.std() or 1.0)
+        self.target_ = None
+        if self.target != "raw":  # the labels' normal scores, as the GP models them (gp.targets owns the map)
+            from mimo.models.estimators.gp.targets import TARGETS
+
+            self.target_ = TARGETS[self.target].fit(y)
+            self.y_mean_, self.y_std_ = 0.0, 1.0
 
     sparse_inputs = True  # the first layer is linear: mostly-zero inputs (one-hot) go through SparseRows
 
@@ -80,7 +88,9 @@ class NeuralRegressor(Estimator):
         return torch.from_numpy(z)
 
     def _y(self, y: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(((np.asarray(y, np.float64) - self.y_mean_) / self.y_std_).astype(np.float32))
+        y = np.asarray(y, np.float64)
+        z = (y - self.y_mean_) / self.y_std_ if getattr(self, "target_", None) is None else self.target_.forward(y)
+        return torch.from_numpy(z.astype(np.float32))
 
     def _start(self, X: np.ndarray, y: np.ndarray) -> torch.Tensor | SparseRows:
         """Standardise, build the module; returns the standardised training inputs (on the device)."""
@@ -99,6 +109,8 @@ class NeuralRegressor(Estimator):
         with torch.inference_mode():
             out = [self._predict_module(xb.to(self.device_)).float().cpu() for xb in batches]
         z = torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, 1))
+        if getattr(self, "target_", None) is not None:  # each output mapped back to label units
+            return self.target_.inverse(z.ravel()).reshape(z.shape)
         return z * self.y_std_ + self.y_mean_
 
     def _predict_module(self, xb: torch.Tensor) -> torch.Tensor:
@@ -109,8 +121,11 @@ class NeuralRegressor(Estimator):
         return self._outputs(self._x(chunk) for chunk in chunks(X))
 
     def refit_params(self) -> dict:
-        """As many epochs as were best on validation, without early stopping."""
-        return {"epochs": max(self.result_.best_epoch, 1), "patience": self.epochs + 1}
+        """As many rounds as were best on validation, each as many steps as here, without early stopping."""
+        best = max(self.result_.best_epoch, 1)
+        schedule = self.result_.schedule
+        steps = best * schedule.round_steps if self.min_steps > 0 and schedule is not None else 0
+        return {"epochs": best, "patience": self.epochs + 1, "min_steps": steps}
 
     def _build_within_memory(self, in_dim: int) -> nn.Module:
         """The module, or a ValueError that says how much memory its parameters need (no allocator traceback)."""
@@ -131,13 +146,21 @@ class NeuralRegressor(Estimator):
                 "stopped_early": result.stopped_early, "history": [asdict(r) for r in result.history]}
 
     def fitted_state(self) -> dict:
-        return {"module": self.module_.state_dict(), "in_dim": int(self.x_mean_.shape[0]), "x_mean": self.x_mean_,
-                "x_std": self.x_std_, "y_mean": self.y_mean_, "y_std": self.y_std_, "extra": self._extra_state()}
+        state = {"module": self.module_.state_dict(), "in_dim": int(self.x_mean_.shape[0]), "x_mean": self.x_mean_,
+                 "x_std": self.x_std_, "y_mean": self.y_mean_, "y_std": self.y_std_, "extra": self._extra_state()}
+        if getattr(self, "target_", None) is not None:
+            state["target"] = self.target_.state()
+        return state
 
     def load_fitted_state(self, state: dict, device: str = "cpu") -> None:
         self.x_mean_ = np.asarray(state["x_mean"], np.float32)
         self.x_std_ = np.asarray(state["x_std"], np.float32)
         self.y_mean_, self.y_std_ = float(state["y_mean"]), float(state["y_std"])
+        self.target_ = None
+        if "target" in state:
+            from mimo.models.estimators.gp.targets import target_from_state
+
+            self.target_ = target_from_state(state["target"])
         self.device_ = resolve_device(device)
         self.n_features_in_ = int(state["in_dim"])
         self._load_extra(state.get("extra", {}))
@@ -162,17 +185,17 @@ class _PlainHead(NeuralRegressor):
         xv = self._x(data.X_valid).to(device)  # standardised once, not per epoch
         y_valid = np.asarray(data.y_valid, np.float64)
 
-        def epoch_batches(rng):
+        def epoch_batches(rng, batch):
             order = torch.from_numpy(rng.permutation(len(xs))).to(device)
-            for start in range(0, len(order), config.batch_size):
-                idx = order[start:start + config.batch_size]
+            for start in range(0, len(order), batch):
+                idx = order[start:start + batch]
                 yield xs[idx], ys[idx]
 
         def validate():
             mse = float(np.mean((self._outputs(chunks(xv))[:, 0] - y_valid) ** 2))
             return mse, mse
 
-        self.result_ = train_loop(self.module_, config, epoch_batches, validate, self.y_std_, data.log)
+        self.result_ = train_loop(self.module_, config, epoch_batches, len(xs), validate, self.y_std_, data.log)
 
 
 class MlpRegressor(_PlainHead):
@@ -187,7 +210,7 @@ class MlpRegressor(_PlainHead):
 
     def __init__(self, *, hidden: tuple[int, ...] = (256, 64), dropout: float = 0.1, lr: float = 1e-3,
                  epochs: int = 40, batch_size: int = 256, weight_decay: float = 1e-4, step_size: int = 10,
-                 gamma: float = 0.5, patience: int = 6, seed: int = 0, device: str = "auto",
+                 gamma: float = 0.5, patience: int = 6, seed: int = 0, device: str = "auto", min_steps: int = 2000,
                  validation_fraction: float = 0.1, threads: int | None = None):
         self._store(locals())
 
@@ -212,7 +235,7 @@ class CnnRegressor(_PlainHead):
     def __init__(self, *, channels: tuple[int, ...] = (8, 16), kernel_size: int = 9, hidden: tuple[int, ...] = (64,),
                  dropout: float = 0.1, lr: float = 1e-3, epochs: int = 40, batch_size: int = 256,
                  weight_decay: float = 1e-4, step_size: int = 10, gamma: float = 0.5, patience: int = 6,
-                 seed: int = 0, device: str = "auto", validation_fraction: float = 0.1,
+                 seed: int = 0, device: str = "auto", min_steps: int = 2000, validation_fraction: float = 0.1,
                  threads: int | None = None):
         self._store(locals())
 
@@ -236,8 +259,8 @@ class GlobalEpistasisRegressor(_PlainHead):
 
     def __init__(self, *, components: int = 3, standardize: bool | None = None, lr: float = 1e-2, epochs: int = 60,
                  batch_size: int = 256, weight_decay: float = 1e-5, step_size: int = 10, gamma: float = 0.5,
-                 patience: int = 10, seed: int = 0, device: str = "auto", validation_fraction: float = 0.1,
-                 threads: int | None = None):
+                 patience: int = 10, seed: int = 0, device: str = "auto", min_steps: int = 2000,
+                 validation_fraction: float = 0.1, threads: int | None = None):
         self._store(locals())
 
     def _build(self, in_dim: int) -> nn.Module:
@@ -297,15 +320,19 @@ class MimoRegressor(NeuralRegressor):
         "output": Param("str", "Each member's output: linear, or through its own learned monotone sigmoid sum "
                         "(as `fit ge`).", choices=("linear", "monotone")),
         "components": Param("int", "Monotone output: sigmoids summed per member.", low=1),
+        "target": Param("str", "What the members model: normal-scores (the training labels' rank-based normal "
+                        "scores, mapped back to label units, as the GP) or raw (standardised labels).",
+                        choices=("normal-scores", "raw")),
         **TRAIN_SPECS,
     }
 
     def __init__(self, *, members: int | None = None, groups: str | None = None, max_members: int = 4,
-                 routing: str = "mutations", repeat: int = 10, rho: float = 0.0, batch_repetition: int = 1,
+                 routing: str = "random", repeat: int = 10, rho: float = 0.0, batch_repetition: int = 1,
                  input_hidden: int = 32, shared: tuple[int, ...] = (128,), member_hidden: int = 32,
-                 dropout: float = 0.1, output: str = "linear", components: int = 3, lr: float = 1e-3,
+                 dropout: float = 0.1, output: str = "linear", components: int = 3, target: str = "normal-scores",
+                 lr: float = 1e-3,
                  epochs: int = 40, batch_size: int = 256, weight_decay: float = 1e-4, step_size: int = 10,
-                 gamma: float = 0.5, patience: int = 6, seed: int = 0, device: str = "auto",
+                 gamma: float = 0.5, patience: int = 6, seed: int = 0, device: str = "auto", min_steps: int = 2000,
                  validation_fraction: float = 0.1, threads: int | None = None):
         self._store(locals())
 
@@ -349,35 +376,39 @@ class MimoRegressor(NeuralRegressor):
         ys = self._y(data.y).to(device)
         xv, yv = self._x(data.X_valid).to(device), self._y(data.y_valid).to(device)
 
-        def batches_from(plan: np.ndarray, x: torch.Tensor, t: torch.Tensor) -> Iterator[Batch]:
+        def batches_from(plan: np.ndarray, x: torch.Tensor, t: torch.Tensor, batch: int) -> Iterator[Batch]:
             index = torch.from_numpy(plan.T.copy()).to(device)  # (M, steps * batch) row indices
-            for start in range(0, index.shape[1], config.batch_size):
-                idx = index[:, start:start + config.batch_size]
+            for start in range(0, index.shape[1], batch):
+                idx = index[:, start:start + batch]
                 yield x[idx], t[idx].T  # inputs (M, B, D), member-major; targets (B, M)
 
         if self.routing_ == "mutations":
             member_rows = self.groups_.member_rows(counts)
             valid_plan = routed_validation(self.groups_.member_rows(counts_valid))
 
-            def epoch_batches(rng):
-                return batches_from(mutation_routed_epoch(member_rows, self.repeat, rng), xs, ys)
+            def epoch_batches(rng, batch):
+                return batches_from(mutation_routed_epoch(member_rows, self.repeat, rng), xs, ys, batch)
+            epoch_rows = self.repeat * min(len(r) for r in member_rows)
         else:
             valid_plan = random_routed_epoch(len(xv), self.n_members_, config.batch_size, 0.0, 1,
                                              np.random.default_rng(config.seed + 1))
 
-            def epoch_batches(rng):
-                return batches_from(random_routed_epoch(len(xs), self.n_members_, config.batch_size, self.rho,
-                                                        self.batch_repetition, rng), xs, ys)
+            def epoch_batches(rng, batch):
+                return batches_from(random_routed_epoch(len(xs), self.n_members_, batch, self.rho,
+                                                        self.batch_repetition, rng), xs, ys, batch)
+            epoch_rows = len(xs) * self.batch_repetition
 
-        def validate():
+        y_valid = np.asarray(data.y_valid, np.float64)
+
+        def validate():  # routed loss in the modelled units (label units when raw); the prediction's MSE in labels
             with torch.inference_mode():
                 losses = [nn.functional.mse_loss(self.module_(xb), yb, reduction="sum").item()
-                          for xb, yb in batches_from(valid_plan, xv, yv)]
-                ensemble = self.module_.forward_shared(xv).mean(dim=1)
+                          for xb, yb in batches_from(valid_plan, xv, yv, config.batch_size)]
+            ensemble = self._outputs(chunks(xv)).mean(axis=1)
             routed = sum(losses) / valid_plan.size * self.y_std_ ** 2
-            return routed, float(((ensemble - yv) ** 2).mean()) * self.y_std_ ** 2
+            return routed, float(np.mean((ensemble - y_valid) ** 2))
 
-        self.result_ = train_loop(self.module_, config, epoch_batches, validate, self.y_std_, data.log)
+        self.result_ = train_loop(self.module_, config, epoch_batches, epoch_rows, validate, self.y_std_, data.log)
 
     def _extra_state(self) -> dict:
         return {"n_members": self.n_members_, "groups": None if self.groups_ is None else self.groups_.ranges}
