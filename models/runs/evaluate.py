@@ -27,31 +27,52 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
     return result, time.perf_counter() - start
 
 
-def evaluate(data: SplitData, prediction: np.ndarray, model: str, fit_seconds: float, extra: dict | None = None
-             ) -> tuple[dict, pd.DataFrame]:
-    """Metrics on train/valid/test (test also by mutation count) and the predictions table."""
-    metrics: dict = {"model": model, "features": data.features, "dataset": data.dataset, "split": data.split_name,
-                     "split_hash": data.split_hash}
-    for part in PARTS:
-        m = data.mask(part)
-        metrics[part] = regression_metrics(data.rows.labels[m], prediction[m])
-    test = data.mask("test")
-    if test.any():
-        metrics["test"]["spearman_ties_broken"] = spearman_ties_broken(data.rows.labels[test], prediction[test])
-        metrics["test"]["tied_share"] = tied_share(prediction[test])
-    metrics["test"]["by_mutations"] = metrics_by_mutations(data.rows.labels[test], prediction[test],
-                                                           data.rows.n_mutations[test])
-    metrics["fit_seconds"] = round(float(fit_seconds), 3)
-    metrics["label_range"] = label_range(data.rows.labels[data.mask("train")])
-    metrics["split_unused_rows"] = data.source.get("split_unused_rows", 0)
-    if "partial_cache" in data.source:
-        metrics["partial_cache"] = data.source["partial_cache"]
-    metrics.update(extra or {})
-    predictions = pd.DataFrame({
-        "id": data.rows.ids, "split": data.split, "mutations": data.rows.mutations,
-        "n_mutations": data.rows.n_mutations, "y": data.rows.labels, "prediction": prediction,
-    })
-    return metrics, predictions
+def part_metrics(data: SplitData, prediction: np.ndarray) -> dict:
+    """Metrics of ``prediction`` on train, valid and test (test also by mutation count, and what ties are
+    worth)."""
+    parts = {part: regression_metrics(data.rows.labels[data.mask(part)], prediction[data.mask(part)])
+             for part in PARTS}
+    parts["test"].update(held_out_extras(data.rows.labels[data.mask("test")], prediction[data.mask("test")],
+                                         data.rows.n_mutations[data.mask("test")]))
+    return parts
+
+
+def held_out_extras(labels: np.ndarray, prediction: np.ndarray, n_mutations: np.ndarray) -> dict:
+    """The held-out figure's companions: Spearman with ties broken, the tied share, metrics by mutation count."""
+    extras = {"spearman_ties_broken": spearman_ties_broken(labels, prediction),
+              "tied_share": tied_share(prediction)} if len(labels) else {}
+    return {**extras, "by_mutations": metrics_by_mutations(labels, prediction, n_mutations)}
+
+
+def predictions_table(data: SplitData, prediction: np.ndarray, split=None) -> pd.DataFrame:
+    """The predictions table: one row per dataset row, its part of the split (``split``: other labels)."""
+    return pd.DataFrame({"id": data.rows.ids, "split": data.split if split is None else split,
+                         "mutations": data.rows.mutations, "n_mutations": data.rows.n_mutations,
+                         "y": data.rows.labels, "prediction": prediction})
+
+
+def check_parts(data: SplitData) -> None:
+    """A split with no training or no test rows is refused before any training, in one line."""
+    for part in ("train", "test"):
+        if not data.mask(part).any():
+            raise DataError(f"split {data.split_name!r} has no {part} rows: nothing to "
+                            f"{'fit on' if part == 'train' else 'evaluate the run on'}; give a split with "
+                            f"train and test rows (--split, --split-file), or cross-validate (--cv)")
+
+
+def label_warnings(labels: np.ndarray) -> list[str]:
+    """Warnings about labels the heads cannot resolve: the features and heads compute in float32 (about 7
+    significant digits), so labels that vary little around a large offset lose their differences."""
+    labels = np.asarray(labels, np.float64)
+    labels = labels[np.isfinite(labels)]
+    if len(labels) < 2:
+        return []
+    spread, size = float(np.ptp(labels)), float(np.max(np.abs(labels)))
+    if size > 0 and spread < 1e-3 * size:
+        return [f"warning: the labels vary by {spread:.3g} around {float(np.median(labels)):.6g}: the heads compute "
+                f"in float32 (about 7 significant digits), so their differences may be lost (tied or collapsed "
+                f"predictions); subtract a constant from the scores (e.g. the parent's) and fit again"]
+    return []
 
 
 def label_range(labels: np.ndarray) -> list[float] | None:

@@ -1,0 +1,137 @@
+"""One run record (metrics.json of one shape for a split and for cross-validation, out-of-fold rows marked
+``oof``, the rows that trained a run decided in one place), and runs refused or warned about in one line:
+tiny splits, 2-fold cross-validation, a split given to ``fit_cv``, labels float32 cannot resolve."""
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mimo
+from mimo.models.runs.record import FORMAT
+from mimo.pipeline.errors import DataError
+from conftest import SHORT_PARENT, refused, run_cli, write_singles
+
+
+@pytest.fixture(scope="module")
+def singles(tmp_path_factory):
+    """Singles of SHORT_PARENT cached as onehot-sites (dataset ``s``), a split run and a 3-fold run on them."""
+    root = tmp_path_factory.mktemp("record")
+    write_singles(root / "s.csv")
+    dataset = mimo.load_dataset(root / "s.csv", parent=SHORT_PARENT)
+    mimo.build_cache(dataset, mimo.get_featurizer("onehot-sites", dataset), root / "cache", progress=False)
+    mimo.fit_run(mimo.ValidatedRidge(), mimo.load_split_data(root / "cache", "s", "onehot-sites"), root / "run")
+    mimo.fit_cv(mimo.ValidatedRidge(), mimo.load_cv_data(root / "cache", "s", "onehot-sites", "3"), root / "cv")
+    return root
+
+
+def test_fit_run_and_fit_cv_write_one_shape(singles):
+    split, cv = mimo.load_run(singles / "run"), mimo.load_run(singles / "cv")
+    assert set(split.metrics) == set(cv.metrics)
+    assert split.metrics["format"] == cv.metrics["format"] == FORMAT and "cv" not in cv.metrics
+    assert split.metrics["evaluation"]["kind"] == "split" and split.metrics["per_fold"] == []
+    assert cv.metrics["evaluation"] == {"kind": "cv", "held_out": "oof", "training": ["oof"], "folds": 3,
+                                        "refit": True, "inner_validation": "the next fold"}
+    for run in (split, cv):
+        for part in ("train", "valid", "test"):
+            assert run.metrics[part]["n"] > 0 and run.metrics[part]["spearman"] is not None
+    predictions = pd.read_csv(singles / "cv" / "predictions.csv")
+    assert set(predictions["split"]) == {"oof"} and cv.metrics["test"]["n"] == len(predictions)
+    assert cv.metrics["train"]["n"] == len(predictions)  # the saved model was refitted on every fold
+    assert cv.metrics["valid"]["n"] == int((predictions["fold"] == 0).sum())
+
+
+def test_training_rows_are_decided_in_one_place(singles):
+    split, cv = mimo.load_run(singles / "run"), mimo.load_run(singles / "cv")
+    table = pd.read_csv(singles / "run" / "predictions.csv")
+    assert len(split.training_rows()) == int((table["split"] == "train").sum()) > 0
+    assert set(split.training_rows()["split"]) == {"train"}
+    assert len(cv.training_rows(["n_mutations"])) == len(pd.read_csv(singles / "cv" / "predictions.csv"))
+
+
+def as_format_1(run_dir):
+    """Rewrite a run as mimo wrote it before the run record: no format or evaluation block, a ``cv`` entry for a
+    cross-validation whose out-of-fold rows are labelled test, and no support.json."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    kind = metrics.pop("evaluation")
+    for key in ("format", "per_fold", "warnings", "train", "valid"):
+        metrics.pop(key) if kind["kind"] == "cv" or key in ("format", "warnings") else None
+    if kind["kind"] == "cv":
+        metrics["cv"] = {"scheme": metrics["split"], "folds": kind["folds"], "refit": kind["refit"]}
+        table = pd.read_csv(run_dir / "predictions.csv", dtype={"id": str, "mutations": str}, keep_default_na=False)
+        table["split"] = table["split"].replace("oof", "test")
+        table.to_csv(run_dir / "predictions.csv", index=False)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics))
+    (run_dir / "support.json").unlink()
+
+
+def test_runs_of_format_1_are_read_with_their_training_rows(singles, tmp_path):
+    for name in ("run", "cv"):
+        shutil.copytree(singles / name, tmp_path / name)
+        as_format_1(tmp_path / name)
+        old, new = mimo.load_run(tmp_path / name), mimo.load_run(singles / name)
+        assert old.metrics["evaluation"]["kind"] == new.metrics["evaluation"]["kind"]
+        assert len(old.training_rows()) == len(new.training_rows())  # a CV run's rows are all its folds
+        assert old.support.substitutions == new.support.substitutions  # support.json rebuilt from those rows
+    out = run_cli("predict", "--run", tmp_path / "cv", "--variants", write_variants(tmp_path)).output
+    assert out.startswith("id,mutations")
+
+
+def test_a_later_format_is_refused_in_one_line(singles, tmp_path):
+    shutil.copytree(singles / "run", tmp_path / "run")
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    (tmp_path / "run" / "metrics.json").write_text(json.dumps({**metrics, "format": 99}))
+    with pytest.raises(DataError, match=f"format 99, which this version of mimo \\(format {FORMAT}\\) cannot read"):
+        mimo.load_run(tmp_path / "run")
+    refused(run_cli("report", tmp_path / "run", ok=False), "format 99")
+
+
+def test_two_folds_and_split_data_are_refused_by_fit_cv_in_one_line(singles, tmp_path):
+    two = mimo.load_cv_data(singles / "cache", "s", "onehot-sites", "2")
+    with pytest.raises(DataError, match="has 2 fold\\(s\\): cross-validation here needs at least 3"):
+        mimo.fit_cv(mimo.ValidatedRidge(), two, tmp_path / "two")
+    split = mimo.load_split_data(singles / "cache", "s", "onehot-sites")
+    with pytest.raises(DataError, match="holds parts .*not fold ids"):
+        mimo.fit_cv(mimo.ValidatedRidge(), split, tmp_path / "parts")
+    refused(run_cli("fit", "ridge", "--dataset", "s", "--cache", singles / "cache", "--cv", "2", "--out",
+                    tmp_path / "cli", ok=False), "needs at least 3")
+    assert not (tmp_path / "two").exists() and not (tmp_path / "cli").exists()
+
+
+@pytest.mark.parametrize("head", ["ridge", "mimo"])
+def test_a_split_without_test_rows_is_refused_before_training(singles, tmp_path, head):
+    data = mimo.load_split_data(singles / "cache", "s", "onehot-sites")
+    no_test = dataclasses.replace(data, split=np.where(data.split == "test", "train", data.split).astype(object))
+    with pytest.raises(DataError, match="has no test rows: nothing to evaluate the run on"):
+        mimo.fit_run(mimo.get_head(head), no_test, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_labels_float32_cannot_resolve_are_warned_about(tmp_path):
+    write_singles(tmp_path / "s.csv")
+    table = pd.read_csv(tmp_path / "s.csv")
+    table["score"] = 1e15 + table["score"]
+    table.to_csv(tmp_path / "offset.csv", index=False, float_format="%.3f")
+    result = run_cli("fit", "ridge", "--input", tmp_path / "offset.csv", "--parent", SHORT_PARENT, "--features",
+                     "onehot-sites", "--cache", tmp_path / "c", "--out", tmp_path / "run", "--quiet")
+    assert "warning: the labels vary by" in result.output and "float32" in result.output
+    assert mimo.load_run(tmp_path / "run").metrics["warnings"][0].startswith("warning: the labels vary by")
+    plain = run_cli("fit", "ridge", "--input", tmp_path / "s.csv", "--parent", SHORT_PARENT, "--features",
+                    "onehot-sites", "--cache", tmp_path / "c", "--out", tmp_path / "plain", "--quiet")
+    assert "labels vary" not in plain.output and mimo.load_run(tmp_path / "plain").metrics["warnings"] == []
+
+
+def write_variants(tmp_path, n: int = 30):
+    """``n`` doubles of SHORT_PARENT (some substitutions never measured), one a line."""
+    letters = "AGLDEKR"
+    singles = [f"{wt}{i + 1}{aa}" for i, wt in enumerate(SHORT_PARENT) for aa in letters if aa != wt]
+    rng = np.random.default_rng(0)
+    lines = set()
+    while len(lines) < n:
+        a, b = sorted(rng.choice(len(singles), 2, replace=False))
+        if singles[a][1:-1] != singles[b][1:-1]:
+            lines.add(f"{singles[a]}:{singles[b]}")
+    (tmp_path / "variants.txt").write_text("\n".join(sorted(lines)) + "\n")
+    return tmp_path / "variants.txt"
