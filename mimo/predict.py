@@ -151,9 +151,9 @@ class PredictionStream:
 
     def __init__(self, run: Run | str | Path, variants: str | Path | None = None, fasta: str | Path | None = None,
                  device: str = "auto", mutant_col: str | None = None, scores: str | Path | None = None,
-                 chunk: int = CHUNK):
+                 chunk: int | None = None):
         self.run = run if isinstance(run, Run) else load_run(run)
-        self.device, self.chunk = device, int(chunk)
+        self.device, self.chunk = device, int(CHUNK if chunk is None else chunk)
         if self.chunk < 1:
             raise DataError(f"chunk must be >= 1, not {chunk}")
         info = self.run.source["dataset"]

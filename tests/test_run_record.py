@@ -135,3 +135,67 @@ def write_variants(tmp_path, n: int = 30):
             lines.add(f"{singles[a]}:{singles[b]}")
     (tmp_path / "variants.txt").write_text("\n".join(sorted(lines)) + "\n")
     return tmp_path / "variants.txt"
+
+
+def test_predict_streams_in_chunks_and_returns_its_warnings(singles, tmp_path, monkeypatch):
+    import mimo.predict as predict
+
+    variants = write_variants(tmp_path)
+    whole = mimo.predict_variants(singles / "run", variants)
+    sizes = []
+    featurize = predict.featurize
+    monkeypatch.setattr(predict, "featurize",
+                        lambda frame, *a, **k: sizes.append(len(frame)) or featurize(frame, *a, **k))
+    monkeypatch.setattr(predict, "CHUNK", 7)
+    result = run_cli("predict", "--run", singles / "run", "--variants", variants, "--out", tmp_path / "p.csv")
+    sizes.remove(len(mimo.load_run(singles / "run").training_rows()))  # once, at most shift.MAX_ROWS of them
+    assert max(sizes) <= 7 and sum(sizes) == len(whole)  # the variants featurized 7 at a time
+    chunked = pd.read_csv(tmp_path / "p.csv", dtype={"id": str}, keep_default_na=False)
+    np.testing.assert_allclose(chunked["prediction"], whole["prediction"], rtol=1e-6)
+    assert list(chunked.columns) == list(whole.columns) and chunked["id"].tolist() == whole["id"].tolist()
+    warnings = whole.attrs["warnings"]
+    assert warnings and warnings[0].startswith("warning: ") and "never measured in training" in warnings[0]
+    for line in warnings:
+        assert line in result.output  # the command prints the API's lines
+
+
+def test_library_calls_leave_the_thread_policy_alone(singles, tmp_path, monkeypatch):
+    from mimo.pipeline.runtime import threads
+
+    calls = []
+    monkeypatch.setattr(threads.POLICY, "enabled", True)  # as under the command: adapt() would act
+    monkeypatch.setattr(threads.POLICY, "adapt", lambda *a, **k: calls.append(a) or 1)
+    mimo.predict_variants(singles / "run", write_variants(tmp_path))
+    mimo.saturation_scan(singles / "run", check_shift=False)
+    assert calls == []
+
+
+def test_predict_never_writes_over_the_run(singles, tmp_path):
+    shutil.copytree(singles / "run", tmp_path / "run")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
+    variants = write_variants(tmp_path)
+    for target in ("predictions.csv", "metrics.json", "model.npz"):
+        refused(run_cli("predict", "--run", tmp_path / "run", "--variants", variants, "--out",
+                        tmp_path / "run" / target, ok=False), f"the run's own {target}")
+    (tmp_path / "link.csv").symlink_to(tmp_path / "run" / "predictions.csv")
+    refused(run_cli("predict", "--run", tmp_path / "run", "--variants", variants, "--out", tmp_path / "link.csv",
+                    ok=False), "the run's own predictions.csv")
+    run_cli("predict", "--run", tmp_path / "run", "--variants", variants, "--out", tmp_path / "run" / "new.csv")
+    after = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir() if p.name != "new.csv"}
+    assert after == before
+
+
+def test_predict_on_external_scores_does_not_advise_an_option_it_lacks(tmp_path):
+    write_singles(tmp_path / "s.csv")
+    table = pd.read_csv(tmp_path / "s.csv")
+    table.assign(model_score=np.arange(len(table), dtype=float)).drop(columns="score").to_csv(
+        tmp_path / "scores.csv", index=False)
+    for model in ("onehot-sites", f"scores:{tmp_path / 'scores.csv'}"):
+        run_cli("embed", "build", "--input", tmp_path / "s.csv", "--parent", SHORT_PARENT, "--model", model,
+                "--cache", tmp_path / "c", "--quiet")
+    run_cli("fit", "ridge", "--dataset", "s", "--features", "onehot-sites+scores-scores", "--cache", tmp_path / "c",
+            "--out", tmp_path / "run", "--quiet")
+    (tmp_path / "new.txt").write_text("K2R\n")  # a variant the scores file lacks
+    message = refused(run_cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "new.txt", ok=False),
+                      "1 of 1 variants have no scores", "--scores")
+    assert "--allow-missing" not in message
