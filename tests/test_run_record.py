@@ -67,6 +67,7 @@ def as_format_1(run_dir):
     (run_dir / "support.json").unlink()
 
 
+@pytest.mark.slow
 def test_runs_of_format_1_are_read_with_their_training_rows(singles, tmp_path):
     for name in ("run", "cv"):
         shutil.copytree(singles / name, tmp_path / name)
@@ -199,3 +200,24 @@ def test_predict_on_external_scores_does_not_advise_an_option_it_lacks(tmp_path)
     message = refused(run_cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "new.txt", ok=False),
                       "1 of 1 variants have no scores", "--scores")
     assert "--allow-missing" not in message
+
+
+def test_zero_shot_spearman_rules_live_in_the_api():
+    from mimo.models.runs.evaluate import zero_shot_spearman
+
+    rng = np.random.default_rng(0)
+    n = 60
+    counts = np.r_[np.ones(40, int), np.full(15, 2), np.full(5, 3)]  # doubles and triples: under 20 each
+    label = rng.normal(size=n)
+    table = pd.DataFrame({"label": np.r_[label[:-1], np.nan], "score": label + rng.normal(0, 0.5, n),
+                          "n_mutations": counts, "covered": np.r_[np.ones(n - 3, bool), np.zeros(3, bool)]})
+    out = zero_shot_spearman(table, "assay")
+    kept = table.iloc[:n - 3]
+    assert out["left_out"] == 2 and out["n"] == n - 3  # the unlabelled row is not counted as left out
+    assert out["spearman"] == pytest.approx(mimo.models.metrics.spearman(kept["label"].to_numpy(),
+                                                                         kept["score"].to_numpy()))
+    assert [c for c, _, _ in out["by_mutations"]] == [1]  # 15 doubles and 5 triples: noise, not figures
+    assert out["lines"][0] == "2 labelled variants not covered by the file: left out"
+    assert out["lines"][1].startswith(f"assay: zero-shot Spearman {out['spearman']:.3f} over {n - 3} variants")
+    single = zero_shot_spearman(table.assign(n_mutations=1).drop(columns="covered"), "assay")
+    assert single["by_mutations"] == [] and single["left_out"] == 0 and len(single["lines"]) == 1

@@ -14,7 +14,8 @@ from mimo.pipeline.errors import DataError
 from mimo.models.estimators.base import Estimator
 from mimo.models.data import SplitData
 from mimo.models.metrics import (calibrate_interval, interval_bounds, interval_metrics, metrics_by_mutations,
-                      regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
+                                 regression_metrics, spearman, spearman_ties_broken, tied_share,
+                                 uncertainty_metrics)
 from mimo.pipeline.io.conventions import mutation_format_from
 from mimo.models.runs.support import TrainingSupport, substitution_sets
 
@@ -163,3 +164,33 @@ def check_finite_metrics(metrics) -> None:
             raise DataError(f"metric {path} is {value}: the labels are too large or too spread to fit in "
                             f"floating point, or training diverged; nothing was written")
     walk(metrics, "")
+
+
+MIN_GROUP = 20  # fewer variants of one mutation count: noise, not a figure
+
+
+def zero_shot_spearman(table: pd.DataFrame, dataset: str) -> dict:
+    """Zero-shot scores against the labels (``mimo.zero_shot_scores``'s table: ``label``, ``score``,
+    ``n_mutations``, and ``covered`` for a file's scores). Variants without a label, and those a file gives no
+    signal (``covered`` false), are left out; a Spearman per mutation count where there are several counts and at
+    least ``MIN_GROUP`` variants of it. Returns ``spearman`` (None where undefined or fewer than 2 variants),
+    ``n``, ``left_out``, ``by_mutations`` [(count, spearman, n)] and ``lines`` (what to print)."""
+    labelled = table[table["label"].notna()]
+    lines, left_out = [], 0
+    if "covered" in table and not labelled["covered"].all():
+        left_out = int((~labelled["covered"].astype(bool)).sum())
+        lines.append(f"{left_out} labelled variants not covered by the file: left out")
+        labelled = labelled[labelled["covered"].astype(bool)]
+    out = {"spearman": None, "n": len(labelled), "left_out": left_out, "by_mutations": [], "lines": lines}
+    if len(labelled) < 2:
+        return out
+    fmt = lambda r: "n/a" if r is None else f"{r:.3f}"  # noqa: E731
+    out["spearman"] = spearman(labelled["label"].to_numpy(), labelled["score"].to_numpy())
+    lines.append(f"{dataset}: zero-shot Spearman {fmt(out['spearman'])} over {len(labelled)} variants")
+    if labelled["n_mutations"].nunique() > 1:
+        for count, part in labelled.groupby("n_mutations"):
+            if len(part) >= MIN_GROUP:
+                r = spearman(part["label"].to_numpy(), part["score"].to_numpy())
+                out["by_mutations"].append((int(count), r, len(part)))
+                lines.append(f"  {count} mutations: {fmt(r)} ({len(part)} variants)")
+    return out
