@@ -221,3 +221,15 @@ def test_zero_shot_spearman_rules_live_in_the_api():
     assert out["lines"][1].startswith(f"assay: zero-shot Spearman {out['spearman']:.3f} over {n - 3} variants")
     single = zero_shot_spearman(table.assign(n_mutations=1).drop(columns="covered"), "assay")
     assert single["by_mutations"] == [] and single["left_out"] == 0 and len(single["lines"]) == 1
+
+
+def test_one_damaged_run_does_not_hide_the_others_from_report(singles, tmp_path):
+    for name in ("run", "cv"):
+        shutil.copytree(singles / name, tmp_path / name)
+    (tmp_path / "cv" / "metrics.json").write_text("{not json")
+    result = run_cli("report", tmp_path / "run", tmp_path / "cv")
+    assert "note: skipped" in result.output and "metrics.json" in result.output and "| ridge" in result.output
+    refused(run_cli("report", tmp_path / "cv", ok=False), "metrics.json")
+    (tmp_path / "run" / "support.json").write_text('{"substitutions": ["x"]}')
+    with pytest.raises(DataError, match="cannot read the run's support.json"):
+        mimo.load_run(tmp_path / "run").support

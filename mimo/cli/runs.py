@@ -38,7 +38,16 @@ def report_cmd(runs, csv_path, md_path, html_path) -> None:
     runs = [r for r in runs if r not in skipped]
     if not runs:
         raise DataError("none of the paths is a run directory")
-    loaded = [load_run(r) for r in runs]
+    loaded = []
+    for path in runs:  # one damaged run does not hide the others
+        try:
+            loaded.append(load_run(path))
+        except DataError as exc:
+            if len(runs) == 1:
+                raise
+            click.echo(f"note: skipped, {exc.cli_message()}", err=True)
+    if not loaded:
+        raise DataError("none of the run directories could be read (see the notes above)")
     table = runs_table(loaded)
     markdown = to_markdown(table)
     click.echo(markdown)

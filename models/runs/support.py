@@ -97,9 +97,13 @@ class TrainingSupport:
         path = directory / SUPPORT_FILE
         if not path.exists():
             return None
-        saved = json.loads(path.read_text())
-        subs = {(int(t[:-1]), t[-1]) for t in saved["substitutions"]}
-        return cls(subs, {p for p, _ in subs}, tuple(saved["label_range"]), saved["readable"])
+        try:
+            saved = json.loads(path.read_text())
+            subs = {(int(t[:-1]), t[-1]) for t in saved["substitutions"]}
+            return cls(subs, {p for p, _ in subs}, tuple(map(float, saved["label_range"])), bool(saved["readable"]))
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, IndexError) as exc:
+            raise DataError(f"cannot read the run's {SUPPORT_FILE} ({type(exc).__name__}: {str(exc)[:120]}); was it "
+                            f"edited by hand? Fit the run again", path) from None
 
 
 SIGNAL_WHERE_COVERED = ("profile", "scores")  # part kinds whose ``covered`` column says where they give signal
