@@ -44,7 +44,7 @@ def make_run(root: Path, src: Path) -> tuple[Path, str]:
     env = {**os.environ, "MIMO_SRC": str(src)}
     subprocess.run([sys.executable, "-m", "mimo", "fit", "ridge", "--input", str(root / "assay.csv"), "--parent",
                     parent, "--features", "onehot", "--cache", str(root / "cache"), "--out", str(root / "run"),
-                    "--quiet"], check=True, env=env, capture_output=True)
+                    "--quiet"], check=True, env=env, capture_output=True, cwd=src)
     return root / "run", parent
 
 
@@ -61,7 +61,7 @@ def doubles(parent: str, n: int, seed: int = 1) -> list[str]:
 def peak_mib(src: Path, run: Path, variants: Path, out: Path) -> float:
     env = {**os.environ, "MIMO_SRC": str(src)}
     done = subprocess.run([sys.executable, "-c", MEASURE, "predict", "--run", str(run), "--variants", str(variants),
-                           "--out", str(out)], env=env, capture_output=True, text=True)
+                           "--out", str(out)], env=env, capture_output=True, text=True, cwd=src)  # its own mimo/
     if done.returncode != 0 or not out.exists():
         raise SystemExit(f"predict failed with {src}:\n{done.stderr[-2000:]}")
     kb = int(next(line.split()[1] for line in done.stderr.splitlines() if line.startswith("maxrss_kb")))

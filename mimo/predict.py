@@ -19,7 +19,8 @@ from mimo.pipeline.featurizers import featurizer_from_manifest
 from mimo.pipeline.io.variants import (MutationFormat, apply_mutations, expressed_sequence, mutation_string,
                                parse_mutations, sequence_id)
 
-CHUNK = 20000  # variants featurized and predicted at a time
+CHUNK = 20000  # variants featurized and predicted at a time, at most
+CHUNK_BYTES = 64 << 20  # ... and fewer where their features would take more than this (float32)
 
 
 def read_variant_texts(path: str | Path, mutant_col: str | None = None,
@@ -139,8 +140,10 @@ def scores_featurizers(source: dict, scores: str | Path) -> dict:
 
 class PredictionStream:
     """Predictions for a file of variants (mutation strings against the run's parent) or a FASTA file, one
-    table per ``chunk`` of variants as it is iterated: featurized (whatever the run's cache lacks), predicted
-    and checked against the training rows a chunk at a time, so memory stays flat in the number of variants.
+    table per ``chunk`` of variants (default ``chunk_rows``) as it is iterated: featurized (whatever the run's cache lacks), predicted
+    and checked against the training rows a chunk at a time: the features of one chunk at most are held, so
+    memory grows only by the mutation strings themselves (about 100 bytes a variant, against a feature row's
+    19 KB for GFP's one-hot features; bench/predict_memory.py).
     Columns: id, mutations, n_mutations, prediction (with several members: std, lower, upper, sd), unseen,
     unseen_sites, no_signal, unlike_training, shift_p, in_cache.
 
@@ -153,7 +156,7 @@ class PredictionStream:
                  device: str = "auto", mutant_col: str | None = None, scores: str | Path | None = None,
                  chunk: int | None = None):
         self.run = run if isinstance(run, Run) else load_run(run)
-        self.device, self.chunk = device, int(CHUNK if chunk is None else chunk)
+        self.device, self.chunk = device, int(chunk_rows(self.run.source) if chunk is None else chunk)
         if self.chunk < 1:
             raise DataError(f"chunk must be >= 1, not {chunk}")
         info = self.run.source["dataset"]
@@ -241,6 +244,14 @@ class PredictionStream:
             lines.append(f"note: not checked whether these variants are drawn like the training rows: "
                          f"{shift['not_checked']} (column unlike_training left empty)")
         return lines
+
+
+def chunk_rows(source: dict) -> int:
+    """Variants per chunk: ``CHUNK``, or fewer where their features would take more than ``CHUNK_BYTES`` (one-hot
+    features of a 238-residue parent: 4,760 columns, 3,524 rows)."""
+    manifest = source["features"]
+    dim = sum(int(part["dim"]) for part in manifest.get("parts", [manifest]))
+    return min(CHUNK, max(256, CHUNK_BYTES // (4 * max(dim, 1))))
 
 
 def predict_variants(run: Run | str | Path, variants: str | Path | None = None, fasta: str | Path | None = None,
