@@ -17,7 +17,6 @@ import pandas as pd
 
 from mimo.models.runs.fit import Run, load_run
 from mimo.pipeline.io.conventions import mutation_format_from
-from mimo.pipeline.runtime import threads
 from mimo.pipeline.errors import DataError, option
 from mimo.pipeline.io.variants import AMINO_ACIDS, MutationFormat
 
@@ -78,7 +77,6 @@ def saturation_scan(run: Run | str | Path, device: str = "auto", check_shift: bo
     mutation string, prediction, and where the run has them std, lower, upper; unseen, no_signal; with
     ``check_shift``, unlike_training and shift_p (mimo.models.runs.shift; its summary in ``table.attrs["shift"]``)."""
     run = _run_with_parent(run)
-    threads.adapt()
     fmt = mutation_format_from(run.source["dataset"])
     parent = run.parent
     singles = [(i, a) for i in range(len(parent)) for a in AMINO_ACIDS if a != parent[i]]
@@ -168,8 +166,7 @@ def wells(n: int) -> list[str]:
 
 def trained_mutation_counts(run: Run) -> tuple[int, int]:
     """(largest mutation count among the run's training rows, rows) from its predictions table."""
-    fitted = pd.read_csv(run.directory / "predictions.csv", usecols=["split", "n_mutations"])
-    train = fitted[fitted["split"].isin(["train", "test"] if "cv" in run.metrics else ["train"])]
+    train = run.training_rows(["n_mutations"])
     return int(train["n_mutations"].max()), len(train)
 
 
@@ -202,7 +199,6 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
     keep, kept, scored = max(20 * n, 2000), None, 0
     device = device if ranks is None else ranks.device(device)
     for part in score_stream(run, pool, device, ranks=ranks):
-        threads.adapt()
         scored += len(part)
         part = part.assign(acquisition_value=acquisition(part, acquisition_kind, beta, labels.max()))
         kept = part if kept is None else pd.concat([kept, part], ignore_index=True)

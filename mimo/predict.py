@@ -9,8 +9,7 @@ import numpy as np
 import pandas as pd
 
 from mimo.models.runs.fit import Run, load_run
-from mimo.models.runs.shift import MAX_ROWS, ShiftReport, check_rows, left_to_support, with_counts
-from mimo.pipeline.runtime import threads
+from mimo.models.runs.shift import MAX_ROWS, ShiftReport, StreamCheck, left_to_support, with_counts
 from mimo.pipeline.cache.store import EmbeddingCache
 from mimo.pipeline.io.tables import MUTANT_COLUMNS, load_fasta, pick_column
 from mimo.pipeline.io.variantset import FRAME_COLUMNS
@@ -20,11 +19,15 @@ from mimo.pipeline.featurizers import featurizer_from_manifest
 from mimo.pipeline.io.variants import (MutationFormat, apply_mutations, expressed_sequence, mutation_string,
                                parse_mutations, sequence_id)
 
+CHUNK = 20000  # variants featurized and predicted at a time, at most
+CHUNK_BYTES = 64 << 20  # ... and fewer where their features would take more than this (float32)
 
-def read_variants(path: str | Path, parent: str, fmt: MutationFormat, mutant_col: str | None = None,
-                  given_by: str = option("variants")) -> pd.DataFrame:
-    """Mutation strings, one a line, or a CSV/TSV (read by a CSV parser: quoted fields may hold commas) with a
-    mutant column (``mutant_col``, else one of the usual names: mutant, mutations, variant, ...)."""
+
+def read_variant_texts(path: str | Path, mutant_col: str | None = None,
+                       given_by: str = option("variants")) -> tuple[list[str], list[int]]:
+    """The mutation strings of a file and their line numbers: one a line, or a CSV/TSV (read by a CSV parser:
+    quoted fields may hold commas) with a mutant column (``mutant_col``, else one of the usual names: mutant,
+    mutations, variant, ...)."""
     path = Path(path)
     text = read_text(path, given_by)
     lines = text.splitlines()
@@ -40,7 +43,14 @@ def read_variants(path: str | Path, parent: str, fmt: MutationFormat, mutant_col
         entries = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
     if not entries:
         raise DataError("no variants in file", path)
-    return variants_frame([text for _, text in entries], parent, fmt, path, [number for number, _ in entries])
+    return [text for _, text in entries], [number for number, _ in entries]
+
+
+def read_variants(path: str | Path, parent: str, fmt: MutationFormat, mutant_col: str | None = None,
+                  given_by: str = option("variants")) -> pd.DataFrame:
+    """``read_variant_texts`` as a dataset frame (``variants_frame``)."""
+    texts, lines = read_variant_texts(path, mutant_col, given_by)
+    return variants_frame(texts, parent, fmt, path, lines)
 
 
 def variants_frame(texts, parent: str, fmt: MutationFormat, path: str | Path | None = None,
@@ -102,10 +112,15 @@ def featurize(frame: pd.DataFrame, source: dict, device: str = "auto", use_cache
             check_same_weights(manifest, featurizer)
             if featurizers is not None:
                 featurizers[manifest["features"]] = featurizer
-        threads.adapt()
-        for rows_in_missing, embeddings in featurizer.embed(frame.iloc[missing].reset_index(drop=True)):
-            X[missing[rows_in_missing]] = embeddings
-            threads.adapt()
+        try:
+            for rows_in_missing, embeddings in featurizer.embed(frame.iloc[missing].reset_index(drop=True)):
+                X[missing[rows_in_missing]] = embeddings
+        except DataError as exc:
+            if getattr(featurizer, "kind", None) != "scores":
+                raise
+            raise DataError(f"{exc.message.split('; ')[0]}: a run on external scores predicts only variants its "
+                            f"scores file covers; give {option('scores')} a file with scores for them",
+                            exc.path) from None
     return X, in_cache
 
 
@@ -123,32 +138,131 @@ def scores_featurizers(source: dict, scores: str | Path) -> dict:
             for p in parts}
 
 
+class PredictionStream:
+    """Predictions for a file of variants (mutation strings against the run's parent) or a FASTA file, one
+    table per ``chunk`` of variants (default ``chunk_rows``) as it is iterated: featurized (whatever the run's cache lacks), predicted
+    and checked against the training rows a chunk at a time: the features of one chunk at most are held, so
+    memory grows only by the mutation strings themselves (about 100 bytes a variant, against a feature row's
+    19 KB for GFP's one-hot features; bench/predict_memory.py).
+    Columns: id, mutations, n_mutations, prediction (with several members: std, lower, upper, sd), unseen,
+    unseen_sites, no_signal, unlike_training, shift_p, in_cache.
+
+    The input is read and every mutation string checked when the stream is made (bad input fails before any
+    output). Once iterated: ``warnings`` (the lines to show: rows never measured, predictions above the best
+    label, rows unlike the training rows) and ``shift`` (``shift_summary``); the check of rows unlike the
+    training rows is fitted on the first chunk (``mimo.models.runs.shift.StreamCheck``)."""
+
+    def __init__(self, run: Run | str | Path, variants: str | Path | None = None, fasta: str | Path | None = None,
+                 device: str = "auto", mutant_col: str | None = None, scores: str | Path | None = None,
+                 chunk: int | None = None):
+        self.run = run if isinstance(run, Run) else load_run(run)
+        self.device, self.chunk = device, int(chunk_rows(self.run.source) if chunk is None else chunk)
+        if self.chunk < 1:
+            raise DataError(f"chunk must be >= 1, not {chunk}")
+        info = self.run.source["dataset"]
+        self.fmt = mutation_format_from(info)
+        if (variants is None) == (fasta is None):
+            raise DataError(f"give exactly one of {option('variants')} FILE or {option('fasta')} FILE")
+        self.texts = self.lines = self.fasta = None
+        if variants is not None:
+            if not self.run.parent:
+                raise DataError(f"the run's dataset has no parent sequence; use {option('fasta')} with full "
+                                f"sequences")
+            self.path = Path(variants)
+            self.texts, self.lines = read_variant_texts(variants, mutant_col)
+            for text, line in zip(self.texts, self.lines):  # every string checked before any output
+                parse_mutations(text, self.run.parent, self.fmt, self.path, line)
+            self.n = len(self.texts)
+        else:
+            self.fasta = load_fasta(input_file(fasta, option("fasta")), self.run.parent).frame
+            self.n = len(self.fasta)
+        self.featurizers = {} if scores is None else scores_featurizers(self.run.source, scores)
+        self.check: StreamCheck | str | None = None
+        self.counts = {"rows": 0, "in_cache": 0, "unseen": 0, "no_signal": 0, "above": 0}
+        self.top: float | None = None  # the best training label (read once the model is loaded)
+
+    def _frames(self):
+        for start in range(0, self.n, self.chunk):
+            if self.texts is not None:
+                end = min(start + self.chunk, self.n)
+                frame = variants_frame(self.texts[start:end], self.run.parent, self.fmt, self.path,
+                                       self.lines[start:end])
+                yield frame, frame["mutations"].tolist()
+            else:
+                frame = self.fasta.iloc[start:start + self.chunk].reset_index(drop=True)
+                parent = self.run.parent
+                yield frame, [mutation_string(a, parent, self.fmt) if parent and len(a) == len(parent) else ""
+                              for a in frame["aligned"]]
+
+    def __iter__(self):
+        for frame, substitutions in self._frames():
+            X, in_cache = featurize(frame, self.run.source, self.device, featurizers=self.featurizers)
+            predicted = self.run.predict(X, substitutions, frame["n_mutations"].tolist())
+            self.top = self.run.support.label_range[1] if self.top is None else self.top
+            if self.check is None:  # against the training rows, once: fitted on this first chunk
+                train_X, reason = training_features(self.run, self.device, self.featurizers)
+                self.check = reason if train_X is None else StreamCheck(train_X)
+            if isinstance(self.check, StreamCheck):
+                columns = self.check(with_counts(X, frame["n_mutations"]), left_to_support(predicted))
+            else:
+                columns = ShiftReport(None, None, None, len(frame), self.check).columns()
+            out = pd.concat([frame[["id", "mutations", "n_mutations"]].reset_index(drop=True), predicted], axis=1)
+            out = out.assign(**columns, in_cache=in_cache)
+            self.counts["rows"] += len(out)
+            self.counts["in_cache"] += int(in_cache.sum())
+            self.counts["unseen"] += int((out["unseen"].fillna(0) > 0).sum())
+            self.counts["no_signal"] += int(out["no_signal"].sum())
+            self.counts["above"] += int((out["prediction"] > self.top).sum())
+            yield out
+
+    @property
+    def shift(self) -> dict:
+        if isinstance(self.check, StreamCheck):
+            return shift_summary(self.check.report())
+        return shift_summary(ShiftReport(None, None, None, self.counts["rows"], self.check))
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the predictions so far call for, one line each (``warning: ...`` or ``note: ...``)."""
+        lines, n = [], self.counts["rows"]
+        unseen, blind = self.counts["unseen"], self.counts["no_signal"]
+        if unseen:
+            detail = (f"; {blind} of them get no signal from the run's features (no_signal: those substitutions "
+                      f"add nothing to the prediction, so a single one is predicted at the training labels' mean; "
+                      f"its interval spans the training labels)" if blind else
+                      "; their predictions extrapolate from the features")
+            lines.append(f"warning: {unseen} of {n} variants carry substitutions never measured in training "
+                         f"(column unseen){detail}")
+        if self.counts["above"]:
+            lines.append(f"note: {self.counts['above']} of {n} variants are predicted above the best training label "
+                         f"({self.top:.3f}): a guess to test, not evidence that they are better than every measured "
+                         f"variant")
+        shift = self.shift
+        if shift.get("warning"):
+            lines.append(f"warning: {shift['warning']}")
+        elif shift.get("not_checked"):
+            lines.append(f"note: not checked whether these variants are drawn like the training rows: "
+                         f"{shift['not_checked']} (column unlike_training left empty)")
+        return lines
+
+
+def chunk_rows(source: dict) -> int:
+    """Variants per chunk: ``CHUNK``, or fewer where their features would take more than ``CHUNK_BYTES`` (one-hot
+    features of a 238-residue parent: 4,760 columns, 3,524 rows)."""
+    manifest = source["features"]
+    dim = sum(int(part["dim"]) for part in manifest.get("parts", [manifest]))
+    return min(CHUNK, max(256, CHUNK_BYTES // (4 * max(dim, 1))))
+
+
 def predict_variants(run: Run | str | Path, variants: str | Path | None = None, fasta: str | Path | None = None,
                      device: str = "auto", mutant_col: str | None = None,
                      scores: str | Path | None = None) -> pd.DataFrame:
-    """Predictions for a file of variants (mutation strings against the run's parent) or a FASTA file:
-    id, mutations, n_mutations, prediction (with several members: std, lower, upper), in_cache."""
-    run = run if isinstance(run, Run) else load_run(run)
-    threads.adapt()
-    info = run.source["dataset"]
-    if (variants is None) == (fasta is None):
-        raise DataError("give exactly one of --variants FILE or --fasta FILE")
-    if variants is not None:
-        if not run.parent:
-            raise DataError("the run's dataset has no parent sequence; use --fasta with full sequences")
-        frame = read_variants(variants, run.parent, mutation_format_from(info), mutant_col)
-        substitutions = frame["mutations"]
-    else:
-        frame = load_fasta(input_file(fasta, "--fasta"), run.parent).frame
-        fmt = mutation_format_from(info)
-        substitutions = [mutation_string(a, run.parent, fmt) if run.parent and len(a) == len(run.parent) else ""
-                         for a in frame["aligned"]]
-    prepared = None if scores is None else scores_featurizers(run.source, scores)
-    X, in_cache = featurize(frame, run.source, device, featurizers=prepared)
-    predicted = run.predict(X, list(substitutions), frame["n_mutations"].tolist())
-    out = pd.concat([frame[["id", "mutations", "n_mutations"]].reset_index(drop=True), predicted], axis=1)
-    out["in_cache"] = in_cache
-    return mark_shift(out, run, X, device, prepared)
+    """``PredictionStream`` gathered into one table; its warning lines in ``table.attrs["warnings"]`` and the
+    check against the training rows in ``table.attrs["shift"]``."""
+    stream = PredictionStream(run, variants, fasta, device, mutant_col, scores)
+    table = pd.concat(list(stream), ignore_index=True)
+    table.attrs["warnings"], table.attrs["shift"] = stream.warnings, stream.shift
+    return table
 
 
 def training_features(run: Run, device: str = "auto", featurizers: dict | None = None, max_rows: int = MAX_ROWS,
@@ -156,9 +270,7 @@ def training_features(run: Run, device: str = "auto", featurizers: dict | None =
     """Features of (at most ``max_rows``, drawn with ``seed``) training rows of ``run``: from its cache, else
     computed from their mutation strings, with their mutation counts (``with_counts``). (None, why) when
     neither can be had."""
-    table = pd.read_csv(run.directory / "predictions.csv", dtype={"id": str, "mutations": str},
-                        keep_default_na=False)
-    table = table[table["split"].isin(["train", "test"] if "cv" in run.metrics else ["train"])]
+    table = run.training_rows(["id", "mutations", "n_mutations"])
     if len(table) > max_rows:
         table = table.iloc[np.sort(np.random.default_rng(seed).choice(len(table), max_rows, replace=False))]
     if run.parent:
@@ -176,21 +288,6 @@ def training_features(run: Run, device: str = "auto", featurizers: dict | None =
     except (DataError, TypeError, AttributeError, ValueError) as exc:
         return None, f"the run's training rows could not be featurized again ({str(exc).splitlines()[0][:120]})"
     return with_counts(X, table["n_mutations"].to_numpy()), None
-
-
-def mark_shift(table: pd.DataFrame, run: Run, X: np.ndarray, device: str = "auto",
-               featurizers: dict | None = None) -> pd.DataFrame:
-    """Add ``unlike_training`` and ``shift_p`` (mimo.models.runs.shift) to a predictions table of the rows ``X``
-    (rows it marks at unseen sites or without signal are left to those columns); the check's summary goes to
-    ``table.attrs["shift"]`` (``shift_summary``)."""
-    train_X, reason = training_features(run, device, featurizers)
-    report = ShiftReport(None, None, None, len(X), reason) if train_X is None else \
-        check_rows(train_X, with_counts(X, table["n_mutations"]), skip=left_to_support(table))
-    at = table.columns.get_loc("in_cache") if "in_cache" in table else len(table.columns)
-    for k, (name, values) in enumerate(report.columns().items()):
-        table.insert(at + k, name, values)  # before in_cache, which stays last
-    table.attrs["shift"] = shift_summary(report)
-    return table
 
 
 def shift_summary(report: ShiftReport, what: str = "variants") -> dict:

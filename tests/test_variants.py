@@ -1,8 +1,11 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mimo.pipeline.errors import DataError
-from mimo.pipeline.io.variants import (PROTEINGYM_FORMAT, SARKISYAN_FORMAT, Mutation, apply_mutations, check_sequence,
-                               expressed_sequence, load_parent, parse_mutations, read_fasta, sequence_id)
+from mimo.pipeline.io.variants import (PROTEINGYM_FORMAT, SARKISYAN_FORMAT, Mutation, MutationFormat,
+                                       SubstitutionReader, apply_mutations, check_sequence, expressed_sequence,
+                                       load_parent, parse_mutations, read_fasta, sequence_id)
 
 PARENT = "MKTAYIAK"
 
@@ -65,3 +68,42 @@ def test_fasta_reading_and_errors(tmp_path):
         read_fasta(bad)
     with pytest.raises(DataError, match="file not found"):
         read_fasta(tmp_path / "missing.fasta")
+
+
+def _parsed(text, parent, fmt):
+    try:
+        return {(m.position, m.new) for m in parse_mutations(text, parent, fmt)}
+    except DataError:
+        return None
+
+
+TOKENS = st.builds(lambda old, number, new: f"{old}{number}{new}", st.sampled_from("MKTAYIJB*a"),
+                   st.integers(-1, 10).map(str) | st.sampled_from(["02", "٣", "1 0"]), st.sampled_from("RGKAJBX*r "))
+SEPARATORS = st.sampled_from([":", ";", ",", " : ", "\t;", "::", "", " ", "\u00a0,"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(TOKENS, SEPARATORS), min_size=1, max_size=4), st.sampled_from(["", "S"]),
+       st.sampled_from([0, 1]), st.text(alphabet=" \t\n", max_size=2))
+def test_the_fast_reader_agrees_with_parse_mutations(parts, prefix, first, pad):
+    """The fast path accepts only what parse_mutations accepts, with the same substitutions; the reader as a
+    whole equals parse_mutations on every string (K2R:K2R, unknown new residues such as B, and so on)."""
+    fmt = MutationFormat(prefix=prefix, first_index=first)
+    text = pad + "".join((prefix if k % 2 == 0 else "") + token + sep for k, (token, sep) in enumerate(parts))
+    text = text[:-len(parts[-1][1])] if parts[-1][1] else text
+    read = SubstitutionReader(PARENT, fmt)
+    fast = read.fast(text.strip())
+    expected = _parsed(text, PARENT, fmt)
+    if fast is not None:
+        assert fast == expected
+    try:
+        assert read(text) == expected
+    except DataError:
+        assert expected is None
+
+
+@pytest.mark.parametrize("text", ["K2R:K2R", "K2B", "K2R;K2R", "K2R:A4G:K2R"])
+def test_the_fast_reader_refuses_what_parse_mutations_refuses(text):
+    assert SubstitutionReader(PARENT).fast(text) is None
+    with pytest.raises(DataError):
+        SubstitutionReader(PARENT)(text)

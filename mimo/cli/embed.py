@@ -135,7 +135,7 @@ def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_off
     to others with + in `mimo fit`. A profile scores log p(mutant) - log p(wild type) summed over sites; a scores
     file its first column. Variants a file gives no signal (covered = 0) are left out of the Spearman.
     """
-    from mimo.models.metrics import spearman
+    from mimo.models.runs.evaluate import zero_shot_spearman
     from mimo.pipeline.cache.scoring import zero_shot_scores
 
     model, weights = _profile_weights(model, weights)
@@ -146,18 +146,8 @@ def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_off
                              device=device, dtype=dtype, toks_per_batch=toks_per_batch, profile_offset=profile_offset,
                              profile_alphabet=profile_alphabet, profile_columns=profile_columns,
                              allow_missing=allow_missing)
-    labelled = table[table["label"].notna()]
-    if "covered" in table and not labelled["covered"].all():
-        click.echo(f"{int((~labelled['covered']).sum())} labelled variants not covered by the file: left out")
-        labelled = labelled[labelled["covered"]]
-    if len(labelled) > 1:
-        rho = spearman(labelled["label"].to_numpy(), labelled["score"].to_numpy())
-        click.echo(f"{dataset.name}: zero-shot Spearman {'n/a' if rho is None else f'{rho:.3f}'} over "
-                   f"{len(labelled)} variants")
-        for count, part in labelled.groupby("n_mutations"):
-            if len(part) >= 20 and labelled["n_mutations"].nunique() > 1:  # fewer: noise, not a figure
-                r = spearman(part["label"].to_numpy(), part["score"].to_numpy())
-                click.echo(f"  {count} mutations: {'n/a' if r is None else f'{r:.3f}'} ({len(part)} variants)")
+    for line in zero_shot_spearman(table, dataset.name)["lines"]:
+        click.echo(line)
     if out:
         write_csv(table, out)
         click.echo(f"{len(table)} scores written to {out}")

@@ -175,7 +175,7 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
         if progress is not None:
             progress.close()
     metrics = run.metrics
-    for note in run_notes(metrics, run.source):
+    for note in run_notes(metrics, run.source) + metrics["warnings"]:
         click.echo(note, err=True)
     click.echo(summary_line(metrics))
     for line in uncertainty_lines(metrics):

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from mimo.pipeline.writes import write_csv, write_text
+from mimo.pipeline.writes import write_atomic, write_csv, write_text
 
 from mimo.cli._common import DataError, ensure_writable, main, reports_data_errors
 
@@ -38,7 +38,16 @@ def report_cmd(runs, csv_path, md_path, html_path) -> None:
     runs = [r for r in runs if r not in skipped]
     if not runs:
         raise DataError("none of the paths is a run directory")
-    loaded = [load_run(r) for r in runs]
+    loaded = []
+    for path in runs:  # one damaged run does not hide the others
+        try:
+            loaded.append(load_run(path))
+        except DataError as exc:
+            if len(runs) == 1:
+                raise
+            click.echo(f"note: skipped, {exc.cli_message()}", err=True)
+    if not loaded:
+        raise DataError("none of the run directories could be read (see the notes above)")
     table = runs_table(loaded)
     markdown = to_markdown(table)
     click.echo(markdown)
@@ -68,35 +77,28 @@ def report_cmd(runs, csv_path, md_path, html_path) -> None:
 @reports_data_errors
 def predict_cmd(run_dir, variants, mutant_col, fasta, scores, out, device) -> None:
     """Predict new variants with a fitted run; embeds whatever is not in the cache."""
-    from mimo.predict import predict_variants
+    from mimo.models.runs.directory import check_outside_run
+    from mimo.pipeline.runtime import threads
+    from mimo.predict import PredictionStream
 
     if out:
         ensure_writable(out, "--out")
-    table = predict_variants(run_dir, variants, fasta, device, mutant_col, scores)
-    unseen = int((table["unseen"].fillna(0) > 0).sum())
-    if unseen:
-        blind = int(table["no_signal"].sum())
-        detail = (f"; {blind} of them get no signal from the run's features (no_signal: those substitutions "
-                  f"add nothing to the prediction, so a single one is predicted at the training labels' mean; its "
-                  f"interval spans the training labels)" if blind else
-                  "; their predictions extrapolate from the features")
-        click.echo(f"warning: {unseen} of {len(table)} variants carry substitutions never measured in training "
-                   f"(column unseen){detail}", err=True)
-    from mimo.models.runs.fit import load_run
-
-    top = load_run(run_dir).support.label_range[1]
-    above = int((table["prediction"] > top).sum())
-    if above:
-        click.echo(f"note: {above} of {len(table)} variants are predicted above the best training label ({top:.3f}): "
-                   f"a guess to test, not evidence that they are better than every measured variant", err=True)
-    shift = table.attrs.get("shift", {})
-    if shift.get("warning"):
-        click.echo(f"warning: {shift['warning']}", err=True)
-    elif shift.get("not_checked"):
-        click.echo(f"note: not checked whether these variants are drawn like the training rows: "
-                   f"{shift['not_checked']} (column unlike_training left empty)", err=True)
+        check_outside_run(out, run_dir, "--out")
+    threads.adapt()  # the command's thread policy (main turned it on); the library never sets threads
+    stream = PredictionStream(run_dir, variants, fasta, device, mutant_col, scores)
     if out:
-        write_csv(table, out)
-        click.echo(f"{len(table)} predictions ({int(table['in_cache'].sum())} from the cache) written to {out}")
+        write_atomic(out, lambda tmp: _write_chunks(stream, tmp))
     else:
-        click.echo(table.to_csv(index=False), nl=False)
+        for k, table in enumerate(stream):
+            click.echo(table.to_csv(index=False, header=k == 0), nl=False)
+    for line in stream.warnings:
+        click.echo(line, err=True)
+    if out:
+        click.echo(f"{stream.counts['rows']} predictions ({stream.counts['in_cache']} from the cache) written to {out}")
+
+
+def _write_chunks(stream, path) -> None:
+    """The stream's tables into one CSV at ``path``, a chunk at a time."""
+    with open(path, "w", newline="") as handle:
+        for k, table in enumerate(stream):
+            table.to_csv(handle, index=False, header=k == 0)

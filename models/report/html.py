@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mimo.models.report.summary import is_cv
 from mimo.pipeline.writes import write_text
 
 REPORT_FILE = "report.html"
@@ -86,7 +87,7 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
     for part in ("train", "valid", "test"):
         if part in metrics:
             m, i = metrics[part], intervals.get(part, {})
-            name = "out-of-fold (pooled)" if part == "test" and "cv" in metrics else part
+            name = "out-of-fold (pooled)" if part == "test" and is_cv(metrics) else part
             rows.append({"part": name, "n": m.get("n"), "MSE": m.get("mse"), "Spearman": m.get("spearman"),
                          "Pearson": m.get("pearson"), "95% interval coverage": i.get("coverage"),
                          "95% interval width": i.get("mean_width")})

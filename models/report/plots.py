@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from mimo.pipeline.io.conventions import mutation_format_from
+from mimo.models.report.summary import is_cv
 from mimo.models.report.svg import Points, ScanMarks, heatmap_chart, line_chart, scatter_chart
 
 
@@ -73,7 +74,7 @@ def _figure_words(metrics: dict) -> tuple[str, str]:
     """What the plotted rows are called, and the Spearman named as it was computed."""
     rho = metrics["test"]["spearman"]
     value = "n/a" if rho is None else f"{rho:.3f}"
-    if "cv" in metrics:
+    if is_cv(metrics):
         mean = metrics.get("mean_fold_spearman")
         per_fold = f" (mean per fold {mean:.3f})" if mean is not None else ""
         return "out-of-fold", f"pooled out-of-fold Spearman {value}{per_fold}"

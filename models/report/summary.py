@@ -6,6 +6,12 @@ from __future__ import annotations
 NO_SIGNAL_SHARE = 0.1  # warn when at least this share of the test rows get no signal from the features
 
 
+def is_cv(metrics: dict) -> bool:
+    """Whether a run was cross-validated: ``evaluation.kind`` of metrics.json (``mimo.models.runs.record``); a
+    ``cv`` entry in a hand-made or format-1 record."""
+    return metrics.get("evaluation", {}).get("kind") == "cv" or "cv" in metrics
+
+
 def _fmt(x) -> str:
     return "n/a" if x is None else f"{x:.3f}"
 
@@ -23,8 +29,9 @@ def summary_line(metrics: dict) -> str:
         from mimo.models.estimators.auto import describe
 
         what = f"{describe(chosen)} on {metrics['dataset']} (fit auto's choice among {metrics['features']})"
-    if "cv" in metrics:
-        return (f"{what} ({metrics['split']}, {metrics['cv']['folds']} folds): pooled out-of-fold Spearman "
+    if is_cv(metrics):
+        folds = metrics.get("evaluation", {}).get("folds") or metrics.get("cv", {}).get("folds")
+        return (f"{what} ({metrics['split']}, {folds} folds): pooled out-of-fold Spearman "
                 f"{_fmt(t['spearman'])}{ties}, MSE {_fmt(t['mse'])}; per fold "
                 f"{', '.join(_fmt(f['spearman']) for f in metrics['per_fold'])}; fit {metrics['fit_seconds']:.2f}s")
     return (f"{what} ({metrics['split']} split): test Spearman {_fmt(t['spearman'])}{ties}, test MSE "
@@ -48,8 +55,8 @@ def run_notes(metrics: dict, source: dict) -> list[str]:
     tested = metrics["test"].get("n") or 0
     blind = metrics.get("support", {}).get("test_rows_without_signal", 0)
     if tested and blind >= NO_SIGNAL_SHARE * tested:
-        what = "out-of-fold" if "cv" in metrics else "test"
-        figure = "pooled Spearman" if "cv" in metrics else "test Spearman"
+        what = "out-of-fold" if is_cv(metrics) else "test"
+        figure = "pooled Spearman" if is_cv(metrics) else "test Spearman"
         notes.append(f"warning: {blind} of {tested} {what} rows get no signal from the features (substitutions or "
                      f"positions never measured in training; column no_signal of predictions.csv): the {figure} "
                      f"{_fmt(metrics['test'].get('spearman'))} does not measure the model there"
@@ -68,7 +75,7 @@ def uncertainty_lines(metrics: dict) -> list[str]:
     if not u or "interval" not in u:
         return []
     i = u["interval"]
-    if "cv" in metrics:
+    if is_cv(metrics):
         if "test" not in i:  # `fit auto` chose a head without a spread in some folds: no out-of-fold intervals
             return ["95% intervals: not measured out of fold (some folds chose a head without a spread); the saved "
                     "model's intervals are calibrated on its inner validation fold"]

@@ -8,11 +8,16 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from mimo.pipeline.runtime import threads
+
 from mimo.models.estimators.base import Estimator
 from mimo.models.data import SplitData
-from mimo.models.runs.evaluate import check_finite_metrics, label_range, predict_spread, used_manifest
-from mimo.models.metrics import (calibrate_interval, interval_bounds, interval_metrics, metrics_by_mutations,
-                      regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
+from mimo.models.runs.evaluate import (check_finite_metrics, held_out_extras, label_range, label_warnings,
+                                       predict_spread, used_manifest)
+from mimo.models.metrics import (calibrate_interval, interval_bounds, interval_metrics, regression_metrics,
+                                 uncertainty_metrics)
+from mimo.models.runs.record import KINDS, RunRecord
+from mimo.pipeline.errors import DataError
 from mimo.models.runs.directory import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, release_run_dir, write_run
 from mimo.pipeline.io.conventions import mutation_format_from
 from mimo.models.runs.support import TrainingSupport, mark_support, substitution_sets
@@ -36,17 +41,18 @@ def _fit_one(model: Estimator, data: SplitData, train: np.ndarray, valid: np.nda
 def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, refit: bool = True,
            force: bool = False, log: Callable[[str], None] | None = None, root: str | Path = DEFAULT_ROOT) -> "Run":
     """Cross-validation as ProteinGym scores it: for each fold, train on the others and predict it; ONE
-    Spearman over all pooled out-of-fold predictions (``test``), plus per-fold figures (``per_fold``).
+    Spearman over all pooled out-of-fold predictions (``metrics["test"]``; their rows are ``split="oof"`` in
+    ``predictions.csv``), plus per-fold figures (``per_fold``). The record is a ``RunRecord`` of kind ``cv``.
 
     ``data.split`` holds fold ids (``load_cv_data``). For held-out fold k, the next fold is the inner
     validation (choices such as ridge's alpha and the number of epochs are made there, and MIMO's intervals
     calibrated there: a fold disjoint from training, as the held-out one is); with ``refit`` the model is then
     refitted on all other folds with those choices. The run's saved model is fitted the same way on every fold,
     for `mimo predict`."""
+    folds = np.asarray(data.split, dtype=object)
+    ids = fold_ids(folds, data.split_name)
     out = Path(out) if out is not None else default_run_dir(f"{model.name}-cv", root)
     staging = prepare_run_dir(out, force)
-    folds = np.asarray(data.split, dtype=object)
-    ids = sorted({f for f in folds if f != "none"}, key=int)
     labels, n = data.rows.labels, len(folds)
     info = data.source["dataset"]
     fmt, parent = mutation_format_from(info), info.get("parent")
@@ -92,48 +98,65 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         seconds = time.perf_counter() - start
         tested = folds != "none"
         prediction = columns["prediction"]
-        metrics = {"model": model.name, "features": data.features, "dataset": data.dataset, "split": data.split_name,
-                   "split_hash": data.split_hash,
-                   "cv": {"scheme": data.split_name, "folds": len(ids), "refit": refit,
-                          "inner_validation": "the next fold"},
-                   "test": {**regression_metrics(labels[tested], prediction[tested]),
-                            "spearman_ties_broken": spearman_ties_broken(labels[tested], prediction[tested]),
-                            "tied_share": tied_share(prediction[tested]),
-                            "by_mutations": metrics_by_mutations(labels[tested], prediction[tested],
-                                                                 data.rows.n_mutations[tested])},
-                   "per_fold": per_fold,
-                   "mean_fold_spearman": _mean([f["spearman"] for f in per_fold]),
-                   "fit_seconds": round(seconds, 3), "params": model.get_params(),
-                   "label_range": label_range(labels[tested]),
-                   "support": {"test_rows_without_signal": int(marks["no_signal"][tested].sum())}}
-        predictions = pd.DataFrame({"id": data.rows.ids, "split": np.where(tested, "test", "none"),
-                                    "fold": folds, "mutations": data.rows.mutations,
-                                    "n_mutations": data.rows.n_mutations, "y": labels, "prediction": prediction})
+        extra = {"partial_cache": data.source["partial_cache"]} if "partial_cache" in data.source else {}
         if all(spreads):  # `fit auto` may choose a single-output head in some folds
-            for name in ("std", "lower", "upper"):
-                predictions[name] = columns[name]
-            metrics["uncertainty"] = {
+            extra["uncertainty"] = {
                 "test": uncertainty_metrics(labels[tested], prediction[tested], columns["std"][tested]),
                 "interval": {"level": intervals[0]["level"], "calibration": "per fold, on its inner validation fold",
                              "test": interval_metrics(labels[tested], columns["lower"][tested],
                                                       columns["upper"][tested])}}
+        predictions = pd.DataFrame({"id": data.rows.ids, "split": np.where(tested, KINDS["cv"], "none"),
+                                    "fold": folds, "mutations": data.rows.mutations,
+                                    "n_mutations": data.rows.n_mutations, "y": labels, "prediction": prediction})
+        if all(spreads):
+            for name in ("std", "lower", "upper"):
+                predictions[name] = columns[name]
         for name in ("unseen", "unseen_sites", "no_signal"):
             predictions[name] = marks[name].to_numpy()
-        check_finite_metrics(metrics)
         # the model `mimo predict` uses: the same recipe on every fold (the first as inner validation)
         everything = folds != "none"
-        chosen, final = _fit_one(model, data, everything & (folds != ids[0]), folds == ids[0], refit, None)
         first = folds == ids[0]
+        fitted = everything & ~first if not refit else everything
+        chosen, final = _fit_one(model, data, everything & ~first, first, refit, None)
         inner_mean, inner_std, _ = predict_spread(chosen, data.rows.embeddings[first])
         if inner_std is not None:  # the saved model's intervals, for `mimo predict`
-            metrics.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
+            extra.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
                 labels[first], inner_mean, inner_std, data.rows.n_mutations[first]))
-        metrics.update({k: v for k, v in final.run_summary().items() if k == "auto"})  # the saved model's choice
+        extra.update(final.run_summary())  # the saved model's choices (alpha, epochs, fit auto's head)
+        own, _, _ = predict_spread(final, data.rows.embeddings[fitted])
+        record = RunRecord(
+            model=model.name, features=data.features, dataset=data.dataset, split=data.split_name,
+            split_hash=data.split_hash, kind="cv", train=regression_metrics(labels[fitted], own),
+            valid=regression_metrics(labels[first], inner_mean),
+            test={**regression_metrics(labels[tested], prediction[tested]),
+                  **held_out_extras(labels[tested], prediction[tested], data.rows.n_mutations[tested])},
+            fit_seconds=seconds, params=model.get_params(), label_range=label_range(labels[tested]),
+            support={"test_rows_without_signal": int(marks["no_signal"][tested].sum())}, folds=len(ids),
+            refit=refit, per_fold=per_fold, unused_rows=int((~tested).sum()), threads=threads.POLICY.summary(),
+            warnings=label_warnings(labels[tested]), extra=extra)
+        metrics = record.metrics()
+        check_finite_metrics(metrics)
         support = support_of(everything)
         write_run(staging, out, metrics, data.source, predictions, support, final)
     finally:
         release_run_dir(staging)
     return Run(out, metrics, data.source, final)
+
+
+def fold_ids(folds: np.ndarray, scheme: str) -> list[str]:
+    """The fold ids of a fold scheme, in order; one line refuses a split's parts (train/valid/test: that is
+    ``fit_run``'s data) and fewer than 3 folds (each held-out fold needs the next one as inner validation and at
+    least one more to train on)."""
+    ids = {f for f in folds if f != "none"}
+    if not all(str(f).lstrip("-").isdigit() for f in ids):
+        raise DataError(f"split {scheme!r} holds parts ({', '.join(sorted(map(str, ids))[:3])}), not fold ids: "
+                        f"cross-validation needs folds (mimo.load_cv_data, or `mimo fit --cv`); fit a split with "
+                        f"fit_run")
+    if len(ids) < 3:
+        raise DataError(f"fold scheme {scheme!r} has {len(ids)} fold(s): cross-validation here needs at least 3 "
+                        f"(each held-out fold takes the next one as its inner validation and trains on the rest); "
+                        f"give --cv 3 or more")
+    return sorted(ids, key=int)
 
 
 def _choice(model: Estimator) -> dict:
@@ -142,6 +165,3 @@ def _choice(model: Estimator) -> dict:
     return {} if chosen is None else {"chosen": chosen}
 
 
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None

@@ -32,6 +32,7 @@ from mimo.models.estimators.registry import MODEL_FILE, load_model, save_model
 from mimo.models.report.summary import summary_line
 from mimo.models.report.tables import runs_table
 from mimo.pipeline.io.conventions import mutation_format_from
+from mimo.models.runs.record import upgrade
 from mimo.models.runs.support import TrainingSupport, mark_support
 
 RUN_FILES = ("metrics.json", "source.json")
@@ -60,6 +61,25 @@ def check_run_dir(path: str | Path) -> Path:
     if missing:
         raise DataError(f"not a run directory: no {' or '.join(missing)}", path)
     return path
+
+
+RUN_OWN_FILES = ("metrics.json", "source.json", "predictions.csv", "support.json", MODEL_FILE, REPORT_FILE,
+                 "test_predictions.svg", "loss_curve.svg")  # what a fit writes: the run itself
+
+
+def check_outside_run(path: str | Path, run_dir: str | Path, option: str = "--out") -> None:
+    """Refuse an output ``path`` that is one of the run's own files (through a symlink or a hard link too):
+    writing there would destroy the run. Other files inside the run directory (a scan, a plate) are allowed."""
+    path, run = Path(path), Path(run_dir)
+    try:
+        target = path.resolve()
+        own = [run.resolve() / name for name in RUN_OWN_FILES]
+    except (RuntimeError, OSError) as exc:
+        raise DataError(f"{option} cannot be resolved ({exc})", path) from None
+    same = target in own or (target.exists() and any(f.exists() and os.path.samefile(target, f) for f in own))
+    if same:
+        raise DataError(f"{option} is the run's own {target.name}: writing there would destroy the run; choose "
+                        f"another file", path)
 
 
 def default_run_dir(model: str, root: str | Path = DEFAULT_ROOT) -> Path:
@@ -176,7 +196,9 @@ def _write_files(staging: Path, metrics: dict, source: dict, predictions: pd.Dat
     save_model(model, staging / MODEL_FILE, run_identity(source))
     if "history" in metrics:
         plot_loss_curve(metrics, staging / "loss_curve.svg")
-    plot_test_predictions(metrics, predictions, staging / "test_predictions.svg")
+    held_out = predictions["split"] == metrics["evaluation"]["held_out"]  # the report draws the rows labelled test
+    plot_test_predictions(metrics, predictions.assign(split=np.where(held_out, "test", predictions["split"])),
+                          staging / "test_predictions.svg")
 
 
 def _json_default(value):
@@ -209,15 +231,31 @@ class Run:
     def parent(self) -> str | None:
         return self.source["dataset"].get("parent")
 
+    def predictions(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The run's ``predictions.csv`` (ids and mutation strings as text; ``columns``: just those)."""
+        path = self.directory / "predictions.csv"
+        numbers = {name: ["", "nan", "NaN"] for name in ("y", "prediction", "std", "lower", "upper")}
+        try:
+            return pd.read_csv(path, dtype={"id": str, "mutations": str}, keep_default_na=False, na_values=numbers,
+                               usecols=columns)
+        except (OSError, ValueError, pd.errors.ParserError) as exc:
+            raise DataError(f"cannot read the run's predictions.csv ({str(exc).splitlines()[0][:160]}); fit the run "
+                            f"again", path) from None
+
+    def training_rows(self, columns: list[str] | None = None) -> pd.DataFrame:
+        """The rows of ``predictions.csv`` that the saved model was fitted on: a split's train rows, every
+        out-of-fold row of a cross-validation (its saved model is refitted on all folds; the one place this is
+        decided, from ``metrics["evaluation"]["training"]``)."""
+        table = self.predictions(None if columns is None else sorted({"split", *columns}))
+        return table[table["split"].isin(self.metrics["evaluation"]["training"])].reset_index(drop=True)
+
     @cached_property
     def support(self) -> TrainingSupport:
         """The substitutions and positions of the run's training rows (``support.json``; for runs written
         before it, read from the training rows of ``predictions.csv``)."""
         support = TrainingSupport.load(self.directory)
         if support is None:
-            table = pd.read_csv(self.directory / "predictions.csv", dtype={"mutations": str},
-                                keep_default_na=False)
-            train = table[table["split"] == "train"]
+            train = self.training_rows(["mutations", "n_mutations", "y"])
             info = self.source["dataset"]
             support = TrainingSupport.from_rows(train["mutations"].tolist(), train["n_mutations"].tolist(),
                                                 train["y"].astype(float), info.get("parent"), mutation_format_from(info))
@@ -275,6 +313,7 @@ def load_run(directory: str | Path) -> Run:
     """A run directory written by ``fit_run`` (or by an earlier version of mimo)."""
     directory = check_run_dir(directory)
     metrics = read_run_file(directory, "metrics.json", ("model", "features", "split", "test", "fit_seconds"))
+    metrics = upgrade(metrics, directory / "metrics.json")
     source = read_run_file(directory, "source.json", ("dataset", "features"))
     return Run(directory, metrics, source)
 

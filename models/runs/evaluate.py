@@ -14,7 +14,8 @@ from mimo.pipeline.errors import DataError
 from mimo.models.estimators.base import Estimator
 from mimo.models.data import SplitData
 from mimo.models.metrics import (calibrate_interval, interval_bounds, interval_metrics, metrics_by_mutations,
-                      regression_metrics, spearman_ties_broken, tied_share, uncertainty_metrics)
+                                 regression_metrics, spearman, spearman_ties_broken, tied_share,
+                                 uncertainty_metrics)
 from mimo.pipeline.io.conventions import mutation_format_from
 from mimo.models.runs.support import TrainingSupport, substitution_sets
 
@@ -27,31 +28,52 @@ def timed(fn: Callable[[], object]) -> tuple[object, float]:
     return result, time.perf_counter() - start
 
 
-def evaluate(data: SplitData, prediction: np.ndarray, model: str, fit_seconds: float, extra: dict | None = None
-             ) -> tuple[dict, pd.DataFrame]:
-    """Metrics on train/valid/test (test also by mutation count) and the predictions table."""
-    metrics: dict = {"model": model, "features": data.features, "dataset": data.dataset, "split": data.split_name,
-                     "split_hash": data.split_hash}
-    for part in PARTS:
-        m = data.mask(part)
-        metrics[part] = regression_metrics(data.rows.labels[m], prediction[m])
-    test = data.mask("test")
-    if test.any():
-        metrics["test"]["spearman_ties_broken"] = spearman_ties_broken(data.rows.labels[test], prediction[test])
-        metrics["test"]["tied_share"] = tied_share(prediction[test])
-    metrics["test"]["by_mutations"] = metrics_by_mutations(data.rows.labels[test], prediction[test],
-                                                           data.rows.n_mutations[test])
-    metrics["fit_seconds"] = round(float(fit_seconds), 3)
-    metrics["label_range"] = label_range(data.rows.labels[data.mask("train")])
-    metrics["split_unused_rows"] = data.source.get("split_unused_rows", 0)
-    if "partial_cache" in data.source:
-        metrics["partial_cache"] = data.source["partial_cache"]
-    metrics.update(extra or {})
-    predictions = pd.DataFrame({
-        "id": data.rows.ids, "split": data.split, "mutations": data.rows.mutations,
-        "n_mutations": data.rows.n_mutations, "y": data.rows.labels, "prediction": prediction,
-    })
-    return metrics, predictions
+def part_metrics(data: SplitData, prediction: np.ndarray) -> dict:
+    """Metrics of ``prediction`` on train, valid and test (test also by mutation count, and what ties are
+    worth)."""
+    parts = {part: regression_metrics(data.rows.labels[data.mask(part)], prediction[data.mask(part)])
+             for part in PARTS}
+    parts["test"].update(held_out_extras(data.rows.labels[data.mask("test")], prediction[data.mask("test")],
+                                         data.rows.n_mutations[data.mask("test")]))
+    return parts
+
+
+def held_out_extras(labels: np.ndarray, prediction: np.ndarray, n_mutations: np.ndarray) -> dict:
+    """The held-out figure's companions: Spearman with ties broken, the tied share, metrics by mutation count."""
+    extras = {"spearman_ties_broken": spearman_ties_broken(labels, prediction),
+              "tied_share": tied_share(prediction)} if len(labels) else {}
+    return {**extras, "by_mutations": metrics_by_mutations(labels, prediction, n_mutations)}
+
+
+def predictions_table(data: SplitData, prediction: np.ndarray, split=None) -> pd.DataFrame:
+    """The predictions table: one row per dataset row, its part of the split (``split``: other labels)."""
+    return pd.DataFrame({"id": data.rows.ids, "split": data.split if split is None else split,
+                         "mutations": data.rows.mutations, "n_mutations": data.rows.n_mutations,
+                         "y": data.rows.labels, "prediction": prediction})
+
+
+def check_parts(data: SplitData) -> None:
+    """A split with no training or no test rows is refused before any training, in one line."""
+    for part in ("train", "test"):
+        if not data.mask(part).any():
+            raise DataError(f"split {data.split_name!r} has no {part} rows: nothing to "
+                            f"{'fit on' if part == 'train' else 'evaluate the run on'}; give a split with "
+                            f"train and test rows (--split, --split-file), or cross-validate (--cv)")
+
+
+def label_warnings(labels: np.ndarray) -> list[str]:
+    """Warnings about labels the heads cannot resolve: the features and heads compute in float32 (about 7
+    significant digits), so labels that vary little around a large offset lose their differences."""
+    labels = np.asarray(labels, np.float64)
+    labels = labels[np.isfinite(labels)]
+    if len(labels) < 2:
+        return []
+    spread, size = float(np.ptp(labels)), float(np.max(np.abs(labels)))
+    if size > 0 and spread < 1e-3 * size:
+        return [f"warning: the labels vary by {spread:.3g} around {float(np.median(labels)):.6g}: the heads compute "
+                f"in float32 (about 7 significant digits), so their differences may be lost (tied or collapsed "
+                f"predictions); subtract a constant from the scores (e.g. the parent's) and fit again"]
+    return []
 
 
 def label_range(labels: np.ndarray) -> list[float] | None:
@@ -142,3 +164,33 @@ def check_finite_metrics(metrics) -> None:
             raise DataError(f"metric {path} is {value}: the labels are too large or too spread to fit in "
                             f"floating point, or training diverged; nothing was written")
     walk(metrics, "")
+
+
+MIN_GROUP = 20  # fewer variants of one mutation count: noise, not a figure
+
+
+def zero_shot_spearman(table: pd.DataFrame, dataset: str) -> dict:
+    """Zero-shot scores against the labels (``mimo.zero_shot_scores``'s table: ``label``, ``score``,
+    ``n_mutations``, and ``covered`` for a file's scores). Variants without a label, and those a file gives no
+    signal (``covered`` false), are left out; a Spearman per mutation count where there are several counts and at
+    least ``MIN_GROUP`` variants of it. Returns ``spearman`` (None where undefined or fewer than 2 variants),
+    ``n``, ``left_out``, ``by_mutations`` [(count, spearman, n)] and ``lines`` (what to print)."""
+    labelled = table[table["label"].notna()]
+    lines, left_out = [], 0
+    if "covered" in table and not labelled["covered"].all():
+        left_out = int((~labelled["covered"].astype(bool)).sum())
+        lines.append(f"{left_out} labelled variants not covered by the file: left out")
+        labelled = labelled[labelled["covered"].astype(bool)]
+    out = {"spearman": None, "n": len(labelled), "left_out": left_out, "by_mutations": [], "lines": lines}
+    if len(labelled) < 2:
+        return out
+    fmt = lambda r: "n/a" if r is None else f"{r:.3f}"  # noqa: E731
+    out["spearman"] = spearman(labelled["label"].to_numpy(), labelled["score"].to_numpy())
+    lines.append(f"{dataset}: zero-shot Spearman {fmt(out['spearman'])} over {len(labelled)} variants")
+    if labelled["n_mutations"].nunique() > 1:
+        for count, part in labelled.groupby("n_mutations"):
+            if len(part) >= MIN_GROUP:
+                r = spearman(part["label"].to_numpy(), part["score"].to_numpy())
+                out["by_mutations"].append((int(count), r, len(part)))
+                lines.append(f"  {count} mutations: {fmt(r)} ({len(part)} variants)")
+    return out

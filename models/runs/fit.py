@@ -10,22 +10,26 @@ from mimo.pipeline.runtime import threads
 from mimo.models.estimators.base import Estimator
 from mimo.models.runs.cv import fit_cv
 from mimo.models.data import SplitData
-from mimo.models.runs.evaluate import (add_intervals, check_finite_metrics, evaluate, member_metrics, predict_spread, timed,
-                       training_support, used_manifest)
+from mimo.models.runs.evaluate import (add_intervals, check_finite_metrics, check_parts, label_range, label_warnings,
+                                       member_metrics, part_metrics, predict_spread, predictions_table, timed,
+                                       training_support, used_manifest)
+from mimo.models.runs.record import RunRecord
 from mimo.models.runs.directory import (DEFAULT_ROOT, Run, check_run_dir, default_run_dir, is_run_dir, load_run, prepare_run_dir,
                      release_run_dir, write_run)
 from mimo.models.report.summary import summary_line
 from mimo.pipeline.io.conventions import mutation_format_from
 from mimo.models.runs.support import mark_support
 
-__all__ = ["DEFAULT_ROOT", "Run", "check_run_dir", "fit_cv", "fit_run", "is_run_dir", "load_run", "summary_line"]
+__all__ = ["DEFAULT_ROOT", "Run", "RunRecord", "check_run_dir", "fit_cv", "fit_run", "is_run_dir", "load_run", "summary_line"]
 
 
 def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *, force: bool = False,
             log: Callable[[str], None] | None = None, root: str | Path = DEFAULT_ROOT) -> "Run":
     """Fit ``model`` on the train split (validation for model choice and early stopping), evaluate it on every
     split, and write the run directory ``out`` (default ``runs/<timestamp>-<head>``). ``out`` is checked
-    before training; the run appears complete or not at all."""
+    before training; the run appears complete or not at all. Its record (``metrics.json``) is a
+    ``RunRecord`` of kind ``split``; warnings it holds are in ``run.metrics["warnings"]``."""
+    check_parts(data)
     out = Path(out) if out is not None else default_run_dir(model.name, root)
     staging = prepare_run_dir(out, force)
     try:
@@ -33,8 +37,7 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
                                              counts=data.n_mutations("train"), counts_valid=data.n_mutations("valid"),
                                              log=log))
         mean, std, members = predict_spread(model, data.rows.embeddings)
-        extra = {"params": model.get_params(), **model.run_summary(), "threads": threads.POLICY.summary()}
-        metrics, predictions = evaluate(data, mean, model.name, seconds, extra)
+        predictions = predictions_table(data, mean)
         interval = add_intervals(data, mean, std, predictions) if std is not None else None
         support, sets = training_support(data)
         info = data.source["dataset"]
@@ -42,12 +45,23 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
                                    data.rows.mutations, data.rows.n_mutations, info.get("parent"),
                                    mutation_format_from(info), sets, features=data.rows.embeddings,
                                    joined=data.source["features"])
+        extra = {**({"partial_cache": data.source["partial_cache"]} if "partial_cache" in data.source else {}),
+                 **model.run_summary()}
         if interval is not None:
-            member_metrics(model, data, members, mean, std, metrics, predictions, interval)
+            member_metrics(model, data, members, mean, std, extra, predictions, interval)
         test = predictions["split"] == "test"
-        metrics["support"] = {"test_rows_with_unseen_substitutions": int((predictions["unseen"][test] > 0).sum()),
-                              "test_rows_with_unseen_sites": int((predictions["unseen_sites"][test] > 0).sum()),
-                              "test_rows_without_signal": int(predictions["no_signal"][test].sum())}
+        parts = part_metrics(data, mean)
+        record = RunRecord(
+            model=model.name, features=data.features, dataset=data.dataset, split=data.split_name,
+            split_hash=data.split_hash, kind="split", train=parts["train"], valid=parts["valid"],
+            test=parts["test"], fit_seconds=seconds, params=model.get_params(),
+            label_range=label_range(data.rows.labels[data.mask("train")]),
+            support={"test_rows_with_unseen_substitutions": int((predictions["unseen"][test] > 0).sum()),
+                     "test_rows_with_unseen_sites": int((predictions["unseen_sites"][test] > 0).sum()),
+                     "test_rows_without_signal": int(predictions["no_signal"][test].sum())},
+            unused_rows=data.source.get("split_unused_rows", 0), threads=threads.POLICY.summary(),
+            warnings=label_warnings(data.rows.labels[data.mask("train")]), extra=extra)
+        metrics = record.metrics()
         check_finite_metrics(metrics)
         write_run(staging, out, metrics, data.source, predictions, support, model)
     finally:

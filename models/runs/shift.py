@@ -23,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 
 ALPHA = 0.01  # shift_p below this: unlike_training (chosen on bench/label_shift.py's splits)
-AUC_WARN = 0.65  # a run-level warning when the rows asked about are this separable from the training rows
 MIN_QUERY = 10  # fewer rows asked about: too few to learn how they differ (the check is not made)
 MAX_ROWS = 3000  # rows of each side the classifier is fitted on
 FOLDS = 5
