@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mimo.design import _key, acquisition, candidates, diverse_top, wells
+from mimo.design import _key, acquisition, candidates, diverse_top, positions, wells
 from conftest import run_cli as cli
 
 
@@ -65,9 +65,14 @@ def test_scan_and_propose_on_a_run(tmp_path, mimo_run):
     assert best not in set(plate["mutations"]) and plate["n_mutations"].max() <= 2
     fitted = pd.read_csv(mimo_run / "predictions.csv", dtype={"mutations": str}, keep_default_na=False)
     assert not {_key(m) for m in plate["mutations"]} & {_key(m) for m in fitted["mutations"]}
-    assert plate["acquisition_value"].is_monotonic_decreasing
+    assert set(plate["why"]) <= {"exploit", "explore", "diversity"}
+    for _, part in plate[plate["why"] != "explore"].groupby(plate["n_mutations"] > 1):
+        assert part["acquisition_value"].is_monotonic_decreasing  # each pool best first
     counts = pd.Series([t for m in plate["mutations"] for t in m.split(":")]).value_counts()
     assert counts.max() <= 6  # 25% of 24
+    sites = pd.Series([p for m in plate["mutations"] for p in positions(m)]).value_counts()
+    assert sites.max() <= 4  # --max-per-position's default
+    assert (plate["n_mutations"] == 1).any() and (plate["n_mutations"] == 2).any()  # mixed: up to 2
 
 
 def test_cache_lookup_reads_just_the_rows_asked_for(tmp_path, small_gfp_dir):
@@ -127,9 +132,12 @@ def test_a_singles_run_proposes_singles_by_default_and_says_when_asked_for_more(
 
 
 def test_a_plate_that_cannot_be_filled_says_why(singles_run, cli, tmp_path):
-    result = cli("design", "propose", singles_run, "--n", "600", "--out", tmp_path / "p.csv")  # 534 candidates
+    result = cli("design", "propose", singles_run, "--n", "600", "--max-per-position", "600", "--explore", "600",
+                 "--out", tmp_path / "p.csv")  # 534 candidates
     assert "only 534 of 600 wells: just 534 unmeasured candidates exist" in result.output
     assert "raise --max-share" not in result.output  # the pool is what is short, not the diversity cap
+    result = cli("design", "propose", singles_run, "--n", "600", "--out", tmp_path / "p.csv")
+    assert "raise --max-share, --max-per-position" in result.output  # 33 positions x 4 wells
 
 
 def test_a_missing_measured_file_names_its_option(singles_run, cli, tmp_path):
