@@ -49,7 +49,7 @@ def thompson_orders(model, X: np.ndarray, n: int, seed: int = 0):
     mvn = joint_posterior(model, X[:K])
     generator = torch.Generator().manual_seed(int(seed))
     mean = mvn.mean.detach().double()
-    covariance = mvn.covariance_matrix.detach().double()
+    covariance = mvn.lazy_covariance_matrix.to_dense().detach().double()
     factor = _factor(covariance)
     normals = torch.randn(K, max(n, 1), generator=generator, dtype=torch.float64)
     draws = (mean[:, None] + factor @ normals).T.numpy()  # (n, K)
@@ -62,7 +62,16 @@ def thompson_orders(model, X: np.ndarray, n: int, seed: int = 0):
 
 
 def _factor(covariance):
-    """A Cholesky factor, with the jitter gpytorch's ``psd_safe_cholesky`` adds where rounding needs it."""
+    """A factor F with F F^T = the covariance: Cholesky, with the jitter gpytorch's ``psd_safe_cholesky`` adds
+    where rounding needs it; where even that fails (a posterior covariance of rank well below its size, as
+    between candidates the training rows pin down), the eigenvectors scaled by the square roots of the
+    eigenvalues clipped at 0."""
+    import torch
     from linear_operator.utils.cholesky import psd_safe_cholesky
+    from linear_operator.utils.errors import NotPSDError
 
-    return psd_safe_cholesky(covariance, max_tries=6)
+    try:
+        return psd_safe_cholesky(covariance, max_tries=3)
+    except (NotPSDError, RuntimeError):
+        values, vectors = torch.linalg.eigh(covariance)
+        return vectors * values.clamp(min=0).sqrt()

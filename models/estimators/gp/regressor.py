@@ -298,6 +298,7 @@ class GaussianProcessRegressor(Estimator):
         (``mimo.acquisition``). Exact: K** - V^T V with V = L^-1 K(X_train, X*); through inducing rows (DTC):
         K** - W^T W + U^T U with W = Lm^-1 K(Z, X*), U = LB^-1 W (``posterior.InducingPosterior``)."""
         from gpytorch.distributions import MultivariateNormal
+        from linear_operator import to_linear_operator
         from scipy.linalg import solve_triangular
 
         X = np.asarray(self._predict_input(X), np.float32)
@@ -316,5 +317,5 @@ class GaussianProcessRegressor(Estimator):
             w = solve_triangular(post.chol, model.cross(post.rows, rows), lower=True, check_finite=False)
             u = solve_triangular(post.chol_b, w, lower=True, check_finite=False)
             mean, covariance = mean + w.T @ post.beta, prior - w.T @ w + u.T @ u
-        covariance = (covariance + covariance.T) / 2
-        return MultivariateNormal(torch.as_tensor(mean), torch.as_tensor(covariance))
+        covariance = (covariance + covariance.T) / 2  # lazy: no factorisation until a draw asks for one
+        return MultivariateNormal(torch.as_tensor(mean), to_linear_operator(torch.as_tensor(covariance)))
