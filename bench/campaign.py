@@ -130,6 +130,41 @@ def run_campaign(X, y, mutations, counts, manifest, strategy: str, seed: int, ro
     return history
 
 
+def round_timing(X, y, mutations, manifest, measured: int, pool: int, batch: int, seed: int = 0) -> dict:
+    """Seconds of one gp-ts round at ``measured`` revealed variants and a ``pool`` of candidates (the
+    unrevealed rows, repeated as often as needed to reach ``pool``): GP fit, UCB over the pool, Thompson
+    sampling over its best 4,000, the capped plate."""
+    import mimo
+    from mimo.acquisition import thompson_orders
+    from mimo.models.estimators.gp.kernels import gp_blocks
+
+    rng = np.random.default_rng(seed)
+    revealed = rng.choice(len(y), measured, replace=False)
+    hidden = np.resize(np.setdiff1d(np.arange(len(y)), revealed), pool)
+    times = {}
+    start = time.perf_counter()
+    model = mimo.GaussianProcessRegressor(blocks=gp_blocks(manifest), steps=50, seed=seed)
+    model.fit(X[revealed], y[revealed])
+    times["fit"] = time.perf_counter() - start
+    mean, std = model.predict(X[hidden], return_std=True)
+    times["pool"] = time.perf_counter() - start - times["fit"]
+    value = mean + 2 * std
+    order = np.argsort(-value, kind="stable")
+    seen, rows = set(), []
+    for i in order:
+        if hidden[i] not in seen:
+            seen.add(hidden[i])
+            rows.append(i)
+        if len(rows) == 4000:
+            break
+    rows = np.asarray(rows)
+    orders = thompson_orders(model, X[hidden[rows]], batch, seed)
+    _plate(mutations, hidden[rows], value[rows], batch, 4, orders=orders)
+    times["ts"] = time.perf_counter() - start - times["fit"] - times["pool"]
+    times["total"] = time.perf_counter() - start
+    return times
+
+
 def machine() -> str:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                             cwd=Path(__file__).parent).stdout.strip()
@@ -153,7 +188,16 @@ def main() -> None:
     parser.add_argument("--cache", default="cache")
     parser.add_argument("--markdown", default=None)
     parser.add_argument("--raw", default=None, help="CSV of every campaign's rounds (to combine runs).")
+    parser.add_argument("--timing", default=None, metavar="MEASURED,POOL",
+                        help="Instead: the seconds of one gp-ts round at MEASURED variants and a POOL of candidates.")
     args = parser.parse_args()
+    if args.timing:
+        measured, pool = (int(v) for v in args.timing.split(","))
+        X, y, mutations, _, manifest, dataset = landscape(args.datasets.split(",")[0], args.cache, args.features)
+        times = round_timing(X, y, mutations, manifest, measured, pool, args.batch)
+        print(f"{dataset}: one gp-ts round at {measured:,} measured, {pool:,} candidates: "
+              + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()) + f"; {machine()}")
+        return
     raw = []
     for name in args.datasets.split(","):
         X, y, mutations, counts, manifest, dataset = landscape(name, args.cache, args.features)

@@ -39,10 +39,10 @@ def joint_posterior(model, X: np.ndarray):
     return model.posterior(np.asarray(X, np.float32))
 
 
-def thompson_orders(model, X: np.ndarray, n: int, seed: int = 0):
+def thompson_orders(model, X: np.ndarray, n: int, seed: int = 0, total: int | None = None):
     """``orders(k)`` for ``choose_plate``: the candidates (rows of ``X``, the first ``POOL`` of them, best by
-    the pointwise score first) ranked by the k-th of ``n`` joint posterior draws, best first; rows beyond the
-    pool come after, in their given order."""
+    the pointwise score first) ranked by the k-th of ``n`` joint posterior draws, best first; the rest of a
+    table of ``total`` rows (default ``len(X)``) after them, in their given order."""
     import torch
 
     K = min(len(X), POOL)
@@ -53,7 +53,7 @@ def thompson_orders(model, X: np.ndarray, n: int, seed: int = 0):
     factor = _factor(covariance)
     normals = torch.randn(K, max(n, 1), generator=generator, dtype=torch.float64)
     draws = (mean[:, None] + factor @ normals).T.numpy()  # (n, K)
-    tail = np.arange(K, len(X))
+    tail = np.arange(K, len(X) if total is None else total)
 
     def orders(k: int) -> np.ndarray:
         return np.concatenate([np.argsort(-draws[min(k, len(draws) - 1)], kind="stable"), tail])

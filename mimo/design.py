@@ -385,9 +385,7 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
         scored += len(part)
         part = part.assign(acquisition_value=acquisition(part, pointwise, beta, labels.max()))
         kept = part if kept is None else pd.concat([kept, part], ignore_index=True)
-        kept = pd.concat([group.nlargest(keep, "acquisition_value", keep="first")  # singles, combinations, blind
-                          for _, group in kept.groupby([kept["n_mutations"] > 1, kept["no_signal"]])]
-                         ).reset_index(drop=True)
+        kept = _best_per_group(kept, keep)
     if ranks is not None and ranks.world_size > 1:  # every process's best, gathered (gloo, as embed build)
         import torch.distributed as dist
 
@@ -395,7 +393,7 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
         dist.all_gather_object(gathered, (kept, scored))
         parts = [k for k, _ in gathered if k is not None]
         scored = sum(s for _, s in gathered)
-        kept = None if not parts else pd.concat(parts, ignore_index=True).sort_values(
+        kept = None if not parts else _best_per_group(pd.concat(parts, ignore_index=True), keep).sort_values(
             ["acquisition_value", "mutations"], ascending=[False, True], kind="stable").reset_index(drop=True)
     elif kept is not None:  # the same order as after a gather: by value, ties by name
         kept = kept.sort_values(["acquisition_value", "mutations"], ascending=[False, True],
@@ -406,11 +404,13 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
     if acquisition_kind == "ts":
         from mimo.acquisition import thompson_orders
 
-        frame = variants_frame(kept["mutations"].tolist(), run.parent, fmt)
+        from mimo.acquisition import POOL
+
+        frame = variants_frame(kept["mutations"].tolist()[:POOL], run.parent, fmt)
         X, _ = featurize(frame, run.source, device, use_cache=False, featurizers=featurizers)
-        orders = thompson_orders(run.model, X, n, seed)
+        orders = thompson_orders(run.model, X, n, seed, total=len(kept))
         batch_note = (f"batch Thompson sampling: each well the best of its own joint draw from the GP's posterior "
-                      f"over the {len(kept):,} best candidates by UCB (beta {beta:g})")
+                      f"over the {min(len(kept), POOL):,} best candidates by UCB (beta {beta:g})")
     batch = choose_plate(kept.drop(columns="acquisition_value"), kept["acquisition_value"].to_numpy(), n, max_share,
                          max_per_position, explore, multi_share if max_mutations > 1 else 0.0, orders)
     batch.insert(0, "well", wells(len(batch)))
@@ -444,6 +444,13 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
                            f"{max_per_position} wells, and at most {explore} go to variants without signal; raise "
                            f"--max-share, --max-per-position, --explore or --top-singles")
     return batch, record
+
+
+def _best_per_group(kept: pd.DataFrame, keep: int) -> pd.DataFrame:
+    """The best ``keep`` rows by acquisition of each group: singles and multi-mutants, with and without signal
+    (so a plate can always be filled with each kind)."""
+    return pd.concat([group.nlargest(keep, "acquisition_value", keep="first")
+                      for _, group in kept.groupby([kept["n_mutations"] > 1, kept["no_signal"]])]).reset_index(drop=True)
 
 
 def plate_shift(run: Run, batch: pd.DataFrame, device: str = "auto", featurizers: dict | None = None) -> dict:
