@@ -380,3 +380,33 @@ class GaussianProcessRegressor(Estimator):
                                              alpha=np.asarray(saved["alpha"], np.float64))
         else:
             self.posterior_ = InducingPosterior(self.model_, np.asarray(saved["z"], np.float32), state=saved)
+
+    # ------------------------------------------------------------------ joint posterior (batch acquisition)
+
+    def posterior(self, X):
+        """The joint posterior of the latent function (in the units the GP models: monotone in the labels) at
+        the rows ``X``, as a gpytorch ``MultivariateNormal``: what batch acquisition draws from
+        (``mimo.acquisition``). Exact: K** - V^T V with V = L^-1 K(X_train, X*); through inducing rows (DTC):
+        K** - W^T W + U^T U with W = Lm^-1 K(Z, X*), U = LB^-1 W (``posterior.InducingPosterior``)."""
+        from gpytorch.distributions import MultivariateNormal
+        from linear_operator import to_linear_operator
+        from scipy.linalg import solve_triangular
+
+        X = np.asarray(self._predict_input(X), np.float32)
+        model, post = self.model_, self.posterior_
+        rows = model.prepare(X)
+        prior = model.cross(rows, rows)
+        with torch.no_grad():
+            mean = model.mean(rows).numpy().astype(np.float64)
+        if post.kind == "exact":
+            if post.chol is None:
+                post.chol = post._factor(model)
+            cross = model.cross(rows, post.rows)
+            v = solve_triangular(post.chol, cross.T, lower=True, check_finite=False)
+            mean, covariance = mean + cross @ post.alpha, prior - v.T @ v
+        else:
+            w = solve_triangular(post.chol, model.cross(post.rows, rows), lower=True, check_finite=False)
+            u = solve_triangular(post.chol_b, w, lower=True, check_finite=False)
+            mean, covariance = mean + w.T @ post.beta, prior - w.T @ w + u.T @ u
+        covariance = (covariance + covariance.T) / 2  # lazy: no factorisation until a draw asks for one
+        return MultivariateNormal(torch.as_tensor(mean), to_linear_operator(torch.as_tensor(covariance)))
