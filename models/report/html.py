@@ -189,15 +189,18 @@ def plate_messages(plate: pd.DataFrame, record: dict | None) -> list[str]:
             return 0
         return int(plate[column].astype(str).str.lower().isin(("true", "1", "1.0")).sum())
 
+    def wells(n: int, one: str, many: str) -> str:
+        return f"{n} well {one}" if n == 1 else f"{n} wells {many}"
+
     if flagged("no_signal"):
         lines.append(f"warning: {flagged('no_signal')} of {len(plate)} wells carry substitutions or positions the "
                      f"run's features give no signal for (column no_signal): their rank comes from the interval alone")
     if flagged("extrapolation"):
-        lines.append(f"warning: {flagged('extrapolation')} wells have more substitutions than any training row "
-                     f"(column extrapolation): predicted for variants unlike any the model saw")
+        lines.append(f"warning: {wells(flagged('extrapolation'), 'has', 'have')} more substitutions than any training "
+                     f"row (column extrapolation): predicted for variants unlike any the model saw")
     if flagged("unlike_training"):
-        lines.append(f"warning: {flagged('unlike_training')} wells are unlike the training rows (column "
-                     f"unlike_training): their intervals are not calibrated there")
+        lines.append(f"warning: {wells(flagged('unlike_training'), 'is', 'are')} unlike the training rows (column "
+                     f"unlike_training): the intervals are not calibrated there")
     return list(dict.fromkeys(lines))
 
 
