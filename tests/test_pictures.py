@@ -152,6 +152,12 @@ def test_titles_wrap_to_the_figure_in_three_lines_at_most(text, inches):
     assert len(lines) <= 3 and all(len(line) <= max(20, int(inches * 72 / 6.5)) for line in lines)
 
 
+def test_a_joined_feature_name_breaks_after_a_plus_not_inside_a_word():
+    assert wrap(f"mimo on toy/{LONG} (random): test predictions", 7.2).split("\n") == [
+        "mimo on toy/profile:esm2_t33_650M_UR50D_proteinmpnn_vanilla_v48_020+",
+        "scores:tranceptEVE_L+onehot-sites (random): test predictions"]
+
+
 def test_scan_centre_is_the_predicted_parent_only_without_a_wild_type_measurement():
     def never():
         raise AssertionError("the parent need not be predicted when the wild type is measured")

@@ -64,9 +64,10 @@ def wrap(text: str, width_inches: float, size: float = FONT + 1, lines: int = 3)
     """``text`` wrapped to the width of a figure (about 0.65 em a character), at most ``lines`` lines (the last
     shortened with an ellipsis); long words (a joined feature name) are broken at ``+``, ``:`` or ``/`` first."""
     chars = max(20, int(width_inches * 72 / (0.65 * size)))
-    spaced = text.replace("+", "+\u200b").replace("/", "/\u200b")  # break opportunities inside feature names
+    marker = "\ue000"  # a break opportunity after + and / (inside feature names), removed once wrapped
+    spaced = text.replace("+", f"+{marker} ").replace("/", f"/{marker} ")
     out = textwrap.wrap(spaced, chars, break_long_words=True, break_on_hyphens=False)
-    out = [line.replace("\u200b", "") for line in (out or [""])]
+    out = [line.replace(f"{marker} ", "").replace(marker, "") for line in (out or [""])]
     if len(out) > lines:
         out = out[:lines]
         out[-1] = out[-1][: chars - 3].rstrip() + "..."
