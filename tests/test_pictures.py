@@ -330,6 +330,10 @@ def test_the_runs_table_leads_with_key_columns_marks_the_best_and_folds_the_rest
     rows = {r[0].split()[0]: r for r in cells_of(root, "key")}
     assert "best" in rows["better"][0] and "best" not in rows["run"][0]
     assert "best" not in rows["cv"][0]  # alone in its scheme: nothing to be best among
+    twins = [shutil.copytree(better, tmp_path / f"twin{i}") for i in range(2)]
+    run_cli("report", better, *twins, "--html", page)
+    marks = [r[0] for r in cells_of(page_of(page), "key")]
+    assert marks == ["better \u2605 best (tied with 2)", "twin0", "twin1"]
     assert rows["better"][3] == "random split" and rows["cv"][3] == "random_3 (3-fold CV)"
     folded = next(root.iter("details"))
     assert "test loss" in "".join(th.text or "" for th in folded.iter("th"))

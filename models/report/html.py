@@ -274,15 +274,15 @@ def runs_overview(runs: list, names: list[str]) -> str:
     run's warning count linking to its section), then every column folded in a <details>."""
     table = runs_table(runs).assign(run=names)
     key = key_table(runs, names)
-    best = key.pop("best").to_numpy()
+    best, tied = key.pop("best").to_numpy(), key.pop("tied").to_numpy()
     head = "".join(f"<th>{escape(str(c))}</th>" for c in key.columns)
     body = []
-    for row, is_best, anchor in zip(key.itertuples(index=False), best, names):
+    for row, is_best, ties, anchor in zip(key.itertuples(index=False), best, tied, names):
+        mark = (" &#9733; best" + (f" (tied with {ties})" if ties else "")) if is_best else ""
         cells = []
         for column, value in zip(key.columns, row):
             if column == "run":
-                cells.append(f'<td class="text"><a href="#{escape(anchor)}">{cell(value)}</a>'
-                             f'{" &#9733; best" if is_best else ""}</td>')
+                cells.append(f'<td class="text"><a href="#{escape(anchor)}">{cell(value)}</a>{mark}</td>')
             elif isinstance(value, str):
                 cells.append(f'<td class="text">{cell(value)}</td>')
             else:

@@ -106,8 +106,9 @@ def messages(record: dict, source: dict | None = None) -> list[str]:
 
 def key_table(runs: list, names: list[str] | None = None) -> pd.DataFrame:
     """The runs table that fits a page: run, head, features, scheme, Spearman (test, or pooled out of fold), 95%
-    interval coverage and width, warnings (how many), and ``best`` (True for the highest Spearman among the runs
-    of one dataset and scheme, when there are two or more)."""
+    interval coverage and width, warnings (how many), ``best`` (True for the highest Spearman among the runs of
+    one dataset and scheme, when there are two or more; the first of those tied at the top) and ``tied`` (how
+    many other runs the best ties with)."""
     rows = []
     for run, name in zip(runs, names or [Path(r.directory).name for r in runs]):
         m = run.metrics
@@ -125,8 +126,10 @@ def key_table(runs: list, names: list[str] | None = None) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["run", "head", "features", "dataset", "scheme", "Spearman", "coverage",
                                         "width", "warnings"])
     rho = pd.to_numeric(table["Spearman"], errors="coerce")
-    group = table.groupby(["dataset", "scheme"])["run"].transform("size")
-    table["best"] = (group > 1) & rho.notna() & (rho == rho.groupby([table["dataset"], table["scheme"]]).transform("max"))
+    keys = [table["dataset"], table["scheme"]]
+    top = (rho.notna() & (rho == rho.groupby(keys).transform("max"))) & (table.groupby(keys)["run"].transform("size") > 1)
+    table["best"] = top & ~top.groupby(keys).cumsum().gt(1)  # the first of runs tied at the top
+    table["tied"] = (top.groupby(keys).transform("sum") - 1).where(table["best"], 0).astype(int)
     if table["dataset"].nunique() <= 1:
         table = table.drop(columns="dataset")
     return table
