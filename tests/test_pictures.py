@@ -413,3 +413,21 @@ def test_an_unwritable_html_path_is_one_line_before_any_work(runs, tmp_path):
     result = run_cli("report", runs.run, "--html", tmp_path / "missing" / "r.html", ok=False)
     assert result.exit_code == 1
     assert result.output.strip().count("\n") == 0 and "--html" in result.output and "|" not in result.output
+
+
+def test_the_tables_read_a_run_record_with_out_of_fold_rows_named_oof():
+    from mimo.models.report.html import metrics_table
+    from mimo.models.report.tables import key_table
+
+    oof = {"model": "ridge", "features": "onehot", "dataset": "toy", "split": "fold_modulo_5", "cv": {"folds": 5},
+           "oof": {"n": 50, "spearman": 0.41, "mse": 1.2}, "train": {"n": 50, "mse": 0.5},
+           "uncertainty": {"interval": {"oof": {"coverage": 0.93, "mean_width": 2.5}}},
+           "warnings": ["the labels look like log values"], "params": {}}
+    old = {**{k: v for k, v in oof.items() if k not in ("oof", "uncertainty", "warnings")},
+           "test": {"n": 50, "spearman": 0.52, "mse": 1.0}}
+    runs = [SimpleNamespace(directory=Path(name), metrics=m, source={}) for name, m in (("new", oof), ("old", old))]
+    key = key_table(runs)
+    assert key[["run", "scheme", "Spearman", "coverage", "width", "warnings", "best"]].fillna(-1).values.tolist() == [
+        ["new", "fold_modulo_5 (5-fold CV)", 0.41, 0.93, 2.5, 1, False],
+        ["old", "fold_modulo_5 (5-fold CV)", 0.52, -1, -1, 0, True]]
+    assert metrics_table(oof)["part"].tolist() == ["train", "out-of-fold (pooled)"]

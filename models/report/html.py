@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mimo.models.report.tables import is_cross_validated, key_table, messages, runs_table
+from mimo.models.report.tables import held_out_metrics, is_cross_validated, key_table, messages, runs_table
 from mimo.pipeline.writes import write_text
 
 REPORT_FILE = "report.html"
@@ -138,10 +138,10 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
     """n, MSE, Spearman, Pearson and (where calibrated) 95% interval coverage and width, per part."""
     intervals = metrics.get("uncertainty", {}).get("interval", {})
     rows = []
-    for part in ("train", "valid", "test"):
+    for part in ("train", "valid", "test", "oof"):  # "oof": out-of-fold figures, in runs that name them so
         if part in metrics:
             m, i = metrics[part], intervals.get(part, {})
-            name = "out-of-fold (pooled)" if part == "test" and is_cross_validated(metrics) else part
+            name = "out-of-fold (pooled)" if part == "oof" or (part == "test" and is_cross_validated(metrics)) else part
             rows.append({"part": name, "n": m.get("n"), "MSE": m.get("mse"), "Spearman": m.get("spearman"),
                          "Pearson": m.get("pearson"), "95% interval coverage": i.get("coverage"),
                          "95% interval width": i.get("mean_width")})
@@ -149,7 +149,7 @@ def metrics_table(metrics: dict) -> pd.DataFrame:
 
 
 def by_mutations_table(metrics: dict) -> pd.DataFrame | None:
-    by = metrics.get("test", {}).get("by_mutations")
+    by = held_out_metrics(metrics).get("by_mutations")
     if not by:
         return None
     return pd.DataFrame([{"mutations": k, "n": v.get("n"), "MSE": v.get("mse"), "Spearman": v.get("spearman")}
