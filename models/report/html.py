@@ -44,7 +44,8 @@ table.key { width: 100%; } tr.best td { background: #eef7ee; font-weight: bold; 
 details { margin: .3em 0 1em; } summary { cursor: pointer; color: #555; }
 .warning { color: #a00; } .note { color: #555; } .lines p { margin: .2em 0; }
 .howto { background: #f7f7f7; border-left: 3px solid #999; padding: .5em 1em; font-size: .9em; }
-figure { margin: 1em 0; display: inline-block; vertical-align: top; } figure img { max-width: 100%; border: 1px solid #eee; }
+figure { margin: 1em 0; display: inline-block; vertical-align: top; }
+figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: .8em; color: #555; }
 """
 HOW_TO_READ = (
@@ -114,7 +115,8 @@ def pictures(directory: str | Path) -> list[tuple[str, str, bytes]]:
     for stem in PICTURES:
         for suffix, media in KINDS:
             data = run_file(directory, f"{stem}.{suffix}")
-            if data is not None and data[:8 if suffix == "png" else 512].lstrip()[:5] in (b"\x89PNG\r", b"<?xml", b"<svg "):
+            start = data[:8 if suffix == "png" else 512].lstrip()[:5] if data is not None else b""
+            if start in ((b"\x89PNG\r",) if suffix == "png" else (b"<?xml", b"<svg ")):  # what its name says
                 found.append((f"{stem}.{suffix}", media, data))
                 break
     return found

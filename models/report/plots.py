@@ -227,7 +227,8 @@ def predictions_figure(metrics: dict, predictions: pd.DataFrame, score: str = "s
     order = sorted(sizes.index)
     top = max(order)
     x, y = shown["y"].to_numpy(float), shown["prediction"].to_numpy(float)
-    flagged = shown["no_signal"].fillna(False).astype(bool).to_numpy() if "no_signal" in shown else np.zeros(len(x), bool)
+    flagged = (shown["no_signal"].fillna(False).astype(bool).to_numpy() if "no_signal" in shown
+               else np.zeros(len(x), bool))
     low, high = padded(*(lambda v: (v.min(), v.max()) if len(v) else (0.0, 1.0))(_finite(x, y)))
     fig = _figure(7.2, 5.4)
     ax = fig.add_subplot()

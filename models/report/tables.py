@@ -77,7 +77,8 @@ def _lines_of(value) -> list[str]:
     for item in value or []:
         if isinstance(item, dict) and item.get("message"):
             kind = item.get("kind") or item.get("level") or ""
-            out.append(f"{kind}: {item['message']}" if kind and not item["message"].startswith(kind) else item["message"])
+            message = item["message"]
+            out.append(f"{kind}: {message}" if kind and not message.startswith(kind) else message)
         elif isinstance(item, str):
             out.append(item)
     return out
@@ -127,7 +128,8 @@ def key_table(runs: list, names: list[str] | None = None) -> pd.DataFrame:
                                         "width", "warnings"])
     rho = pd.to_numeric(table["Spearman"], errors="coerce")
     keys = [table["dataset"], table["scheme"]]
-    top = (rho.notna() & (rho == rho.groupby(keys).transform("max"))) & (table.groupby(keys)["run"].transform("size") > 1)
+    top = rho.notna() & (rho == rho.groupby(keys).transform("max"))
+    top &= table.groupby(keys)["run"].transform("size") > 1
     table["best"] = top & ~top.groupby(keys).cumsum().gt(1)  # the first of runs tied at the top
     table["tied"] = (top.groupby(keys).transform("sum") - 1).where(table["best"], 0).astype(int)
     if table["dataset"].nunique() <= 1:
