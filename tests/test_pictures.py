@@ -383,6 +383,9 @@ def test_the_page_embeds_only_regular_files_the_run_wrote(runs, tmp_path):
     text = page.read_text()
     encoded = base64.b64encode(secret.read_bytes()).decode()
     assert "TOP-SECRET" not in text and encoded[:20] not in text and not list(page_of(page).iter("img"))
+    for name in ("scan.svg", "test_predictions.png", "loss_curve.png", "loss_curve.svg", "proposal.csv"):
+        assert f"note: {name} is not a regular file of this run" in text
+    assert "x.svg" not in text  # not a name the run writes: never looked at
     assert run_file(run, "x.svg") is None and run_file(run, "../secret.txt") is None
     assert run_file(run, "metrics.json").startswith(b"{")
 

@@ -31,7 +31,8 @@ from mimo.pipeline.writes import write_text
 REPORT_FILE = "report.html"
 PICTURES = ("test_predictions", "loss_curve", "scan")  # the pictures a run writes, shown in this order
 KINDS = (("png", "image/png"), ("svg", "image/svg+xml"))  # the page's PNG, else (runs before it) the SVG
-MOST_BYTES = 8_000_000  # a picture or plate larger than this is not one the run wrote
+MOST_BYTES = 8_000_000  # a picture larger than this is not one the run wrote
+MOST_TABLE_BYTES = 256_000_000  # nor a scan or plate larger than this (a scan of 19 x 10,000 residues is ~40 MB)
 STYLE = """
 body { font-family: sans-serif; margin: 1.5em auto; max-width: 1320px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; } h2 { font-size: 1.25em; border-top: 1px solid #ccc; padding-top: .8em; margin-top: 2em; }
@@ -86,9 +87,9 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def run_file(directory: str | Path, name: str) -> bytes | None:
+def run_file(directory: str | Path, name: str, most: int = MOST_BYTES) -> bytes | None:
     """The bytes of the run's own file ``name``: only a regular file directly inside ``directory``, not a symlink,
-    not hard-linked elsewhere, not over ``MOST_BYTES`` (None for anything else: a FIFO, a directory, a link to
+    not hard-linked elsewhere, not over ``most`` bytes (None for anything else: a FIFO, a directory, a link to
     another file are never opened for reading, let alone embedded). Opened without following a link and without
     blocking, then checked on the open descriptor, so the file checked is the file read."""
     if "/" in name or name in ("", ".", ".."):
@@ -100,10 +101,11 @@ def run_file(directory: str | Path, name: str) -> bytes | None:
         return None
     try:
         info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_size > MOST_BYTES:
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_size > most:
             return None
         with os.fdopen(os.dup(descriptor), "rb") as handle:
-            return handle.read(MOST_BYTES + 1)
+            data = handle.read(most + 1)
+        return data if len(data) <= most else None
     finally:
         os.close(descriptor)
 
@@ -120,6 +122,23 @@ def pictures(directory: str | Path) -> list[tuple[str, str, bytes]]:
                 found.append((f"{stem}.{suffix}", media, data))
                 break
     return found
+
+
+def refused_files(directory: str | Path, shown: set[str]) -> list[str]:
+    """The names a run writes (pictures, plate, scan) that are present in ``directory`` but were not read: not
+    ``run_file``'s kind of file, or a picture not what its name says."""
+    names = [f"{stem}.{suffix}" for stem in PICTURES for suffix, _ in KINDS] + ["proposal.csv", "scan.csv"]
+    out = []
+    for name in names:
+        if name in shown or not os.path.lexists(Path(directory) / name):
+            continue
+        most = MOST_TABLE_BYTES if name.endswith(".csv") else MOST_BYTES
+        if name.endswith(".csv") and run_file(directory, name, most) is not None:
+            continue
+        if not name.endswith(".csv") and any(name.startswith(s.split(".")[0] + ".") for s in shown):
+            continue  # the SVG beside a PNG shown
+        out.append(name)
+    return out
 
 
 def picture(name: str, media: str, data: bytes) -> str:
@@ -233,7 +252,7 @@ def _table_file(directory: Path, name: str) -> pd.DataFrame | None:
     """A CSV the run wrote (``run_file``'s checks), or None where there is none."""
     from mimo.pipeline.errors import DataError
 
-    data = run_file(directory, name)
+    data = run_file(directory, name, MOST_TABLE_BYTES)
     if data is None:
         return None
     try:
@@ -254,9 +273,11 @@ def run_section(run, name: str) -> str:
     scan = _table_file(directory, "scan.csv")
     selection = m.get("auto", {}).get("selection")
     shown = pictures(directory)
+    refused = [f"note: {n} is not a regular file of this run (a link, a FIFO, a directory, a hard link or too "
+               f"large): not shown" for n in refused_files(directory, {n for n, _, _ in shown})]
     cv = is_cross_validated(m)
     parts = [f'<h2 id="{escape(name)}">{escape(name)}</h2>',
-             _lines([summary_line(m), *uncertainty_lines(m), *messages(m, run.source)]),
+             _lines([summary_line(m), *uncertainty_lines(m), *messages(m, run.source), *refused]),
              _section("metrics", html_table(metrics_table(m))),
              _section("out-of-fold rows by mutation count" if cv else "test rows by mutation count",
                       _optional_table(by_mutations_table(m))),
