@@ -4,10 +4,11 @@
 
 Runs (one-hot sites features, seconds each on a 2-core CPU): MIMO on DNJA1 (random split; then `design scan`
 and `design propose`), the same under ProteinGym's modulo-5 folds, and MIMO on 1,500 GFP genotypes with the
-wild type among them ($MIMO_DATA). Then `mimo data show` of both datasets and `mimo report --html` of every
-run. Each SVG is converted to PNG with ``rsvg-convert`` and the page screenshotted with headless chromium, when
-they are installed (``apt-get install -y librsvg2-bin chromium``); the paths are printed, with the page's size
-and the seconds it took to write.
+wild type among them ($MIMO_DATA). Then `mimo data show` of both datasets, `mimo report --html` of every run,
+and a page of 24 run directories (8 copies of each run: the size of a 24-run page). Every run writes each picture
+as SVG and PNG (matplotlib); the PNGs are gathered under OUT/png and the page is screenshotted at 1,400 px wide
+with headless chromium where it is installed (``apt-get install -y chromium``). The paths are printed, with the
+pages' sizes and the seconds they took to write.
 """
 from __future__ import annotations
 
@@ -62,18 +63,26 @@ def make_runs(out: Path, proteingym: Path) -> list[Path]:
 
 
 def look(out: Path, runs: list[Path]) -> None:
-    """PNGs of every SVG, and a screenshot of the page, where the tools are installed."""
-    if shutil.which("rsvg-convert"):
-        for svg in sorted(p for run in runs for p in run.glob("*.svg")):
-            png = out / "png" / f"{svg.parent.name}-{svg.stem}.png"
-            png.parent.mkdir(exist_ok=True)
-            subprocess.run(["rsvg-convert", svg, "-o", png], check=True)
-            print(png)
+    """Every run's PNGs gathered under OUT/png, and a screenshot of the page, 1,400 px wide, where chromium is
+    installed."""
+    (out / "png").mkdir(exist_ok=True)
+    for png in sorted(p for run in runs for p in run.glob("*.png")):
+        shutil.copyfile(png, out / "png" / f"{png.parent.name}-{png.name}")
+        print(out / "png" / f"{png.parent.name}-{png.name}")
     print(*sorted((out / "figures").glob("*.png")), sep="\n")
     if shutil.which("chromium"):
         subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={out}/report.png",
-                        "--window-size=1200,2000", f"file://{out}/report.html"], check=True, capture_output=True)
+                        "--window-size=1400,2400", f"file://{out}/report.html"], check=True, capture_output=True)
         print(out / "report.png")
+
+
+def page(out: Path, runs: list[Path], name: str) -> None:
+    """`mimo report --html` of ``runs`` as OUT/``name``: its size and the seconds the command took."""
+    start = time.perf_counter()
+    mimo("report", *runs, "--html", out / name)
+    seconds = time.perf_counter() - start
+    print(f"{out / name}: {(out / name).stat().st_size / 1e6:.2f} MB; `mimo report --html` of {len(runs)} runs: "
+          f"{seconds:.1f}s (the command's start included)")
 
 
 def main() -> None:
@@ -84,12 +93,9 @@ def main() -> None:
     if args.out.exists():
         shutil.rmtree(args.out)
     runs = make_runs(args.out, args.proteingym)
-    start = time.perf_counter()
-    mimo("report", *runs, "--html", args.out / "report.html")
-    seconds = time.perf_counter() - start
-    size = (args.out / "report.html").stat().st_size
-    print(f"{args.out / 'report.html'}: {size / 1e6:.2f} MB; `mimo report --html` of {len(runs)} runs: "
-          f"{seconds:.1f}s (the command's start included)")
+    page(args.out, runs, "report.html")
+    copies = [shutil.copytree(run, args.out / "copies" / f"{run.name}-{i}") for i in range(8) for run in runs]
+    page(args.out, copies, "report-24.html")
     look(args.out, runs)
 
 

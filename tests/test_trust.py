@@ -116,9 +116,9 @@ def test_out_onto_an_existing_run_is_refused_and_force_replaces_it(tmp_path, cac
     assert (out / "metrics.json").read_text() == before and not (out / "loss_curve.svg").exists()
     cli("fit", "mlp", *FAST, "--cache", cache, "--out", out, "--force")
     assert json.loads((out / "metrics.json").read_text())["model"] == "mlp"
-    assert sorted(p.name for p in out.iterdir()) == ["loss_curve.svg", "metrics.json", "model.npz",
+    assert sorted(p.name for p in out.iterdir()) == ["loss_curve.png", "loss_curve.svg", "metrics.json", "model.npz",
                                                       "predictions.csv", "report.html", "source.json",
-                                                      "support.json", "test_predictions.svg"]
+                                                      "support.json", "test_predictions.png", "test_predictions.svg"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left behind
 
 
@@ -257,10 +257,16 @@ def test_mimo_cache_sets_the_cache_root(tmp_path, cache, monkeypatch):
 
 
 def test_every_run_plots_test_predictions(ridge_run):
-    svg = (ridge_run / "test_predictions.svg").read_text()
+    from mimo.models.report.plots import predictions_figure
+
+    assert (ridge_run / "test_predictions.svg").read_text().lstrip().startswith("<?xml")
+    assert (ridge_run / "test_predictions.png").read_bytes()[:4] == b"\x89PNG"
     metrics = json.loads((ridge_run / "metrics.json").read_text())
-    assert f"test Spearman {metrics['test']['spearman']:.3f}" in svg
-    assert svg.count('class="point"') == metrics["test"]["n"] and "4 mut." in svg
+    ax = predictions_figure(metrics, pd.read_csv(ridge_run / "predictions.csv")).axes[0]
+    assert f"test Spearman {metrics['test']['spearman']:.3f}" in ax.get_title()
+    assert sum(len(c.get_offsets()) for c in ax.collections if c.__class__.__name__ == "PathCollection") == \
+        metrics["test"]["n"]
+    assert any("4 mut." in t.get_text() for t in ax.get_legend().get_texts())
 
 
 def test_training_reports_progress_per_epoch(cache):

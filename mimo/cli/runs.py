@@ -21,7 +21,7 @@ from mimo.cli._common import DataError, ensure_writable, main, reports_data_erro
 @reports_data_errors
 def report_cmd(runs, csv_path, md_path, html_path) -> None:
     """Gather run directories into one table (default: every run under ./runs)."""
-    from mimo.models.report.tables import runs_table, to_markdown
+    from mimo.models.report.tables import csv_safe, runs_table, to_markdown
     from mimo.models.runs.fit import DEFAULT_ROOT, is_run_dir, load_run
 
     for path, option in ((csv_path, "--csv"), (md_path, "--markdown"), (html_path, "--html")):
@@ -52,7 +52,7 @@ def report_cmd(runs, csv_path, md_path, html_path) -> None:
     markdown = to_markdown(table)
     click.echo(markdown)
     if csv_path:
-        write_csv(table, csv_path)
+        write_csv(csv_safe(table), csv_path)
     if md_path:
         write_text(md_path, markdown + "\n")
     if html_path:

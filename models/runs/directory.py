@@ -27,7 +27,7 @@ from mimo.models.estimators.base import Estimator
 from mimo.models.runs.evaluate import predict_spread, used_manifest
 from mimo.models.report.html import REPORT_FILE, write_html_report
 from mimo.models.metrics import interval_bounds
-from mimo.models.report.plots import plot_loss_curve, plot_test_predictions
+from mimo.models.report.plots import write_run_pictures
 from mimo.models.estimators.registry import MODEL_FILE, load_model, save_model
 from mimo.models.report.summary import summary_line
 from mimo.models.report.tables import runs_table
@@ -194,11 +194,7 @@ def _write_files(staging: Path, metrics: dict, source: dict, predictions: pd.Dat
     predictions.to_csv(staging / "predictions.csv", index=False)  # shortest exact repr: metrics recompute exactly
     support.save(staging)
     save_model(model, staging / MODEL_FILE, run_identity(source))
-    if "history" in metrics:
-        plot_loss_curve(metrics, staging / "loss_curve.svg")
-    held_out = predictions["split"] == metrics["evaluation"]["held_out"]  # the report draws the rows labelled test
-    plot_test_predictions(metrics, predictions.assign(split=np.where(held_out, "test", predictions["split"])),
-                          staging / "test_predictions.svg")
+    write_run_pictures(staging, metrics, source, predictions)
 
 
 def _json_default(value):

@@ -52,9 +52,14 @@ def summary_table(summary: dict) -> pd.DataFrame:
 
 def score_name(dataset: VariantSet) -> str:
     """What the score is called: the column it was read from, else GFP's brightness, else ``label``."""
-    if dataset.columns.get("score"):
-        return dataset.columns["score"]
-    return "brightness (log fluorescence)" if dataset.name.split("-")[0] == "gfp" else "label"
+    return score_name_of(dataset.name, dataset.columns)
+
+
+def score_name_of(name: str, columns: dict) -> str:
+    """``score_name`` from a dataset's name and the columns it was read from (as a run's dataset record holds)."""
+    if columns.get("score"):
+        return columns["score"]
+    return "brightness (log fluorescence)" if name.split("-")[0] == "gfp" else "label"
 
 
 def _part_name(part: str) -> str:
