@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 OPTION = re.compile(r"\{\{option:([a-z_]+)\}\}")
+ALONE = re.compile(r"\(\{\{option:([a-z_]+)\}\}\)")  # an option alone in parentheses: which one gave a file
 
 
 def option(name: str) -> str:
@@ -21,7 +22,8 @@ class DataError(ValueError):
 
     def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
         self.raw = message
-        self.message = OPTION.sub(lambda m: f"{m.group(1)}=", message)
+        # "(--input)" on the command line; "(argument input)" to a Python caller, not "(input=)"
+        self.message = OPTION.sub(lambda m: f"{m.group(1)}=", ALONE.sub(r"(argument \1)", message))
         self.path = None if path is None else str(path)
         self.line = line
         where = ""
