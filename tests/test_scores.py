@@ -91,7 +91,7 @@ def test_proteingyms_own_tranceptevee_scores_give_its_published_zero_shot_figure
                  tmp_path / "c", "--quiet")
     published = pd.read_csv(PROTEINGYM / "anchors" / "zero_shot_DMS_substitutions_Spearman_DMS_level.csv")
     figure = published.set_index("DMS ID").loc[assay, "TranceptEVE L"]
-    assert f"zero-shot Spearman {figure:.3f} over 922 variants" in result.output
+    assert f"zero-shot Spearman of scores-{assay}-avg_score {figure:.3f} over 922 variants" in result.output
 
 
 def test_predict_new_variants_with_their_scores_file(tmp_path, cli):

@@ -149,7 +149,8 @@ def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_off
         labelled = labelled[labelled["covered"]]
     if len(labelled) > 1:
         rho = spearman(labelled["label"].to_numpy(), labelled["score"].to_numpy())
-        click.echo(f"{dataset.name}: zero-shot Spearman {'n/a' if rho is None else f'{rho:.3f}'} over "
+        of = table.attrs.get("features") or (weights or model or DEFAULT_ESM)
+        click.echo(f"{dataset.name}: zero-shot Spearman of {of} {'n/a' if rho is None else f'{rho:.3f}'} over "
                    f"{len(labelled)} variants")
         for count, part in labelled.groupby("n_mutations"):
             if len(part) >= 20 and labelled["n_mutations"].nunique() > 1:  # fewer: noise, not a figure

@@ -98,7 +98,7 @@ def read_scores(path: Path, columns: list[str] | None, parent: str | None, given
     if named:
         raise DataError(f"column {named[0]!r} is named as an assay's label (mimo reads {named[0]!r} as one): a "
                         f"label is never a feature; if it holds a model's predictions, rename it", path, 1)
-    chosen = columns or default_columns(header, labels)
+    chosen = columns or [c for c in default_columns(header, labels) if c != key]
     missing = [c for c in chosen if c not in header]
     if missing or not chosen:
         left = [c for c in header if c.strip().lower() in labels]
