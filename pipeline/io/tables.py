@@ -32,7 +32,7 @@ def clip(text, limit: int = 60) -> str:
     return shown if len(shown) <= limit else f"{shown[:limit - 5]}...{shown[-1]} ({len(str(text)):,} characters)"
 
 
-def _check_fields(text: str, sep: str, path: Path) -> None:
+def check_fields(text: str, sep: str, path: Path) -> None:
     """Refuse a header naming a column twice, and a row with more fields than the header (pandas would take the
     extra field as a row index, or shift the row, silently: ``Q15S,Y48W`` unquoted loses ``Q15S``)."""
     reader = csv.reader(io.StringIO(text), delimiter=sep)
@@ -71,7 +71,7 @@ def read_table(path: Path) -> pd.DataFrame:
     if not text.strip():
         raise DataError("empty file", path)
     sep = _separator(path)
-    _check_fields(text, sep, path)
+    check_fields(text, sep, path)
     try:
         return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
