@@ -3,8 +3,8 @@ own parse, and the label-leak scan (``store.label_leaks``) on an ESM-sized cache
 
     OMP_NUM_THREADS=1 nice python -m bench.input_checks [--rounds 5] [--out bench/results/cpu-input-checks.md]
 
-Reads ProteinGym's GFP assay (51,714 rows with full sequences) from ../shared/data/proteingym (or
-$MIMO_PROTEINGYM); the leak scan runs on random float32 rows (21,446 x 1,280: TAPE's train split, ESM-2 650M).
+Reads Sarkisyan's GFP table (54,025 rows, tab-separated) from $MIMO_DATA; the leak scan runs on random float32
+rows (21,446 x 1,280: TAPE's train split, ESM-2 650M's width).
 """
 from __future__ import annotations
 
@@ -23,8 +23,6 @@ from mimo.pipeline.cache.store import CachedEmbeddings, label_leaks
 from mimo.pipeline.errors import read_text
 from mimo.pipeline.io.tables import check_fields
 
-PROTEINGYM = Path(os.environ.get("MIMO_PROTEINGYM", Path(__file__).resolve().parents[2] / "shared" / "data" /
-                                 "proteingym"))
 
 
 def timed(fn) -> float:
@@ -38,7 +36,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    path = PROTEINGYM / "GFP_AEQVI_Sarkisyan_2016.csv"
+    from mimo.pipeline.io.fetch import resolve_data_dir
+    from mimo.pipeline.io.gfp import GFP_GENOTYPES
+
+    path = resolve_data_dir(None, download=False) / GFP_GENOTYPES
     text = read_text(path)
     rng = np.random.default_rng(0)
     n, d = 21446, 1280
@@ -47,8 +48,8 @@ def main() -> None:
                             {"features": "esm", "dim": d})
     times = {"pandas parse": [], "field check": [], "label-leak scan": []}
     for _ in range(args.rounds):  # interleaved: the machine's load falls on each alike
-        times["pandas parse"].append(timed(lambda: pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)))
-        times["field check"].append(timed(lambda: check_fields(text, ",", path)))
+        times["pandas parse"].append(timed(lambda: pd.read_csv(io.StringIO(text), sep="\t", dtype=str, keep_default_na=False)))
+        times["field check"].append(timed(lambda: check_fields(text, "\t", path)))
         times["label-leak scan"].append(timed(lambda: label_leaks(rows, np.ones(n, bool))))
     load = os.getloadavg()[0]
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,

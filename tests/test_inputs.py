@@ -199,3 +199,13 @@ def test_cli_refuses_unquoted_doubles_in_one_line(tmp_path):
                      "--cache", tmp_path / "c", "--quiet", ok=False)
     refused(result, "d.csv:", "3 fields but the header names 2 columns")
     assert not (tmp_path / "c").exists()
+
+
+def test_lab_column_names_are_found_in_any_case(tmp_path):
+    path = tmp_path / "lab.csv"
+    path.write_text("Variant,Activity\nK2A,0.5\nT3G,0.1\n")
+    data = load_table(path, PARENT)
+    assert data.columns == {"mutant": "Variant", "score": "Activity"} and len(data) == 2
+    path.write_text("variant,Mutations,activity\nK2A,K2A,0.5\n")
+    with pytest.raises(DataError, match="both 'Mutations' and 'variant' could be the mutant column; name one with mutant_col="):
+        load_table(path, PARENT)

@@ -68,18 +68,16 @@ def label_leaks(rows: CachedEmbeddings, train: np.ndarray, threshold: float = LE
         return []
     yc = y - y.mean()
     dim = rows.embeddings.shape[1]
-    total, cross = np.zeros(dim), np.zeros(dim)
-    for start in range(0, len(rows_at), 4096):  # float64 a chunk at a time: memory flat in the cache's size
-        block = np.asarray(rows.embeddings[rows_at[start:start + 4096]], dtype=np.float64)
-        total += block.sum(axis=0)
-        cross += block.T @ yc[start:start + 4096]
-    mean = total / len(y)
-    spread = np.zeros(dim)
-    for start in range(0, len(rows_at), 4096):
-        block = np.asarray(rows.embeddings[rows_at[start:start + 4096]], dtype=np.float64) - mean
-        spread += (block ** 2).sum(axis=0)
-    norms = np.sqrt(spread) * np.sqrt((yc ** 2).sum())
-    r = np.divide(cross, norms, out=np.zeros(dim), where=norms > 1e-12 * max(1.0, float(norms.max(initial=0))))
+    total, squares, cross = np.zeros(dim), np.zeros(dim), np.zeros(dim)
+    for start in range(0, len(rows_at), 8192):  # a chunk at a time: memory flat in the cache's size
+        block = np.asarray(rows.embeddings[rows_at[start:start + 8192]], dtype=np.float32)
+        total += block.sum(axis=0, dtype=np.float64)
+        squares += np.square(block).sum(axis=0, dtype=np.float64)
+        cross += block.T @ yc[start:start + 8192].astype(np.float32)  # yc is centred: X needs no centring here
+    n = len(y)
+    variance = np.maximum(squares / n - (total / n) ** 2, 0.0)
+    norms = np.sqrt(variance * n) * np.sqrt((yc ** 2).sum())
+    r = np.divide(cross, norms, out=np.zeros(dim), where=variance > 1e-9 * np.maximum(squares / n, 1e-30))
     names = _column_names(rows.manifest)
     return [f"{names[j]} (r = {r[j]:.3f})" for j in np.flatnonzero(np.abs(r) >= threshold)]
 

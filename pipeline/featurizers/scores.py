@@ -21,7 +21,7 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
-from mimo.pipeline.errors import DataError, input_file
+from mimo.pipeline.errors import DataError, input_file, option
 from mimo.pipeline.io.profiles import feature_stem, file_fingerprint, numeric_cells
 from mimo.pipeline.io.variants import (PROTEINGYM_FORMAT, MutationFormat, apply_mutations, expressed_sequence,
                                        parse_mutations)
@@ -177,7 +177,12 @@ class ScoresFeaturizer:
                          manifest.get("allow_missing", False), fingerprint, join=(manifest["join_on"], manifest["join"]) if manifest.get("join") else None,
                          mutation_format=MutationFormat("", manifest.get("mutation_first_index", 1)))
         featurizer.name = manifest["features"]
+        # predicting with a run: the build's --allow-missing is fixed in the run; another file is what helps
+        featurizer.missing_hint = (f"give a scores file that scores them ({option('scores')} FILE, with the "
+                                   f"columns {', '.join(featurizer.score_columns)})")
         return featurizer
+
+    missing_hint = "--allow-missing gives them zeros and covered = 0"
 
     def manifest(self) -> dict:
         return {"features": self.name, "kind": self.kind, "model": f"scores-v1 allow_missing={self.allow_missing}",
@@ -195,7 +200,7 @@ class ScoresFeaturizer:
             row = int(np.argmax(lacking))
             named = frame["mutations"].iloc[row] or frame["id"].iloc[row]
             raise DataError(f"{int(lacking.sum())} of {len(frame)} variants have no scores in the file (first: "
-                            f"{named!r}); --allow-missing gives them zeros and covered = 0", self.path)
+                            f"{named!r}); {self.missing_hint}", self.path)
 
     def encode(self, sequences: list[str]) -> np.ndarray:
         out = np.zeros((len(sequences), self.dim), dtype=np.float32)

@@ -20,7 +20,7 @@ from mimo.pipeline.runtime.progress import StatusLine
 
 GENOTYPES_URL = "https://figshare.com/ndownloader/files/4820647"
 GENOTYPES_SHA256 = "db7e0e3831329662a6526e7edb159edf80dc400d877970da6a9fbb7a8a048233"
-TAPE_URL = "https://s3.amazonaws.com/songlabdata/proteindata/data_raw_pytorch/fluorescence.tar.gz"
+TAPE_URL = PUBLIC_TAPE_URL = "https://s3.amazonaws.com/songlabdata/proteindata/data_raw_pytorch/fluorescence.tar.gz"
 # TAPE publishes no checksum of its archive; what mimo takes from it is the validation list derived below, whose
 # SHA-256 (5,362 genotypes, as docs/data.md and the shared copy hold it) is checked instead
 VALID_LIST_SHA256 = "de2f13c085a92fe71c9a13de47dcc298c37c55375f62936cddeedded974165c3"
@@ -154,7 +154,8 @@ def resolve_data_dir(data: str | Path | None = None, download: bool = True,
                         f"MIMO_DATA)", directory)
     try:
         fetch_gfp(directory, GENOTYPES_URL, GENOTYPES_SHA256, TAPE_URL,
-                  log=log or (lambda text: print(text, file=sys.stderr)), valid_sha256=VALID_LIST_SHA256)
+                  log=log or (lambda text: print(text, file=sys.stderr)),
+                  valid_sha256=VALID_LIST_SHA256 if TAPE_URL == PUBLIC_TAPE_URL else None)
     except DataError as exc:
         raise DataError(f"the GFP data is not here and could not be downloaded ({exc.message}); on a machine with "
                         f"a network run `mimo data fetch {directory}`, or pass --data DIR / set MIMO_DATA to a "

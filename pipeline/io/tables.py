@@ -82,13 +82,14 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def pick_column(columns: list[str], given: str | None, defaults: tuple[str, ...], what: str, path: Path,
                 option: str) -> str | None:
-    """The column named by ``option`` (``given``), else the one of the usual names the header has; two of them
-    are ambiguous and refused, naming both."""
+    """The column named by ``option`` (``given``), else the one of the usual names the header has (in any
+    case); two of them are ambiguous and refused, naming both."""
     if given is not None:
         if given not in columns:
             raise DataError(f"{option} {given!r}: no such column; the header has {columns}", path, 1)
         return given
-    found = [c for c in defaults if c in columns]
+    rank = {d.lower(): k for k, d in enumerate(defaults)}  # in any case: labs write Variant, Mutations, Activity
+    found = sorted((c for c in columns if c.strip().lower() in rank), key=lambda c: rank[c.strip().lower()])
     if len(found) > 1:
         raise DataError(f"both {found[0]!r} and {found[1]!r} could be the {what} column; name one with {option}",
                         path, 1)
