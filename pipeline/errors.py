@@ -45,6 +45,8 @@ def input_file(path: str | Path, option: str | None = None) -> Path:
         raise DataError(f"file not found{given}", path)
     if path.is_dir():
         raise DataError(f"is a directory, not a file{given}", path)
+    if path.is_char_device() or path.is_block_device():  # /dev/zero: reading it never ends (a pipe is read)
+        raise DataError(f"is a device, not a file{given}", path)
     if not os.access(path, os.R_OK):
         raise DataError(f"file is not readable (permissions){given}", path)
     return path

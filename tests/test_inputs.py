@@ -209,3 +209,11 @@ def test_lab_column_names_are_found_in_any_case(tmp_path):
     path.write_text("variant,Mutations,activity\nK2A,K2A,0.5\n")
     with pytest.raises(DataError, match="both 'Mutations' and 'variant' could be the mutant column; name one with mutant_col="):
         load_table(path, PARENT)
+
+
+def test_a_device_is_refused_by_every_reader(tmp_path):
+    from mimo.pipeline.io.variants import read_fasta
+
+    for read in (read_fasta, read_profile):
+        with pytest.raises(DataError, match="is a device, not a file"):
+            read(__import__("pathlib").Path("/dev/zero"))
