@@ -113,7 +113,8 @@ def choose_features(cache_root: str | Path, dataset: str, features: str | None) 
         return available[0]
     if not available:
         raise DataError(f"nothing cached for dataset {dataset!r}; run `mimo embed build` first", Path(cache_root))
-    raise DataError(f"several features are cached for {dataset!r} ({', '.join(available)}); pick one with --features",
+    raise DataError(f"several features are cached for {dataset!r} ({', '.join(available)}); pick one with --features, "
+                    f"or join several with + (--features {'+'.join(available[:2])})",
                     Path(cache_root) / dataset)
 
 
@@ -151,14 +152,17 @@ def load_features(cache_root: str | Path, dataset: str, features: str) -> Cached
 
 
 def check_complete(cache_root: str | Path, dataset: str, features: str, cached_ids: np.ndarray,
-                   dataset_ids: np.ndarray, allow_partial: bool) -> dict | None:
+                   dataset_ids: np.ndarray, allow_partial: bool, manifest: dict | None = None) -> dict | None:
     """A fit uses every row of its dataset: a cache missing some (an interrupted build, or one still running)
     is refused unless ``allow_partial``; returns what a run records of a partial cache."""
     missing = len(set(dataset_ids.tolist()) - set(cached_ids.tolist()))  # sets: np.setdiff1d on strings took 70 s
     if not missing:
         return None
     if not allow_partial:
-        names = ", ".join(f"--model {n}" for n in features.split("+"))
+        from mimo.pipeline.cache.build import rebuild_options
+
+        names = (rebuild_options(manifest) if manifest is not None
+                 else ", ".join(f"--model {n}" for n in features.split("+")))
         raise DataError(f"the {features} cache of dataset {dataset!r} holds {len(dataset_ids) - missing} of its "
                         f"{len(dataset_ids)} rows ({missing} missing: a build was interrupted or is still running); "
                         f"complete it by rerunning `mimo embed build` with the same data options and {names}, or "
@@ -172,7 +176,8 @@ def _cached(cache_root, dataset: str, features: str | None, allow_partial: bool)
     cache = EmbeddingCache(cache_root, dataset, features.split("+")[0])
     rows = load_features(cache_root, dataset, features)
     table = cache.load_splits()
-    partial = check_complete(cache_root, dataset, features, rows.ids, table["id"].to_numpy(), allow_partial)
+    partial = check_complete(cache_root, dataset, features, rows.ids, table["id"].to_numpy(), allow_partial,
+                             rows.manifest)
     source = {"cache": str(Path(cache_root).resolve()), "dataset": cache.read_dataset_info(),
               "features": rows.manifest}
     if partial is not None:
@@ -204,6 +209,7 @@ def load_split_data(cache_root: str | Path, dataset: str, features: str | None =
         assignment = assignment.to_numpy()
     source["split_unused_rows"] = int((assignment == "none").sum())
     data = SplitData(dataset, features, split, rows, assignment.astype(object), source)
+    _note_label_leaks(data, data.mask("train"))
     empty = [p for p in SPLIT_NAMES[:2] if not data.mask(p).any()]
     if empty:
         raise DataError(f"split {split!r} has no {' or '.join(empty)} rows in the cache")
@@ -290,4 +296,18 @@ def load_cv_data(cache_root: str | Path, dataset: str, features: str | None = No
         raise DataError(f"fold scheme {name!r} has fewer than 2 folds in the cache")
     if np.isnan(rows.labels[folds != "none"]).any():
         raise DataError(f"dataset {dataset!r} has rows without labels; it cannot be cross-validated")
-    return SplitData(dataset, features, name, rows, folds, source)
+    data = SplitData(dataset, features, name, rows, folds, source)
+    _note_label_leaks(data, folds != "none")
+    return data
+
+
+def _note_label_leaks(data: SplitData, train: np.ndarray) -> None:
+    """``source["label_leak"]`` (a warning the run prints and records) when a feature column is the label."""
+    from mimo.pipeline.cache.store import label_leaks
+
+    leaks = label_leaks(data.rows, train)
+    if leaks:
+        data.source["label_leak"] = (f"{len(leaks)} feature column(s) correlate with the label above 0.99 on the "
+                                     f"training rows ({', '.join(leaks[:3])}{', ...' if len(leaks) > 3 else ''}): "
+                                     f"the label itself, or a copy of it, is among the features, so the test "
+                                     f"figures are not a model's; rebuild without that column")

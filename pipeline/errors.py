@@ -7,6 +7,7 @@ from pathlib import Path
 
 
 OPTION = re.compile(r"\{\{option:([a-z_]+)\}\}")
+ALONE = re.compile(r"\(\{\{option:([a-z_]+)\}\}\)")  # an option alone in parentheses: which one gave a file
 
 
 def option(name: str) -> str:
@@ -21,7 +22,8 @@ class DataError(ValueError):
 
     def __init__(self, message: str, path: str | Path | None = None, line: int | None = None):
         self.raw = message
-        self.message = OPTION.sub(lambda m: f"{m.group(1)}=", message)
+        # "(--input)" on the command line; "(argument input)" to a Python caller, not "(input=)"
+        self.message = OPTION.sub(lambda m: f"{m.group(1)}=", ALONE.sub(r"(argument \1)", message))
         self.path = None if path is None else str(path)
         self.line = line
         where = ""
@@ -43,6 +45,8 @@ def input_file(path: str | Path, option: str | None = None) -> Path:
         raise DataError(f"file not found{given}", path)
     if path.is_dir():
         raise DataError(f"is a directory, not a file{given}", path)
+    if path.is_char_device() or path.is_block_device():  # /dev/zero: reading it never ends (a pipe is read)
+        raise DataError(f"is a device, not a file{given}", path)
     if not os.access(path, os.R_OK):
         raise DataError(f"file is not readable (permissions){given}", path)
     return path

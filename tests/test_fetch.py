@@ -96,3 +96,19 @@ def test_fetch_reports_unreachable_address(tmp_path, server):
     _, url = server
     with pytest.raises(DataError, match="download of .*missing.tsv failed"):
         fetch_gfp(tmp_path / "d", f"{url}/missing.tsv", None, f"{url}/x.tar.gz", log=lambda _: None)
+
+
+def test_a_derived_validation_list_other_than_tapes_is_refused(tmp_path, server, small_gfp_dir, gfp_dir):
+    """TAPE publishes no checksum of its archive: the list derived from it is checked instead."""
+    from mimo.pipeline.io.fetch import TAPE_URL, VALID_LIST_SHA256
+
+    assert TAPE_URL.startswith("https://")
+    assert hashlib.sha256((gfp_dir / GFP_VALID_LIST).read_bytes()).hexdigest() == VALID_LIST_SHA256
+    root, url = server
+    write_served_gfp(root, small_gfp_dir)
+    tsv = (small_gfp_dir / GFP_GENOTYPES).read_bytes()
+    out = tmp_path / "data"
+    with pytest.raises(DataError, match="validation list derived from the archive has sha256 .* not TAPE's split"):
+        fetch_gfp(out, f"{url}/genotypes.tsv", hashlib.sha256(tsv).hexdigest(), f"{url}/fluorescence.tar.gz",
+                  log=lambda _: None, valid_sha256=VALID_LIST_SHA256)
+    assert not (out / GFP_VALID_LIST).exists()

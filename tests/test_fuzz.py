@@ -59,3 +59,18 @@ def test_read_genotypes(tmp_path_factory, rows):
     path = tmp_path_factory.mktemp("geno") / "g.tsv"
     path.write_text("aaMutations\tuniqueBarcodes\tmedianBrightness\n" + "".join(f"{g}\t1\t{v}\n" for g, v in rows))
     only_data_errors(read_genotypes, path, PARENT)
+
+
+@SETTINGS
+@given(st.lists(st.tuples(st.lists(token, min_size=1, max_size=3), st.sampled_from(",:;"),
+                          st.floats(-5, 5, allow_nan=False)), min_size=1, max_size=6))
+def test_load_table_never_drops_a_field(tmp_path_factory, rows):
+    """Unquoted doubles written with a comma: the table is refused or every row keeps what it was written with
+    (pandas took the extra field as a row index and kept the last mutation alone)."""
+    path = tmp_path_factory.mktemp("table") / "t.csv"
+    texts = [sep.join(tokens) for tokens, sep, _ in rows]
+    path.write_text("mutant,score\n" + "".join(f"{t},{s!r}\n" for t, (_, _, s) in zip(texts, rows)))
+    data = only_data_errors(load_table, path, parent=PARENT)
+    if data is not None:
+        assert set(data.frame["mutations"]) <= set(texts)
+        assert all("," not in t for t in data.frame["mutations"])

@@ -91,7 +91,7 @@ def test_proteingyms_own_tranceptevee_scores_give_its_published_zero_shot_figure
                  tmp_path / "c", "--quiet")
     published = pd.read_csv(PROTEINGYM / "anchors" / "zero_shot_DMS_substitutions_Spearman_DMS_level.csv")
     figure = published.set_index("DMS ID").loc[assay, "TranceptEVE L"]
-    assert f"zero-shot Spearman {figure:.3f} over 922 variants" in result.output
+    assert f"zero-shot Spearman of scores-{assay}-avg_score {figure:.3f} over 922 variants" in result.output
 
 
 def test_predict_new_variants_with_their_scores_file(tmp_path, cli):
@@ -114,6 +114,7 @@ def test_predict_new_variants_with_their_scores_file(tmp_path, cli):
     assert table["prediction"].iloc[0] > table["prediction"].iloc[1]  # the new file's scores were used
     without = cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "new.txt", ok=False)
     assert without.exit_code == 1 and "no scores in the file" in without.output
+    assert "--scores FILE" in without.output and "--allow-missing" not in without.output  # predict has no such option
     stray = cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "new.txt", "--scores",
                 tmp_path / "missing.csv", ok=False)
     assert "--scores" in stray.output.strip().splitlines()[-1]

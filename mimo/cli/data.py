@@ -58,4 +58,5 @@ def data_fetch(directory, genotypes_url, genotypes_sha256, tape_url) -> None:
 
     fetch.fetch_gfp(directory or data_home() / "gfp", genotypes_url or fetch.GENOTYPES_URL,
                     genotypes_sha256 if genotypes_url else fetch.GENOTYPES_SHA256,
-                    tape_url or fetch.TAPE_URL, log=click.echo)
+                    tape_url or fetch.TAPE_URL, log=click.echo,
+                    valid_sha256=None if tape_url or genotypes_url else fetch.VALID_LIST_SHA256)

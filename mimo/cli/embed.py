@@ -146,7 +146,8 @@ def score_cmd(model, weights, method, device, dtype, toks_per_batch, profile_off
                              device=device, dtype=dtype, toks_per_batch=toks_per_batch, profile_offset=profile_offset,
                              profile_alphabet=profile_alphabet, profile_columns=profile_columns,
                              allow_missing=allow_missing)
-    for line in zero_shot_spearman(table, dataset.name)["lines"]:
+    of = table.attrs.get("features") or (weights or model or DEFAULT_ESM)
+    for line in zero_shot_spearman(table, dataset.name, source=of)["lines"]:
         click.echo(line)
     if out:
         write_csv(table, out)

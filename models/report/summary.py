@@ -48,6 +48,8 @@ def run_notes(metrics: dict, source: dict) -> list[str]:
         notes.append(f"note: {metrics['routing_note']}")
     if "cv_note" in source:
         notes.append(f"note: {source['cv_note']}")
+    if "label_leak" in source:
+        notes.append(f"warning: {source['label_leak']}")
     if "partial_cache" in metrics:
         p = metrics["partial_cache"]
         notes.append(f"warning: fitted on a partial cache ({p['cached_rows']} of {p['dataset_rows']} rows; "

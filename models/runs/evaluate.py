@@ -169,12 +169,13 @@ def check_finite_metrics(metrics) -> None:
 MIN_GROUP = 20  # fewer variants of one mutation count: noise, not a figure
 
 
-def zero_shot_spearman(table: pd.DataFrame, dataset: str) -> dict:
+def zero_shot_spearman(table: pd.DataFrame, dataset: str, source: str | None = None) -> dict:
     """Zero-shot scores against the labels (``mimo.zero_shot_scores``'s table: ``label``, ``score``,
     ``n_mutations``, and ``covered`` for a file's scores). Variants without a label, and those a file gives no
     signal (``covered`` false), are left out; a Spearman per mutation count where there are several counts and at
     least ``MIN_GROUP`` variants of it. Returns ``spearman`` (None where undefined or fewer than 2 variants),
-    ``n``, ``left_out``, ``by_mutations`` [(count, spearman, n)] and ``lines`` (what to print)."""
+    ``n``, ``left_out``, ``by_mutations`` [(count, spearman, n)] and ``lines`` (what to print; ``source``, the
+    model or file the scores came from, is named in them)."""
     labelled = table[table["label"].notna()]
     lines, left_out = [], 0
     if "covered" in table and not labelled["covered"].all():
@@ -186,7 +187,8 @@ def zero_shot_spearman(table: pd.DataFrame, dataset: str) -> dict:
         return out
     fmt = lambda r: "n/a" if r is None else f"{r:.3f}"  # noqa: E731
     out["spearman"] = spearman(labelled["label"].to_numpy(), labelled["score"].to_numpy())
-    lines.append(f"{dataset}: zero-shot Spearman {fmt(out['spearman'])} over {len(labelled)} variants")
+    of = f"of {source} " if source else ""
+    lines.append(f"{dataset}: zero-shot Spearman {of}{fmt(out['spearman'])} over {len(labelled)} variants")
     if labelled["n_mutations"].nunique() > 1:
         for count, part in labelled.groupby("n_mutations"):
             if len(part) >= MIN_GROUP:

@@ -73,6 +73,28 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def rebuild_options(manifest: dict) -> str:
+    """The `mimo embed build` options that build (or complete) the cache a manifest describes: ``--weights FILE``
+    for a checkpoint (never the name mimo gave its features), ``--model profile:PATH``, ``--model
+    scores:PATH:COL``, else ``--model NAME``; joined features, each part's separated by ``;``."""
+    from mimo.pipeline.io.conventions import MUTPOS, pooling_of
+
+    if "parts" in manifest:
+        return "; ".join(rebuild_options(part) for part in manifest["parts"])
+    kind, weights, name = manifest.get("kind"), manifest.get("weights"), manifest.get("features", "?")
+    if kind == "profile" and weights:
+        return f"--model profile:{weights}" + (" --profile-columns scalars" if name.endswith("-scalars") else "")
+    if kind == "scores" and weights:
+        columns = ",".join(manifest.get("score_columns") or [])
+        return f"--model scores:{weights}:{columns}" + (" --allow-missing" if manifest.get("allow_missing") else "")
+    if kind == "esm":
+        layer = f" --layer {manifest['layer']}" if manifest.get("layer") is not None else ""
+        if pooling_of(manifest) == "mutated":
+            return f"--model {weights or manifest.get('model')}{MUTPOS}{layer}"
+        return (f"--weights {weights}" if weights else f"--model {manifest.get('model')}") + layer
+    return f"--model {name}"
+
+
 def build_cache(dataset: VariantSet, featurizer, cache_root: str | Path, flush_every: int = 4096,
                 progress: bool = True, on_flush: Callable[[int], None] | None = None,
                 ranks: Ranks | None = None) -> BuildReport:

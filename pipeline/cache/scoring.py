@@ -44,6 +44,7 @@ def cached_scores(dataset, featurizer, cache_root, progress: bool = False) -> pd
     rows = EmbeddingCache(cache_root, dataset.name, featurizer.name).load()
     table = pd.DataFrame({"id": rows.ids, "mutations": rows.mutations, "n_mutations": rows.n_mutations,
                           "label": rows.labels, "score": rows.embeddings[:, 0].astype(np.float64)})
+    table.attrs["features"] = featurizer.name  # what the scores are of: `mimo score` names it beside its Spearman
     columns = rows.manifest.get("columns") or []
     if "covered" in columns:
         table["covered"] = rows.embeddings[:, columns.index("covered")] > 0

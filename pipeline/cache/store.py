@@ -52,6 +52,45 @@ class CachedEmbeddings:
         return len(self.ids)
 
 
+LEAK_MIN_ROWS = 20
+LEAK_CORRELATION = 0.99  # a feature column this close to the label on training rows is the label, not a signal
+
+
+def label_leaks(rows: CachedEmbeddings, train: np.ndarray, threshold: float = LEAK_CORRELATION) -> list[str]:
+    """The feature columns whose Pearson correlation with the label over the ``train`` rows reaches
+    ``threshold`` in absolute value, as ``block: column (r = 0.998)``: a label that became a feature (a scores
+    file holding the assay's own measurements), which would print a test Spearman near 1 with no warning.
+    Constant columns are skipped, and so are fewer than ``LEAK_MIN_ROWS`` labelled rows (where chance alone
+    can line a column up with the label)."""
+    rows_at = np.flatnonzero(np.asarray(train, dtype=bool) & np.isfinite(rows.labels))
+    y = np.asarray(rows.labels, dtype=np.float64)[rows_at]
+    if len(y) < LEAK_MIN_ROWS or np.ptp(y) == 0:
+        return []
+    yc = y - y.mean()
+    dim = rows.embeddings.shape[1]
+    total, squares, cross = np.zeros(dim), np.zeros(dim), np.zeros(dim)
+    for start in range(0, len(rows_at), 8192):  # a chunk at a time: memory flat in the cache's size
+        block = np.asarray(rows.embeddings[rows_at[start:start + 8192]], dtype=np.float32)
+        total += block.sum(axis=0, dtype=np.float64)
+        squares += np.square(block).sum(axis=0, dtype=np.float64)
+        cross += block.T @ yc[start:start + 8192].astype(np.float32)  # yc is centred: X needs no centring here
+    n = len(y)
+    variance = np.maximum(squares / n - (total / n) ** 2, 0.0)
+    norms = np.sqrt(variance * n) * np.sqrt((yc ** 2).sum())
+    r = np.divide(cross, norms, out=np.zeros(dim), where=variance > 1e-9 * np.maximum(squares / n, 1e-30))
+    names = _column_names(rows.manifest)
+    return [f"{names[j]} (r = {r[j]:.3f})" for j in np.flatnonzero(np.abs(r) >= threshold)]
+
+
+def _column_names(manifest: dict) -> list[str]:
+    """``block:column`` for every feature column of a (joined) manifest; ``block:#j`` where columns are unnamed."""
+    out = []
+    for part in manifest.get("parts", [manifest]):
+        columns = part.get("columns") or [f"#{j}" for j in range(int(part.get("dim", 0)))]
+        out += [f"{part.get('features', '?')}:{c}" for c in columns]
+    return out
+
+
 def shard_name(n_mutations: int) -> str:
     return "mNA" if n_mutations < 0 else f"m{n_mutations:02d}"
 
@@ -167,10 +206,21 @@ class EmbeddingCache:
         self.parts_dir = self.directory / "parts"
         self.manifest_path = self.directory / "manifest.json"
 
+    def check_links(self, *files: Path) -> None:
+        """Refuse a symbolic link inside the cache (the dataset's and features' folders, ``parts/``, and
+        ``files``): a build deletes and renames files there, and nothing outside what the user named is touched
+        or read. The cache root itself may be a link (a cache kept on another disk)."""
+        for path in (self.dataset_dir, self.directory, self.parts_dir, *files):
+            if path.is_symlink():
+                raise DataError(f"is a symbolic link (to {os.readlink(path)}): mimo never follows a link inside its "
+                                f"cache, where it deletes and renames files; replace it with the folder or file itself",
+                                path)
+
     # ------------------------------------------------------------------ writing
     @contextmanager
     def lock(self) -> Iterator[None]:
         """Hold this cache for one build; a second build fails with a clear message."""
+        self.check_links()
         try:
             self.parts_dir.mkdir(parents=True, exist_ok=True)
             handle = open(self.directory / ".lock", "w")
@@ -204,9 +254,29 @@ class EmbeddingCache:
         A split is written once: a split already recorded stays as it is (one with the same name but other
         content is refused); a new name is added beside the others. ``dataset.json`` lists every split's
         content hash (``split_hash``)."""
+        meta_path = self.dataset_dir / "dataset.json"
+        self.check_links(meta_path, self.dataset_dir / "splits.csv")
+        with self._dataset_lock():  # builds of other features of this dataset read and rewrite these files too
+            self._write_dataset(name, checksum, splits, info, meta_path)
+
+    @contextmanager
+    def _dataset_lock(self) -> Iterator[None]:
+        """Held while ``dataset.json`` and ``splits.csv`` are read and rewritten: concurrent builds of one dataset
+        (other features, or the same name from another file) take turns, so none loses a split or mixes data."""
+        try:
+            self.dataset_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.dataset_dir / ".dataset.lock", "a")
+        except OSError as exc:
+            raise DataError(f"cannot write to the cache directory ({exc.strerror})", self.dataset_dir) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            yield
+        finally:
+            handle.close()
+
+    def _write_dataset(self, name: str, checksum: str, splits: pd.DataFrame, info: dict, meta_path: Path) -> None:
         from mimo.pipeline.io.splits import split_hash
 
-        meta_path = self.dataset_dir / "dataset.json"
         old = json.loads(meta_path.read_text()) if meta_path.exists() else None
         if old is not None and old.get("checksum") != checksum:
             raise DataError(f"this cache holds a different dataset named {name!r} (checksum "
@@ -297,20 +367,24 @@ class EmbeddingCache:
 
     # ------------------------------------------------------------------ reading
     def read_manifest(self) -> dict | None:
+        self.check_links(self.manifest_path)
         if not self.manifest_path.exists():
             return None
         return json.loads(self.manifest_path.read_text())
 
     def shard_paths(self) -> list[Path]:
+        self.check_links()
         shards = sorted(self.directory.glob("m*.h5"))
         parts = sorted(self.parts_dir.glob("m*.h5")) if self.parts_dir.exists() else []
+        self.check_links(*shards, *parts)
         return shards + parts
 
     def repair(self) -> list[Path]:
         """Under the build lock: delete temporary files of killed writers and set unreadable shards aside
         (renamed ``*.corrupt``) so that their rows are embedded again. Returns the files set aside."""
+        self.check_links()
         for stale in list(self.directory.glob(".*.tmp")) + list(self.parts_dir.glob(".*.tmp")):
-            stale.unlink(missing_ok=True)
+            stale.unlink(missing_ok=True)  # a link is removed, never what it points to
         set_aside = []
         for path in self.shard_paths():
             try:
@@ -395,12 +469,14 @@ class EmbeddingCache:
 
     def read_dataset_info(self) -> dict:
         path = self.dataset_dir / "dataset.json"
+        self.check_links(path)
         if not path.exists():
             raise DataError("no dataset recorded here; run `mimo embed build` first", path)
         return json.loads(path.read_text())
 
     def load_splits(self) -> pd.DataFrame:
         path = self.dataset_dir / "splits.csv"
+        self.check_links(path)
         if not path.exists():
             raise DataError("no splits recorded for this dataset; run `mimo embed build` first", path)
         return pd.read_csv(path, dtype=str, keep_default_na=False)

@@ -118,7 +118,8 @@ def _scores(spec: str, dataset=None, allow_missing: bool = False, **_) -> Featur
     from mimo.pipeline.featurizers.scores import ScoresFeaturizer, split_spec
 
     path, columns = split_spec(spec)
-    return ScoresFeaturizer(path, None if dataset is None else dataset.parent, columns, allow_missing)
+    return ScoresFeaturizer(path, None if dataset is None else dataset.parent, columns, allow_missing,
+                            dataset=dataset)
 
 
 def _structure_file(path: str, dataset=None, chain: str | None = None, sites=None, **_) -> Featurizer:

@@ -13,31 +13,45 @@ from mimo.pipeline.errors import DataError
 MODEL_URL = "https://dl.fbaipublicfiles.com/fair-esm/models/{name}.pt"
 
 
-def _torch_load(path: Path, checkpoint: bool = True, trusted: bool = False) -> dict:
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6 (fair-esm's downloads are in it)
+PICKLE_MAGIC = b"\x80"  # torch's legacy format opens with a pickle protocol byte
+
+
+def _torch_load(path: Path, checkpoint: bool = True) -> dict:
     """A fair-esm file: a checkpoint (``model`` and ``cfg`` or ``args``), or with ``checkpoint=False`` the
     contact-regression file fair-esm downloads beside it, which holds only ``{"model": state_dict}``.
 
-    Read with torch's ``weights_only`` unpickler, allowing argparse's ``Namespace`` (the settings fair-esm's
-    checkpoints carry): a file cannot run code. Only a file fair-esm itself downloaded from its address
-    (``trusted``) may fall back to a full unpickling, as fair-esm would read it."""
+    Always read with torch's ``weights_only`` unpickler, allowing argparse's ``Namespace`` (the settings
+    fair-esm's checkpoints carry) and nothing else: a file cannot run code, wherever it lies (a file in the
+    torch hub cache is no safer than one given with --weights: anyone may have put it there). fair-esm
+    publishes no checksums for its downloads, so none is checked; the weights' fingerprint is recorded in
+    the cache's manifest instead. A file that is not a PyTorch checkpoint at all (a FASTA given as --weights)
+    is said to be one."""
     import argparse
     import pickle
 
     try:
-        try:
-            with _allowed([argparse.Namespace]):
-                data = torch.load(str(path), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:
-            if not trusted:
-                detail = str(exc).strip().splitlines()[0][:200]
-                raise DataError(f"the checkpoint holds more than tensors, numbers and settings ({detail}); mimo "
-                                f"reads weights without running code from the file: save it as {{'model': "
-                                f"state_dict, 'cfg': {{'model': Namespace(...)}}}}", path) from None
-            data = torch.load(str(path), map_location="cpu", weights_only=False)  # fair-esm's own download
-    except DataError:
-        raise
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError as exc:
+        raise DataError(f"cannot read the weights file ({exc.strerror})", path) from None
+    if not (head.startswith(ZIP_MAGIC) or head.startswith(PICKLE_MAGIC)):
+        kind = "text" if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head) else "data"
+        hint = " (a FASTA file?)" if head.startswith(b">") else ""
+        raise DataError(f"not a PyTorch checkpoint: the file holds {kind}{hint}, not weights saved by torch.save; "
+                        f"--weights takes a fair-esm .pt file", path)
+    try:
+        with _allowed([argparse.Namespace]):
+            data = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        detail = str(exc).strip().splitlines()
+        detail = next((line.strip() for line in detail if "GLOBAL" in line or "Unsupported" in line),
+                      detail[0] if detail else "")[:200]
+        raise DataError(f"the checkpoint holds more than tensors, numbers and settings ({detail}); mimo reads "
+                        f"weights without running code from the file, and never unpickles one fully: save it as "
+                        f"{{'model': state_dict, 'cfg': {{'model': Namespace(...)}}}}", path) from None
     except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise DataError(f"not a PyTorch checkpoint ({type(exc).__name__}: {exc})", path) from None
+        raise DataError(f"not a PyTorch checkpoint ({type(exc).__name__}: {str(exc)[:200]})", path) from None
     if not isinstance(data, dict) or "model" not in data:
         raise DataError("not a fair-esm file: expected a dict with a 'model' entry", path)
     if checkpoint and not ({"cfg", "args"} & set(data)):
@@ -115,11 +129,9 @@ def load_esm(model: str | None = None, weights: str | Path | None = None):
     import esm.pretrained
 
     path, name = resolve_weights(model, weights)
-    trusted = weights is None  # fair-esm's own download of a named model
-    data = _torch_load(path, trusted=trusted)
+    data = _torch_load(path)
     regression_path = path.with_name(path.stem + "-contact-regression.pt")
-    regression = (_torch_load(regression_path, checkpoint=False, trusted=trusted) if regression_path.exists()
-                  else None)
+    regression = _torch_load(regression_path, checkpoint=False) if regression_path.exists() else None
     # fair-esm picks the ESM-2 constructor by the name's prefix; a renamed ESM-2 file still has 'cfg'.
     core_name = name if name.startswith("esm2") or "cfg" not in data else f"esm2-{name}"
     with warnings.catch_warnings():

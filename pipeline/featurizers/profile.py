@@ -67,6 +67,9 @@ class ProfileFeaturizer:
         self.path = Path(path).resolve()
         self.parent, self.offset, self.alphabet = parent, int(offset), alphabet
         self.fingerprint = file_fingerprint(self.path) if self.path.is_file() else None
+        if fingerprint is not None and self.fingerprint is None:
+            raise DataError("the profile file the cache was built from is gone (removed or moved): put it back, or "
+                            "rebuild the features from where it is now", self.path)
         if fingerprint is not None and self.fingerprint != fingerprint:
             raise DataError(f"the profile file changed since the cache was built from it (fingerprint "
                             f"{fingerprint}, now {self.fingerprint}): rebuild the features", self.path)

@@ -20,8 +20,11 @@ where the file says it, the wild-type residue of each. Readers, by file suffix:
 - ``.a2m``/``.a3m``/``.afa``/``.aln``/``.fasta``...: an MSA, query first (``mimo.pipeline.io.msa``).
 
 Values are told apart by content: rows within [0, 1] summing to 1 are probabilities; all values <= 0 are
-log-probabilities; anything else is refused. Letters outside the 20 (X, gap) are dropped and each row
-renormalised over the 20.
+log-probabilities (each row's probabilities summing to at most 1: a row of zeros is refused, not read as
+uniform); anything else is refused, as is a ProteinMPNN ``log_p`` holding positive values (probabilities saved
+under that name). Letters outside the 20 (X, gap) are dropped and each row renormalised over the 20. A long
+table may write its amino acids in three letters (``Ala``, ``ALA``). A profile that places no position on the
+parent is refused.
 """
 from __future__ import annotations
 
@@ -47,6 +50,10 @@ POSITION_COLUMNS = ("position", "pos", "site", "resi", "index")
 WT_COLUMNS = ("wt", "wild_type", "wildtype", "wt_aa", "native")
 AA_COLUMNS = ("aa", "amino_acid", "mt", "mutant_aa", "residue")
 VALUE_COLUMNS = ("value", "p", "prob", "probability", "log_p", "logp", "log_prob", "score")
+THREE_LETTER = {"ALA": "A", "CYS": "C", "ASP": "D", "GLU": "E", "PHE": "F", "GLY": "G", "HIS": "H", "ILE": "I",
+                "LYS": "K", "LEU": "L", "MET": "M", "ASN": "N", "PRO": "P", "GLN": "Q", "ARG": "R", "SER": "S",
+                "THR": "T", "VAL": "V", "TRP": "W", "TYR": "Y", "XAA": "X", "UNK": "X"}
+MAX_POSITION = 1 << 31  # a position beyond this is a damaged cell, not a residue (int64 would wrap it)
 
 
 @dataclass
@@ -114,6 +121,12 @@ def to_probabilities(values: np.ndarray, alphabet: str, path: Path, where=None, 
         probs = values
     elif (values <= 0).all():
         probs = np.exp(values)
+        over = probs.sum(axis=1) > 1 + ROW_SUM_TOLERANCE
+        if over.any():
+            row = int(np.argmax(over))
+            raise DataError(f"read as log-probabilities (all values <= 0), but {where(row)}'s probabilities sum to "
+                            f"{probs[row].sum():.4g}, above 1" + (" (every value is 0)" if not values[row].any()
+                                                                else ""), path)
     else:
         row = int(np.argmax((values > 0).any(axis=1) & ((values > 1).any(axis=1) | (values < 0).any(axis=1)
                                                         | (np.abs(sums - 1) > ROW_SUM_TOLERANCE))))
@@ -148,10 +161,19 @@ def _read_proteinmpnn(path: Path, alphabet: str | None) -> Profile:
     if log_p.ndim != 3 or wt.shape != (log_p.shape[1],):
         raise DataError(f"log_p {log_p.shape} should be (samples, L, letters) and S (L,); S is {wt.shape}", path)
     alphabet = _check_alphabet(alphabet or PROTEINMPNN_ALPHABET, log_p.shape[2], path)
-    if not np.isfinite(log_p).all():
-        raise DataError("log_p holds non-finite values", path)
+    if log_p.dtype.kind not in "fiu" or not np.isfinite(log_p).all():
+        raise DataError("log_p holds non-finite or non-numeric values", path)
+    if (log_p > 1e-6).any():
+        raise DataError(f"log_p holds positive values (up to {float(log_p.max()):.3g}): log-probabilities are <= 0; "
+                        f"were probabilities saved under log_p? Save their logarithm, or the matrix as .npy", path)
+    if wt.dtype.kind not in "iu":
+        raise DataError(f"S should hold the wild type as integer indices into {alphabet!r}, not {wt.dtype}", path)
     if wt.min(initial=0) < 0 or wt.max(initial=0) >= len(alphabet):
         raise DataError(f"S holds indices outside the {len(alphabet)}-letter alphabet", path)
+    if "mask" in arrays and (np.asarray(arrays["mask"]).size != len(wt)
+                             or np.asarray(arrays["mask"]).dtype.kind not in "fiub"):
+        raise DataError(f"mask should be {len(wt)} numbers (one per position), not {np.asarray(arrays['mask']).dtype} "
+                        f"{np.asarray(arrays['mask']).shape}", path)
     mean = np.exp(log_p.astype(np.float64)).mean(axis=0)  # the mixture of the samples (see the module)
     probs = to_probabilities(mean, alphabet, path, lambda row: f"position {row + 1}", detect=False)
     keep = np.ones(len(wt), bool) if "mask" not in arrays else np.asarray(arrays["mask"]).reshape(-1) > 0
@@ -179,14 +201,23 @@ def _column(columns: list[str], names: tuple[str, ...]) -> str | None:
     return next((lowered[n] for n in names if n in lowered), None)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def numeric_cells(cells: pd.Series, path: Path, column: str, integer: bool = False, hint: str = "") -> np.ndarray:
     """Cells as finite numbers; a DataError names the column and the first line that holds none."""
+    from mimo.pipeline.io.tables import clip
+
     values = pd.to_numeric(cells.str.strip(), errors="coerce").to_numpy(dtype=np.float64)
-    bad = ~np.isfinite(values) | ((values != np.round(values)) if integer else False)
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(values) | (((values != np.round(values)) | (np.abs(values) >= MAX_POSITION)) if integer
+                                      else (np.abs(values) > FLOAT32_MAX))
     if bad.any():
         row = int(np.argmax(bad))
-        kind = "an integer position" if integer else "a finite number"
-        raise DataError(f"column {column!r} holds {cells.iloc[row]!r}, not {kind} ({int(bad.sum())} such "
+        kind = ("an integer position" if integer else
+                "a number a feature can hold (beyond float32's 3.4e38)" if np.isfinite(values[row]) else
+                "a finite number")
+        raise DataError(f"column {column!r} holds {clip(cells.iloc[row])}, not {kind} ({int(bad.sum())} such "
                         f"rows{hint})", path, row + 2)
     return values
 
@@ -249,8 +280,15 @@ def _wild_type(table: pd.DataFrame, path: Path) -> str | None:
 
 
 def _read_long(table: pd.DataFrame, path: Path, position: str, aa: str, value: str) -> Profile:
+    from mimo.pipeline.io.tables import clip
+
     positions = _positions(table, path, position)
     letters = table[aa].str.strip().str.upper()
+    letters = letters.map(lambda a: THREE_LETTER.get(a, a))
+    known = letters.isin(list(AMINO_ACIDS + "X"))
+    if not known.any():
+        raise DataError(f"no amino acid recognised in column {aa!r} (it holds {clip(table[aa].iloc[0])}, ...): "
+                        f"write one letter (A) or three (Ala)", path, 2)
     values = numeric_cells(table[value], path, value)
     frame = pd.DataFrame({"position": positions, "aa": letters, "value": values})
     frame = frame[frame["aa"].isin(list(AMINO_ACIDS + "X"))]
@@ -276,6 +314,11 @@ def place_profile(profile: Profile, parent: str, offset: int, path: str | Path) 
     """(len(parent), 20) probabilities, NaN rows where the profile does not reach; the profile's position p is
     the parent's p + ``offset``. Its wild type must be the parent's there (a DataError names the first
     position that differs); a profile without one must have the parent's length (offset 0) or fit in it."""
+    if not len(profile.probs):
+        raise DataError("the profile covers no position (every position masked or absent)", path)
+    if not -int(profile.positions.max()) - 1 < offset < len(parent):
+        raise DataError(f"--profile-offset {offset} places every profile position outside the {len(parent)}-residue "
+                        f"parent", path)
     positions = profile.positions + offset
     outside = (positions < 0) | (positions >= len(parent))
     if profile.wild_type is None and offset == 0 and len(profile.probs) != len(parent):

@@ -1,6 +1,7 @@
 """A user's files: a CSV/TSV of variants with a score, a FASTA of sequences, a split file."""
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 
@@ -10,7 +11,8 @@ import pandas as pd
 from mimo.pipeline.errors import DataError, input_file, option, read_text
 from mimo.pipeline.io.splits import FOLD_PREFIX, SPLIT_NAMES, fraction_split, seeded_name
 from mimo.pipeline.io.variants import (PROTEINGYM_FORMAT, MutationFormat, apply_mutations, check_sequence, derive_parent,
-                       expressed_sequence, parse_mutations, read_fasta, sequence_id)
+                       expressed_sequence, mutation_string, parse_mutations, read_fasta,
+                       sequence_id)
 from mimo.pipeline.io.variantset import FRAME_COLUMNS, VariantSet, hamming_to_parent, make_frame, parse_label
 
 SCORE_COLUMNS = ("DMS_score", "score", "fitness", "activity", "log_fluorescence", "label", "y")
@@ -22,13 +24,49 @@ def _separator(path: Path) -> str:
     return "\t" if path.suffix.lower() in {".tsv", ".tab", ".txt"} else ","
 
 
+def clip(text, limit: int = 60) -> str:
+    """A cell as an error message quotes it: its repr, cut to ``limit`` characters (a 20 MB cell is not repeated
+    whole)."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[:limit - 5]}...{shown[-1]} ({len(str(text)):,} characters)"
+
+
+def check_fields(text: str, sep: str, path: Path) -> None:
+    """Refuse a header naming a column twice, and a row with more fields than the header (pandas would take the
+    extra field as a row index, or shift the row, silently: ``Q15S,Y48W`` unquoted loses ``Q15S``)."""
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
+    try:
+        header = next(reader)
+        named: dict[str, int] = {}
+        for index, name in enumerate(header, start=1):
+            key = name.strip()
+            if key and key in named:
+                raise DataError(f"two columns are named {key!r} (columns {named[key]} and {index}): which one to "
+                                f"read is ambiguous; rename one", path, 1)
+            named.setdefault(key, index)
+        for fields in reader:
+            if len(fields) > len(header) and any(f.strip() for f in fields[len(header):]):
+                quote = '"' if sep == "," else ""
+                raise DataError(f"{len(fields)} fields but the header names {len(header)} columns: a separator "
+                                f"inside a cell? (write doubles as {quote}Q15S,Y48W{quote} in quotes, or as "
+                                f"Q15S:Y48W)", path, reader.line_num)
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):  # 131,072 characters: more than the longest protein
+            raise DataError(f"a cell of more than {csv.field_size_limit():,} characters: not a table of variants",
+                            path, reader.line_num) from None
+        raise DataError(f"cannot parse as a table: {exc}", path, reader.line_num) from None
+
+
 def read_table(path: Path) -> pd.DataFrame:
-    """A CSV (TSV for .tsv/.tab/.txt) as strings, with DataErrors for empty, non-UTF-8 or malformed files."""
+    """A CSV (TSV for .tsv/.tab/.txt) as strings, with DataErrors for empty, non-UTF-8 or malformed files, a
+    column named twice, or a row with more fields than the header."""
     text = read_text(path)
     if not text.strip():
         raise DataError("empty file", path)
+    sep = _separator(path)
+    check_fields(text, sep, path)
     try:
-        return pd.read_csv(io.StringIO(text), sep=_separator(path), dtype=str, keep_default_na=False)
+        return pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False)
     except pd.errors.EmptyDataError:
         raise DataError("empty file", path) from None
     except pd.errors.ParserError as exc:
@@ -37,13 +75,14 @@ def read_table(path: Path) -> pd.DataFrame:
 
 def pick_column(columns: list[str], given: str | None, defaults: tuple[str, ...], what: str, path: Path,
                 option: str) -> str | None:
-    """The column named by ``option`` (``given``), else the one of the usual names the header has; two of them
-    are ambiguous and refused, naming both."""
+    """The column named by ``option`` (``given``), else the one of the usual names the header has (in any
+    case); two of them are ambiguous and refused, naming both."""
     if given is not None:
         if given not in columns:
             raise DataError(f"{option} {given!r}: no such column; the header has {columns}", path, 1)
         return given
-    found = [c for c in defaults if c in columns]
+    rank = {d.lower(): k for k, d in enumerate(defaults)}  # in any case: labs write Variant, Mutations, Activity
+    found = sorted((c for c in columns if c.strip().lower() in rank), key=lambda c: rank[c.strip().lower()])
     if len(found) > 1:
         raise DataError(f"both {found[0]!r} and {found[1]!r} could be the {what} column; name one with {option}",
                         path, 1)
@@ -56,8 +95,12 @@ def load_table(path: str | Path, parent: str | None = None, sequence_col: str | 
                seed: int = 0) -> VariantSet:
     """A CSV/TSV of variants with a numeric score: full sequences, or mutation strings against ``parent``.
 
-    ProteinGym's columns (``mutant``, ``mutated_sequence``, ``DMS_score``) are found without options.
-    Rows with the same sequence are merged when their labels agree and refused when they don't.
+    ProteinGym's columns (``mutant``, ``mutated_sequence``, ``DMS_score``) and the names labs use (``variant``,
+    ``mutation(s)``, ``activity``, ...) are found without options. Full sequences given with a ``parent`` are read
+    as its substitutions: their mutation strings (in ``mutation_format``) are derived, so that one-hot features,
+    predict's unseen-substitution check and design's measured set see what was measured; a sequence of another
+    length (an indel) is refused naming its line. Rows with the same sequence are merged when their labels agree
+    and refused when they don't.
     """
     path = input_file(path, option("input"))
     table = read_table(path)
@@ -98,10 +141,17 @@ def load_table(path: str | Path, parent: str | None = None, sequence_col: str | 
                                 f"row's sequence", path, number)
         else:
             sequence = expressed_sequence(aligned)
+        genotype = cells[mutant_col] if mutant_col is not None else ""
         if mutations is None:
             mutations = hamming_to_parent(sequence, parent)
             aligned = sequence if mutations >= 0 else ""
-        genotype = cells[mutant_col] if mutant_col is not None else ""
+            if parent is not None:  # the substitutions, so that a run knows what was measured
+                if mutations < 0:
+                    raise DataError(f"the sequence has {len(sequence)} residues, the parent {len(parent)}: an "
+                                    f"insertion or deletion; mimo reads sequences given with {option('parent')} as "
+                                    f"substitutions of it (leave {option('parent')} out to embed sequences of "
+                                    f"any length)", path, number)
+                genotype = mutation_string(sequence, parent, mutation_format)
         sid = sequence_id(sequence)
         if sid in seen:
             first_line, first_label = seen[sid]

@@ -77,16 +77,23 @@ def make_frame(rows: dict[str, list]) -> pd.DataFrame:
 
 
 
+LABEL_LIMIT = float(np.finfo(np.float32).max)  # heads train in float32: a larger label would overflow to inf
+
+
 def parse_label(text: str, path: str | Path | None, line: int | None) -> float:
-    """A finite float label, or a DataError naming what the cell held."""
+    """A finite float label within float32's range, or a DataError naming what the cell held."""
+    shown = repr(text) if len(str(text)) <= 60 else f"{str(text)[:50]!r}... ({len(str(text)):,} characters)"
     try:
         if "_" in str(text):  # Python reads 1_000 as 1000; a CSV number never has one
             raise ValueError(text)
         value = float(text)
     except (TypeError, ValueError):
-        raise DataError(f"label {text!r} is not a number", path, line) from None
+        raise DataError(f"label {shown} is not a number", path, line) from None
     if not math.isfinite(value):
-        raise DataError(f"label {text!r} is not finite", path, line)
+        raise DataError(f"label {shown} is not finite", path, line)
+    if abs(value) > LABEL_LIMIT:
+        raise DataError(f"label {shown} is beyond float32's range (3.4e38), which the heads train in; rescale the "
+                        f"scores", path, line)
     return value
 
 
