@@ -14,7 +14,6 @@ from mimo.pipeline.io.variants import MutationFormat
 MUTPOS = "-mutpos"  # feature-name suffix: the representation at the mutated positions, not the sequence mean
 ESM_NAME = re.compile(r"^esm(1|2|_|1b|1v)")  # a fair-esm model name (esm2_t33_650M_UR50D, esm1v_...)
 ESM_MAX_RESIDUES = 1022  # ESM-1b/ESM-2 positional limit (1024 tokens with BOS and EOS)
-POOLINGS = ("mean", "mutated")  # a manifest's "pooling": over the sequence, or summed at the mutated positions
 LEGACY_POOLING = {  # what caches of earlier versions wrote instead
     "mean over residues": "mean",
     "mean hidden state (start token included)": "mean",
