@@ -122,7 +122,9 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         if inner_std is not None:  # the saved model's intervals, for `mimo predict`
             extra.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
                 labels[first], inner_mean, inner_std, data.rows.n_mutations[first]))
-        extra.update(final.run_summary())  # the saved model's choices (alpha, epochs, fit auto's head)
+        # the saved model's choices (alpha, epochs, fit auto's head); not its loss curve: refitted, its "valid"
+        # fold is among its training rows
+        extra.update({k: v for k, v in final.run_summary().items() if k != "history"})
         own, _, _ = predict_spread(final, data.rows.embeddings[fitted])
         record = RunRecord(
             model=model.name, features=data.features, dataset=data.dataset, split=data.split_name,
