@@ -56,3 +56,10 @@ def write_csv(table, path: str | Path) -> Path:
 
 def write_text(path: str | Path, text: str) -> Path:
     return write_atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json(path: str | Path, data, **options) -> Path:
+    """``data`` as JSON (``json.dumps`` ``options``, e.g. ``indent=2``), with a final newline, atomically."""
+    import json
+
+    return write_text(path, json.dumps(data, **options) + "\n")

@@ -212,3 +212,24 @@ def test_torchrun_two_processes_equal_one(tmp_path, small_gfp_dir, tiny_esm, ref
     assert np.array_equal(rows.ids, expected.ids)
     np.testing.assert_allclose(rows.embeddings, expected.embeddings, atol=1e-5)
     assert not list(cache.parts_dir.iterdir())
+
+
+def test_the_atomic_writer_keeps_the_old_file_and_no_temporary_one_on_any_error(tmp_path):
+    import json
+
+    from mimo.pipeline.writes import write_atomic, write_json
+
+    target = write_json(tmp_path / "record.json", {"a": 1}, indent=2)
+    assert json.loads(target.read_text()) == {"a": 1} and target.read_text().endswith("\n")
+
+    def half_then(exc):
+        def write(tmp):
+            tmp.write_text('{"a": ')
+            raise exc
+        return write
+
+    for exc in (RuntimeError("killed half way"), OSError(errno.ENOSPC, "No space left on device")):
+        with pytest.raises((RuntimeError, DataError)):
+            write_atomic(target, half_then(exc))
+        assert json.loads(target.read_text()) == {"a": 1}
+        assert [p.name for p in tmp_path.iterdir()] == ["record.json"]

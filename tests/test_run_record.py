@@ -31,6 +31,7 @@ def test_fit_run_and_fit_cv_write_one_shape(singles):
     split, cv = mimo.load_run(singles / "run"), mimo.load_run(singles / "cv")
     assert set(split.metrics) == set(cv.metrics)
     assert split.metrics["format"] == cv.metrics["format"] == FORMAT and "cv" not in cv.metrics
+    assert set(split.metrics["support"]) == set(cv.metrics["support"])
     assert split.metrics["evaluation"]["kind"] == "split" and split.metrics["per_fold"] == []
     assert cv.metrics["evaluation"] == {"kind": "cv", "held_out": "oof", "training": ["oof"], "folds": 3,
                                         "refit": True, "inner_validation": "the next fold"}

@@ -79,6 +79,7 @@ def predict_cmd(run_dir, variants, mutant_col, fasta, scores, out, device) -> No
     """Predict new variants with a fitted run; embeds whatever is not in the cache."""
     from mimo.models.runs.directory import check_outside_run
     from mimo.pipeline.runtime import threads
+    from mimo.pipeline.runtime.progress import StatusLine
     from mimo.predict import PredictionStream
 
     if out:
@@ -86,19 +87,32 @@ def predict_cmd(run_dir, variants, mutant_col, fasta, scores, out, device) -> No
         check_outside_run(out, run_dir, "--out")
     threads.adapt()  # the command's thread policy (main turned it on); the library never sets threads
     stream = PredictionStream(run_dir, variants, fasta, device, mutant_col, scores)
-    if out:
-        write_atomic(out, lambda tmp: _write_chunks(stream, tmp))
-    else:
-        for k, table in enumerate(stream):
-            click.echo(table.to_csv(index=False, header=k == 0), nl=False)
+    progress = StatusLine(log=False)  # variants predicted so far, on a terminal
+    show = bool(out) or not click.get_text_stream("stdout").isatty()  # not between lines of the CSV itself
+
+    def chunks():
+        for table in stream:
+            threads.adapt()  # the machine's load may have changed (rate-limited)
+            yield table
+            if show and stream.chunk < stream.n:
+                progress.show(f"predicted {stream.counts['rows']:,} of {stream.n:,} variants")
+
+    try:
+        if out:
+            write_atomic(out, lambda tmp: _write_chunks(chunks(), tmp))
+        else:
+            for k, table in enumerate(chunks()):
+                click.echo(table.to_csv(index=False, header=k == 0), nl=False)
+    finally:
+        progress.close()
     for line in stream.warnings:
         click.echo(line, err=True)
     if out:
         click.echo(f"{stream.counts['rows']} predictions ({stream.counts['in_cache']} from the cache) written to {out}")
 
 
-def _write_chunks(stream, path) -> None:
-    """The stream's tables into one CSV at ``path``, a chunk at a time."""
+def _write_chunks(tables, path) -> None:
+    """Tables into one CSV at ``path``, a chunk at a time."""
     with open(path, "w", newline="") as handle:
-        for k, table in enumerate(stream):
+        for k, table in enumerate(tables):
             table.to_csv(handle, index=False, header=k == 0)

@@ -16,7 +16,7 @@ from mimo.models.runs.evaluate import (check_finite_metrics, held_out_extras, la
                                        predict_spread, used_manifest)
 from mimo.models.metrics import (calibrate_interval, interval_bounds, interval_metrics, regression_metrics,
                                  uncertainty_metrics)
-from mimo.models.runs.record import KINDS, RunRecord
+from mimo.models.runs.record import KINDS, RunRecord, support_counts
 from mimo.pipeline.errors import DataError
 from mimo.models.runs.directory import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, release_run_dir, write_run
 from mimo.pipeline.io.conventions import mutation_format_from
@@ -122,7 +122,9 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         if inner_std is not None:  # the saved model's intervals, for `mimo predict`
             extra.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
                 labels[first], inner_mean, inner_std, data.rows.n_mutations[first]))
-        extra.update(final.run_summary())  # the saved model's choices (alpha, epochs, fit auto's head)
+        # the saved model's choices (alpha, epochs, fit auto's head); not its loss curve: refitted, its "valid"
+        # fold is among its training rows
+        extra.update({k: v for k, v in final.run_summary().items() if k != "history"})
         own, _, _ = predict_spread(final, data.rows.embeddings[fitted])
         record = RunRecord(
             model=model.name, features=data.features, dataset=data.dataset, split=data.split_name,
@@ -131,7 +133,7 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
             test={**regression_metrics(labels[tested], prediction[tested]),
                   **held_out_extras(labels[tested], prediction[tested], data.rows.n_mutations[tested])},
             fit_seconds=seconds, params=model.get_params(), label_range=label_range(labels[tested]),
-            support={"test_rows_without_signal": int(marks["no_signal"][tested].sum())}, folds=len(ids),
+            support=support_counts(predictions[tested]), folds=len(ids),
             refit=refit, per_fold=per_fold, unused_rows=int((~tested).sum()), threads=threads.POLICY.summary(),
             warnings=label_warnings(labels[tested]), extra=extra)
         metrics = record.metrics()

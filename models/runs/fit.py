@@ -13,14 +13,15 @@ from mimo.models.data import SplitData
 from mimo.models.runs.evaluate import (add_intervals, check_finite_metrics, check_parts, label_range, label_warnings,
                                        member_metrics, part_metrics, predict_spread, predictions_table, timed,
                                        training_support, used_manifest)
-from mimo.models.runs.record import RunRecord
+from mimo.models.runs.record import RunRecord, support_counts
 from mimo.models.runs.directory import (DEFAULT_ROOT, Run, check_run_dir, default_run_dir, is_run_dir, load_run, prepare_run_dir,
                      release_run_dir, write_run)
 from mimo.models.report.summary import summary_line
 from mimo.pipeline.io.conventions import mutation_format_from
 from mimo.models.runs.support import mark_support
 
-__all__ = ["DEFAULT_ROOT", "Run", "RunRecord", "check_run_dir", "fit_cv", "fit_run", "is_run_dir", "load_run", "summary_line"]
+__all__ = ["DEFAULT_ROOT", "Run", "RunRecord", "check_run_dir", "fit_cv", "fit_run", "is_run_dir", "load_run",
+           "summary_line"]
 
 
 def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *, force: bool = False,
@@ -56,9 +57,7 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
             split_hash=data.split_hash, kind="split", train=parts["train"], valid=parts["valid"],
             test=parts["test"], fit_seconds=seconds, params=model.get_params(),
             label_range=label_range(data.rows.labels[data.mask("train")]),
-            support={"test_rows_with_unseen_substitutions": int((predictions["unseen"][test] > 0).sum()),
-                     "test_rows_with_unseen_sites": int((predictions["unseen_sites"][test] > 0).sum()),
-                     "test_rows_without_signal": int(predictions["no_signal"][test].sum())},
+            support=support_counts(predictions[test]),
             unused_rows=data.source.get("split_unused_rows", 0), threads=threads.POLICY.summary(),
             warnings=label_warnings(data.rows.labels[data.mask("train")]), extra=extra)
         metrics = record.metrics()

@@ -77,6 +77,14 @@ class RunRecord:
                 **self.extra}
 
 
+def support_counts(held_out) -> dict:
+    """How many held-out rows (a predictions table's) carry substitutions or sites never in training, and get no
+    signal from the features (``mimo.models.runs.support``)."""
+    return {"test_rows_with_unseen_substitutions": int((held_out["unseen"].fillna(0) > 0).sum()),
+            "test_rows_with_unseen_sites": int((held_out["unseen_sites"].fillna(0) > 0).sum()),
+            "test_rows_without_signal": int(held_out["no_signal"].astype(bool).sum())}
+
+
 def evaluation(kind: str, folds: int | None = None, refit: bool | None = None) -> dict:
     return {"kind": kind, "held_out": KINDS[kind], "training": ["train"] if kind == "split" else [KINDS[kind]],
             "folds": folds, "refit": refit, "inner_validation": "the next fold" if kind == "cv" else None}
