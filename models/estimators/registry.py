@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-import uuid
 import zipfile
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from mimo.pipeline.errors import DataError
+from mimo.pipeline.writes import write_atomic
 
 from mimo.models.estimators.base import Estimator
 
@@ -88,11 +87,13 @@ def save_model(model: Estimator, path: str | Path, identity: dict | None = None)
     params = {k: list(v) if isinstance(v, tuple) else v for k, v in model.get_params().items()}
     meta = {"format": FORMAT, "head": model.name, "params": params, "state": other, "arrays": sorted(arrays),
             "identity": identity}
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp.npz")
-    np.savez(tmp, __meta__=np.array(json.dumps(meta, default=_json_scalar)),
-             **{f"a{i}": arrays[k] for i, k in enumerate(meta["arrays"])})
-    os.replace(tmp, path)
-    return path
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a file object: numpy adds no ".npz" to the temporary name
+            np.savez(handle, __meta__=np.array(json.dumps(meta, default=_json_scalar)),
+                     **{f"a{i}": arrays[k] for i, k in enumerate(meta["arrays"])})
+
+    return write_atomic(path, write)
 
 
 def _json_scalar(value):

@@ -30,6 +30,7 @@ import pandas as pd
 
 from mimo.pipeline.io.conventions import LEGACY_POOLING, check_name
 from mimo.pipeline.errors import DataError
+from mimo.pipeline.writes import write_csv, write_json
 
 ID_DTYPE = "S16"
 # Fields of the manifest that must agree for two builds to share a cache directory.
@@ -300,9 +301,7 @@ class EmbeddingCache:
                 hashes[column] = digest
         self.dataset_dir.mkdir(parents=True, exist_ok=True)
         if recorded is None or len(merged.columns) != len(recorded.columns):
-            tmp = self.dataset_dir / f".splits.{uuid.uuid4().hex[:8]}.tmp"
-            merged.to_csv(tmp, index=False)
-            os.replace(tmp, self.dataset_dir / "splits.csv")
+            write_csv(merged, self.dataset_dir / "splits.csv")
         kept = {"structure": old["structure"]} if old and old.get("structure") and "structure" not in info else {}
         _write_json(meta_path, {"name": name, "checksum": checksum, **kept, **info, "splits": hashes})
 
@@ -491,9 +490,7 @@ def list_features(root: str | Path, dataset: str) -> list[str]:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    write_json(path, data, indent=2, sort_keys=True)
 
 
 def _short(value) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from mimo.pipeline.io.conventions import data_home
 from mimo.pipeline.io.gfp import GFP_GENOTYPES, GFP_VALID_LIST, read_genotypes
 from mimo.pipeline.errors import DataError
+from mimo.pipeline.writes import write_text
 from mimo.pipeline.runtime.progress import StatusLine
 
 GENOTYPES_URL = "https://figshare.com/ndownloader/files/4820647"
@@ -112,9 +113,7 @@ def derive_valid_list(genotypes_path: Path, archive: Path, out: Path, sha256: st
     if sha256 is not None and got != sha256:
         raise DataError(f"the validation list derived from the archive has sha256 {got}, expected {sha256}: not "
                         f"TAPE's split", archive)
-    tmp = out.with_name(f".{out.name}.part")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    write_text(out, text)
     return len(lines)
 
 
