@@ -203,7 +203,8 @@ class EmbeddingCache:
 
         A split is written once: a split already recorded stays as it is (one with the same name but other
         content is refused); a new name is added beside the others. ``dataset.json`` lists every split's
-        content hash (``split_hash``)."""
+        content hash (``split_hash``). A structure recorded before (``--structure``: path, sha256, chain, sites) is
+        kept when ``info`` gives none."""
         from mimo.pipeline.io.splits import split_hash
 
         meta_path = self.dataset_dir / "dataset.json"
