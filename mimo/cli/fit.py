@@ -109,9 +109,21 @@ def build_missing(input_file, dataset, features, cache_root, quiet, structure=No
     names = feature_names(features or (INPUT_FEATURES if input_file is not None else named))
     if named and named not in names and "structure" not in names:
         names.append(named)
+    from mimo.pipeline.cache.store import list_features
+
+    cached, featurizers = set(list_features(cache_root, data.name)), []
+    for name in names:  # every featurizer made before anything is built: a bad name writes nothing
+        try:
+            featurizers.append((name, get_featurizer(name, data)))
+        except DataError:
+            if name not in cached:
+                raise
+            featurizers.append((name, None))  # cached under this name (profile-<stem>, ...): used as it is
     built = []
-    for name in names:
-        featurizer = get_featurizer(name, data)
+    for name, featurizer in featurizers:
+        if featurizer is None:
+            built.append(name)
+            continue
         report = build_cache(data, featurizer, cache_root, progress=not quiet)
         built.append(featurizer.name)
         if report.embedded:

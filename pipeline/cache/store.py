@@ -254,7 +254,8 @@ class EmbeddingCache:
 
         A split is written once: a split already recorded stays as it is (one with the same name but other
         content is refused); a new name is added beside the others. ``dataset.json`` lists every split's
-        content hash (``split_hash``)."""
+        content hash (``split_hash``). A structure recorded before (``--structure``: path, sha256, chain, sites) is
+        kept when ``info`` gives none."""
         meta_path = self.dataset_dir / "dataset.json"
         self.check_links(meta_path, self.dataset_dir / "splits.csv")
         with self._dataset_lock():  # builds of other features of this dataset read and rewrite these files too
