@@ -130,7 +130,7 @@ def acquisition(table: pd.DataFrame, kind: str = "ucb", beta: float = 2.0, best:
     if kind not in ACQUISITIONS:
         raise DataError(f"--acquisition must be one of {', '.join(ACQUISITIONS)}, not {kind!r}")
     _check_beta(beta)
-    mean = table["prediction"].to_numpy(np.float64)
+    mean = table["prediction"].to_numpy(np.float64, copy=True)  # a new array: callers may edit it
     if kind == "greedy" or "sd" not in table:
         return mean
     std = np.maximum(table["sd"].to_numpy(np.float64), 1e-12)
