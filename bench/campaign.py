@@ -13,8 +13,9 @@ unrevealed variants of the landscape, reveal their measured values. Strategies:
 - ``mimo-ucb``: ``MimoRegressor`` (random routing), mean + 2 sd, the sd the members' spread scaled on the
   inner validation rows to a 95% interval (as runs calibrate it);
 - ``gp-ucb``: ``GaussianProcessRegressor`` (a kernel per feature block), mean + 2 x its predictive std;
-- ``gp-ts``: the same GP, batch Thompson sampling on its joint posterior over the 4,000 best candidates by
-  UCB (``mimo.acquisition``): every well the best of its own draw.
+- ``gp-greedy`` (not run by default; a diagnostic): the same GP, the batch by its mean;
+- ``gp-ts``: the same GP, batch Thompson sampling on its joint posterior over 4,000 candidates, the best by
+  the mean and by UCB alternately (``mimo.acquisition.ts_pool``): every well the best of its own draw.
 
 Every model-based batch goes through the plate's caps (``mimo.design.choose_plate``: no substitution in more than
 25% of the batch, no position in more than ``--max-per-position`` wells). The inner validation rows (a fifth of
@@ -36,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 STRATEGIES = ("random", "greedy-ridge", "mimo-ucb", "gp-ucb", "gp-ts")
+EXTRA = ("gp-greedy",)  # a diagnostic: the GP's mean alone (is it the model or the acquisition?)
 FEATURES = "onehot-sites+aaprops"
 
 
@@ -94,11 +96,13 @@ def choose(strategy: str, X, y, mutations, revealed: np.ndarray, hidden: np.ndar
     model.fit(X[revealed], y[revealed])  # the GP chooses nothing on validation rows: all of them
     mean, std = model.predict(X[hidden], return_std=True)
     value = mean + 2.0 * std
+    if strategy == "gp-greedy":
+        return _plate(mutations, hidden, mean, batch, max_per_position)
     if strategy == "gp-ucb":
         return _plate(mutations, hidden, value, batch, max_per_position)
-    from mimo.acquisition import thompson_orders
+    from mimo.acquisition import thompson_orders, ts_pool
 
-    top = np.argsort(-value, kind="stable")[:pool]
+    top = ts_pool(mean, value, pool)
     rows = hidden[top]
     orders = thompson_orders(model, X[rows], batch, seed)
     return _plate(mutations, rows, value[top], batch, max_per_position, orders=orders)

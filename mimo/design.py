@@ -128,7 +128,7 @@ def acquisition(table: pd.DataFrame, kind: str = "ucb", beta: float = 2.0, best:
     if kind not in ACQUISITIONS:
         raise DataError(f"--acquisition must be one of {', '.join(ACQUISITIONS)}, not {kind!r}")
     _check_beta(beta)
-    mean = table["prediction"].to_numpy(np.float64)
+    mean = table["prediction"].to_numpy(np.float64, copy=True)  # a new array: callers may edit it
     if kind == "greedy" or "sd" not in table:
         return mean
     std = np.maximum(table["sd"].to_numpy(np.float64), 1e-12)
@@ -400,13 +400,16 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
     if acquisition_kind == "ts":
         from mimo.acquisition import thompson_orders
 
-        from mimo.acquisition import POOL
+        from mimo.acquisition import POOL, ts_pool
 
-        frame = variants_frame(kept["mutations"].tolist()[:POOL], run.parent, fmt)
+        signal = kept[~kept["no_signal"].to_numpy(bool)]
+        pool = signal.index.to_numpy()[ts_pool(signal["prediction"].to_numpy(), signal["acquisition_value"].to_numpy())]
+        kept = pd.concat([kept.loc[pool], kept.drop(index=pool)]).reset_index(drop=True)
+        frame = variants_frame(kept["mutations"].tolist()[:len(pool)], run.parent, fmt)
         X, _ = featurize(frame, run.source, device, use_cache=False, featurizers=featurizers)
         orders = thompson_orders(run.model, X, n, seed, total=len(kept))
         batch_note = (f"batch Thompson sampling: each well the best of its own joint draw from the GP's posterior "
-                      f"over the {min(len(kept), POOL):,} best candidates by UCB (beta {beta:g})")
+                      f"over {len(pool):,} candidates with signal (the best by the mean and by UCB, beta {beta:g})")
     batch = choose_plate(kept.drop(columns="acquisition_value"), kept["acquisition_value"].to_numpy(), n, max_share,
                          max_per_position, explore, multi_share if max_mutations > 1 else 0.0, orders)
     batch.insert(0, "well", wells(len(batch)))

@@ -279,3 +279,23 @@ def test_an_acquisition_the_head_cannot_serve_and_a_bad_beta_are_one_line(single
             "--top-singles")
     with pytest.raises(DataError, match="--top-singles"):
         __import__("mimo").propose(singles_run, top=-5)
+
+
+def test_the_thompson_pool_takes_the_best_by_mean_and_by_ucb_alternately():
+    from mimo.acquisition import ts_pool
+
+    mean = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    ucb = np.array([5.0, 4.0, 3.0, 9.0, 8.0])  # 3 and 4 are uncertain
+    assert ts_pool(mean, ucb, 3).tolist() == [0, 3, 1]
+    assert sorted(ts_pool(mean, ucb, 10).tolist()) == [0, 1, 2, 3, 4]  # each row once
+
+
+def test_a_run_without_intervals_still_makes_a_mixed_plate(tmp_path):
+    """A single-output head (ridge): ranked by the mean; the singles' scores are edited in place (no-signal ones
+    never combined), which once failed on a read-only view of the predictions."""
+    from conftest import fit_on_half_the_singles
+
+    fit_on_half_the_singles(tmp_path, "ridge", "--quiet")
+    cli("design", "propose", tmp_path / "run", "--n", "16", "--max-mutations", "2", "--out", tmp_path / "p.csv")
+    plate = pd.read_csv(tmp_path / "p.csv")
+    assert len(plate) == 16 and (plate["n_mutations"] == 2).any() and (plate["n_mutations"] == 1).any()
