@@ -5,6 +5,8 @@ included; with --before, the same with a checkout of older code, interleaved (no
     python -m bench.gp_speed --step [--rows 1000]     # one marginal-likelihood step: this head's and gpytorch's
     python -m bench.gp_speed --small-n                # DNJA1 subsamples of 25/50/100 rows: ridge, GP with/without priors
     python -m bench.gp_speed --intervals              # DNJA1 5-fold intervals: label-scale against normal-score-scale
+    python -m bench.gp_speed --threads                # one GP fit on 729 DNJA1 rows, torch x BLAS thread counts
+    python -m bench.gp_speed --only dnja1-cv --schemes random5 modulo5 contiguous5 --before DIR  # metrics
 
 Rows of the table (targets of issue 27 on a 2-core CPU, quiet):
 
@@ -111,19 +113,19 @@ def build_dnja1(cache: Path) -> None:
                    str(root / f"{DNJA1}_wt.fasta"), "--name", "dnja1", "--model", model, "--cache", str(cache)])
 
 
-def command(row: str, cache: Path, out: Path) -> list[str]:
+def command(row: str, cache: Path, out: Path, scheme: str = "random5") -> list[str]:
     if row == "synthetic-cv":
         from bench.cv_overhead import FEATURES as SYNTHETIC, NAME
 
         return ["fit", "gp", "--cache", str(cache), "--dataset", NAME, "--features", SYNTHETIC, "--cv", "random5",
                 "--out", str(out), "--force", "--quiet"]
-    extra = ["--cv", "random5"] if row == "dnja1-cv" else []
+    extra = ["--cv", scheme] if row == "dnja1-cv" else []
     return ["fit", "gp", "--cache", str(cache), "--dataset", "dnja1", "--features", FEATURES, *extra,
             "--out", str(out), "--force", "--quiet"]
 
 
-def measure(code: Path, row: str, cache: Path, out: Path) -> dict:
-    wall, cpu = cli(code, command(row, cache, out))
+def measure(code: Path, row: str, cache: Path, out: Path, scheme: str = "random5") -> dict:
+    wall, cpu = cli(code, command(row, cache, out, scheme))
     metrics = json.loads((out / "metrics.json").read_text())
     return {"wall": wall, "cpu": cpu, "spearman": metrics["test"]["spearman"],
             "model_mb": (out / "model.npz").stat().st_size / 2 ** 20, "load": os.getloadavg()[0]}
@@ -180,6 +182,33 @@ def step_seconds(n: int = 1000, repeats: int = 5) -> dict:
 
     ours(), theirs()  # first calls
     return {"rows": n, "ours_s": _best(ours, repeats), "gpytorch_s": _best(theirs, repeats)}
+
+
+def thread_counts(cache: Path, repeats: int = 2) -> None:
+    """One GP fit (the optimisation and posterior of one fold: 729 DNJA1 rows) with torch's and BLAS's threads
+    set to each pair of 1 and 2, CPU and wall seconds, in this process (``threadpoolctl`` for BLAS)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from mimo.models.data import load_cv_data
+    from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
+
+    data = load_cv_data(cache, "dnja1", FEATURES, "random5")
+    train = (data.split != "0") & (data.split != "1")
+    X, y = data.rows.embeddings[train], data.rows.labels[train]
+    GaussianProcessRegressor(blocks=data.blocks, steps=2, threads=1).fit(X[:100], y[:100])  # first calls
+    print("| torch threads | BLAS threads | CPU s | wall s | load |")
+    print("| --- | --- | --- | --- | --- |")
+    for _ in range(repeats):
+        for torch_threads, blas in ((1, 1), (2, 2), (2, 1), (1, 2)):
+            torch.set_num_threads(torch_threads)
+            with threadpool_limits(limits=blas, user_api="blas"):
+                cpu, wall = time.process_time(), time.perf_counter()
+                model = GaussianProcessRegressor(blocks=data.blocks)
+                model._work_threads = lambda: None  # the counts set here, not the head's one thread
+                model.fit(X, y)
+                print(f"| {torch_threads} | {blas} | {time.process_time() - cpu:.2f} | "
+                      f"{time.perf_counter() - wall:.2f} | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 def small_n(cache: Path, sizes=(25, 50, 100), seeds: int = 5) -> None:
@@ -270,6 +299,8 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--step", action="store_true", help="One marginal-likelihood step instead.")
     parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--schemes", nargs="+", default=["random5"], help="dnja1-cv's fold schemes.")
+    parser.add_argument("--threads", action="store_true", help="The thread-count table instead.")
     parser.add_argument("--small-n", action="store_true", help="The few-rows table instead.")
     parser.add_argument("--intervals", action="store_true", help="The intervals table instead.")
     args = parser.parse_args()
@@ -283,9 +314,9 @@ def main() -> None:
               f"({step['gpytorch_s'] / step['ours_s']:.1f}x)")
         return
     cache = Path(args.cache)
-    if args.small_n or args.intervals:
+    if args.small_n or args.intervals or args.threads:
         build_dnja1(cache)
-        return small_n(cache) if args.small_n else intervals(cache)
+        return small_n(cache) if args.small_n else intervals(cache) if args.intervals else thread_counts(cache)
     if any(row.startswith("dnja1") for row in args.only):
         build_dnja1(cache)
     if "synthetic-cv" in args.only:
@@ -296,9 +327,12 @@ def main() -> None:
     results: dict = {}
     with tempfile.TemporaryDirectory() as work:
         for row in args.only:
-            for _ in range(args.repeats):
-                for name, code in codes:
-                    results.setdefault((row, name), []).append(measure(code, row, cache, Path(work) / f"{row}-{name}"))
+            for scheme in (args.schemes if row == "dnja1-cv" else ["random5"]):
+                label = f"{row} {scheme}" if row == "dnja1-cv" else row
+                for _ in range(args.repeats):
+                    for name, code in codes:
+                        results.setdefault((label, name), []).append(
+                            measure(code, row, cache, Path(work) / f"{row}-{name}", scheme))
     print("| row | code | wall s (min) | CPU s | Spearman | model.npz MB | load |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for (row, name), runs in results.items():
