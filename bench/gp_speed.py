@@ -3,6 +3,10 @@ included; with --before, the same with a checkout of older code, interleaved (no
 
     python -m bench.gp_speed [--before DIR] [--repeats 1] [--only dnja1-cv dnja1-fit synthetic-cv]
     python -m bench.gp_speed --step [--rows 1000]     # one marginal-likelihood step: this head's and gpytorch's
+    python -m bench.gp_speed --small-n                # DNJA1 subsamples of 25/50/100 rows: ridge, GP with/without priors
+    python -m bench.gp_speed --intervals              # DNJA1 5-fold intervals: label-scale against normal-score-scale
+    python -m bench.gp_speed --threads                # one GP fit on 729 DNJA1 rows, torch x BLAS thread counts
+    python -m bench.gp_speed --only dnja1-cv --schemes random5 modulo5 contiguous5 --before DIR  # metrics
 
 Rows of the table (targets of issue 27 on a 2-core CPU, quiet):
 
@@ -109,19 +113,19 @@ def build_dnja1(cache: Path) -> None:
                    str(root / f"{DNJA1}_wt.fasta"), "--name", "dnja1", "--model", model, "--cache", str(cache)])
 
 
-def command(row: str, cache: Path, out: Path) -> list[str]:
+def command(row: str, cache: Path, out: Path, scheme: str = "random5") -> list[str]:
     if row == "synthetic-cv":
         from bench.cv_overhead import FEATURES as SYNTHETIC, NAME
 
         return ["fit", "gp", "--cache", str(cache), "--dataset", NAME, "--features", SYNTHETIC, "--cv", "random5",
                 "--out", str(out), "--force", "--quiet"]
-    extra = ["--cv", "random5"] if row == "dnja1-cv" else []
+    extra = ["--cv", scheme] if row == "dnja1-cv" else []
     return ["fit", "gp", "--cache", str(cache), "--dataset", "dnja1", "--features", FEATURES, *extra,
             "--out", str(out), "--force", "--quiet"]
 
 
-def measure(code: Path, row: str, cache: Path, out: Path) -> dict:
-    wall, cpu = cli(code, command(row, cache, out))
+def measure(code: Path, row: str, cache: Path, out: Path, scheme: str = "random5") -> dict:
+    wall, cpu = cli(code, command(row, cache, out, scheme))
     metrics = json.loads((out / "metrics.json").read_text())
     return {"wall": wall, "cpu": cpu, "spearman": metrics["test"]["spearman"],
             "model_mb": (out / "model.npz").stat().st_size / 2 ** 20, "load": os.getloadavg()[0]}
@@ -180,6 +184,104 @@ def step_seconds(n: int = 1000, repeats: int = 5) -> dict:
     return {"rows": n, "ours_s": _best(ours, repeats), "gpytorch_s": _best(theirs, repeats)}
 
 
+def thread_counts(cache: Path, repeats: int = 2) -> None:
+    """One GP fit (the optimisation and posterior of one fold: 729 DNJA1 rows) with torch's and BLAS's threads
+    set to each pair of 1 and 2, CPU and wall seconds, in this process (``threadpoolctl`` for BLAS)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from mimo.models.data import load_cv_data
+    from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
+
+    data = load_cv_data(cache, "dnja1", FEATURES, "random5")
+    train = (data.split != "0") & (data.split != "1")
+    X, y = data.rows.embeddings[train], data.rows.labels[train]
+    GaussianProcessRegressor(blocks=data.blocks, steps=2, threads=1).fit(X[:100], y[:100])  # first calls
+    print("| torch threads | BLAS threads | CPU s | wall s | load |")
+    print("| --- | --- | --- | --- | --- |")
+    for _ in range(repeats):
+        for torch_threads, blas in ((1, 1), (2, 2), (2, 1), (1, 2)):
+            torch.set_num_threads(torch_threads)
+            with threadpool_limits(limits=blas, user_api="blas"):
+                cpu, wall = time.process_time(), time.perf_counter()
+                model = GaussianProcessRegressor(blocks=data.blocks)
+                model._work_threads = lambda: None  # the counts set here, not the head's one thread
+                model.fit(X, y)
+                print(f"| {torch_threads} | {blas} | {time.process_time() - cpu:.2f} | "
+                      f"{time.perf_counter() - wall:.2f} | {os.getloadavg()[0]:.1f} |", flush=True)
+
+
+def small_n(cache: Path, sizes=(25, 50, 100), seeds: int = 5) -> None:
+    """Each size: ``seeds`` random subsamples of DNJA1 for training, the rest of the assay as test; mean test
+    Spearman of ridge and of the GP (marginal likelihood alone, the initial hyperparameters kept, log-normal
+    priors of sd 0.5 and 1 in log units: ``prior_sd``), in this process on one thread."""
+    import torch
+
+    from mimo.models.data import load_cv_data
+    from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
+    from mimo.models.estimators.ridge import ValidatedRidge
+    from mimo.models.metrics import spearman
+
+    torch.set_num_threads(1)
+    data = load_cv_data(cache, "dnja1", FEATURES, "random5")
+    X, y = data.rows.embeddings, data.rows.labels
+    heads = {"ridge": lambda: ValidatedRidge(),
+             "gp, marginal likelihood alone": lambda: GaussianProcessRegressor(blocks=data.blocks, prior_sd=0),
+             "gp, initial hyperparameters": lambda: GaussianProcessRegressor(blocks=data.blocks, steps=0),
+             "gp, priors sd 0.5": lambda: GaussianProcessRegressor(blocks=data.blocks, prior_sd=0.5),
+             "gp, priors sd 1 (default)": lambda: GaussianProcessRegressor(blocks=data.blocks, prior_sd=1.0)}
+    print("| training rows | " + " | ".join(heads) + " |")
+    print("| --- |" + " --- |" * len(heads))
+    for n in sizes:
+        scores = {name: [] for name in heads}
+        for seed in range(seeds):
+            order = np.random.default_rng(seed).permutation(len(y))
+            train, test = order[:n], order[n:]
+            for name, make in heads.items():
+                scores[name].append(spearman(y[test], make().fit(X[train], y[train]).predict(X[test])))
+        print(f"| {n} | " + " | ".join(f"{np.mean(v):.3f}" for v in scores.values()) + " |", flush=True)
+
+
+def intervals(cache: Path, schemes=("random5", "modulo5", "contiguous5")) -> None:
+    """95% intervals of the GP under 5-fold cross-validation on DNJA1, as `fit --cv` makes them (each fold's model
+    fitted on the other folds but the next, calibrated on that next fold, refitted on both): split-conformal on
+    the label scale around the predictive std (before), or on the normal-score scale the GP models and mapped
+    back (``predict_latent``, ``to_latent``, ``to_labels``: after). Coverage, mean width (and as a share of the
+    assay's label range) and the share of bounds beyond the labels measured."""
+    import torch
+
+    from mimo.models.data import load_cv_data
+    from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
+    from mimo.models.metrics import calibrate_interval, interval_bounds
+
+    torch.set_num_threads(1)
+    print("| scheme | intervals | coverage | mean width | width / label range | bounds beyond the measured range |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for scheme in schemes:
+        data = load_cv_data(cache, "dnja1", FEATURES, scheme)
+        X, y, folds = data.rows.embeddings, data.rows.labels, data.split
+        ids = sorted(set(folds) - {"none"}, key=int)
+        parts = {"label scale": [], "normal-score scale": []}
+        for i, fold in enumerate(ids):
+            test, valid = folds == fold, folds == ids[(i + 1) % len(ids)]
+            train = ~test & ~valid
+            chosen = GaussianProcessRegressor(blocks=data.blocks).fit(X[train], y[train])
+            final = chosen.clone(**chosen.refit_params()).fit(X[train | valid], y[train | valid])
+            mean, std = chosen.predict(X[valid], return_std=True)
+            parts["label scale"].append((*interval_bounds(*final.predict(X[test], return_std=True),
+                                                          calibrate_interval(y[valid], mean, std)), y[test]))
+            latent = calibrate_interval(chosen.to_latent(y[valid]), *chosen.predict_latent(X[valid]))
+            lower, upper = interval_bounds(*final.predict_latent(X[test]), latent)
+            parts["normal-score scale"].append((final.to_labels(lower), final.to_labels(upper), y[test]))
+        span = y.max() - y.min()
+        for name, made in parts.items():
+            lower, upper, truth = (np.concatenate(p) for p in zip(*made))
+            width = np.mean(upper - lower)
+            print(f"| {scheme} | {name} | {np.mean((lower <= truth) & (truth <= upper)):.3f} | {width:.2f} | "
+                  f"{width / span:.2f} | {np.mean(np.concatenate([lower < y.min(), upper > y.max()])):.3f} |",
+                  flush=True)
+
+
 def _best(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
@@ -197,6 +299,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=list(ROWS), choices=ROWS)
     parser.add_argument("--step", action="store_true", help="One marginal-likelihood step instead.")
     parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--schemes", nargs="+", default=["random5"], help="dnja1-cv's fold schemes.")
+    parser.add_argument("--threads", action="store_true", help="The thread-count table instead.")
+    parser.add_argument("--small-n", action="store_true", help="The few-rows table instead.")
+    parser.add_argument("--intervals", action="store_true", help="The intervals table instead.")
     args = parser.parse_args()
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}, commit "
           f"{subprocess.run(['git', '-C', str(ROOT), 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True).stdout.strip()}",
@@ -208,6 +314,9 @@ def main() -> None:
               f"({step['gpytorch_s'] / step['ours_s']:.1f}x)")
         return
     cache = Path(args.cache)
+    if args.small_n or args.intervals or args.threads:
+        build_dnja1(cache)
+        return small_n(cache) if args.small_n else intervals(cache) if args.intervals else thread_counts(cache)
     if any(row.startswith("dnja1") for row in args.only):
         build_dnja1(cache)
     if "synthetic-cv" in args.only:
@@ -218,9 +327,12 @@ def main() -> None:
     results: dict = {}
     with tempfile.TemporaryDirectory() as work:
         for row in args.only:
-            for _ in range(args.repeats):
-                for name, code in codes:
-                    results.setdefault((row, name), []).append(measure(code, row, cache, Path(work) / f"{row}-{name}"))
+            for scheme in (args.schemes if row == "dnja1-cv" else ["random5"]):
+                label = f"{row} {scheme}" if row == "dnja1-cv" else row
+                for _ in range(args.repeats):
+                    for name, code in codes:
+                        results.setdefault((label, name), []).append(
+                            measure(code, row, cache, Path(work) / f"{row}-{name}", scheme))
     print("| row | code | wall s (min) | CPU s | Spearman | model.npz MB | load |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for (row, name), runs in results.items():

@@ -107,7 +107,7 @@ class GaussianProcessRegressor(Estimator):
     }
 
     def __init__(self, *, blocks: tuple = (), dense: str = "rbf", positions: bool = True, mean: str = "auto",
-                 target: str = "normal-scores", steps: int = 20, prior_sd: float = 0.0, optimize_rows: int = 1000,
+                 target: str = "normal-scores", steps: int = 20, prior_sd: float = 1.0, optimize_rows: int = 1000,
                  max_exact_rows: int = 10000, inducing_rows: int = 2000, start: dict | None = None, seed: int = 0,
                  threads: int | None = None):
         self._store(locals())
