@@ -58,7 +58,8 @@ def campaign_page(campaign: Campaign) -> str:
     title = f"mimo campaign: {campaign.folder.resolve().name}"
     settings = campaign.record["settings"]
     with tempfile.TemporaryDirectory() as scratch:
-        figure = picture(campaign_figure(campaign, Path(scratch) / "campaign.svg"))
+        drawn = campaign_figure(campaign, Path(scratch) / "campaign.svg")
+        figure = picture(drawn.name, "image/svg+xml", drawn.read_bytes())
     rounds = []
     for entry in campaign.rounds:
         plate = campaign.plate(entry["round"])

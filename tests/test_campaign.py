@@ -61,6 +61,13 @@ def test_the_report_shows_best_hit_rate_and_predicted_vs_measured(campaign, tmp_
     assert f"{best:.4g}" in page and "predicted vs measured" in result.output
 
 
+def test_mimo_report_on_a_campaign_folder_shows_its_rounds(campaign, tmp_path):
+    result = cli("report", campaign / "c", "--html", tmp_path / "rounds.html")
+    page = (tmp_path / "rounds.html").read_text()
+    assert "best measured" in page and "hit rate (above best before)" in page
+    assert "best measured" in result.output and "round" in result.output
+
+
 @pytest.mark.parametrize("change, fragments", [
     (lambda t: pd.concat([t, t.iloc[:1]]), ("listed twice", "bad.csv:18")),
     (lambda t: t.assign(well=["Z9"] + t["well"].tolist()[1:]), ("'Z9' is not on the round's plate", "bad.csv:2")),

@@ -57,18 +57,23 @@ def _shift_lines(shift: dict, what: str) -> None:
 @click.option("--run", "run_dir", type=click.Path(file_okay=False), help="A run directory of `mimo fit` (or the argument).")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="CSV to write (default: RUN/scan.csv).")
 @click.option("--figure", type=click.Path(dir_okay=False), default=None,
-              help="Heatmap SVG to write (default: RUN/scan.svg).")
+              help="Heatmap to write, .svg, .png or .pdf (default: RUN/scan.svg).")
 @click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
 @reports_data_errors
 def design_scan(run_path, run_dir, out, figure, device) -> None:
     """Score every single substitution of the parent (19 x length): CSV and heatmap."""
     from mimo.design import plot_scan, saturation_scan
 
+    from mimo.models.runs.directory import check_outside_run
+    from mimo.pipeline.runtime import threads
+
     run_dir = _one_run(run_path, run_dir)
     out = out or str(Path(run_dir) / "scan.csv")
     figure = figure or str(Path(run_dir) / "scan.svg")
     for path, option in ((out, "--out"), (figure, "--figure")):
+        check_outside_run(path, run_dir, option)
         ensure_writable(path, option)
+    threads.adapt()  # the command's thread policy (the library never sets threads)
     table = saturation_scan(run_dir, device)
     write_csv(table, out)
     plot_scan(run_dir, table, figure)
@@ -122,9 +127,14 @@ def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, b
     from mimo.design import propose
     from mimo.pipeline.runtime.ranks import Ranks
 
+    from mimo.models.runs.directory import check_outside_run
+    from mimo.pipeline.runtime import threads
+
     run_dir = _one_run(run_path, run_dir)
     out = out or str(Path(run_dir) / "proposal.csv")
+    check_outside_run(out, run_dir, "--out")
     ensure_writable(out, "--out")
+    threads.adapt()  # the command's thread policy (the library never sets threads)
     ranks = Ranks.from_environment()
     try:
         batch, record = propose(run_dir, n, max_mutations, measured, acquisition, beta, max_share, device,

@@ -20,7 +20,8 @@ from mimo.cli._common import DataError, ensure_writable, main, reports_data_erro
               "to share: it needs no network.")
 @reports_data_errors
 def report_cmd(runs, csv_path, md_path, html_path) -> None:
-    """Gather run directories into one table (default: every run under ./runs)."""
+    """Gather run directories into one table (default: every run under ./runs); a campaign folder (`mimo design
+    start`) alone: its rounds, and with --html its page."""
     from mimo.models.report.tables import csv_safe, runs_table, to_markdown
     from mimo.models.runs.fit import DEFAULT_ROOT, is_run_dir, load_run
 
@@ -28,6 +29,22 @@ def report_cmd(runs, csv_path, md_path, html_path) -> None:
         if path:
             ensure_writable(path, option)  # before the table is printed
 
+    if len(runs) == 1 and (Path(runs[0]) / "campaign.json").is_file():  # a campaign: its rounds, not one run
+        from mimo.campaign import history, load_campaign
+        from mimo.campaign_page import write_campaign_page
+
+        campaign = load_campaign(runs[0])
+        table = history(campaign)
+        markdown = to_markdown(table)
+        click.echo(markdown)
+        if csv_path:
+            write_csv(csv_safe(table), csv_path)
+        if md_path:
+            write_text(md_path, markdown + "\n")
+        if html_path:
+            write_campaign_page(campaign, html_path)
+            click.echo(f"written: {html_path}", err=True)
+        return
     if not runs:
         runs = sorted(str(p) for p in Path(DEFAULT_ROOT).glob("*") if is_run_dir(p))
         if not runs:
