@@ -85,8 +85,9 @@ class SplitData:
 
     @property
     def blocks(self) -> tuple:
-        """The feature blocks of the columns (``feature_blocks``): pass them as a head's ``blocks``
-        (``mimo.GaussianProcessRegressor(blocks=data.blocks)``), as `mimo fit gp` and `fit auto` do."""
+        """The feature blocks of the columns (``feature_blocks``): ``fit_run`` and ``fit_cv`` give them to a head
+        with an empty ``blocks`` parameter (the GP, ``fit auto``); for ``model.fit(X, y)`` pass them yourself
+        (``mimo.GaussianProcessRegressor(blocks=data.blocks)``)."""
         return feature_blocks(self.rows.manifest)
 
     def mask(self, part: str) -> np.ndarray:

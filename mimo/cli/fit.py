@@ -170,8 +170,6 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
             data = load_cv_data(cache_root, dataset, features, cv, allow_partial)
         else:
             data = load_split_data(cache_root, dataset, features, split, split_file, allow_partial)
-        if head in ("auto", "gp"):  # a kernel per featurizer; a profile's or a zero-shot score's columns by name
-            params["blocks"] = data.blocks
         if head == "auto" and verbose is False and progress is not None:
             log = progress
         model = get_head(head, **params)

@@ -12,10 +12,9 @@ from mimo.pipeline.runtime import threads
 
 from mimo.models.estimators.base import Estimator
 from mimo.models.data import SplitData
-from mimo.models.runs.evaluate import (check_finite_metrics, held_out_extras, label_range, label_warnings,
-                                       predict_spread, used_manifest)
-from mimo.models.metrics import (calibrate_interval, interval_bounds, interval_metrics, regression_metrics,
-                                 uncertainty_metrics)
+from mimo.models.runs.evaluate import (calibrate, check_finite_metrics, held_out_extras, interval_ends, label_range,
+                                       label_warnings, predict_spread, used_manifest, with_data_blocks)
+from mimo.models.metrics import interval_metrics, regression_metrics, uncertainty_metrics
 from mimo.models.runs.record import KINDS, RunRecord, support_counts
 from mimo.pipeline.errors import DataError
 from mimo.models.runs.directory import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, release_run_dir, write_run
@@ -49,6 +48,7 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
     calibrated there: a fold disjoint from training, as the held-out one is); with ``refit`` the model is then
     refitted on all other folds with those choices. The run's saved model is fitted the same way on every fold,
     for `mimo predict`."""
+    model = with_data_blocks(model, data)
     folds = np.asarray(data.split, dtype=object)
     ids = fold_ids(folds, data.split_name)
     out = Path(out) if out is not None else default_run_dir(f"{model.name}-cv", root)
@@ -78,9 +78,11 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
             if std is not None:  # calibrated on the inner validation fold, by the model that had not seen it
                 inner_mean, inner_std, _ = predict_spread(chosen, data.rows.embeddings[valid])
                 counts = data.rows.n_mutations
-                interval = calibrate_interval(labels[valid], inner_mean, inner_std, counts[valid])
+                interval = calibrate(chosen, data.rows.embeddings[valid], labels[valid], counts[valid], inner_mean,
+                                     inner_std)
                 columns["std"][test] = std
-                columns["lower"][test], columns["upper"][test] = interval_bounds(mean, std, interval, counts[test])
+                columns["lower"][test], columns["upper"][test] = interval_ends(final, data.rows.embeddings[test], mean,
+                                                                               std, interval, counts[test])
                 intervals.append(interval)
             seen = train | valid
             support = support_of(seen)
@@ -120,8 +122,9 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         chosen, final = _fit_one(model, data, everything & ~first, first, refit, None)
         inner_mean, inner_std, _ = predict_spread(chosen, data.rows.embeddings[first])
         if inner_std is not None:  # the saved model's intervals, for `mimo predict`
-            extra.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
-                labels[first], inner_mean, inner_std, data.rows.n_mutations[first]))
+            extra.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate(
+                chosen, data.rows.embeddings[first], labels[first], data.rows.n_mutations[first], inner_mean,
+                inner_std))
         # the saved model's choices (alpha, epochs, fit auto's head); not its loss curve: refitted, its "valid"
         # fold is among its training rows
         extra.update({k: v for k, v in final.run_summary().items() if k != "history"})

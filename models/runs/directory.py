@@ -24,9 +24,8 @@ from mimo.pipeline.errors import DataError
 from mimo.pipeline.writes import disk_errors
 
 from mimo.models.estimators.base import Estimator
-from mimo.models.runs.evaluate import predict_spread, used_manifest
+from mimo.models.runs.evaluate import interval_ends, predict_spread, used_manifest
 from mimo.models.report.html import REPORT_FILE, write_html_report
-from mimo.models.metrics import interval_bounds
 from mimo.models.report.plots import write_run_pictures
 from mimo.models.estimators.registry import MODEL_FILE, load_model, save_model
 from mimo.models.report.summary import summary_line
@@ -270,8 +269,8 @@ class Run:
             out["std"] = std
             interval = self.metrics.get("uncertainty", {}).get("interval")
             if interval is not None:
-                out["lower"], out["upper"] = interval_bounds(out["prediction"].to_numpy(), out["std"].to_numpy(),
-                                                             interval, n_mutations)
+                out["lower"], out["upper"] = interval_ends(self.model, X, out["prediction"].to_numpy(),
+                                                           out["std"].to_numpy(), interval, n_mutations)
         if mutations is not None:
             info = self.source["dataset"]
             out = mark_support(out, self.support, used_manifest(self.model, self.source["features"]), mutations,

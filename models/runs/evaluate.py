@@ -117,13 +117,51 @@ def member_metrics(model: Estimator, data: SplitData, members: np.ndarray, mean:
                                        for part, mask in (("valid", valid), ("test", test))}}
 
 
-def add_intervals(data: SplitData, mean: np.ndarray, std: np.ndarray, predictions: pd.DataFrame) -> dict:
+def with_data_blocks(model: Estimator, data: SplitData) -> Estimator:
+    """A head that puts a kernel (or a choice) per feature block (the GP, ``fit auto``: a ``blocks`` parameter)
+    and was given none is given the data's (``SplitData.blocks``, from the cache's manifest), so a head made in
+    Python with its defaults fits as `mimo fit` fits it. Other heads, and blocks given, are left as they are."""
+    if "blocks" in model.get_params(deep=False) and not model.get_params(deep=False)["blocks"] and data.blocks:
+        model.set_params(blocks=data.blocks)
+    return model
+
+
+def _latent(model: Estimator) -> bool:
+    """Whether the head models its labels on a scale of its own (the GP: their normal scores) and says so."""
+    return all(callable(getattr(model, name, None)) for name in ("predict_latent", "to_latent", "to_labels"))
+
+
+def calibrate(model: Estimator, X: np.ndarray, y: np.ndarray, counts, mean: np.ndarray, std: np.ndarray) -> dict:
+    """The 95% interval calibrated on validation rows (``X``, ``y``, their mutation ``counts``, and the head's
+    ``mean`` and ``std`` there). A head with a modelled scale of its own (``predict_latent``: the GP) is
+    calibrated on that scale (``space: latent``), where its errors are Gaussian; its intervals are made there
+    and mapped back (``interval_ends``), so they are asymmetric and stay inside what the transform can reach
+    (the training labels' range under normal scores). Other heads: on the labels' scale."""
+    if _latent(model):
+        latent_mean, latent_std = model.predict_latent(X)
+        return {**calibrate_interval(model.to_latent(y), latent_mean, latent_std, counts), "space": "latent"}
+    return calibrate_interval(y, mean, std, counts)
+
+
+def interval_ends(model: Estimator, X: np.ndarray, mean: np.ndarray, std: np.ndarray, interval: dict, counts
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(lower, upper) of ``calibrate``'s ``interval`` for rows ``X`` (the head's ``mean``, ``std`` there), on the
+    scale it was calibrated on and in label units."""
+    if interval.get("space") == "latent":
+        lower, upper = interval_bounds(*model.predict_latent(X), interval, counts)
+        return model.to_labels(lower), model.to_labels(upper)
+    return interval_bounds(mean, std, interval, counts)
+
+
+def add_intervals(model: Estimator, data: SplitData, mean: np.ndarray, std: np.ndarray,
+                  predictions: pd.DataFrame) -> dict:
     """``std`` and the 95% interval (calibrated on valid) as prediction columns; returns the calibration."""
     valid = data.mask("valid")
     counts = data.rows.n_mutations
-    interval = calibrate_interval(data.rows.labels[valid], mean[valid], std[valid], counts[valid])
+    X = data.rows.embeddings
+    interval = calibrate(model, X[valid], data.rows.labels[valid], counts[valid], mean[valid], std[valid])
     predictions["std"] = std
-    predictions["lower"], predictions["upper"] = interval_bounds(mean, std, interval, counts)
+    predictions["lower"], predictions["upper"] = interval_ends(model, X, mean, std, interval, counts)
     return interval
 
 

@@ -12,7 +12,7 @@ from mimo.models.runs.cv import fit_cv
 from mimo.models.data import SplitData
 from mimo.models.runs.evaluate import (add_intervals, check_finite_metrics, check_parts, label_range, label_warnings,
                                        member_metrics, part_metrics, predict_spread, predictions_table, timed,
-                                       training_support, used_manifest)
+                                       training_support, used_manifest, with_data_blocks)
 from mimo.models.runs.record import RunRecord, support_counts
 from mimo.models.runs.directory import (DEFAULT_ROOT, Run, check_run_dir, default_run_dir, is_run_dir, load_run, prepare_run_dir,
                      release_run_dir, write_run)
@@ -31,6 +31,7 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
     before training; the run appears complete or not at all. Its record (``metrics.json``) is a
     ``RunRecord`` of kind ``split``; warnings it holds are in ``run.metrics["warnings"]``."""
     check_parts(data)
+    model = with_data_blocks(model, data)
     out = Path(out) if out is not None else default_run_dir(model.name, root)
     staging = prepare_run_dir(out, force)
     try:
@@ -39,7 +40,7 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
                                              log=log))
         mean, std, members = predict_spread(model, data.rows.embeddings)
         predictions = predictions_table(data, mean)
-        interval = add_intervals(data, mean, std, predictions) if std is not None else None
+        interval = add_intervals(model, data, mean, std, predictions) if std is not None else None
         support, sets = training_support(data)
         info = data.source["dataset"]
         predictions = mark_support(predictions, support, used_manifest(model, data.source["features"]),
