@@ -34,7 +34,7 @@ from mimo.models.estimators.registry import load_model, save_model
 from mimo.models.estimators.ridge import ValidatedRidge
 from mimo.pipeline.errors import DataError
 
-FAST = dict(epochs=10, batch_size=32, lr=1e-2, device="cpu", threads=1)
+FAST = dict(epochs=10, batch_size=32, lr=1e-2, device="cpu", threads=1, min_steps=0)  # the epoch schedule
 TINY_MIMO = dict(members=2, input_hidden=8, shared=(16,), member_hidden=4)
 
 CHECKED = [
