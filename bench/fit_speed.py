@@ -53,6 +53,7 @@ HEADS = {
     "ridge": "ridge", "mlp": "mlp", "cnn": "cnn", "ge": "ge", "mimo": "mimo --routing mutations",
     "mimo-random": "mimo --routing random", "mimo-monotone": "mimo --routing mutations --output monotone",
     "mimo-random-monotone": "mimo --routing random --output monotone",
+    "mlp-b1024": "mlp --batch-size 1024 --lr 0.002",
 }
 
 
