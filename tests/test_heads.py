@@ -375,7 +375,7 @@ def test_few_rows_train_for_min_steps_and_refit_keeps_the_step_count():
     again = Schedule.of(refit.train_config, 120)
     assert again.rounds == best and again.steps == best * schedule.round_steps
     plain = MlpRegressor(hidden=(16,), epochs=10, min_steps=0, device="cpu").fit(X, y)
-    assert plain.result_.schedule.batch == 256 and plain.result_.schedule.steps == 10  # one step an epoch
+    assert plain.result_.schedule.batch == plain.batch_size and plain.result_.schedule.steps == 10  # a step an epoch
 
 
 @pytest.mark.slow
