@@ -25,7 +25,7 @@ on this CPU.
 
 `--protocols`: training-protocol candidates against today's, each head fitted in this process on the one-hot
 rows of --dataset (one thread, cpu): today's, today's with seed 1 (the spread a seed alone gives), batch 512 with
-lr x1.41, batch 1024 with lr x2; test Spearman, epochs, CPU seconds of the fit.
+lr x1.41, batch 1024 with lr x2 (and so with min_steps 1,000 and 0); test Spearman, epochs, CPU seconds of the fit.
 
 Every process imports the checkout it measures: a folder holding `mimo/` whose `models` and `pipeline` are links
 to that checkout's (the editable install would otherwise resolve them to this one).
