@@ -10,7 +10,7 @@ import pytest
 from mimo.pipeline.testing import save_random_esm2
 from conftest import refused, run_cli as cli
 
-FAST = ["--epochs", "3", "--batch-size", "64", "--quiet"]
+FAST = ["--epochs", "3", "--batch-size", "64", "--min-steps", "60", "--quiet"]  # a short step schedule
 
 
 
