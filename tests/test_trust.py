@@ -183,7 +183,7 @@ BAD = [
     (["embed", "build", "--model", "onehot", "--input", "{t}/stop.csv"], 1, ["stop.csv:2", "'*' is a stop"]),
     (["embed", "build", "--model", "onehot", "--weights", "{t}/w.pt", "--data", "{gfp}"], 1,
      ["--model or --weights, not both"]),
-    (["fit", "mimo", "--dataset", "counts", "--cache", "{t}/fc", "--out", "{t}/r"], 1,
+    (["fit", "mimo", "--routing", "mutations", "--dataset", "counts", "--cache", "{t}/fc", "--out", "{t}/r"], 1,
      ["mutation count", "--routing random"]),
     (["embed", "build", "--model", "onehot", "--input", "{t}/pg.csv", "--cache", "{t}/pgc"], 1,
      ["pg.csv:4", "another parent than line 2", "--parent"]),
