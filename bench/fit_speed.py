@@ -25,7 +25,7 @@ on this CPU.
 
 `--protocols`: training-protocol candidates against today's, each head fitted in this process on the one-hot
 rows of --dataset (one thread, cpu): today's, today's with seed 1 (the spread a seed alone gives), batch 512 with
-lr x1.41, batch 1024 with lr x2; test Spearman, epochs, CPU seconds of the fit.
+lr x1.41, batch 1024 with lr x2 (and so with min_steps 1,000 and 0); test Spearman, epochs, CPU seconds of the fit.
 
 Every process imports the checkout it measures: a folder holding `mimo/` whose `models` and `pipeline` are links
 to that checkout's (the editable install would otherwise resolve them to this one).
@@ -53,6 +53,7 @@ HEADS = {
     "ridge": "ridge", "mlp": "mlp", "cnn": "cnn", "ge": "ge", "mimo": "mimo --routing mutations",
     "mimo-random": "mimo --routing random", "mimo-monotone": "mimo --routing mutations --output monotone",
     "mimo-random-monotone": "mimo --routing random --output monotone",
+    "mlp-b1024": "mlp --batch-size 1024 --lr 0.002",
 }
 
 

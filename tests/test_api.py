@@ -116,7 +116,7 @@ def test_esm_regression_file_as_fair_esm_downloads_it(tmp_path, tiny_esm, monkey
 def test_estimators_own_their_defaults_and_validate():
     ge = mimo.GlobalEpistasisRegressor()
     assert ge.get_params(deep=True)["lr"] == 1e-2 and ge.epochs == 60 and ge.patience == 10
-    assert mimo.MlpRegressor().lr == 1e-3
+    assert mimo.MlpRegressor().lr == 2e-3 and mimo.MimoRegressor().lr == 1e-3
     assert mimo.MimoRegressor().input_hidden == 32
     with pytest.raises(TypeError):
         mimo.MlpRegressor(256)  # keyword-only

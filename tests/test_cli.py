@@ -92,14 +92,14 @@ def onehot_cache(tmp_path_factory, small_gfp_dir):
     return root
 
 
-FAST = ["--epochs", "3", "--batch-size", "32"]
+FAST = ["--epochs", "3", "--batch-size", "32", "--min-steps", "60"]  # a short step schedule
 
 
 @pytest.mark.slow
 def test_every_head_then_report(tmp_path, onehot_cache):
     runs = []
     for head, extra in (("ridge", []), ("mlp", FAST + ["--hidden", "16"]), ("cnn", FAST + ["--channels", "4"]),
-                        ("ge", FAST), ("mimo", FAST + ["--repeat", "2"]),
+                        ("ge", FAST), ("mimo", FAST + ["--routing", "mutations", "--repeat", "2"]),
                         ("mimo", FAST + ["--routing", "random", "--rho", "0.3"]),
                         ("mimo", FAST + ["--routing", "random", "--output", "monotone"])):
         out = tmp_path / f"{head}-{len(runs)}"

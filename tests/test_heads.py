@@ -360,7 +360,7 @@ def test_few_rows_train_for_min_steps_and_refit_keeps_the_step_count():
     again = Schedule.of(refit.train_config, 120)
     assert again.rounds == best and again.steps == best * schedule.round_steps
     plain = MlpRegressor(hidden=(16,), epochs=10, min_steps=0, device="cpu").fit(X, y)
-    assert plain.result_.schedule.batch == 256 and plain.result_.schedule.steps == 10  # one step an epoch
+    assert plain.result_.schedule.batch == plain.batch_size and plain.result_.schedule.steps == 10  # a step an epoch
 
 
 @pytest.mark.slow
@@ -378,20 +378,21 @@ def test_default_heads_fit_a_linear_problem(make):
 
 
 def test_mimo_models_normal_scores_and_maps_each_member_back_to_labels():
-    """MIMO's default target is the training labels' normal scores (the GP's map): on skewed labels the
-    members' outputs come back in label units, ranked as the labels, and a saved state predicts the same."""
+    """MIMO on the training labels' normal scores (the GP's map): on skewed labels the members' outputs come
+    back in label units, ranked as the labels, and a saved state predicts the same."""
     from scipy.stats import spearmanr
 
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 6)).astype(np.float32)
     y = np.exp(1.5 * (X @ rng.normal(size=6)) / np.sqrt(6))  # skewed, positive
-    small = dict(input_hidden=8, shared=(16,), member_hidden=4, epochs=10, min_steps=300, device="cpu")
+    small = dict(input_hidden=8, shared=(16,), member_hidden=4, epochs=10, min_steps=300, device="cpu",
+                 target="normal-scores")
     model = MimoRegressor(**small).fit(X[:240], y[:240])
     assert model.target_.kind == "normal-scores"
     members = model.predict_members(X[240:])
     assert members.shape == (60, 3) and members.min() > 0 and members.max() < 2 * y.max()
     assert spearmanr(members.mean(axis=1), y[240:]).statistic > 0.8
-    assert MimoRegressor(target="raw", **small).fit(X[:240], y[:240]).target_ is None
+    assert MimoRegressor(**{**small, "target": "raw"}).fit(X[:240], y[:240]).target_ is None
     again = MimoRegressor(**small)
     again.load_fitted_state(model.fitted_state())
     np.testing.assert_allclose(again.predict_members(X[240:]), members, rtol=1e-6)

@@ -40,7 +40,7 @@ from mimo.models.estimators.registry import load_model, save_model
 from mimo.models.estimators.ridge import ValidatedRidge
 from mimo.pipeline.errors import DataError
 
-FAST = dict(epochs=10, batch_size=32, lr=1e-2, device="cpu", threads=1)
+FAST = dict(epochs=10, batch_size=32, lr=1e-2, device="cpu", threads=1, min_steps=0)  # the epoch schedule
 TINY_MIMO = dict(members=2, input_hidden=8, shared=(16,), member_hidden=4)
 
 CHECKED = [
@@ -194,7 +194,7 @@ def test_grid_search_over_ridge_and_mimo():
     search = GridSearchCV(ValidatedRidge(), {"standardize": [True, False]}, cv=3).fit(X, y)
     assert search.best_params_["standardize"] in (True, False) and search.best_score_ > 0.9
     grid = {"input_hidden": [4, 8], "lr": [1e-2, 1e-3]}
-    search = GridSearchCV(mimo(), grid, cv=2).fit(X, y, counts=counts)
+    search = GridSearchCV(mimo(routing="mutations"), grid, cv=2).fit(X, y, counts=counts)
     assert search.best_params_ in [dict(input_hidden=h, lr=r) for h in (4, 8) for r in (1e-2, 1e-3)]
     assert len(search.cv_results_["mean_test_score"]) == 4 and search.best_params_["lr"] == 1e-2
     assert search.best_estimator_.groups_.labels() == ["0-2", "3+"]  # members=2: counts 1-3 in two groups

@@ -10,7 +10,7 @@ import pytest
 from mimo.pipeline.testing import save_random_esm2
 from conftest import refused, run_cli as cli
 
-FAST = ["--epochs", "3", "--batch-size", "64", "--quiet"]
+FAST = ["--epochs", "3", "--batch-size", "64", "--min-steps", "60", "--quiet"]  # a short step schedule
 
 
 
@@ -182,7 +182,7 @@ BAD = [
     (["embed", "build", "--model", "onehot", "--input", "{t}/stop.csv"], 1, ["stop.csv:2", "'*' is a stop"]),
     (["embed", "build", "--model", "onehot", "--weights", "{t}/w.pt", "--data", "{gfp}"], 1,
      ["--model or --weights, not both"]),
-    (["fit", "mimo", "--dataset", "counts", "--cache", "{t}/fc", "--out", "{t}/r"], 1,
+    (["fit", "mimo", "--routing", "mutations", "--dataset", "counts", "--cache", "{t}/fc", "--out", "{t}/r"], 1,
      ["mutation count", "--routing random"]),
     (["embed", "build", "--model", "onehot", "--input", "{t}/pg.csv", "--cache", "{t}/pgc"], 1,
      ["pg.csv:4", "another parent than line 2", "--parent"]),
