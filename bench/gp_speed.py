@@ -180,8 +180,11 @@ def step_seconds(n: int = 1000, repeats: int = 5) -> dict:
         with gpytorch.settings.max_cholesky_size(10 ** 6):
             (-mll(twin(*twin.train_inputs), z)).backward()
 
-    ours(), theirs()  # first calls
-    return {"rows": n, "ours_s": _best(ours, repeats), "gpytorch_s": _best(theirs, repeats)}
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):  # BLAS on one thread too (threads.blas_threads)
+        ours(), theirs()  # first calls
+        return {"rows": n, "ours_s": _best(ours, repeats), "gpytorch_s": _best(theirs, repeats)}
 
 
 def thread_counts(cache: Path, repeats: int = 2) -> None:

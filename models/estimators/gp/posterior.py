@@ -8,9 +8,9 @@ Why the marginal likelihood and its gradient are written here rather than taken 
 ``ExactMarginalLogLikelihood`` (the project's rule: a hand-written replacement needs a measured 2x): the
 hyperparameters are fitted on at most ``optimize_rows`` (1,000) rows, so a step costs the same at the shipped
 sizes (1,215 and 5,000 rows). One value and gradient on 1,000 synthetic rows (one-hot, aaprops-sized and profile
-blocks), one thread: 0.27-0.49 s here against 0.92-1.33 s for gpytorch's on the same kernels with their row
-bases cached as here (2.5-3.4x; ``python -m bench.gp_speed --step``, 2-core AMD EPYC VM, shared, load 9-12,
-commit of this docstring). gpytorch's backward goes through triangular solves and autograd's elementwise passes
+blocks), one thread in torch and in BLAS: 0.249 s here against 1.104 s for gpytorch's on the same kernels with
+their row bases cached as here (4.4x; ``python -m bench.gp_speed --step``, commit 9d4a9af, 2-core AMD EPYC VM,
+shared, load 11; scratch runs of the same at load 9-12 gave 0.27-0.49 s against 0.92-1.33 s). gpytorch's backward goes through triangular solves and autograd's elementwise passes
 over each n^2 kernel matrix (profiled: mul, add, neg and solve_triangular take 70% of it); here LAPACK's
 ``potri`` gives K^-1 once and each hyperparameter's gradient is one dot product. ``GaussianNll`` is
 -log N(r; 0, K) with the gradient 0.5 (K^-1 - a a^T), a = K^-1 r; ``SummedKernels`` the sum of scaled kernels
