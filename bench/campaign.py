@@ -84,13 +84,10 @@ def choose(strategy: str, X, y, mutations, revealed: np.ndarray, hidden: np.ndar
         value = model.predict(X[hidden])
         return _plate(mutations, hidden, value, batch, max_per_position)
     if strategy == "mimo-ucb":
-        model = mimo.MimoRegressor(routing="random", seed=seed, epochs=40, batch_size=32)
-        model.fit(X[train], y[train], X[valid], y[valid])
-        members = model.predict_members(X[valid])
-        spread = np.maximum(members.std(axis=1), 1e-9)
-        scale = np.quantile(np.abs(y[valid] - members.mean(axis=1)) / spread, 0.95) / 1.96
-        members = model.predict_members(X[hidden])
-        value = members.mean(axis=1) + 2.0 * scale * members.std(axis=1)
+        from bench.design_retro import mimo_mean_and_sd
+
+        mean, sd = mimo_mean_and_sd(X, y, train, valid, hidden, seed)
+        value = mean + 2.0 * sd
         return _plate(mutations, hidden, value, batch, max_per_position)
     model = mimo.GaussianProcessRegressor(blocks=gp_blocks(manifest), steps=50, seed=seed)
     model.fit(X[revealed], y[revealed])  # the GP chooses nothing on validation rows: all of them

@@ -24,6 +24,19 @@ from mimo.models.report.tables import to_markdown
 STRATEGIES = ("ucb", "greedy", "random")
 
 
+
+def mimo_mean_and_sd(X, y, train, valid, hidden, seed: int):
+    """A MIMO fitted on ``train`` (``valid`` for its choices): the mean and the calibrated sd of rows ``hidden``,
+    the sd an acquisition reads: the members' spread scaled on the validation rows to a 95% interval, as runs
+    calibrate it (the raw spread is ~10x too narrow; reading it, UCB ranked by the mean alone)."""
+    model = mimo.MimoRegressor(routing="random", seed=seed, epochs=40, batch_size=32)
+    model.fit(X[train], y[train], X[valid], y[valid])
+    check = model.predict_members(X[valid])
+    spread = np.maximum(check.std(axis=1), 1e-9)
+    scale = np.quantile(np.abs(y[valid] - check.mean(axis=1)) / spread, 0.95) / 1.96
+    members = model.predict_members(X[hidden])
+    return members.mean(axis=1), scale * members.std(axis=1)
+
 def run_campaign(X, y, mutations, counts, strategy: str, seed: int, rounds: int, batch: int) -> list[dict]:
     rng = np.random.default_rng(seed)
     start_pool = np.flatnonzero(counts <= 2) if (counts <= 2).sum() >= batch else np.arange(len(y))
@@ -42,17 +55,8 @@ def run_campaign(X, y, mutations, counts, strategy: str, seed: int, rounds: int,
         else:
             order = rng.permutation(chosen)
             valid, train = order[: len(order) // 5], order[len(order) // 5:]
-            model = mimo.MimoRegressor(routing="random", seed=seed, epochs=40, batch_size=32)
-            model.fit(X[train], y[train], X[valid], y[valid])
-            # the calibrated sd acquisition() reads (its "sd" column): the members' spread scaled on the
-            # validation rows to a 95% interval, as runs calibrate it (the raw spread is ~10x too narrow; before
-            # this, the table had "std" only and acquisition() silently ranked by the mean: UCB was greedy)
-            check = model.predict_members(X[valid])
-            spread = np.maximum(check.std(axis=1), 1e-9)
-            scale = np.quantile(np.abs(y[valid] - check.mean(axis=1)) / spread, 0.95) / 1.96
-            members = model.predict_members(X[hidden])
-            table = pd.DataFrame({"mutations": mutations[hidden], "prediction": members.mean(axis=1),
-                                  "sd": scale * members.std(axis=1)})
+            mean, sd = mimo_mean_and_sd(X, y, train, valid, hidden, seed)
+            table = pd.DataFrame({"mutations": mutations[hidden], "prediction": mean, "sd": sd})
             value = acquisition(table, strategy, beta=2.0)
             batch_table = diverse_top(table.assign(row=hidden), value, min(batch, len(hidden)), 0.25)
             picked = batch_table["row"].to_numpy()

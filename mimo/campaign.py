@@ -31,20 +31,13 @@ import numpy as np
 import pandas as pd
 
 from mimo.pipeline.errors import DataError
+from mimo.pipeline.io.fetch import sha256_of
 from mimo.pipeline.writes import write_csv, write_text
 
 CAMPAIGN_FILE = "campaign.json"
 VERSION = 1
 PLATE_OPTIONS = ("n", "max_mutations", "acquisition_kind", "beta", "max_share", "top", "max_per_position",
                  "explore", "multi_share", "seed")
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def settings_hash(settings: dict) -> str:
@@ -98,7 +91,7 @@ def load_campaign(folder: str | Path) -> Campaign:
     for entry in campaign.rounds:
         for name in ("data", "plate"):
             file = folder / entry[name]
-            if not file.is_file() or sha256(file) != entry[f"{name}_sha256"]:
+            if not file.is_file() or sha256_of(file) != entry[f"{name}_sha256"]:
                 raise DataError(f"round {entry['round']}'s {name} file is missing or changed since it was recorded "
                                 f"(SHA-256 differs)", file)
     return campaign
@@ -184,8 +177,8 @@ def _finish_round(campaign: Campaign, k: int, table: pd.DataFrame, measured: dic
     batch, record = propose(run_dir, **options)
     write_csv(batch, plate_path)
     write_text(record_path, json.dumps(record, indent=2, default=_plain) + "\n")
-    entry = {"round": k, "data": f"round-{k}/data.csv", "data_sha256": sha256(data_path), "rows": len(table),
-             "run": f"round-{k}/run", "plate": f"round-{k}/plate.csv", "plate_sha256": sha256(plate_path),
+    entry = {"round": k, "data": f"round-{k}/data.csv", "data_sha256": sha256_of(data_path), "rows": len(table),
+             "run": f"round-{k}/run", "plate": f"round-{k}/plate.csv", "plate_sha256": sha256_of(plate_path),
              "measured": measured}
     campaign.record["rounds"] = [r for r in campaign.rounds if r["round"] < k] + [entry]
     campaign.save()
@@ -310,7 +303,7 @@ def next_round(folder: str | Path, measured: str | Path, log=None) -> tuple[Camp
         raise DataError("the campaign has no finished round 0: run `mimo design start` again to resume it", folder)
     k = campaign.rounds[-1]["round"]
     measured = Path(measured)
-    digest = sha256(measured) if measured.is_file() else None
+    digest = sha256_of(measured) if measured.is_file() else None
     for entry in campaign.rounds:
         if digest is not None and (entry.get("measured") or {}).get("sha256") == digest:
             raise DataError(f"these results were already added in round {entry['round']}: measure round {k}'s "

@@ -22,7 +22,7 @@ from mimo.cli._common import DataError, ensure_writable, main, reports_data_erro
 def report_cmd(runs, csv_path, md_path, html_path) -> None:
     """Gather run directories into one table (default: every run under ./runs); a campaign folder (`mimo design
     start`) alone: its rounds, and with --html its page."""
-    from mimo.models.report.tables import csv_safe, runs_table, to_markdown
+    from mimo.models.report.tables import runs_table
     from mimo.models.runs.fit import DEFAULT_ROOT, is_run_dir, load_run
 
     for path, option in ((csv_path, "--csv"), (md_path, "--markdown"), (html_path, "--html")):
@@ -34,13 +34,7 @@ def report_cmd(runs, csv_path, md_path, html_path) -> None:
         from mimo.campaign_page import write_campaign_page
 
         campaign = load_campaign(runs[0])
-        table = history(campaign)
-        markdown = to_markdown(table)
-        click.echo(markdown)
-        if csv_path:
-            write_csv(csv_safe(table), csv_path)
-        if md_path:
-            write_text(md_path, markdown + "\n")
+        _tables(history(campaign), csv_path, md_path)
         if html_path:
             write_campaign_page(campaign, html_path)
             click.echo(f"written: {html_path}", err=True)
@@ -65,18 +59,24 @@ def report_cmd(runs, csv_path, md_path, html_path) -> None:
             click.echo(f"note: skipped, {exc.cli_message()}", err=True)
     if not loaded:
         raise DataError("none of the run directories could be read (see the notes above)")
-    table = runs_table(loaded)
+    _tables(runs_table(loaded), csv_path, md_path)
+    if html_path:
+        from mimo.models.report.html import write_html_report
+
+        write_html_report(loaded, html_path)
+        click.echo(f"written: {html_path}", err=True)
+
+
+def _tables(table, csv_path, md_path) -> None:
+    """The table printed as markdown, and written as CSV (cells safe for a spreadsheet) and markdown if asked."""
+    from mimo.models.report.tables import csv_safe, to_markdown
+
     markdown = to_markdown(table)
     click.echo(markdown)
     if csv_path:
         write_csv(csv_safe(table), csv_path)
     if md_path:
         write_text(md_path, markdown + "\n")
-    if html_path:
-        from mimo.models.report.html import write_html_report
-
-        write_html_report(loaded, html_path)
-        click.echo(f"written: {html_path}", err=True)
 
 
 @main.command("predict")

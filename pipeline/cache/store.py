@@ -195,6 +195,25 @@ def _comparable(key: str, value):
     return LEGACY_POOLING.get(value, value) if key == "pooling" and isinstance(value, str) else value
 
 
+@contextmanager
+def _flocked(path: Path, folder: Path, busy: str | None = None) -> Iterator[None]:
+    """An exclusive lock on the file ``path`` (``folder`` made first) while the block runs: with ``busy``, fail at
+    once with that message when another process holds it; without, wait for it."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")
+    except OSError as exc:
+        raise DataError(f"cannot write to the cache directory ({exc.strerror})", path.parent) from None
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
+        except BlockingIOError:
+            raise DataError(busy, path.parent) from None
+        yield
+    finally:
+        handle.close()
+
+
 class EmbeddingCache:
     """One dataset's features in ``root/<dataset>/<features>``."""
 
@@ -222,20 +241,9 @@ class EmbeddingCache:
     def lock(self) -> Iterator[None]:
         """Hold this cache for one build; a second build fails with a clear message."""
         self.check_links()
-        try:
-            self.parts_dir.mkdir(parents=True, exist_ok=True)
-            handle = open(self.directory / ".lock", "w")
-        except OSError as exc:
-            raise DataError(f"cannot write to the cache directory ({exc.strerror})", self.directory) from None
-        try:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise DataError("another `mimo embed build` is writing this cache; wait for it to finish",
-                                self.directory) from None
+        with _flocked(self.directory / ".lock", self.parts_dir,
+                      busy="another `mimo embed build` is writing this cache; wait for it to finish"):
             yield
-        finally:
-            handle.close()
 
     def build_running(self) -> bool:
         """Whether a build holds this cache's lock now (without taking it)."""
@@ -265,16 +273,8 @@ class EmbeddingCache:
     def _dataset_lock(self) -> Iterator[None]:
         """Held while ``dataset.json`` and ``splits.csv`` are read and rewritten: concurrent builds of one dataset
         (other features, or the same name from another file) take turns, so none loses a split or mixes data."""
-        try:
-            self.dataset_dir.mkdir(parents=True, exist_ok=True)
-            handle = open(self.dataset_dir / ".dataset.lock", "a")
-        except OSError as exc:
-            raise DataError(f"cannot write to the cache directory ({exc.strerror})", self.dataset_dir) from None
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        with _flocked(self.dataset_dir / ".dataset.lock", self.dataset_dir):
             yield
-        finally:
-            handle.close()
 
     def _write_dataset(self, name: str, checksum: str, splits: pd.DataFrame, info: dict, meta_path: Path) -> None:
         from mimo.pipeline.io.splits import split_hash
