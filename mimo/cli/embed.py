@@ -21,7 +21,9 @@ FILE_MODELS = ("profile:PATH (a per-site profile: ProteinMPNN .npz, an (L, 20|21
                "once by a language model and kept in $MIMO_HOME/profiles: a UniRep name, next residue given the "
                "left context; an ESM name, or with --weights a checkpoint, :wt unmasked (default) or :masked each site "
                "masked), scores:PATH[:COL,...] (numeric columns of a variant scores "
-               "file joined on mutated_sequence or mutant, e.g. ProteinGym's zero-shot files)")
+               "file joined on a sequence column or a mutation column, named as the dataset's (mutated_sequence, "
+               "sequence, mutant, variant, mutation(s), or --sequence-col/--mutant-col), e.g. ProteinGym's zero-shot "
+               "files; label columns such as score or DMS_score are never features)")
 file_options = add_options([
     click.option("--profile-offset", type=int, default=0, show_default=True,
                  help="profile: the profile's position 1 is the parent's position 1 + N."),
