@@ -199,7 +199,7 @@ class _PlainHead(NeuralRegressor):
 
 
 class MlpRegressor(_PlainHead):
-    """The report's base model: linear layers and ReLU over the embedding.
+    """The avGFP report's base model: linear layers and ReLU over the embedding.
 
     Fitted attributes: those of every neural head (``NeuralRegressor``): ``module_``, ``device_``, ``x_mean_``,
     ``x_std_``, ``y_mean_``, ``y_std_``, ``result_``, ``n_features_in_``, ``validation_rows_``.
@@ -219,7 +219,7 @@ class MlpRegressor(_PlainHead):
 
 
 class CnnRegressor(_PlainHead):
-    """The report's improved model: 1-D convolutions and ReLU, then linear layers, over the embedding.
+    """The avGFP report's improved model: 1-D convolutions and ReLU, then linear layers, over the embedding.
 
     Fitted attributes: those of every neural head (``NeuralRegressor``): ``module_``, ``device_``, ``x_mean_``,
     ``x_std_``, ``y_mean_``, ``y_std_``, ``result_``, ``n_features_in_``, ``validation_rows_``.
@@ -281,7 +281,7 @@ class GlobalEpistasisRegressor(_PlainHead):
 
 
 class MimoRegressor(NeuralRegressor):
-    """MIMO with members routed by mutation count (the report's scheme) or at random (Havasi et al.).
+    """MIMO with members routed by mutation count (the avGFP report's scheme) or at random (Havasi et al.).
 
     ``routing="mutations"``: member k trains only on its group of mutation counts; every step gives each member
     a batch of the same size; an epoch is all of the smallest group and a fresh draw of that size from every
