@@ -128,7 +128,7 @@ def acquisition(table: pd.DataFrame, kind: str = "ucb", beta: float = 2.0, best:
     if kind not in ACQUISITIONS:
         raise DataError(f"--acquisition must be one of {', '.join(ACQUISITIONS)}, not {kind!r}")
     _check_beta(beta)
-    mean = table["prediction"].to_numpy(np.float64)
+    mean = table["prediction"].to_numpy(np.float64, copy=True)  # edited below
     if kind == "greedy" or "sd" not in table:
         return mean
     std = np.maximum(table["sd"].to_numpy(np.float64), 1e-12)
@@ -219,6 +219,17 @@ def candidates(singles: pd.DataFrame, score: np.ndarray, max_mutations: int, mea
                top: int = 40) -> list[str]:
     """``iter_candidates`` as a list."""
     return list(iter_candidates(singles, score, max_mutations, measured, top))
+
+
+def measured_keys(mutations) -> set[str]:
+    """The order-free identities of mutation strings (a run's ``predictions.csv`` ``mutations``: every measured
+    row, whatever its split), to test a candidate with ``is_measured``."""
+    return {_key(m) for m in mutations}
+
+
+def is_measured(mutations, keys: set[str]) -> np.ndarray:
+    """Which of ``mutations`` (strings) are among ``keys`` (``measured_keys``)."""
+    return np.array([_key(m) in keys for m in mutations], dtype=bool)
 
 
 def _key(text: str) -> str:
@@ -359,7 +370,7 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
     max_mutations = max(1, trained_max) if max_mutations is None else max_mutations
     fmt = mutation_format_from(run.source["dataset"])
     fitted = pd.read_csv(run.directory / "predictions.csv", dtype={"mutations": str}, keep_default_na=False)
-    done = set(_key(m) for m in fitted["mutations"])
+    done = measured_keys(fitted["mutations"])
     if measured is not None:
         done |= {_key(m) for m in read_variants(measured, run.parent, fmt, given_by=option("measured"))["mutations"]}
     labels = pd.to_numeric(fitted["y"])

@@ -45,11 +45,15 @@ def _best_line(record: dict) -> str:
 
 def _shift_lines(shift: dict, what: str) -> None:
     """The run-level line of the check of rows unlike the training rows (mimo.models.runs.shift), if any."""
+    from mimo.predict import left_empty_note
+
     if shift.get("warning"):
         click.echo(f"warning: {shift['warning']}", err=True)
     elif shift.get("not_checked"):
         click.echo(f"note: not checked whether these {what} are drawn like the training rows: "
                    f"{shift['not_checked']} (column unlike_training left empty)", err=True)
+    elif left_empty_note(shift, what):
+        click.echo(left_empty_note(shift, what), err=True)
 
 
 @design.command("scan")
@@ -62,7 +66,8 @@ def _shift_lines(shift: dict, what: str) -> None:
 @reports_data_errors
 def design_scan(run_path, run_dir, out, figure, device) -> None:
     """Score every single substitution of the parent (19 x length): CSV and heatmap."""
-    from mimo.design import plot_scan, saturation_scan
+    from mimo.design import is_measured, measured_keys, plot_scan, saturation_scan
+    from mimo.models.runs.fit import load_run
 
     run_dir = _one_run(run_path, run_dir)
     out = out or str(Path(run_dir) / "scan.csv")
@@ -72,9 +77,12 @@ def design_scan(run_path, run_dir, out, figure, device) -> None:
     table = saturation_scan(run_dir, device)
     write_csv(table, out)
     plot_scan(run_dir, table, figure)
-    best = table.sort_values("prediction", ascending=False).head(5)
+    run = load_run(run_dir)
+    measured = is_measured(table["mutations"], measured_keys(run.predictions(["mutations"])["mutations"]))
+    best = table[~measured].sort_values("prediction", ascending=False).head(5)
+    left = f" ({int(measured.sum())} measured singles left out of this list)" if measured.any() else ""
     click.echo(f"{len(table)} single substitutions scored ({int(table['no_signal'].sum())} without signal from the "
-               f"features); best: {', '.join(best['mutations'])}")
+               f"features); best not yet measured: {', '.join(best['mutations'])}{left}")
     _shift_lines(table.attrs.get("shift", {}), "substitutions")
     _refresh_report(run_dir)
     click.echo(f"written: {out}, {figure}")
