@@ -42,6 +42,10 @@ def read_variant_texts(path: str | Path, mutant_col: str | None = None,
         entries = [(reader.line_num, cells[index] if len(cells) > index else "")
                    for cells in reader if any(cell.strip() for cell in cells)]
     else:
+        if len(columns) > 1 and any(not any(ch.isdigit() for ch in c) for c in columns):
+            # a header (a mutation token always holds a position), but no column of mutation strings among it
+            raise DataError(f"no column of mutation strings among {columns[:8]}; name it with "
+                            f"{option('mutant_col')}", path, 1)
         entries = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
     if not entries:
         raise DataError("no variants in file", path)

@@ -76,3 +76,17 @@ def test_an_unquoted_double_in_a_variants_csv_is_refused_naming_the_line(sites_r
     variants.write_text("variant,note\nK2A,x\nK2A,T3G,1.0\n")
     refused(run_cli("predict", "--run", sites_run, "--variants", variants, ok=False),
             "3 fields but the header names 2 columns", "new.csv:3:")
+
+
+def test_propose_reads_measured_from_a_named_column_and_never_proposes_them(sites_run, tmp_path):
+    """A single-output run (ridge) too: its ranking by the mean is edited in place, not pandas' read-only view."""
+    first = run_cli("design", "propose", sites_run, "--n", "8", "--max-mutations", "1", "--out", tmp_path / "a.csv")
+    plate = pd.read_csv(tmp_path / "a.csv")["mutations"].tolist()
+    assert len(plate) == 8, first.output
+    measured = tmp_path / "done.csv"
+    measured.write_text("well,hit\n" + "".join(f"A{k},{m}\n" for k, m in enumerate(plate[:3])))
+    refused(run_cli("design", "propose", sites_run, "--n", "8", "--measured", measured, "--out", tmp_path / "b.csv",
+                    ok=False), "--mutant-col")
+    run_cli("design", "propose", sites_run, "--n", "8", "--max-mutations", "1", "--measured", measured,
+            "--mutant-col", "hit", "--out", tmp_path / "b.csv")
+    assert not set(plate[:3]) & set(pd.read_csv(tmp_path / "b.csv")["mutations"])

@@ -97,7 +97,10 @@ def design_scan(run_path, run_dir, out, figure, device) -> None:
               help="Most substitutions in a proposed variant (combinations of the best singles). Default: the most "
               "the run was trained on; more is extrapolation, allowed with a warning.")
 @click.option("--measured", type=click.Path(), default=None,
-              help="More variants already measured (mutation strings): never proposed.")
+              help="More variants already measured (mutation strings, one a line or a CSV/TSV column): never "
+              "proposed.")
+@click.option("--mutant-col", default=None, help="The column of --measured holding mutation strings (default: "
+              "mutant, mutations, variant, ...).")
 @click.option("--acquisition", type=click.Choice(["ucb", "greedy", "ei", "ts"]), default="ucb", show_default=True,
               help="ucb: mean + beta x sd; greedy: mean; ei: expected improvement over the best measured label; "
               "ts: batch Thompson sampling on a gp run's joint posterior (wells that account for each other). "
@@ -119,8 +122,8 @@ def design_scan(run_path, run_dir, out, figure, device) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Plate CSV (default: RUN/proposal.csv).")
 @click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
 @reports_data_errors
-def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, beta, max_share, max_per_position,
-                   explore, multi_share, top_singles, seed, out, device) -> None:
+def design_propose(run_path, run_dir, n, max_mutations, measured, mutant_col, acquisition, beta, max_share,
+                   max_per_position, explore, multi_share, top_singles, seed, out, device) -> None:
     """Propose a diverse batch of unmeasured variants, ranked by an acquisition using the run's uncertainty.
 
     Under torchrun (e.g. `torchrun --nproc_per_node=4 -- $(which mimo) design propose RUN ...`; the `--` keeps
@@ -137,7 +140,7 @@ def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, b
     try:
         batch, record = propose(run_dir, n, max_mutations, measured, acquisition, beta, max_share, device,
                                 top_singles, ranks, max_per_position=max_per_position, explore=explore,
-                                multi_share=multi_share, seed=seed)
+                                multi_share=multi_share, seed=seed, mutant_col=mutant_col)
     finally:
         ranks.close()
     if not ranks.is_main:
