@@ -90,3 +90,40 @@ def test_propose_reads_measured_from_a_named_column_and_never_proposes_them(site
     run_cli("design", "propose", sites_run, "--n", "8", "--max-mutations", "1", "--measured", measured,
             "--mutant-col", "hit", "--out", tmp_path / "b.csv")
     assert not set(plate[:3]) & set(pd.read_csv(tmp_path / "b.csv")["mutations"])
+
+
+def test_scan_on_a_missing_run_names_the_run_not_out(tmp_path):
+    refused(run_cli("design", "scan", tmp_path / "nope", ok=False), "no such run directory", "nope")
+
+
+@pytest.mark.parametrize("command", [("predict", "--variants", "V", "--out"), ("design", "propose", "--out"),
+                                     ("report", "--html")])
+def test_a_file_name_too_long_is_one_line_before_any_work(sites_run, tmp_path, command):
+    variants = tmp_path / "v.txt"
+    variants.write_text("K2W\n")
+    args = [variants if a == "V" else a for a in command]
+    if command[0] == "predict":
+        args[1:1] = ["--run", sites_run]
+    else:
+        args.insert(len(command) - 1 if command[0] == "design" else 1, sites_run)
+    long = tmp_path / ("x" * 300 + ".csv")
+    refused(run_cli(*args, long, ok=False), "file name of 304 bytes is too long")
+    assert [p.name for p in tmp_path.iterdir()] == ["v.txt"]
+
+
+def test_force_onto_a_link_to_a_run_is_refused_and_the_run_kept(sites_run, tmp_path):
+    link = tmp_path / "link"
+    link.symlink_to(sites_run, target_is_directory=True)
+    before = sorted(p.name for p in sites_run.iterdir())
+    refused(run_cli("fit", "ridge", "--dataset", "lab", "--cache", sites_run.parent / "cache", "--features",
+                    "onehot-sites", "--out", link, "--force", ok=False), "--out is a symbolic link")
+    assert link.is_symlink() and sorted(p.name for p in sites_run.iterdir()) == before
+    refused(run_cli("fit", "ridge", "--dataset", "lab", "--cache", sites_run.parent / "cache", "--features",
+                    "onehot-sites", "--out", tmp_path / ("r" * 250), ok=False), "too long")
+
+
+def test_the_max_share_summary_says_when_one_well_is_more_than_asked(sites_run, tmp_path):
+    result = run_cli("design", "propose", sites_run, "--n", "8", "--max-share", "0.01", "--out", tmp_path / "p.csv")
+    assert "no substitution in more than 1 well (12%; --max-share 0.01 of 8 wells rounds up to one)" in result.output
+    result = run_cli("design", "propose", sites_run, "--n", "8", "--max-share", "0.25", "--out", tmp_path / "p.csv")
+    assert "no substitution in more than 25% of the batch" in result.output

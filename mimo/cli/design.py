@@ -25,10 +25,22 @@ def _refresh_report(run_dir: str) -> None:
         write_html_report([load_run(run_dir)], page, names=[Path(run_dir).resolve().name])
 
 
+def _share(record: dict) -> str:
+    """--max-share as the plate applied it: at least one well (design.choose_plate), so on a small plate more."""
+    share, n = record["max_share"], record["requested"]
+    wells = max(1, int(share * n))
+    if wells <= share * n + 1e-9:
+        return f"{share:.0%}"
+    return f"{wells} well ({wells / n:.0%}; --max-share {share:g} of {n} wells rounds up to one)"
+
+
 def _one_run(argument, option) -> str:
     if (argument is None) == (option is None):
         raise DataError("name the run once: as the argument RUN or with --run")
-    return argument or option
+    run = argument or option
+    if not Path(run).is_dir():  # before any output path under it is checked (it would blame --out)
+        raise DataError("no such run directory (a folder `mimo fit` wrote)", run)
+    return run
 
 
 def _best_line(record: dict) -> str:
@@ -160,7 +172,7 @@ def plate_lines(record: dict) -> None:
                    f"(column extrapolation) are predicted for variants unlike any the model saw", err=True)
     click.echo(f"{record['filled']} variants proposed from {record['candidates_scored']:,} candidates "
                f"(acquisition {record['acquisition']}; uncertainty: {record['uncertainty']}; no substitution in "
-               f"more than {max_share:.0%} of the batch; {record['measured_excluded']:,} measured variants excluded)")
+               f"more than {_share(record)} of the batch; {record['measured_excluded']:,} measured variants excluded)")
     shift = record["unlike_training"]
     unlike = "" if shift["flagged"] is None else f", {shift['flagged']} unlike the training rows"
     why = ", ".join(f"{v} {k}" for k, v in record["why"].items())
