@@ -112,10 +112,10 @@ def prepare_run_dir(out: str | Path, force: bool = False) -> Path:
     ``commit_run_dir`` once everything is written."""
     out = Path(out)
     check_name_length(out, "--out")
+    resolved = _resolved(out)
     if out.is_symlink():  # replacing it would remove the link's target or fail half-way
         raise DataError(f"--out is a symbolic link (to {os.readlink(out)}): give the folder itself; nothing was "
                         f"touched", out)
-    resolved = _resolved(out)
     if out.exists() and not out.is_dir():
         raise DataError("--out exists and is not a directory", out)
     if out.is_dir() and any(out.iterdir()):
