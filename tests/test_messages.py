@@ -127,3 +127,17 @@ def test_the_max_share_summary_says_when_one_well_is_more_than_asked(sites_run, 
     assert "no substitution in more than 1 well (12%; --max-share 0.01 of 8 wells rounds up to one)" in result.output
     result = run_cli("design", "propose", sites_run, "--n", "8", "--max-share", "0.25", "--out", tmp_path / "p.csv")
     assert "no substitution in more than 25% of the batch" in result.output
+
+
+def test_a_neural_fit_leaves_torch_global_generator_alone():
+    import torch
+
+    import mimo
+
+    X = np.random.default_rng(0).normal(size=(60, 5)).astype(np.float32)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = mimo.MlpRegressor(epochs=2, seed=7).fit(X, X[:, 0]).predict(X)
+    assert torch.equal(torch.rand(3), expected)
+    np.testing.assert_allclose(mimo.MlpRegressor(epochs=2, seed=7).fit(X, X[:, 0]).predict(X), first)  # still seeded

@@ -92,6 +92,13 @@ class NeuralRegressor(Estimator):
         z = (y - self.y_mean_) / self.y_std_ if getattr(self, "target_", None) is None else self.target_.forward(y)
         return torch.from_numpy(z.astype(np.float32))
 
+    def fit(self, X, y, X_valid=None, y_valid=None, **kwargs) -> "NeuralRegressor":
+        """``Estimator.fit``, seeded with ``seed`` on a copy of torch's generators: the caller's global random
+        state is left as it was (a library call never changes process-wide state)."""
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            return super().fit(X, y, X_valid, y_valid, **kwargs)
+
     def _start(self, X: np.ndarray, y: np.ndarray) -> torch.Tensor | SparseRows:
         """Standardise, build the module; returns the standardised training inputs (on the device)."""
         torch.manual_seed(self.seed)
