@@ -141,3 +141,10 @@ def test_a_neural_fit_leaves_torch_global_generator_alone():
     first = mimo.MlpRegressor(epochs=2, seed=7).fit(X, X[:, 0]).predict(X)
     assert torch.equal(torch.rand(3), expected)
     np.testing.assert_allclose(mimo.MlpRegressor(epochs=2, seed=7).fit(X, X[:, 0]).predict(X), first)  # still seeded
+
+
+def test_a_damaged_npz_profile_is_one_line(sites_run, tmp_path):
+    damaged = tmp_path / "mpnn.npz"
+    damaged.write_bytes(b"PK\x03\x04" + b"garbage" * 20)
+    refused(run_cli("embed", "build", "--dataset", "lab", "--cache", sites_run.parent / "cache", "--model",
+                    f"profile:{damaged}", "--quiet", ok=False), "mpnn.npz", "cannot read as a NumPy file")
