@@ -148,3 +148,11 @@ def test_a_damaged_npz_profile_is_one_line(sites_run, tmp_path):
     damaged.write_bytes(b"PK\x03\x04" + b"garbage" * 20)
     refused(run_cli("embed", "build", "--dataset", "lab", "--cache", sites_run.parent / "cache", "--model",
                     f"profile:{damaged}", "--quiet", ok=False), "mpnn.npz", "cannot read as a NumPy file")
+
+
+def test_a_long_malformed_mutation_cell_is_clipped_in_the_message(sites_run, tmp_path):
+    variants = tmp_path / "v.csv"
+    variants.write_text("variant\n" + "K2A:" + "Q" * 100_000 + "\n")
+    message = refused(run_cli("predict", "--run", sites_run, "--variants", variants, ok=False), "v.csv:2:",
+                      "malformed mutation token", "100,004 characters")
+    assert len(message) < 400
