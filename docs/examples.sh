@@ -21,6 +21,7 @@ printf 'A13C\nY3F:E17D\n' > new.txt
 
 run() { echo "\$ mimo $*"; "$MIMO" "$@" 2>&1; echo; }
 
+run fit ridge --input dnja1.csv --out runs/ridge-one-command
 run embed build --input dnja1.csv --model onehot-sites --quiet
 run embed build --dataset dnja1 --model aaprops --quiet
 run embed build --dataset dnja1 --model profile:mpnn.npz --quiet

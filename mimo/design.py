@@ -221,6 +221,17 @@ def candidates(singles: pd.DataFrame, score: np.ndarray, max_mutations: int, mea
     return list(iter_candidates(singles, score, max_mutations, measured, top))
 
 
+def measured_keys(mutations) -> set[str]:
+    """The order-free identities of mutation strings (a run's ``predictions.csv`` ``mutations``: every measured
+    row, whatever its split), to test a candidate with ``is_measured``."""
+    return {_key(m) for m in mutations}
+
+
+def is_measured(mutations, keys: set[str]) -> np.ndarray:
+    """Which of ``mutations`` (strings) are among ``keys`` (``measured_keys``)."""
+    return np.array([_key(m) in keys for m in mutations], dtype=bool)
+
+
 def _key(text: str) -> str:
     """Order-free identity of a mutation string."""
     return ":".join(sorted(t for t in str(text).replace(";", ":").replace(",", ":").split(":") if t))
@@ -330,8 +341,9 @@ def measured_good_singles(fitted: pd.DataFrame, top: int) -> list[str]:
 def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None, measured: str | Path | None = None,
             acquisition_kind: str = "ucb", beta: float = 2.0, max_share: float = 0.25,
             device: str = "auto", top: int = 40, ranks=None, *, max_per_position: int = 4, explore: int = 4,
-            multi_share: float = 0.5, seed: int = 0) -> tuple[pd.DataFrame, dict]:
-    """A plate of ``n`` variants to make next, and a record of how they were chosen.
+            multi_share: float = 0.5, seed: int = 0, mutant_col: str | None = None) -> tuple[pd.DataFrame, dict]:
+    """A plate of ``n`` variants to make next, and a record of how they were chosen (``measured``: a file of more
+    variants already measured, never proposed; ``mutant_col``: its column of mutation strings, if a table).
 
     ``max_mutations`` (up to that many substitutions; singles always among the candidates) defaults to the
     largest mutation count the run was trained on: the model has never seen more, so more is extrapolation
@@ -359,9 +371,10 @@ def propose(run: Run | str | Path, n: int = 96, max_mutations: int | None = None
     max_mutations = max(1, trained_max) if max_mutations is None else max_mutations
     fmt = mutation_format_from(run.source["dataset"])
     fitted = pd.read_csv(run.directory / "predictions.csv", dtype={"mutations": str}, keep_default_na=False)
-    done = set(_key(m) for m in fitted["mutations"])
+    done = measured_keys(fitted["mutations"])
     if measured is not None:
-        done |= {_key(m) for m in read_variants(measured, run.parent, fmt, given_by=option("measured"))["mutations"]}
+        done |= {_key(m) for m in read_variants(measured, run.parent, fmt, mutant_col,
+                                                           given_by=option("measured"))["mutations"]}
     labels = pd.to_numeric(fitted["y"])
     featurizers = design_featurizers(run, device)
     singles = saturation_scan(run, device, check_shift=False, featurizers=featurizers)

@@ -11,7 +11,7 @@ import pandas as pd
 from mimo.models.runs.fit import Run, load_run
 from mimo.models.runs.shift import MAX_ROWS, ShiftReport, StreamCheck, left_to_support, with_counts
 from mimo.pipeline.cache.store import EmbeddingCache
-from mimo.pipeline.io.tables import MUTANT_COLUMNS, load_fasta, pick_column
+from mimo.pipeline.io.tables import MUTANT_COLUMNS, check_fields, load_fasta, pick_column
 from mimo.pipeline.io.variantset import FRAME_COLUMNS
 from mimo.pipeline.io.conventions import mutation_format_from
 from mimo.pipeline.errors import DataError, input_file, option, read_text
@@ -32,14 +32,20 @@ def read_variant_texts(path: str | Path, mutant_col: str | None = None,
     text = read_text(path, given_by)
     lines = text.splitlines()
     header = lines[0] if lines else ""
-    reader = csv.reader(io.StringIO(text), delimiter="\t" if "\t" in header else ",")
+    sep = "\t" if "\t" in header else ","
+    reader = csv.reader(io.StringIO(text), delimiter=sep)
     columns = [c.strip() for c in next(reader, [])]
     column = pick_column(columns, mutant_col, MUTANT_COLUMNS, "mutant", path, option("mutant_col"))
     if column is not None:
+        check_fields(text, sep, path)  # an unquoted K2A,T3G,1.0 row would keep only K2A
         index = columns.index(column)
         entries = [(reader.line_num, cells[index] if len(cells) > index else "")
                    for cells in reader if any(cell.strip() for cell in cells)]
     else:
+        if len(columns) > 1 and any(not any(ch.isdigit() for ch in c) for c in columns):
+            # a header (a mutation token always holds a position), but no column of mutation strings among it
+            raise DataError(f"no column of mutation strings among {columns[:8]}; name it with "
+                            f"{option('mutant_col')}", path, 1)
         entries = [(n, line.strip()) for n, line in enumerate(lines, start=1) if line.strip()]
     if not entries:
         raise DataError("no variants in file", path)
@@ -178,8 +184,9 @@ class PredictionStream:
             self.n = len(self.fasta)
         self.featurizers = {} if scores is None else scores_featurizers(self.run.source, scores)
         self.check: StreamCheck | str | None = None
-        self.counts = {"rows": 0, "in_cache": 0, "unseen": 0, "no_signal": 0, "above": 0}
+        self.counts = {"rows": 0, "in_cache": 0, "unseen": 0, "unseen_singles": 0, "no_signal": 0, "above": 0}
         self.top: float | None = None  # the best training label (read once the model is loaded)
+        self._singles_only: bool | None = None  # whether the run trained on singles only (read when needed)
 
     def _frames(self):
         for start in range(0, self.n, self.chunk):
@@ -210,10 +217,23 @@ class PredictionStream:
             out = out.assign(**columns, in_cache=in_cache)
             self.counts["rows"] += len(out)
             self.counts["in_cache"] += int(in_cache.sum())
-            self.counts["unseen"] += int((out["unseen"].fillna(0) > 0).sum())
+            unseen = out["unseen"].fillna(0).to_numpy() > 0
+            self.counts["unseen"] += int(unseen.sum())
+            self.counts["unseen_singles"] += int((unseen & (out["n_mutations"].to_numpy() == 1)).sum())
             self.counts["no_signal"] += int(out["no_signal"].sum())
             self.counts["above"] += int((out["prediction"] > self.top).sum())
             yield out
+
+    def training_singles_only(self) -> bool:
+        """Whether every training row of the run is a single (then every new single carries a substitution never
+        measured, and saying so teaches users to skip warnings)."""
+        if self._singles_only is None:
+            try:
+                counts = self.run.training_rows(["n_mutations"])["n_mutations"]
+                self._singles_only = bool(len(counts)) and bool((counts.fillna(-1) == 1).all())
+            except (DataError, KeyError, ValueError, OSError):
+                self._singles_only = False
+        return self._singles_only
 
     @property
     def shift(self) -> dict:
@@ -226,13 +246,18 @@ class PredictionStream:
         """What the predictions so far call for, one line each (``warning: ...`` or ``note: ...``)."""
         lines, n = [], self.counts["rows"]
         unseen, blind = self.counts["unseen"], self.counts["no_signal"]
+        if unseen and self.training_singles_only():  # a new single then always carries one: not worth a line
+            unseen -= self.counts["unseen_singles"]
+        blind_detail = ("no_signal: those substitutions add nothing to the prediction, so a single one is predicted "
+                        "at the training labels' mean; its interval spans the training labels")
         if unseen:
-            detail = (f"; {blind} of them get no signal from the run's features (no_signal: those substitutions "
-                      f"add nothing to the prediction, so a single one is predicted at the training labels' mean; "
-                      f"its interval spans the training labels)" if blind else
+            detail = (f"; {blind} of them get no signal from the run's features ({blind_detail})" if blind else
                       "; their predictions extrapolate from the features")
             lines.append(f"warning: {unseen} of {n} variants carry substitutions never measured in training "
                          f"(column unseen){detail}")
+        elif blind:
+            lines.append(f"warning: {blind} of {n} variants get no signal from the run's features: they carry "
+                         f"substitutions or positions never measured in training ({blind_detail})")
         if self.counts["above"]:
             lines.append(f"note: {self.counts['above']} of {n} variants are predicted above the best training label "
                          f"({self.top:.3f}): a guess to test, not evidence that they are better than every measured "
@@ -243,6 +268,8 @@ class PredictionStream:
         elif shift.get("not_checked"):
             lines.append(f"note: not checked whether these variants are drawn like the training rows: "
                          f"{shift['not_checked']} (column unlike_training left empty)")
+        elif left_empty_note(shift):
+            lines.append(left_empty_note(shift))
         return lines
 
 
@@ -288,6 +315,18 @@ def training_features(run: Run, device: str = "auto", featurizers: dict | None =
     except (DataError, TypeError, AttributeError, ValueError) as exc:
         return None, f"the run's training rows could not be featurized again ({str(exc).splitlines()[0][:120]})"
     return with_counts(X, table["n_mutations"].to_numpy()), None
+
+
+def left_empty_note(shift: dict, what: str = "variants") -> str | None:
+    """Why ``unlike_training`` is empty on some rows of a checked table (a ``shift_summary``): rows the run's
+    features give no signal for or at positions never mutated in training are not compared (None when every row
+    was, or when the whole check was not made or warned: those lines already say it)."""
+    left = shift["rows"] - shift["checked"]
+    if shift.get("warning") or shift.get("not_checked") or shift.get("flagged") is None or left <= 0:
+        return None
+    return (f"note: unlike_training is left empty for {left} of {shift['rows']} {what}: at positions never mutated "
+            f"in training or without signal from the run's features (columns unseen_sites, no_signal), where the "
+            f"check has no training rows to compare them with")
 
 
 def shift_summary(report: ShiftReport, what: str = "variants") -> dict:

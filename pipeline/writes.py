@@ -34,6 +34,25 @@ def disk_errors(path: str | Path, kept: str) -> Iterator[None]:
         raise
 
 
+STAGING_EXTRA = 15  # what a temporary name adds to the final one: "." + ".<8 hex>.tmp" (or ".lock")
+
+
+def check_name_length(path: str | Path, option: str) -> None:
+    """Refuse, before any work, a file name too long for its folder's file system once the temporary name beside it
+    (``STAGING_EXTRA`` more bytes) is made (Linux: 255 bytes a name)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        limit = os.pathconf(folder if folder.is_dir() else ".", "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    size = len(os.fsencode(path.name))
+    if size + STAGING_EXTRA > limit:
+        raise DataError(f"{option}: a file name of {size} bytes is too long here (at most {limit - STAGING_EXTRA}: "
+                        f"the file system takes {limit} a name, and the file is written under a temporary name first)",
+                        path)
+
+
 def write_atomic(path: str | Path, write: Callable[[Path], object]) -> Path:
     """``write(tmp)`` writes the content to a temporary file beside ``path``, which then replaces ``path`` at once.
     On any failure the temporary file is removed and ``path`` is as it was."""

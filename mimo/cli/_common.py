@@ -17,6 +17,7 @@ import click
 
 from mimo._version import __version__
 from mimo.pipeline.errors import DataError
+from mimo.pipeline.writes import check_name_length
 
 
 def cache_default() -> str:
@@ -25,6 +26,7 @@ def cache_default() -> str:
 
 def ensure_writable(path: str, option: str) -> None:
     """A file can be written at ``path`` (its folder exists and is writable), checked before the work."""
+    check_name_length(path, option)
     folder = Path(path).resolve().parent
     if not folder.is_dir():
         raise DataError(f"{option}: folder {folder} does not exist", path)

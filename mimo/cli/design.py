@@ -25,10 +25,22 @@ def _refresh_report(run_dir: str) -> None:
         write_html_report([load_run(run_dir)], page, names=[Path(run_dir).resolve().name])
 
 
+def _share(record: dict) -> str:
+    """--max-share as the plate applied it: at least one well (design.choose_plate), so on a small plate more."""
+    share, n = record["max_share"], record["requested"]
+    wells = max(1, int(share * n))
+    if wells <= share * n + 1e-9:
+        return f"{share:.0%}"
+    return f"{wells} well ({wells / n:.0%}; --max-share {share:g} of {n} wells rounds up to one)"
+
+
 def _one_run(argument, option) -> str:
     if (argument is None) == (option is None):
         raise DataError("name the run once: as the argument RUN or with --run")
-    return argument or option
+    run = argument or option
+    if not Path(run).is_dir():  # before any output path under it is checked (it would blame --out)
+        raise DataError("no such run directory (a folder `mimo fit` wrote)", run)
+    return run
 
 
 def _best_line(record: dict) -> str:
@@ -45,11 +57,15 @@ def _best_line(record: dict) -> str:
 
 def _shift_lines(shift: dict, what: str) -> None:
     """The run-level line of the check of rows unlike the training rows (mimo.models.runs.shift), if any."""
+    from mimo.predict import left_empty_note
+
     if shift.get("warning"):
         click.echo(f"warning: {shift['warning']}", err=True)
     elif shift.get("not_checked"):
         click.echo(f"note: not checked whether these {what} are drawn like the training rows: "
                    f"{shift['not_checked']} (column unlike_training left empty)", err=True)
+    elif left_empty_note(shift, what):
+        click.echo(left_empty_note(shift, what), err=True)
 
 
 @design.command("scan")
@@ -62,7 +78,8 @@ def _shift_lines(shift: dict, what: str) -> None:
 @reports_data_errors
 def design_scan(run_path, run_dir, out, figure, device) -> None:
     """Score every single substitution of the parent (19 x length): CSV and heatmap."""
-    from mimo.design import plot_scan, saturation_scan
+    from mimo.design import is_measured, measured_keys, plot_scan, saturation_scan
+    from mimo.models.runs.fit import load_run
 
     from mimo.models.runs.directory import check_outside_run
     from mimo.pipeline.runtime import threads
@@ -77,9 +94,12 @@ def design_scan(run_path, run_dir, out, figure, device) -> None:
     table = saturation_scan(run_dir, device)
     write_csv(table, out)
     plot_scan(run_dir, table, figure)
-    best = table.sort_values("prediction", ascending=False).head(5)
+    run = load_run(run_dir)
+    measured = is_measured(table["mutations"], measured_keys(run.predictions(["mutations"])["mutations"]))
+    best = table[~measured].sort_values("prediction", ascending=False).head(5)
+    left = f" ({int(measured.sum())} measured singles left out of this list)" if measured.any() else ""
     click.echo(f"{len(table)} single substitutions scored ({int(table['no_signal'].sum())} without signal from the "
-               f"features); best: {', '.join(best['mutations'])}")
+               f"features); best not yet measured: {', '.join(best['mutations'])}{left}")
     _shift_lines(table.attrs.get("shift", {}), "substitutions")
     _refresh_report(run_dir)
     click.echo(f"written: {out}, {figure}")
@@ -94,7 +114,10 @@ def design_scan(run_path, run_dir, out, figure, device) -> None:
               help="Most substitutions in a proposed variant (combinations of the best singles). Default: the most "
               "the run was trained on; more is extrapolation, allowed with a warning.")
 @click.option("--measured", type=click.Path(), default=None,
-              help="More variants already measured (mutation strings): never proposed.")
+              help="More variants already measured (mutation strings, one a line or a CSV/TSV column): never "
+              "proposed.")
+@click.option("--mutant-col", default=None, help="The column of --measured holding mutation strings (default: "
+              "mutant, mutations, variant, ...).")
 @click.option("--acquisition", type=click.Choice(["ucb", "greedy", "ei", "ts"]), default="ucb", show_default=True,
               help="ucb: mean + beta x sd; greedy: mean; ei: expected improvement over the best measured label; "
               "ts: batch Thompson sampling on a gp run's joint posterior (wells that account for each other). "
@@ -116,8 +139,8 @@ def design_scan(run_path, run_dir, out, figure, device) -> None:
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Plate CSV (default: RUN/proposal.csv).")
 @click.option("--device", default="auto", show_default=True, help="Device for any embedding needed.")
 @reports_data_errors
-def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, beta, max_share, max_per_position,
-                   explore, multi_share, top_singles, seed, out, device) -> None:
+def design_propose(run_path, run_dir, n, max_mutations, measured, mutant_col, acquisition, beta, max_share,
+                   max_per_position, explore, multi_share, top_singles, seed, out, device) -> None:
     """Propose a diverse batch of unmeasured variants, ranked by an acquisition using the run's uncertainty.
 
     Under torchrun (e.g. `torchrun --nproc_per_node=4 -- $(which mimo) design propose RUN ...`; the `--` keeps
@@ -139,7 +162,7 @@ def design_propose(run_path, run_dir, n, max_mutations, measured, acquisition, b
     try:
         batch, record = propose(run_dir, n, max_mutations, measured, acquisition, beta, max_share, device,
                                 top_singles, ranks, max_per_position=max_per_position, explore=explore,
-                                multi_share=multi_share, seed=seed)
+                                multi_share=multi_share, seed=seed, mutant_col=mutant_col)
     finally:
         ranks.close()
     if not ranks.is_main:
@@ -159,7 +182,7 @@ def plate_lines(record: dict) -> None:
                    f"(column extrapolation) are predicted for variants unlike any the model saw", err=True)
     click.echo(f"{record['filled']} variants proposed from {record['candidates_scored']:,} candidates "
                f"(acquisition {record['acquisition']}; uncertainty: {record['uncertainty']}; no substitution in "
-               f"more than {max_share:.0%} of the batch; {record['measured_excluded']:,} measured variants excluded)")
+               f"more than {_share(record)} of the batch; {record['measured_excluded']:,} measured variants excluded)")
     shift = record["unlike_training"]
     unlike = "" if shift["flagged"] is None else f", {shift['flagged']} unlike the training rows"
     why = ", ".join(f"{v} {k}" for k, v in record["why"].items())

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from mimo.pipeline.errors import DataError
-from mimo.pipeline.writes import disk_errors
+from mimo.pipeline.writes import check_name_length, disk_errors
 
 from mimo.models.estimators.base import Estimator
 from mimo.models.runs.evaluate import interval_ends, predict_spread, used_manifest
@@ -110,7 +110,11 @@ def prepare_run_dir(out: str | Path, force: bool = False) -> Path:
     beside ``out`` (left-over ones of killed fits to the same ``out`` are removed), renamed into place by
     ``commit_run_dir`` once everything is written."""
     out = Path(out)
+    check_name_length(out, "--out")
     resolved = _resolved(out)
+    if out.is_symlink():  # replacing it would remove the link's target or fail half-way
+        raise DataError(f"--out is a symbolic link (to {os.readlink(out)}): give the folder itself; nothing was "
+                        f"touched", out)
     if out.exists() and not out.is_dir():
         raise DataError("--out exists and is not a directory", out)
     if out.is_dir() and any(out.iterdir()):

@@ -19,7 +19,7 @@ __all__ = ["VariantSet", "attach_structure", "load_dataset", "load_fasta", "load
 
 
 def load_gfp(data: str | Path | None = None, seed: int = 0) -> VariantSet:
-    """The avGFP dataset with TAPE's split (``tape``) and the report's balanced split (``balanced``, drawn with
+    """The avGFP dataset with TAPE's split (``tape``) and the avGFP report's balanced split (``balanced``, drawn with
     seed 0; another ``seed`` adds ``balanced-seed<seed>``)."""
     directory = resolve_data_dir(data)
     frame = read_genotypes(directory / GFP_GENOTYPES)

@@ -1,4 +1,4 @@
-"""The avGFP data (Sarkisyan 2016): its genotype table, TAPE's validation list and split, and the report's
+"""The avGFP data (Sarkisyan 2016): its genotype table, TAPE's validation list and split, and the avGFP report's
 balanced split, read from the files; where the files come from is ``fetch``, the dataset is
 ``datasets.load_gfp``.
 """

@@ -28,6 +28,8 @@ parent is refused.
 """
 from __future__ import annotations
 
+import zipfile
+
 import hashlib
 import re
 from dataclasses import dataclass
@@ -147,8 +149,8 @@ def _load_arrays(path: Path) -> dict[str, np.ndarray]:
             with data:
                 return dict(data)
         return {"": data}
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"cannot read as a NumPy file ({exc})", path) from None
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:  # a damaged .npz: BadZipFile
+        raise DataError(f"cannot read as a NumPy file ({type(exc).__name__}: {str(exc)[:200]})", path) from None
 
 
 def _read_proteinmpnn(path: Path, alphabet: str | None) -> Profile:

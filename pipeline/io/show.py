@@ -1,4 +1,4 @@
-"""`mimo data show`: the split table and the report's Figure 1."""
+"""`mimo data show`: the split table and the avGFP report's Figure 1."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -135,7 +135,7 @@ def splits_figure(dataset: VariantSet, split: str):
 
 
 def plot_splits(dataset: VariantSet, split: str, path: str | Path) -> Path:
-    """``splits_figure`` as a PNG at ``path`` (the report's Figures 1 and 2)."""
+    """``splits_figure`` as a PNG at ``path`` (the avGFP report's Figures 1 and 2)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     splits_figure(dataset, split).savefig(path, dpi=110)

@@ -35,7 +35,7 @@ def seeded_name(name: str, seed: int) -> str:
 
 
 def sized_random_split(n: int, sizes: tuple[int, int, int], seed: int = 0) -> np.ndarray:
-    """Train/valid/test of the given sizes drawn at random (the report's balanced split)."""
+    """Train/valid/test of the given sizes drawn at random (the avGFP report's balanced split)."""
     if sum(sizes) > n:
         raise ValueError(f"split sizes {sizes} exceed the {n} rows")
     order = np.random.default_rng(seed).permutation(n)

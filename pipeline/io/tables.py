@@ -10,6 +10,7 @@ import pandas as pd
 
 from mimo.pipeline.errors import DataError, input_file, option, read_text
 from mimo.pipeline.io.splits import FOLD_PREFIX, SPLIT_NAMES, fraction_split, seeded_name
+from mimo.pipeline.io.variants import clip  # an error quoting a cell cuts it (owned beside the parser)
 from mimo.pipeline.io.variants import (PROTEINGYM_FORMAT, MutationFormat, apply_mutations, check_sequence, derive_parent,
                        expressed_sequence, mutation_string, parse_mutations, read_fasta,
                        sequence_id)
@@ -22,13 +23,6 @@ SEQUENCE_COLUMNS = ("mutated_sequence", "sequence")
 
 def _separator(path: Path) -> str:
     return "\t" if path.suffix.lower() in {".tsv", ".tab", ".txt"} else ","
-
-
-def clip(text, limit: int = 60) -> str:
-    """A cell as an error message quotes it: its repr, cut to ``limit`` characters (a 20 MB cell is not repeated
-    whole)."""
-    shown = repr(text)
-    return shown if len(shown) <= limit else f"{shown[:limit - 5]}...{shown[-1]} ({len(str(text)):,} characters)"
 
 
 def check_fields(text: str, sep: str, path: Path) -> None:

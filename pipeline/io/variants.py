@@ -63,6 +63,13 @@ def check_sequence(sequence: str, path: str | Path | None = None, line: int | No
     return seq
 
 
+def clip(text, limit: int = 60) -> str:
+    """A cell as an error message quotes it: its repr, cut to ``limit`` characters (a 20 MB cell is not repeated
+    whole)."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[:limit - 5]}...{shown[-1]} ({len(str(text)):,} characters)"
+
+
 def parse_tokens(text: str, fmt: MutationFormat = PROTEINGYM_FORMAT, path: str | Path | None = None,
                  line: int | None = None) -> list[tuple[str, Mutation]]:
     """``(token, Mutation)`` pairs of a mutation string, checked for form only (no parent needed): well-formed
@@ -78,16 +85,16 @@ def parse_tokens(text: str, fmt: MutationFormat = PROTEINGYM_FORMAT, path: str |
         match = pattern.match(token)
         if match is None:
             example = f"{fmt.prefix}A{fmt.first_index + 108}D"
-            raise DataError(f"malformed mutation token {token!r} in {text!r} (expected e.g. {example!r})",
+            raise DataError(f"malformed mutation token {clip(token)} in {clip(text)} (expected e.g. {example!r})",
                             path, line)
         old, number, new = match.group(1), int(match.group(2)), match.group(3)
         if new != STOP and new not in SEQUENCE_LETTERS:
-            raise DataError(f"mutation {token!r} names an unknown residue {new!r}", path, line)
+            raise DataError(f"mutation {clip(token)} names an unknown residue {new!r}", path, line)
         if old == STOP:
             raise DataError(f"mutation {token!r}: a parent residue cannot be a stop ('*')", path, line)
         position = number - fmt.first_index
         if position in seen:
-            raise DataError(f"position {number} is mutated twice in {text!r}", path, line)
+            raise DataError(f"position {number} is mutated twice in {clip(text)}", path, line)
         seen.add(position)
         out.append((token, Mutation(position, old, new)))
     return out

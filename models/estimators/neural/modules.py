@@ -1,4 +1,4 @@
-"""Neural heads over a per-sequence embedding: the report's base MLP, its convolutional head, and MIMO."""
+"""Neural heads over a per-sequence embedding: the avGFP report's base MLP, its convolutional head, and MIMO."""
 from __future__ import annotations
 
 import numpy as np
@@ -128,7 +128,7 @@ def mlp(sizes: list[int], dropout: float, last_activation: bool) -> nn.Sequentia
 
 
 class MlpHead(nn.Module):
-    """The report's base model: linear layers and ReLU over the embedding. (B, D) -> (B, 1)."""
+    """The avGFP report's base model: linear layers and ReLU over the embedding. (B, D) -> (B, 1)."""
 
     def __init__(self, in_dim: int, hidden: tuple[int, ...] = (256, 64), dropout: float = 0.1):
         super().__init__()
@@ -144,7 +144,7 @@ class MlpHead(nn.Module):
 
 
 class ConvHead(nn.Module):
-    """The report's improved model: 1-D convolutions (ReLU, max-pool) over the embedding, then linear layers."""
+    """The avGFP report's improved model: 1-D convolutions (ReLU, max-pool) over the embedding, then linear layers."""
 
     def __init__(self, in_dim: int, channels: tuple[int, ...] = (8, 16), kernel_size: int = 9, stride: int = 2,
                  pool: int = 4, hidden: tuple[int, ...] = (64,), dropout: float = 0.1):

@@ -92,6 +92,13 @@ class NeuralRegressor(Estimator):
         z = (y - self.y_mean_) / self.y_std_ if getattr(self, "target_", None) is None else self.target_.forward(y)
         return torch.from_numpy(z.astype(np.float32))
 
+    def fit(self, X, y, X_valid=None, y_valid=None, **kwargs) -> "NeuralRegressor":
+        """``Estimator.fit``, seeded with ``seed`` on a copy of torch's generators: the caller's global random
+        state is left as it was (a library call never changes process-wide state)."""
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            return super().fit(X, y, X_valid, y_valid, **kwargs)
+
     def _start(self, X: np.ndarray, y: np.ndarray) -> torch.Tensor | SparseRows:
         """Standardise, build the module; returns the standardised training inputs (on the device)."""
         torch.manual_seed(self.seed)
@@ -199,7 +206,7 @@ class _PlainHead(NeuralRegressor):
 
 
 class MlpRegressor(_PlainHead):
-    """The report's base model: linear layers and ReLU over the embedding. Batches of up to 1,024 rows at
+    """The avGFP report's base model: linear layers and ReLU over the embedding. Batches of up to 1,024 rows at
     learning rate 2e-3 (256 at 1e-3 before): the same inner-validation Spearman at 100-1,000 rows
     (``bench/small_data.py``, where the batch shrinks to 16 anyway) at 0.6 of the CPU on TAPE's 21,446
     training rows (``bench/fit_speed.py --protocols``).
@@ -222,7 +229,7 @@ class MlpRegressor(_PlainHead):
 
 
 class CnnRegressor(_PlainHead):
-    """The report's improved model: 1-D convolutions and ReLU, then linear layers, over the embedding.
+    """The avGFP report's improved model: 1-D convolutions and ReLU, then linear layers, over the embedding.
 
     Fitted attributes: those of every neural head (``NeuralRegressor``): ``module_``, ``device_``, ``x_mean_``,
     ``x_std_``, ``y_mean_``, ``y_std_``, ``result_``, ``n_features_in_``, ``validation_rows_``.
@@ -284,7 +291,7 @@ class GlobalEpistasisRegressor(_PlainHead):
 
 
 class MimoRegressor(NeuralRegressor):
-    """MIMO with members routed by mutation count (the report's scheme) or at random (Havasi et al.).
+    """MIMO with members routed by mutation count (the avGFP report's scheme) or at random (Havasi et al.).
 
     ``routing="mutations"``: member k trains only on its group of mutation counts; every step gives each member
     a batch of the same size; an epoch is all of the smallest group and a fresh draw of that size from every
