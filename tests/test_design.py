@@ -262,7 +262,7 @@ def test_batch_thompson_sampling_on_the_gp(protease_run, tmp_path):
     np.testing.assert_allclose(mvn.mean.numpy(), mean, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(np.diag(mvn.lazy_covariance_matrix.to_dense().numpy()), var, rtol=1e-5, atol=1e-8)
     orders = thompson_orders(run.model, train_X[:50], 8, seed=1)
-    assert len({tuple(orders(k)[:3]) for k in range(8)}) > 1  # each well its own draw
+    assert len({tuple(orders(k)) for k in range(8)}) > 1  # each well its own draw (a whole order per draw)
     assert np.array_equal(thompson_orders(run.model, train_X[:50], 8, seed=1)(3), orders(3))
     cli("design", "propose", protease_run, "--acquisition", "ts", "--n", "24", "--out", tmp_path / "ts.csv")
     plate = pd.read_csv(tmp_path / "ts.csv")
