@@ -300,7 +300,7 @@ def test_fit_auto_under_cv_records_each_folds_choice(tmp_path):
     assert len(metrics["per_fold"]) == 3
     assert all(set(fold["chosen"]) == {"features", "head", "params"} for fold in metrics["per_fold"])
     assert metrics["auto"]["chosen"]["head"] in result.output.splitlines()[0] + result.output
-    assert "fit auto's choice among" in result.output
+    assert "fit auto on assay (chose " in result.output and " in the 3 folds among " in result.output
 
 
 @pytest.mark.slow

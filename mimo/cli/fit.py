@@ -127,7 +127,8 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
     from mimo.models.data import load_cv_data, load_split_data
     from mimo.models.estimators.registry import get_head
     from mimo.models.runs.fit import fit_cv, fit_run
-    from mimo.models.report.summary import auto_lines, run_notes, summary_line, uncertainty_lines
+    from mimo.models.report.summary import (auto_lines, run_notes, summary_line, uncertainty_lines,
+                                            zero_shot_lines)
 
     if cv is not None and (split or split_file):
         raise DataError("give --cv or --split/--split-file, not both")
@@ -182,7 +183,7 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
     for note in run_notes(metrics, run.source) + metrics["warnings"]:
         click.echo(note, err=True)
     click.echo(summary_line(metrics))
-    for line in uncertainty_lines(metrics):
+    for line in uncertainty_lines(metrics) + zero_shot_lines(metrics):
         click.echo(line)
     for line in auto_lines(metrics):
         click.echo(line)

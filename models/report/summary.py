@@ -67,6 +67,24 @@ def auto_lines(metrics: dict, shown: int = 10) -> list[str]:
     return lines
 
 
+def zero_shot_lines(metrics: dict) -> list[str]:
+    """The features' own zero-shot Spearman on the same held-out rows as the model's (``metrics["zero_shot"]``,
+    ``mimo.models.zero_shot``), one line, and a warning for each zero-shot column the model does not beat."""
+    z = metrics.get("zero_shot")
+    if not z:
+        return []
+    rows = "out-of-fold" if is_cv(metrics) else "test"
+    figures = ", ".join(f"{c['block']}:{c['column']} {_fmt(c['spearman'])}" for c in z["columns"])
+    lines = [f"zero-shot baseline on the same {z['rows']} {rows} rows: {figures} (the model: "
+             f"{_fmt(z['model_spearman'])})"]
+    for c in z["columns"]:
+        if not c["beaten"]:
+            lines.append(f"warning: the model ({_fmt(z['model_spearman'])}) does not beat the zero-shot score "
+                         f"{c['block']}:{c['column']} alone ({_fmt(c['spearman'])}) on the {rows} rows: its "
+                         f"predictions add nothing to that score here")
+    return lines
+
+
 def run_notes(metrics: dict, source: dict) -> list[str]:
     """Notes and warnings about a fitted run, each one line (for standard error)."""
     notes = []

@@ -21,6 +21,7 @@ from mimo.pipeline.errors import DataError
 from mimo.models.runs.directory import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, release_run_dir, write_run
 from mimo.pipeline.io.conventions import mutation_format_from
 from mimo.models.runs.support import TrainingSupport, mark_support, substitution_sets
+from mimo.models.zero_shot import zero_shot_baselines
 
 
 def _fit_one(model: Estimator, data: SplitData, train: np.ndarray, valid: np.ndarray, refit: bool,
@@ -123,6 +124,8 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
             extra.setdefault("uncertainty", {}).setdefault("interval", {}).update(calibrate_interval(
                 labels[first], inner_mean, inner_std, data.rows.n_mutations[first]))
         extra.update(final.run_summary())  # the saved model's choices (alpha, epochs, fit auto's head)
+        baseline = zero_shot_baselines(data.rows.embeddings[tested], labels[tested], prediction[tested], data.blocks)
+        extra.update({"zero_shot": baseline} if baseline else {})  # the features' own zero-shot Spearman
         own, _, _ = predict_spread(final, data.rows.embeddings[fitted])
         record = RunRecord(
             model=model.name, features=data.features, dataset=data.dataset, split=data.split_name,
