@@ -97,7 +97,7 @@ def test_one_candidate_is_fitted_once_without_scoring(monkeypatch):
 
 @pytest.mark.slow
 def test_fit_auto_run_is_the_chosen_heads_run_with_its_intervals(tmp_path):
-    """A GP chosen by fit auto writes std, lower and upper, the same as `fit gp` on those features."""
+    """A GP chosen by fit auto writes sd, lower, upper and member_spread, the same as `fit gp` on those features."""
     cache_two_features(tmp_path)
     data = mimo.load_split_data(tmp_path / "c", "assay", "onehot-sites+aaprops", "random")
     gp = {"features": ["aaprops"], "head": "gp", "params": {}}
@@ -105,7 +105,7 @@ def test_fit_auto_run_is_the_chosen_heads_run_with_its_intervals(tmp_path):
     alone = mimo.load_split_data(tmp_path / "c", "assay", "aaprops", "random")
     gp_run = mimo.fit_run(mimo.get_head("gp", blocks=alone.blocks), alone, tmp_path / "gp")
     a, g = (pd.read_csv(run.directory / "predictions.csv") for run in (auto_run, gp_run))
-    for column in ("prediction", "std", "lower", "upper"):
+    for column in ("prediction", "sd", "lower", "upper", "member_spread"):
         assert a[column].notna().all()
         np.testing.assert_allclose(a[column], g[column], rtol=1e-4, atol=1e-5)
     metrics = json.loads((tmp_path / "auto" / "metrics.json").read_text())
@@ -125,3 +125,13 @@ def test_cv_headline_names_each_folds_choice():
     line = summary_line(metrics)
     assert "chose ge, gp, gp, ge, mlp in the 5 folds" in line and "candidates scored" not in line
     assert auto_lines(metrics)[0].startswith("auto: for the saved model, 1 of 1 candidates scored")
+
+
+def test_every_head_is_tried_once_on_all_blocks_before_the_smaller_subsets():
+    blocks = (("onehot-sites", "onehot", 0, 2, None), ("aaprops", "aaprops", 2, 4, None),
+              ("profile-p", "profile", 4, 6, None))
+    order = AutoRegressor(blocks=blocks)._candidates()
+    heads = len(auto_module.HEAD_GRID)
+    assert [c["head"] for c in order[:heads]] == [h for h, _ in auto_module.HEAD_GRID]
+    assert all(len(c["features"]) == 3 for c in order[:heads])
+    assert sorted(map(json.dumps, order)) == sorted(map(json.dumps, auto_module.candidate_grid(blocks)))

@@ -310,4 +310,5 @@ def test_gp_runs_have_calibrated_intervals_from_their_predictive_std(tmp_path):
                  tmp_path / "gp", "--quiet")
     assert "95% intervals (calibrated on valid)" in result.output
     predictions = pd.read_csv(tmp_path / "gp" / "predictions.csv")
-    assert {"std", "lower", "upper"} <= set(predictions.columns) and (predictions["std"] > 0).all()
+    assert {"sd", "lower", "upper", "member_spread"} <= set(predictions.columns) and (predictions["sd"] > 0).all()
+    assert "std" not in predictions.columns  # one uncertainty column to read

@@ -14,8 +14,9 @@ a cross-validation).
 
 The heads (``HEAD_GRID``): ridge, global epistasis, MIMO, an MLP, and last the Gaussian process (``gp``), which
 gets a kernel per block of the candidate's own columns (``subset_blocks``: a profile's columns by name, for
-Kermut's site kernel and the prior mean). Candidates are tried in order while the budget lasts; a head not yet
-timed is expected to take the others' longest time plus, for the GP, ``gp_seconds``.
+Kermut's site kernel and the prior mean). Candidates are tried while the budget lasts, each head first on its
+richest subset, then the grid in order; a head not yet timed is expected to take the others' longest time plus,
+for the GP, ``gp_seconds``.
 """
 from __future__ import annotations
 
@@ -199,9 +200,18 @@ class AutoRegressor(Estimator):
         return tuple(entry for entry in HEAD_GRID if entry[0] in names)
 
     def _candidates(self) -> list[dict]:
+        """``candidates`` in their order; else ``candidate_grid``'s, with a first round of each head on its
+        richest subset (all blocks; the GP's first), so that a short budget still tries every head once."""
         if self.candidates:
             return [dict(c) for c in self.candidates]
-        return candidate_grid(read_blocks(self.blocks), self._heads())
+        grid = candidate_grid(read_blocks(self.blocks), self._heads())
+        first = {}
+        for index, candidate in enumerate(grid):
+            key = (candidate["head"], repr(sorted(candidate["params"].items())))
+            if key not in first or len(candidate["features"]) > len(grid[first[key]]["features"]):
+                first[key] = index
+        ahead = sorted(first.values())
+        return [grid[i] for i in ahead] + [c for i, c in enumerate(grid) if i not in set(ahead)]
 
     def _columns(self, features: list[str]) -> np.ndarray:
         spans = {name: (start, stop) for name, _, start, stop, _ in read_blocks(self.blocks)}

@@ -21,6 +21,7 @@ from mimo.pipeline.errors import DataError
 from mimo.models.runs.directory import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, release_run_dir, write_run
 from mimo.pipeline.io.conventions import mutation_format_from
 from mimo.models.runs.support import TrainingSupport, mark_support, substitution_sets
+from mimo.models.metrics import with_sd
 from mimo.models.zero_shot import zero_shot_baselines
 
 
@@ -109,9 +110,11 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         predictions = pd.DataFrame({"id": data.rows.ids, "split": np.where(tested, KINDS["cv"], "none"),
                                     "fold": folds, "mutations": data.rows.mutations,
                                     "n_mutations": data.rows.n_mutations, "y": labels, "prediction": prediction})
-        if all(spreads):
-            for name in ("std", "lower", "upper"):
+        if all(spreads):  # the calibrated interval, its sd (what a user reads) and the raw spread behind them
+            for name in ("lower", "upper"):
                 predictions[name] = columns[name]
+            predictions["member_spread"] = columns["std"]
+            predictions = with_sd(predictions)
         for name in ("unseen", "unseen_sites", "no_signal"):
             predictions[name] = marks[name].to_numpy()
         # the model `mimo predict` uses: the same recipe on every fold (the first as inner validation)

@@ -111,19 +111,21 @@ def member_metrics(model: Estimator, data: SplitData, members: np.ndarray, mean:
                               for k in range(members.shape[1])]
     metrics["uncertainty"] = {part: uncertainty_metrics(labels[mask], mean[mask], std[mask])
                               for part, mask in (("test", test), ("valid", valid))}
-    lower, upper = predictions["lower"].to_numpy(), predictions["upper"].to_numpy()
+    lower, upper = predictions["lower"].to_numpy(), predictions["upper"].to_numpy()  # (before no-signal widening)
     metrics["uncertainty"]["interval"] = {
         **interval, **{part: interval_metrics(labels[mask], lower[mask], upper[mask])
                                        for part, mask in (("valid", valid), ("test", test))}}
 
 
 def add_intervals(data: SplitData, mean: np.ndarray, std: np.ndarray, predictions: pd.DataFrame) -> dict:
-    """``std`` and the 95% interval (calibrated on valid) as prediction columns; returns the calibration."""
+    """The 95% interval (calibrated on valid) and the raw spread it is calibrated from (``member_spread``) as
+    prediction columns; returns the calibration. (``sd``, what a user reads, is added once the interval is
+    final: ``mimo.models.metrics.with_sd``.)"""
     valid = data.mask("valid")
     counts = data.rows.n_mutations
     interval = calibrate_interval(data.rows.labels[valid], mean[valid], std[valid], counts[valid])
-    predictions["std"] = std
     predictions["lower"], predictions["upper"] = interval_bounds(mean, std, interval, counts)
+    predictions["member_spread"] = std
     return interval
 
 
