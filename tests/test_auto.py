@@ -135,3 +135,16 @@ def test_every_head_is_tried_once_on_all_blocks_before_the_smaller_subsets():
     assert [c["head"] for c in order[:heads]] == [h for h, _ in auto_module.HEAD_GRID]
     assert all(len(c["features"]) == 3 for c in order[:heads])
     assert sorted(map(json.dumps, order)) == sorted(map(json.dumps, auto_module.candidate_grid(blocks)))
+
+
+def test_sd_is_what_the_calibrated_interval_implies_and_sits_beside_the_prediction():
+    from mimo.models.metrics import interval_sd, with_sd
+
+    table = pd.DataFrame({"prediction": [0.0, 1.0], "lower": [-1.96, 0.5], "upper": [1.96, 1.5],
+                          "member_spread": [0.1, 0.05]})
+    out = with_sd(table)
+    assert list(out.columns) == ["prediction", "sd", "lower", "upper", "member_spread"]
+    np.testing.assert_allclose(out["sd"], [1.0, 0.5 / 1.959964], rtol=1e-4)
+    np.testing.assert_allclose(interval_sd(table["lower"], table["upper"], level=0.9), [1.96 / 1.644854, 0.5 / 1.644854],
+                               rtol=1e-4)
+    assert with_sd(table[["prediction"]]).columns.tolist() == ["prediction"]  # no interval, no sd
