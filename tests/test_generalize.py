@@ -246,7 +246,7 @@ def test_fit_auto_chooses_on_validation_only_and_keeps_its_budget(tmp_path):
                 hit = np.array([i in test_ids for i in ids])
                 labels[hit] = np.random.default_rng(1).permutation(labels[hit]) * 7
                 f["label"][...] = labels
-    cli("fit", "auto", "--dataset", "assay", "--cache", tmp_path / "c", "--out", tmp_path / "b", "--budget", "12",
+    cli("fit", "auto", "--dataset", "assay", "--cache", tmp_path / "c", "--out", tmp_path / "b", "--budget", "30",
         "--min-valid", "10", *heads)
     again = json.loads((tmp_path / "b" / "metrics.json").read_text())["auto"]
     assert again["chosen"] == auto["chosen"]

@@ -15,7 +15,7 @@ a cross-validation).
 The heads (``HEAD_GRID``): ridge, global epistasis, MIMO, an MLP, and last the Gaussian process (``gp``), which
 gets a kernel per block of the candidate's own columns (``subset_blocks``: a profile's columns by name, for
 Kermut's site kernel and the prior mean). Candidates are tried while the budget lasts, each head first on its
-richest subset, then the grid in order; a head not yet timed is expected to take the others' longest time plus,
+richest subset (ridge and the GP first: ``FIRST_ROUND``), then the grid in order; a head not yet timed is expected to take the others' longest time plus,
 for the GP, ``gp_seconds``.
 """
 from __future__ import annotations
@@ -40,6 +40,9 @@ HEAD_GRID = (
     ("mimo", {"routing": "random", "output": "monotone"}),
     ("gp", {}),
 )
+FIRST_ROUND = ("ridge", "gp")  # heads tried first (on all blocks), before the others' first candidates
+
+
 def gp_seconds(rows: int) -> float:
     """A guess of one GP fit's seconds on ``rows`` training rows with its default 100 steps, on 2 idle cores
     (``bench.gp_speed``: 11.7 s at 1,000 rows; the hyperparameters are fitted on at most 1,000 rows, each step
@@ -201,7 +204,8 @@ class AutoRegressor(Estimator):
 
     def _candidates(self) -> list[dict]:
         """``candidates`` in their order; else ``candidate_grid``'s, with a first round of each head on its
-        richest subset (all blocks; the GP's first), so that a short budget still tries every head once."""
+        richest subset (all blocks; the GP's first), ridge and the GP (``FIRST_ROUND``) ahead of the others, so
+        that a short budget still tries every head once."""
         if self.candidates:
             return [dict(c) for c in self.candidates]
         grid = candidate_grid(read_blocks(self.blocks), self._heads())
@@ -210,7 +214,10 @@ class AutoRegressor(Estimator):
             key = (candidate["head"], repr(sorted(candidate["params"].items())))
             if key not in first or len(candidate["features"]) > len(grid[first[key]]["features"]):
                 first[key] = index
-        ahead = sorted(first.values())
+        # ridge, then the GP (the best single head on the shared assays from 25 rows up, bench/results/
+        # cpu-auto-heads.md; skipped when its first guess does not fit the budget), then the others
+        ahead = sorted(first.values(), key=lambda i: (FIRST_ROUND.index(grid[i]["head"])
+                                                      if grid[i]["head"] in FIRST_ROUND else len(FIRST_ROUND), i))
         return [grid[i] for i in ahead] + [c for i, c in enumerate(grid) if i not in set(ahead)]
 
     def _columns(self, features: list[str]) -> np.ndarray:
