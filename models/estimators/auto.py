@@ -15,8 +15,8 @@ a cross-validation).
 The heads (``HEAD_GRID``): ridge, global epistasis, MIMO, an MLP, and last the Gaussian process (``gp``), which
 gets a kernel per block of the candidate's own columns (``subset_blocks``: a profile's columns by name, for
 Kermut's site kernel and the prior mean). Candidates are tried while the budget lasts, each head first on its
-richest subset (ridge and the GP first: ``FIRST_ROUND``), then the grid in order; a head not yet timed is expected to take the others' longest time plus,
-for the GP, ``gp_seconds``.
+richest subset (ridge and the GP first: ``FIRST_ROUND``), then the grid in order; a head not yet timed is
+expected to take the others' longest time plus, for the GP, ``gp_seconds``.
 """
 from __future__ import annotations
 
