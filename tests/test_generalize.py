@@ -223,7 +223,7 @@ def test_fit_auto_chooses_on_validation_only_and_keeps_its_budget(tmp_path):
     # on a busy machine, may not; tests/test_auto_gp.py has it)
     heads = ("--heads", "ridge,ge,mimo,mlp")
     result = cli("fit", "auto", "--dataset", "assay", "--cache", tmp_path / "c", "--out", tmp_path / "a",
-                 "--budget", "12", "--min-valid", "10", *heads)
+                 "--budget", "30", "--min-valid", "10", *heads)
     metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
     auto = metrics["auto"]
     scored = [c for c in auto["candidates"] if c["valid_spearman"] is not None]

@@ -300,8 +300,8 @@ class AutoRegressor(Estimator):
         for candidate in candidates if len(candidates) > 1 else ():
             elapsed = time.perf_counter() - start
             scored = [e for e in board if e["valid_spearman"] is not None]
-            # keep time to fit the costliest scored candidate once more (it may be chosen), on all the rows
-            reserve = 1.25 * max([e["seconds"] / fits for e in scored] or [0.0])
+            # keep time to fit the choice so far once more, on all the rows (a quarter more than one of its fits)
+            reserve = 1.25 * one_se_choice(board)["seconds"] / fits if scored else 0.0
             same = [e["seconds"] for e in board if e["head"] == candidate["head"] and e["seconds"] is not None]
             expected = max(same) if same else max([e["seconds"] for e in scored] or [0.0]) + self._first_guess(
                 candidate["head"], len(y), len(y_valid))
