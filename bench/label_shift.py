@@ -222,7 +222,7 @@ def _with_offset(values: np.ndarray) -> np.ndarray:
 def methods(fitted: Fitted) -> dict:
     """name -> (prediction, lower, upper) over all rows."""
     m, r = fitted.mimo, fitted.ridge
-    m_mean, m_std, r_mean = m["prediction"].to_numpy(), m["std"].to_numpy(), r["prediction"].to_numpy()
+    m_mean, m_std, r_mean = m["prediction"].to_numpy(), m["member_spread"].to_numpy(), r["prediction"].to_numpy()
     ones, distance = np.ones(len(r_mean)), _with_offset(knn_distance(fitted.data))
     odds = fitted.test_probability / (1 - fitted.test_probability)
     out = {

@@ -38,7 +38,7 @@ def _token(parent: str, position: int, new: str, fmt: MutationFormat) -> str:
 
 def score_stream(run: Run, texts, device: str = "auto", chunk: int = CHUNK, ranks=None,
                  shift: StreamCheck | None = None, featurizers: dict | None = None):
-    """Predictions (mean, std, interval, unseen, no_signal) for an iterable of mutation strings, yielded as one
+    """Predictions (mean, sd, interval, unseen, no_signal) for an iterable of mutation strings, yielded as one
     table per ``chunk`` of them: memory stays bounded however many candidates there are. Under torchrun
     (``ranks``), each process scores every world_size-th chunk. ``shift``: also ``unlike_training`` and
     ``shift_p`` (mimo.models.runs.shift), from a check fitted on the first chunk."""
@@ -98,7 +98,7 @@ def _run_with_parent(run: Run | str | Path) -> Run:
 def saturation_scan(run: Run | str | Path, device: str = "auto", check_shift: bool = True,
                     featurizers: dict | None = None) -> pd.DataFrame:
     """Every single substitution of the parent: position (as the dataset numbers it), parent and new residue,
-    mutation string, prediction, and where the run has them std, lower, upper; unseen, no_signal; with
+    mutation string, prediction, and where the run has them sd, lower, upper, member_spread; unseen, no_signal; with
     ``check_shift``, unlike_training and shift_p (mimo.models.runs.shift; its summary in ``table.attrs["shift"]``)."""
     run = _run_with_parent(run)
     fmt = mutation_format_from(run.source["dataset"])

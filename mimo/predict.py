@@ -150,7 +150,7 @@ class PredictionStream:
     and checked against the training rows a chunk at a time: the features of one chunk at most are held, so
     memory grows only by the mutation strings themselves (about 100 bytes a variant, against a feature row's
     19 KB for GFP's one-hot features; bench/predict_memory.py).
-    Columns: id, mutations, n_mutations, prediction (with several members: std, lower, upper, sd), unseen,
+    Columns: id, mutations, n_mutations, prediction (with an uncertainty: sd, lower, upper, member_spread), unseen,
     unseen_sites, no_signal, unlike_training, shift_p, in_cache.
 
     The input is read and every mutation string checked when the stream is made (bad input fails before any

@@ -131,12 +131,13 @@ def test_predict_new_variants_and_fasta(tmp_path, onehot_cache):
     run("predict", "--run", tmp_path / "mimo", "--variants", variants, "--out", out)
     import pandas as pd
     table = pd.read_csv(out)
-    assert list(table.columns) == ["id", "mutations", "n_mutations", "prediction", "std", "lower", "upper", "unseen",
-                                   "unseen_sites", "no_signal", "sd", "unlike_training", "shift_p",
-                                   "in_cache"]
+    assert list(table.columns) == ["id", "mutations", "n_mutations", "prediction", "sd", "lower", "upper",
+                                   "member_spread", "unseen", "unseen_sites", "no_signal", "unlike_training",
+                                   "shift_p", "in_cache"]  # one uncertainty to read (sd), the raw spread named so
     assert table["n_mutations"].tolist() == [1, 5, 0]
     assert table["in_cache"].tolist()[2]  # the parent is in every GFP cache
-    assert (table["std"] > 0).all() and table["prediction"].between(0, 6).all()
+    assert (table["member_spread"] > 0).all() and table["prediction"].between(0, 6).all()
+    assert (table["sd"] > table["member_spread"]).all()  # MIMO's raw spread is too narrow: calibration widens it
     # a cached row is predicted exactly as in the run's own predictions
     fit_predictions = pd.read_csv(tmp_path / "mimo" / "predictions.csv").set_index("id")
     parent = table.iloc[2]

@@ -31,7 +31,7 @@ def test_candidates_respect_k_skip_measured_and_never_repeat():
 
 def test_acquisitions_order_as_documented():
     table = pd.DataFrame({"mutations": ["a", "b", "c"], "prediction": [1.0, 0.9, 0.5], "sd": [0.0, 0.5, 2.0],
-                          "std": [0.5, 0.0, 0.0]})  # the calibrated sd ranks, never the raw member spread
+                          "member_spread": [0.5, 0.0, 0.0]})  # the calibrated sd ranks, never the raw member spread
     assert np.argmax(acquisition(table, "greedy")) == 0
     assert np.argmax(acquisition(table, "ucb", beta=2.0)) == 2
     ei = acquisition(table, "ei", best=1.0)
@@ -51,7 +51,7 @@ def test_scan_and_propose_on_a_run(tmp_path, mimo_run):
     result = cli("design", "scan", "--run", mimo_run, "--out", tmp_path / "scan.csv", "--figure", tmp_path / "s.svg")
     scan = pd.read_csv(tmp_path / "scan.csv")
     assert len(scan) == 19 * 237 and not scan.duplicated(["position", "new_residue"]).any()
-    assert (scan["parent_residue"] != scan["new_residue"]).all() and {"std", "lower", "upper"} <= set(scan.columns)
+    assert (scan["parent_residue"] != scan["new_residue"]).all() and {"sd", "lower", "upper", "member_spread"} <= set(scan.columns)
     svg = ElementTree.parse(tmp_path / "s.svg").getroot()  # the cells: images inside the SVG (tests/test_pictures.py)
     assert svg.tag == "{http://www.w3.org/2000/svg}svg" and svg.findall(".//{http://www.w3.org/2000/svg}image")
     assert "single substitutions scored" in result.output

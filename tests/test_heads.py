@@ -214,11 +214,13 @@ def test_fit_restores_best_epoch_writes_run_and_reloads(tmp_path, small_data, ma
         predictions = pd.read_csv(run_dir / "predictions.csv")
         members = model.predict_members(small_data.rows.embeddings)
         np.testing.assert_allclose(predictions["prediction"], members.mean(axis=1), atol=1e-4)
-        np.testing.assert_allclose(predictions["std"], members.std(axis=1), atol=1e-4)
+        np.testing.assert_allclose(predictions["member_spread"], members.std(axis=1), atol=1e-4)
+        np.testing.assert_allclose(predictions["sd"], (predictions["upper"] - predictions["lower"]) / (2 * 1.959964),
+                                   rtol=1e-5)
         interval = saved["uncertainty"]["interval"]
         assert interval["level"] == 0.95 and interval["valid"]["coverage"] >= 0.95
         width = predictions["upper"] - predictions["lower"]
-        expected = 2 * interval["scale"] * (predictions["std"] + interval["offset"]) * np.maximum(
+        expected = 2 * interval["scale"] * (predictions["member_spread"] + interval["offset"]) * np.maximum(
             predictions["n_mutations"], 1) ** interval["mutation_exponent"]
         plain = ~predictions["no_signal"]
         assert plain.sum() > 0 and (~plain).sum() > 0  # 601 GFP rows: some test substitutions never in train

@@ -139,7 +139,8 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
     from mimo.models.data import load_cv_data, load_split_data
     from mimo.models.estimators.registry import get_head
     from mimo.models.runs.fit import fit_cv, fit_run
-    from mimo.models.report.summary import run_notes, summary_line, uncertainty_lines
+    from mimo.models.report.summary import (auto_lines, run_notes, summary_line, uncertainty_lines,
+                                            zero_shot_lines)
 
     if cv is not None and (split or split_file):
         raise DataError("give --cv or --split/--split-file, not both")
@@ -170,6 +171,10 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
             data = load_cv_data(cache_root, dataset, features, cv, allow_partial)
         else:
             data = load_split_data(cache_root, dataset, features, split, split_file, allow_partial)
+        if head == "auto" and cv is not None:  # --budget is the command's: shared among the folds' fits
+            from mimo.models.estimators.auto import budget_for
+
+            params["budget"] = budget_for(params["budget"], len(set(data.split.tolist()) - {"none"}))
         if head == "auto" and verbose is False and progress is not None:
             log = progress
         model = get_head(head, **params)
@@ -188,19 +193,10 @@ def _fit(head: str, params: dict, dataset, input_file, parent, sequence_col, mut
     for note in run_notes(metrics, run.source) + metrics["warnings"]:
         click.echo(note, err=True)
     click.echo(summary_line(metrics))
-    for line in uncertainty_lines(metrics):
+    for line in uncertainty_lines(metrics) + zero_shot_lines(metrics):
         click.echo(line)
-    if "auto" in metrics:
-        from mimo.models.estimators.auto import describe
-
-        auto = metrics["auto"]
-        click.echo(f"auto: {len([c for c in auto['candidates'] if c['valid_spearman'] is not None])} candidates "
-                   f"scored on the {auto['selection']} (budget {auto['budget_seconds']:g}s); best first:")
-        for entry in auto["candidates"][:10]:
-            score = entry["valid_spearman"]
-            shown = entry.get("skipped") if score is None else f"{score:.3f}"
-            click.echo(f"  {shown:>7}  {describe(entry)}")
-        click.echo(f"chosen: {describe(auto['chosen'])}")
+    for line in auto_lines(metrics):
+        click.echo(line)
     if "epochs_run" in metrics:
         click.echo(f"epochs: {metrics['epochs_run']} run, best {metrics['best_epoch']}")
     click.echo(f"run: {run.directory}")

@@ -1,15 +1,22 @@
 """`mimo fit auto`: choose the features and the head on validation data, within a time budget.
 
 ``AutoRegressor`` is an estimator like the others: it receives the columns of several cached featurizers side
-by side (``blocks`` names each one's columns), fits every candidate (a subset of the blocks and a head with its
-settings) on the training rows, scores it on the validation rows (or, when there are fewer than
-``min_valid`` of them, by inner k-fold cross-validation over train and valid together), keeps the best, and
-predicts with it. It never sees test rows: `fit_run` and `fit_cv` give it only train and valid.
+by side (``blocks`` names each one's columns), scores every candidate (a subset of the blocks and a head with its
+settings) by inner k-fold cross-validation over train and valid together (or, with at least ``min_valid``
+validation rows, on those), chooses by the one-standard-error rule (``one_se_choice``: the simplest candidate
+whose per-fold Spearman is within one standard error of the best's, the error of the paired per-fold
+differences), fits it and predicts with it: the chosen head's own intervals (``predicts_std``) included. It never
+sees test rows: `fit_run` and `fit_cv` give it only train and valid.
+
+``budget`` bounds the whole fit: candidates are tried while the time left keeps room for fitting the chosen one,
+and ``stopped_early_`` says when candidates were left (``budget_for`` shares a command's budget among the fits of
+a cross-validation).
 
 The heads (``HEAD_GRID``): ridge, global epistasis, MIMO, an MLP, and last the Gaussian process (``gp``), which
 gets a kernel per block of the candidate's own columns (``subset_blocks``: a profile's columns by name, for
-Kermut's site kernel and the prior mean). Candidates are tried in order while the budget lasts; a head not yet
-timed is expected to take the others' longest time plus, for the GP, ``gp_seconds``.
+Kermut's site kernel and the prior mean). Candidates are tried while the budget lasts, each head first on its
+richest subset (ridge and the GP first: ``FIRST_ROUND``), then the grid in order; a head not yet timed is
+expected to take the others' longest time plus, for the GP, ``gp_seconds``.
 """
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ from mimo.models.estimators.base import Estimator, FitData, Param
 from mimo.models.data import read_blocks
 from mimo.models.metrics import spearman
 from mimo.models.estimators.registry import head_class
+from mimo.pipeline.runtime import threads
 
 # heads tried on every feature subset, cheapest first (the GP: 5-10 s a fit at 1,000 rows, the others under
 # 1 s on DNJA1's 730 training rows); each with the settings that matter most
@@ -32,6 +40,9 @@ HEAD_GRID = (
     ("mimo", {"routing": "random", "output": "monotone"}),
     ("gp", {}),
 )
+FIRST_ROUND = ("ridge", "gp")  # heads tried first (on all blocks), before the others' first candidates
+
+
 def gp_seconds(rows: int) -> float:
     """A guess of one GP fit's seconds on ``rows`` training rows with its default 100 steps, on 2 idle cores
     (``bench.gp_speed``: 11.7 s at 1,000 rows; the hyperparameters are fitted on at most 1,000 rows, each step
@@ -102,34 +113,75 @@ def subset_blocks(blocks, features: list[str]) -> tuple:
     return tuple(out)
 
 
+def budget_for(total: float, folds: int | None = None) -> float:
+    """Seconds of ``budget`` for each ``AutoRegressor`` fit when a command of ``total`` seconds fits it
+    ``folds + 1`` times (`fit_cv`: one per held-out fold and the saved model), or once (``folds`` None)."""
+    return float(total) if not folds else float(total) / (int(folds) + 1)
+
+
+def simplicity(candidate: dict, order: int = 0) -> tuple:
+    """How simple a candidate is, smallest first: its head's place in ``HEAD_GRID`` (ridge, ge, MIMO, MLP, the
+    GP), then its number of blocks, then its place in the candidates (``order``)."""
+    entries = [(head, params) for head, params in HEAD_GRID]
+    key = (candidate["head"], candidate["params"])
+    rank = entries.index(key) if key in entries else next(
+        (i for i, (head, _) in enumerate(entries) if head == candidate["head"]), len(entries))
+    return rank, len(candidate["features"]), order
+
+
+def one_se_choice(board: list[dict]) -> dict:
+    """The one-standard-error rule over scored candidates (entries with ``fold_spearman``, one figure per inner
+    fold, the same folds for all): the best mean, then the simplest candidate (``simplicity``) whose mean is
+    below it by at most the standard error of their paired per-fold differences. With one figure per candidate
+    (a validation split) the best one."""
+    scored = [e for e in board if e.get("valid_spearman") is not None]
+    best = max(scored, key=lambda e: e["valid_spearman"])
+    folds = np.asarray(best.get("fold_spearman") or [best["valid_spearman"]], np.float64)
+    if len(folds) < 2:
+        return best
+    near = []
+    for order, entry in enumerate(board):
+        if entry.get("valid_spearman") is None:
+            continue
+        diff = folds - np.asarray(entry["fold_spearman"], np.float64)
+        if diff.mean() <= diff.std(ddof=1) / np.sqrt(len(diff)):
+            near.append((simplicity(entry, order), entry))
+    return min(near, key=lambda pair: pair[0])[1]
+
+
 class _OverBudget(Exception):
     """A candidate's inner cross-validation would run past the budget."""
 
 
 class AutoRegressor(Estimator):
-    """The best of ``candidates`` (default: ``candidate_grid`` over ``blocks``) on validation data.
+    """The choice among ``candidates`` (default: ``candidate_grid`` over ``blocks``) by inner cross-validation
+    and the one-standard-error rule (``one_se_choice``); with at least ``min_valid`` validation rows (default
+    2,000: a Spearman's standard error near 0.01 there), the best on those rows. One candidate is fitted
+    without scoring (the refit of a choice made).
 
-    Fitted attributes: ``chosen_`` (features, head, params of the best candidate), ``model_`` (that head,
-    fitted), ``columns_`` (the columns of X it reads), ``leaderboard_`` (every candidate, best first),
-    ``selection_`` (how they were scored), ``n_features_in_``, ``validation_rows_`` (rows carved for
-    validation when ``fit`` got none, else None). ``AutoRegressor()`` without ``blocks`` cannot be fitted;
+    Fitted attributes: ``chosen_`` (features, head, params of the chosen candidate), ``model_`` (that head,
+    fitted; its ``predict(X, return_std=True)`` is this estimator's when it ``predicts_std``), ``columns_`` (the
+    columns of X it reads), ``leaderboard_`` (every candidate, best first, with its per-fold Spearman),
+    ``selection_`` (how they were scored), ``stopped_early_`` (why candidates were left untried, or None),
+    ``seconds_``, ``n_features_in_``, ``validation_rows_`` (rows carved for validation when ``fit`` got none,
+    else None). ``AutoRegressor()`` without ``blocks`` cannot be fitted;
     ``blocks``: (name, kind, first column, end column, column names or None) of each featurizer, as ``blocks_of``
     reads them from a features manifest (4-tuples, without the names, from runs saved before, still load).
     """
 
     name = "auto"
     _param_specs = {
-        "budget": Param("float", "Seconds for trying candidates (the chosen one is then fitted once more).",
-                        low=0, low_open=True),
+        "budget": Param("float", "Seconds for the whole fit: candidates are tried while the time left keeps room "
+                        "to fit the chosen one (under --cv, shared among the folds' fits).", low=0, low_open=True),
         "min_valid": Param("int", "With fewer validation rows than this, candidates are scored by inner k-fold "
-                           "cross-validation over train and valid together.", low=0),
+                           "cross-validation over train and valid together (else on the validation rows).", low=0),
         "inner_folds": Param("int", "Folds of that inner cross-validation.", low=2),
         "seed": Param("int", "Seed of every candidate and of the inner folds.", low=0),
         "device": Param("str", "cpu, cuda, ... (auto: the GPU when there is one)."),
         "heads": Param("str", "Heads tried, comma-separated (of ridge, ge, mimo, mlp, gp), or all."),
     }
 
-    def __init__(self, *, blocks: tuple = (), candidates: tuple = (), budget: float = 120.0, min_valid: int = 200,
+    def __init__(self, *, blocks: tuple = (), candidates: tuple = (), budget: float = 120.0, min_valid: int = 2000,
                  inner_folds: int = 5, seed: int = 0, device: str = "auto", heads: str = "all",
                  validation_fraction: float = 0.1, threads: int | None = None):
         self._store(locals())
@@ -151,9 +203,22 @@ class AutoRegressor(Estimator):
         return tuple(entry for entry in HEAD_GRID if entry[0] in names)
 
     def _candidates(self) -> list[dict]:
+        """``candidates`` in their order; else ``candidate_grid``'s, with a first round of each head on its
+        richest subset (all blocks; the GP's first), ridge and the GP (``FIRST_ROUND``) ahead of the others, so
+        that a short budget still tries every head once."""
         if self.candidates:
             return [dict(c) for c in self.candidates]
-        return candidate_grid(read_blocks(self.blocks), self._heads())
+        grid = candidate_grid(read_blocks(self.blocks), self._heads())
+        first = {}
+        for index, candidate in enumerate(grid):
+            key = (candidate["head"], repr(sorted(candidate["params"].items())))
+            if key not in first or len(candidate["features"]) > len(grid[first[key]]["features"]):
+                first[key] = index
+        # ridge, then the GP (the best single head on the shared assays from 25 rows up, bench/results/
+        # cpu-auto-heads.md; skipped when its first guess does not fit the budget), then the others
+        ahead = sorted(first.values(), key=lambda i: (FIRST_ROUND.index(grid[i]["head"])
+                                                      if grid[i]["head"] in FIRST_ROUND else len(FIRST_ROUND), i))
+        return [grid[i] for i in ahead] + [c for i, c in enumerate(grid) if i not in set(ahead)]
 
     def _columns(self, features: list[str]) -> np.ndarray:
         spans = {name: (start, stop) for name, _, start, stop, _ in read_blocks(self.blocks)}
@@ -173,6 +238,10 @@ class AutoRegressor(Estimator):
             params["blocks"] = subset_blocks(self.blocks, candidate["features"])
         return cls(**{**params, **extra})
 
+    def _inner(self, y_valid) -> bool:
+        """Whether candidates are scored by inner cross-validation (fewer than ``min_valid`` validation rows)."""
+        return len(y_valid) < self.min_valid
+
     def _first_guess(self, head: str, rows: int, valid_rows: int) -> float:
         """Seconds a head not yet timed may take beyond the others' (the GP: ``gp_seconds`` per fit), so that its
         first candidate does not overrun the budget."""
@@ -184,19 +253,22 @@ class AutoRegressor(Estimator):
         return self.inner_folds * gp_seconds(fold_rows)
 
     def _score(self, candidate: dict, X, y, X_valid, y_valid, counts, counts_valid,
-               deadline: float | None = None) -> float:
-        """The candidate's validation Spearman; under inner cross-validation, ``_OverBudget`` once the folds
-        left would end after ``deadline`` (a ``time.perf_counter`` value) at the pace of those done."""
+               deadline: float | None = None) -> tuple[float, list[float]]:
+        """The candidate's Spearman and its per-fold figures: on the validation rows (one figure), or under
+        inner cross-validation the pooled out-of-fold Spearman and each inner fold's; ``_OverBudget`` once the
+        fits left would end after ``deadline`` (a ``time.perf_counter`` value) at the pace of those done."""
         cols = self._columns(candidate["features"])
-        if len(y_valid) >= self.min_valid:
+        if not self._inner(y_valid):
             model = self._make(candidate).fit(X[:, cols], y, X_valid[:, cols], y_valid, counts=counts,
                                               counts_valid=counts_valid)
-            return spearman(y_valid, model.predict(X_valid[:, cols])) or -1.0
-        # few validation rows: inner k-fold cross-validation over train and valid together, pooled Spearman
+            score = spearman(y_valid, model.predict(X_valid[:, cols]))
+            score = -1.0 if score is None else score
+            return score, [score]
+        # inner k-fold cross-validation over train and valid together: fold k held out, fold k+1 its validation
         X_all, y_all = np.vstack([X, X_valid])[:, cols], np.concatenate([y, y_valid])
         c_all = None if counts is None else np.concatenate([counts, counts_valid])
         fold = np.random.default_rng(self.seed).permutation(len(y_all)) % self.inner_folds
-        pooled = np.empty(len(y_all))
+        pooled, per_fold = np.empty(len(y_all)), []
         began = time.perf_counter()
         for k in range(self.inner_folds):
             if k and deadline is not None and time.perf_counter() + (time.perf_counter() - began) / k * (
@@ -208,7 +280,10 @@ class AutoRegressor(Estimator):
                                               counts=None if c_all is None else c_all[train],
                                               counts_valid=None if c_all is None else c_all[valid])
             pooled[test] = model.predict(X_all[test])
-        return spearman(y_all, pooled) or -1.0
+            rho = spearman(y_all[test], pooled[test])
+            per_fold.append(-1.0 if rho is None else rho)
+        score = spearman(y_all, pooled)
+        return (-1.0 if score is None else score), per_fold
 
     def _fit(self, data: FitData) -> None:
         if not self.blocks:  # (the CLI sets them from the data once loaded)
@@ -217,28 +292,34 @@ class AutoRegressor(Estimator):
         y, y_valid, counts, counts_valid, log = data.y, data.y_valid, data.counts, data.counts_valid, data.log
         X, X_valid = np.asarray(data.X, np.float32), np.asarray(data.X_valid, np.float32)
         start = time.perf_counter()
-        board = []
         candidates = self._candidates()
-        for candidate in candidates:
+        fits = self.inner_folds if self._inner(y_valid) else 1  # fits per candidate scored
+        board = []
+        if len(candidates) == 1:  # nothing to choose (a refit with the choice made): no scoring, one fit
+            board.append({**candidates[0], "valid_spearman": None, "seconds": None, "skipped": "the only candidate"})
+        for candidate in candidates if len(candidates) > 1 else ():
             elapsed = time.perf_counter() - start
             scored = [e for e in board if e["valid_spearman"] is not None]
-            reserve = max(scored, key=lambda e: e["valid_spearman"])["seconds"] if scored else 0.0
+            # keep time to fit the choice so far once more, on all the rows (a quarter more than one of its fits)
+            reserve = 1.25 * one_se_choice(board)["seconds"] / fits if scored else 0.0
             same = [e["seconds"] for e in board if e["head"] == candidate["head"] and e["seconds"] is not None]
             expected = max(same) if same else max([e["seconds"] for e in scored] or [0.0]) + self._first_guess(
                 candidate["head"], len(y), len(y_valid))
-            if scored and elapsed + expected + reserve > self.budget:  # keep time to fit the best one again
+            if scored and elapsed + expected + reserve > self.budget:
                 board.append({**candidate, "valid_spearman": None, "seconds": None, "skipped": "over the budget"})
                 continue
             began = time.perf_counter()
             deadline = start + self.budget - reserve if scored else None
+            folds = []
             try:
-                score = self._score(candidate, X, y, X_valid, y_valid, counts, counts_valid, deadline)
+                score, folds = self._score(candidate, X, y, X_valid, y_valid, counts, counts_valid, deadline)
                 problem = None
             except _OverBudget:  # its inner folds would not end within the budget: left after the first ones
                 score, problem = None, "over the budget"
             except ValueError as exc:  # e.g. a head that cannot use these features
                 score, problem = None, str(exc)
-            entry = {**candidate, "valid_spearman": score, "seconds": round(time.perf_counter() - began, 3)}
+            entry = {**candidate, "valid_spearman": score, "fold_spearman": folds,
+                     "seconds": round(time.perf_counter() - began, 3)}
             if problem:
                 entry["skipped"] = problem
             board.append(entry)
@@ -246,18 +327,42 @@ class AutoRegressor(Estimator):
                 shown = "n/a" if score is None else f"{score:.3f}"
                 log(f"auto: {describe(candidate)}: valid Spearman {shown} ({entry['seconds']:.1f}s)")
         scored = [e for e in board if e["valid_spearman"] is not None]
-        if not scored:
+        if len(candidates) > 1 and not scored:
             raise ValueError("no candidate could be fitted: " + "; ".join(e.get("skipped", "") for e in board))
-        best = max(scored, key=lambda e: e["valid_spearman"])
+        best = one_se_choice(board) if scored else board[0]
         self.chosen_ = {k: best[k] for k in ("features", "head", "params")}
         self.leaderboard_ = sorted(board, key=lambda e: -np.inf if e["valid_spearman"] is None
                                    else e["valid_spearman"], reverse=True)
-        self.selection_ = ("validation split" if len(y_valid) >= self.min_valid
-                           else f"inner {self.inner_folds}-fold cross-validation (fewer than {self.min_valid} "
-                                f"validation rows)")
+        left = sum(e.get("skipped") == "over the budget" for e in board)
+        self.stopped_early_ = (f"the budget of {self.budget:g}s ran out: {len(scored)} of {len(candidates)} "
+                               f"candidates scored, {left} left untried") if left else None
+        if len(candidates) == 1:
+            self.selection_ = "none (one candidate)"
+        elif self._inner(y_valid):
+            self.selection_ = (f"inner {self.inner_folds}-fold cross-validation, one-standard-error rule (fewer "
+                               f"than {self.min_valid} validation rows)")
+        else:
+            self.selection_ = "validation split"
         self.columns_ = self._columns(self.chosen_["features"])
         self.model_ = self._make(self.chosen_).fit(X[:, self.columns_], y, X_valid[:, self.columns_], y_valid,
                                                    counts=counts, counts_valid=counts_valid)
+        self.seconds_ = time.perf_counter() - start
+
+    @property
+    def predicts_std(self) -> bool:
+        """Whether the chosen head gives a predictive std (the GP): ``predict(X, return_std=True)`` then
+        returns it, and runs calibrate their intervals on it, as for that head fitted alone."""
+        return bool(getattr(getattr(self, "model_", None), "predicts_std", False))
+
+    def predict(self, X, return_std: bool = False):
+        """The chosen head's predictions; with ``return_std`` (a head that ``predicts_std``), also its std."""
+        if not return_std:
+            return super().predict(X)
+        if not self.predicts_std:
+            raise ValueError(f"the chosen head ({self.chosen_['head']}) gives no predictive std")
+        X = self._predict_input(X)
+        with threads.limited(self.threads):
+            return self.model_.predict(np.asarray(X, np.float32)[:, self.columns_], return_std=True)
 
     def _members(self, X) -> np.ndarray:
         return self.model_.predict_members(np.asarray(X, np.float32)[:, self.columns_])
@@ -281,6 +386,8 @@ class AutoRegressor(Estimator):
     def run_summary(self) -> dict:
         return {"auto": {"chosen": self.chosen_, "chosen_params": self.model_.get_params(),
                          "selection": self.selection_, "budget_seconds": self.budget,
+                         "seconds": round(getattr(self, "seconds_", 0.0), 3),
+                         "stopped_early": getattr(self, "stopped_early_", None),
                          "candidates": self.leaderboard_}, **self.model_.run_summary()}
 
     def fitted_state(self) -> dict:

@@ -25,7 +25,12 @@ def summary_line(metrics: dict) -> str:
         ties = f" ({100 * t['tied_share']:.0f}% tied; ties broken at random: {_fmt(t['spearman_ties_broken'])})"
     what = f"{metrics['model']} on {metrics['dataset']}/{metrics['features']}"
     chosen = metrics.get("auto", {}).get("chosen")
-    if chosen is not None:  # fit auto: the model it chose first, then what it chose among
+    if chosen is not None and is_cv(metrics):  # fit auto --cv: each fold chose its own head
+        heads = fold_choices(metrics)
+        what = (f"fit auto on {metrics['dataset']} (chose {', '.join(heads)} in the {len(heads)} folds among "
+                f"{metrics['features']})" if heads else
+                f"fit auto on {metrics['dataset']} (among {metrics['features']})")
+    elif chosen is not None:  # fit auto: the model it chose first, then what it chose among
         from mimo.models.estimators.auto import describe
 
         what = f"{describe(chosen)} on {metrics['dataset']} (fit auto's choice among {metrics['features']})"
@@ -38,12 +43,56 @@ def summary_line(metrics: dict) -> str:
             f"{_fmt(t['mse'])}, valid Spearman {_fmt(v.get('spearman'))}, fit {metrics['fit_seconds']:.2f}s")
 
 
+def fold_choices(metrics: dict) -> list[str]:
+    """The head each fold of `fit auto --cv` chose (``per_fold[i]["chosen"]``), in fold order."""
+    return [f["chosen"]["head"] for f in metrics.get("per_fold", []) if f.get("chosen")]
+
+
+def auto_lines(metrics: dict, shown: int = 10) -> list[str]:
+    """What `fit auto` scored and chose (for the saved model under --cv), best first: ``shown`` candidates."""
+    auto = metrics.get("auto")
+    if not auto:
+        return []
+    from mimo.models.estimators.auto import describe
+
+    scored = [c for c in auto["candidates"] if c["valid_spearman"] is not None]
+    whose = "for the saved model, " if is_cv(metrics) else ""
+    lines = [f"auto: {whose}{len(scored)} of {len(auto['candidates'])} candidates scored by {auto['selection']} "
+             f"(budget {auto['budget_seconds']:g}s per fit); best first:"]
+    for entry in auto["candidates"][:shown]:
+        score = entry["valid_spearman"]
+        text = entry.get("skipped") if score is None else f"{score:.3f}"
+        lines.append(f"  {text:>7}  {describe(entry)}")
+    lines.append(f"chosen: {describe(auto['chosen'])}")
+    return lines
+
+
+def zero_shot_lines(metrics: dict) -> list[str]:
+    """The features' own zero-shot Spearman on the same held-out rows as the model's (``metrics["zero_shot"]``,
+    ``mimo.models.zero_shot``), one line, and a warning for each zero-shot column the model does not beat."""
+    z = metrics.get("zero_shot")
+    if not z:
+        return []
+    rows = "out-of-fold" if is_cv(metrics) else "test"
+    figures = ", ".join(f"{c['block']}:{c['column']} {_fmt(c['spearman'])}" for c in z["columns"])
+    lines = [f"zero-shot baseline on the same {z['rows']} {rows} rows: {figures} (the model: "
+             f"{_fmt(z['model_spearman'])})"]
+    for c in z["columns"]:
+        if not c["beaten"]:
+            lines.append(f"warning: the model ({_fmt(z['model_spearman'])}) does not beat the zero-shot score "
+                         f"{c['block']}:{c['column']} alone ({_fmt(c['spearman'])}) on the {rows} rows: its "
+                         f"predictions add nothing to that score here")
+    return lines
+
+
 def run_notes(metrics: dict, source: dict) -> list[str]:
     """Notes and warnings about a fitted run, each one line (for standard error)."""
     notes = []
     if metrics.get("split_unused_rows"):
         notes.append(f"note: {metrics['split_unused_rows']} rows of the dataset are in no part of split "
                      f"{metrics['split']} (neither train, valid nor test): they are not used")
+    if (metrics.get("auto") or {}).get("stopped_early"):
+        notes.append(f"note: fit auto stopped early: {metrics['auto']['stopped_early']}")
     if "routing_note" in metrics:
         notes.append(f"note: {metrics['routing_note']}")
     if "cv_note" in source:

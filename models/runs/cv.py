@@ -20,6 +20,8 @@ from mimo.pipeline.errors import DataError
 from mimo.models.runs.directory import DEFAULT_ROOT, Run, default_run_dir, prepare_run_dir, release_run_dir, write_run
 from mimo.pipeline.io.conventions import mutation_format_from
 from mimo.models.runs.support import TrainingSupport, mark_support, substitution_sets
+from mimo.models.metrics import with_sd
+from mimo.models.zero_shot import zero_shot_baselines
 
 
 def _fit_one(model: Estimator, data: SplitData, train: np.ndarray, valid: np.ndarray, refit: bool,
@@ -110,9 +112,11 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         predictions = pd.DataFrame({"id": data.rows.ids, "split": np.where(tested, KINDS["cv"], "none"),
                                     "fold": folds, "mutations": data.rows.mutations,
                                     "n_mutations": data.rows.n_mutations, "y": labels, "prediction": prediction})
-        if all(spreads):
-            for name in ("std", "lower", "upper"):
+        if all(spreads):  # the calibrated interval, its sd (what a user reads) and the raw spread behind them
+            for name in ("lower", "upper"):
                 predictions[name] = columns[name]
+            predictions["member_spread"] = columns["std"]
+            predictions = with_sd(predictions)
         for name in ("unseen", "unseen_sites", "no_signal"):
             predictions[name] = marks[name].to_numpy()
         # the model `mimo predict` uses: the same recipe on every fold (the first as inner validation)
@@ -128,6 +132,8 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
         # the saved model's choices (alpha, epochs, fit auto's head); not its loss curve: refitted, its "valid"
         # fold is among its training rows
         extra.update({k: v for k, v in final.run_summary().items() if k != "history"})
+        baseline = zero_shot_baselines(data.rows.embeddings[tested], labels[tested], prediction[tested], data.blocks)
+        extra.update({"zero_shot": baseline} if baseline else {})  # the features' own zero-shot Spearman
         own, _, _ = predict_spread(final, data.rows.embeddings[fitted])
         record = RunRecord(
             model=model.name, features=data.features, dataset=data.dataset, split=data.split_name,

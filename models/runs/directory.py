@@ -26,6 +26,7 @@ from mimo.pipeline.writes import check_name_length, disk_errors
 from mimo.models.estimators.base import Estimator
 from mimo.models.runs.evaluate import interval_ends, predict_spread, used_manifest
 from mimo.models.report.html import REPORT_FILE, write_html_report
+from mimo.models.metrics import with_sd
 from mimo.models.report.plots import write_run_pictures
 from mimo.models.estimators.registry import MODEL_FILE, load_model, save_model
 from mimo.models.report.summary import summary_line
@@ -233,7 +234,8 @@ class Run:
     def predictions(self, columns: list[str] | None = None) -> pd.DataFrame:
         """The run's ``predictions.csv`` (ids and mutation strings as text; ``columns``: just those)."""
         path = self.directory / "predictions.csv"
-        numbers = {name: ["", "nan", "NaN"] for name in ("y", "prediction", "std", "lower", "upper")}
+        numbers = {name: ["", "nan", "NaN"]
+                   for name in ("y", "prediction", "sd", "lower", "upper", "member_spread", "std")}  # std: older runs
         try:
             return pd.read_csv(path, dtype={"id": str, "mutations": str}, keep_default_na=False, na_values=numbers,
                                usecols=columns)
@@ -261,35 +263,27 @@ class Run:
         return support
 
     def predict(self, X: np.ndarray, mutations=None, n_mutations=None) -> pd.DataFrame:
-        """``prediction`` for each row of features ``X``; with several members also ``std`` (the members' raw
-        spread, about 10x too narrow to be an error bar), the run's calibrated 95% interval ``lower``, ``upper``
-        and ``sd``, the standard deviation that interval implies (half its width / 1.96: the calibrated scale
-        that acquisitions use). With the rows' mutation strings (and counts; the run's dataset's format), also
+        """``prediction`` for each row of features ``X``; with an uncertainty, ``sd`` (the standard deviation the
+        run's calibrated 95% interval implies: half its width / 1.96, the scale acquisitions use), that interval
+        ``lower``, ``upper``, and ``member_spread`` (the head's raw spread it is calibrated from: MIMO's members'
+        std, about 10x too narrow to be an error bar, or the GP's predictive std). With the rows' mutation strings (and counts; the run's dataset's format), also
         ``unseen``, ``unseen_sites`` and ``no_signal`` (see ``mimo.models.runs.support``; a no-signal row's interval,
         and so its ``sd``, spans the training labels)."""
         mean, std, _ = predict_spread(self.model, X)
         out = pd.DataFrame({"prediction": mean})
         if std is not None:
-            out["std"] = std
             interval = self.metrics.get("uncertainty", {}).get("interval")
             if interval is not None:
-                out["lower"], out["upper"] = interval_ends(self.model, X, out["prediction"].to_numpy(),
-                                                           out["std"].to_numpy(), interval, n_mutations)
+                out["lower"], out["upper"] = interval_ends(self.model, X, out["prediction"].to_numpy(), std, interval,
+                                                           n_mutations)
+            out["member_spread"] = std
         if mutations is not None:
             info = self.source["dataset"]
             out = mark_support(out, self.support, used_manifest(self.model, self.source["features"]), mutations,
                                n_mutations, info.get("parent"), mutation_format_from(info), features=X,
                                joined=self.source["features"])
-        if "lower" in out:
-            level = self.metrics.get("uncertainty", {}).get("interval", {}).get("level", 0.95)
-            out["sd"] = (out["upper"] - out["lower"]) / (2 * _normal_quantile(0.5 + level / 2))
-        return out
-
-
-def _normal_quantile(q: float) -> float:
-    from scipy.stats import norm
-
-    return float(norm.ppf(q))
+        level = self.metrics.get("uncertainty", {}).get("interval", {}).get("level", 0.95)
+        return with_sd(out, level)
 
 
 def read_run_file(directory: Path, name: str, required: tuple[str, ...] = ()) -> dict:

@@ -111,7 +111,7 @@ def member_metrics(model: Estimator, data: SplitData, members: np.ndarray, mean:
                               for k in range(members.shape[1])]
     metrics["uncertainty"] = {part: uncertainty_metrics(labels[mask], mean[mask], std[mask])
                               for part, mask in (("test", test), ("valid", valid))}
-    lower, upper = predictions["lower"].to_numpy(), predictions["upper"].to_numpy()
+    lower, upper = predictions["lower"].to_numpy(), predictions["upper"].to_numpy()  # (before no-signal widening)
     metrics["uncertainty"]["interval"] = {
         **interval, **{part: interval_metrics(labels[mask], lower[mask], upper[mask])
                                        for part, mask in (("valid", valid), ("test", test))}}
@@ -155,13 +155,15 @@ def interval_ends(model: Estimator, X: np.ndarray, mean: np.ndarray, std: np.nda
 
 def add_intervals(model: Estimator, data: SplitData, mean: np.ndarray, std: np.ndarray,
                   predictions: pd.DataFrame) -> dict:
-    """``std`` and the 95% interval (calibrated on valid) as prediction columns; returns the calibration."""
+    """The 95% interval (calibrated on valid) and the raw spread it is calibrated from (``member_spread``) as
+    prediction columns; returns the calibration. (``sd``, what a user reads, is added once the interval is
+    final: ``mimo.models.metrics.with_sd``.)"""
     valid = data.mask("valid")
     counts = data.rows.n_mutations
     X = data.rows.embeddings
     interval = calibrate(model, X[valid], data.rows.labels[valid], counts[valid], mean[valid], std[valid])
-    predictions["std"] = std
     predictions["lower"], predictions["upper"] = interval_ends(model, X, mean, std, interval, counts)
+    predictions["member_spread"] = std
     return interval
 
 

@@ -19,6 +19,8 @@ from mimo.models.runs.directory import (DEFAULT_ROOT, Run, check_run_dir, defaul
 from mimo.models.report.summary import summary_line
 from mimo.pipeline.io.conventions import mutation_format_from
 from mimo.models.runs.support import mark_support
+from mimo.models.metrics import with_sd
+from mimo.models.zero_shot import zero_shot_baselines
 
 __all__ = ["DEFAULT_ROOT", "Run", "RunRecord", "check_run_dir", "fit_cv", "fit_run", "is_run_dir", "load_run",
            "summary_line"]
@@ -51,7 +53,11 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
                  **model.run_summary()}
         if interval is not None:
             member_metrics(model, data, members, mean, std, extra, predictions, interval)
+        predictions = with_sd(predictions)  # the one uncertainty column a user reads (after no-signal widening)
         test = predictions["split"] == "test"
+        baseline = zero_shot_baselines(data.rows.embeddings[test.to_numpy()], data.rows.labels[test.to_numpy()],
+                                       mean[test.to_numpy()], data.blocks)
+        extra.update({"zero_shot": baseline} if baseline else {})  # the features' own zero-shot Spearman
         parts = part_metrics(data, mean)
         record = RunRecord(
             model=model.name, features=data.features, dataset=data.dataset, split=data.split_name,
