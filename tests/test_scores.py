@@ -114,7 +114,7 @@ def test_predict_new_variants_with_their_scores_file(tmp_path, cli):
     assert table["prediction"].iloc[0] > table["prediction"].iloc[1]  # the new file's scores were used
     without = cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "new.txt", ok=False)
     assert without.exit_code == 1 and "no scores in the file" in without.output
-    assert "--scores FILE" in without.output and "--allow-missing" not in without.output  # predict has no such option
+    assert "give --scores a file" in without.output and "--allow-missing" not in without.output  # predict has no such option
     stray = cli("predict", "--run", tmp_path / "run", "--variants", tmp_path / "new.txt", "--scores",
                 tmp_path / "missing.csv", ok=False)
     assert "--scores" in stray.output.strip().splitlines()[-1]

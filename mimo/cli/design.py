@@ -88,8 +88,8 @@ def design_scan(run_path, run_dir, out, figure, device) -> None:
     out = out or str(Path(run_dir) / "scan.csv")
     figure = figure or str(Path(run_dir) / "scan.svg")
     for path, option in ((out, "--out"), (figure, "--figure")):
+        ensure_writable(path, option)  # first: it says a name too long for the file system in one line
         check_outside_run(path, run_dir, option)
-        ensure_writable(path, option)
     threads.adapt()  # the command's thread policy (the library never sets threads)
     table = saturation_scan(run_dir, device)
     write_csv(table, out)
@@ -155,8 +155,8 @@ def design_propose(run_path, run_dir, n, max_mutations, measured, mutant_col, ac
 
     run_dir = _one_run(run_path, run_dir)
     out = out or str(Path(run_dir) / "proposal.csv")
+    ensure_writable(out, "--out")  # first: it says a name too long for the file system in one line
     check_outside_run(out, run_dir, "--out")
-    ensure_writable(out, "--out")
     threads.adapt()  # the command's thread policy (the library never sets threads)
     ranks = Ranks.from_environment()
     try:

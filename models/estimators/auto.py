@@ -367,6 +367,24 @@ class AutoRegressor(Estimator):
     def _members(self, X) -> np.ndarray:
         return self.model_.predict_members(np.asarray(X, np.float32)[:, self.columns_])
 
+    # The chosen head's own scale (the GP models its labels' normal scores): runs make its intervals there, as for
+    # that head fitted alone. Each is an AttributeError when the chosen head has none (getattr(auto, ..., None)).
+    @property
+    def predict_latent(self):
+        """The chosen head's ``predict_latent`` on this model's columns (only when it has one)."""
+        latent = getattr(self.model_, "predict_latent")
+        return lambda X: latent(np.asarray(self._predict_input(X), np.float32)[:, self.columns_])
+
+    @property
+    def to_latent(self):
+        """The chosen head's ``to_latent`` (only when it has one)."""
+        return getattr(self.model_, "to_latent")
+
+    @property
+    def to_labels(self):
+        """The chosen head's ``to_labels`` (only when it has one)."""
+        return getattr(self.model_, "to_labels")
+
     def used_manifest(self, manifest: dict) -> dict:
         """The part of a joined features manifest that the chosen candidate reads (what the model can see)."""
         parts = [p for p in (manifest.get("parts") or [manifest]) if p["features"] in self.chosen_["features"]]

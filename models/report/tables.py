@@ -59,7 +59,7 @@ def held_out_metrics(metrics: dict) -> dict:
 def scheme(metrics: dict) -> str:
     """How the run was measured: its split, or its fold scheme and fold count under cross-validation."""
     if is_cv(metrics):
-        folds = metrics.get("cv", {}).get("folds")
+        folds = metrics.get("evaluation", {}).get("folds") or metrics.get("cv", {}).get("folds")
         return f"{metrics['split']} ({folds}-fold CV)" if folds else f"{metrics['split']} (CV)"
     return f"{metrics['split']} split"
 
