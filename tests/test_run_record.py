@@ -234,3 +234,16 @@ def test_one_damaged_run_does_not_hide_the_others_from_report(singles, tmp_path)
     (tmp_path / "run" / "support.json").write_text('{"substitutions": ["x"]}')
     with pytest.raises(DataError, match="cannot read the run's support.json"):
         mimo.load_run(tmp_path / "run").support
+
+
+def test_predictions_all_but_constant_and_a_choice_at_the_grid_edge_are_warned(tmp_path):
+    """Labels the features cannot predict: ridge takes the largest alpha and predicts a constant. The run says
+    so (its Spearman is rounding noise) instead of printing the figure alone."""
+    from mimo.models.runs.evaluate import prediction_warnings
+
+    rng = np.random.default_rng(0)
+    constant = 0.02 + 1e-9 * rng.normal(size=200)
+    lines = prediction_warnings(constant, rng.normal(size=200), {"alpha_at_grid_edge": "the best alpha 1e+09 ..."})
+    assert lines[0].startswith("warning: the predictions are all but constant") and "rounding noise" in lines[0]
+    assert lines[1] == "warning: the best alpha 1e+09 ..."
+    assert prediction_warnings(rng.normal(size=200), rng.normal(size=200), {"alpha": 1.0}) == []

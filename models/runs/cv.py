@@ -13,7 +13,8 @@ from mimo.pipeline.runtime import threads
 from mimo.models.estimators.base import Estimator
 from mimo.models.data import SplitData
 from mimo.models.runs.evaluate import (calibrate, check_finite_metrics, held_out_extras, interval_ends, label_range,
-                                       label_warnings, predict_spread, used_manifest, with_data_blocks)
+                                       label_warnings, predict_spread, prediction_warnings, used_manifest,
+                                       with_data_blocks)
 from mimo.models.metrics import interval_metrics, regression_metrics, uncertainty_metrics
 from mimo.models.runs.record import KINDS, RunRecord, support_counts
 from mimo.pipeline.errors import DataError
@@ -144,7 +145,8 @@ def fit_cv(model: Estimator, data: SplitData, out: str | Path | None = None, *, 
             fit_seconds=seconds, params=model.get_params(), label_range=label_range(labels[tested]),
             support=support_counts(predictions[tested]), folds=len(ids),
             refit=refit, per_fold=per_fold, unused_rows=int((~tested).sum()), threads=threads.POLICY.summary(),
-            warnings=label_warnings(labels[tested]), extra=extra)
+            warnings=label_warnings(labels[tested]) + prediction_warnings(prediction[tested], labels[tested], extra),
+            extra=extra)
         metrics = record.metrics()
         check_finite_metrics(metrics)
         support = support_of(everything)

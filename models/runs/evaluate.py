@@ -76,6 +76,22 @@ def label_warnings(labels: np.ndarray) -> list[str]:
     return []
 
 
+def prediction_warnings(predictions: np.ndarray, labels: np.ndarray, summary: dict) -> list[str]:
+    """Warnings about what a fitted head says: predictions all but constant (any Spearman of them is rounding
+    noise: never a figure to trust), and a choice at the edge of its grid (``*_at_grid_edge`` in the head's
+    ``run_summary``, e.g. ridge's alpha), which the run records and the command prints."""
+    out = []
+    predictions = np.asarray(predictions, np.float64)
+    labels = np.asarray(labels, np.float64)
+    spread, scale = float(np.std(predictions)), float(np.std(labels[np.isfinite(labels)])) if len(labels) else 0.0
+    if scale > 0 and spread < 1e-3 * scale:
+        out.append(f"warning: the predictions are all but constant (spread {spread:.2g} against the labels' "
+                   f"{scale:.3g}): the head found no signal it could use in these features, so its Spearman is "
+                   f"rounding noise, not a figure to trust")
+    out += [f"warning: {text}" for key, text in summary.items() if key.endswith("_at_grid_edge")]
+    return out
+
+
 def label_range(labels: np.ndarray) -> list[float] | None:
     """[min, max] of the finite training labels (what intervals are judged against)."""
     labels = np.asarray(labels, np.float64)

@@ -11,6 +11,7 @@ from mimo.models.estimators.base import Estimator
 from mimo.models.runs.cv import fit_cv
 from mimo.models.data import SplitData
 from mimo.models.runs.evaluate import (add_intervals, check_finite_metrics, check_parts, label_range, label_warnings,
+                                       prediction_warnings,
                                        member_metrics, part_metrics, predict_spread, predictions_table, timed,
                                        training_support, used_manifest, with_data_blocks)
 from mimo.models.runs.record import RunRecord, support_counts
@@ -66,7 +67,8 @@ def fit_run(model: Estimator, data: SplitData, out: str | Path | None = None, *,
             label_range=label_range(data.rows.labels[data.mask("train")]),
             support=support_counts(predictions[test]),
             unused_rows=data.source.get("split_unused_rows", 0), threads=threads.POLICY.summary(),
-            warnings=label_warnings(data.rows.labels[data.mask("train")]), extra=extra)
+            warnings=label_warnings(data.rows.labels[data.mask("train")])
+            + prediction_warnings(mean, data.rows.labels[data.mask("train")], extra), extra=extra)
         metrics = record.metrics()
         check_finite_metrics(metrics)
         write_run(staging, out, metrics, data.source, predictions, support, model)
