@@ -48,7 +48,7 @@ def runs(tmp_path_factory):
     table = write_table(root / "toy.csv")
     run_cli("embed", "build", "--model", "onehot-sites", "--input", table, "--parent", PARENT, "--cache",
             root / "cache", "--quiet")
-    fit = ("fit", "mimo", "--routing", "random", "--epochs", "3", "--dataset", "toy", "--cache", root / "cache",
+    fit = ("fit", "mimo", "--routing", "random", "--epochs", "3", "--min-steps", "60", "--dataset", "toy", "--cache", root / "cache",
            "--quiet")
     run_cli(*fit, "--out", root / "run")
     run_cli(*fit, "--cv", "3", "--out", root / "cv")
