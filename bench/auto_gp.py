@@ -34,7 +34,7 @@ import pandas as pd
 import mimo
 from mimo.models.estimators import auto as auto_module
 from mimo.models.estimators.auto import AutoRegressor, blocks_of, describe
-from mimo.models.estimators.gp.kernels import gp_blocks
+from mimo.models.data import feature_blocks
 from mimo.models.report.tables import to_markdown
 
 ASSAYS = {"GFP": ("GFP_AEQVI_Sarkisyan_2016", "GFP_AEQVI"),
@@ -124,7 +124,7 @@ def run(args) -> tuple[pd.DataFrame, pd.DataFrame]:
             kinds = {b[0]: b[1] for b in blocks_of(data.rows.manifest)}
             heads = {"auto": lambda: mimo.get_head("auto", blocks=blocks_of(data.rows.manifest), budget=args.budget,
                                                    seed=args.seed),
-                     "gp": lambda: mimo.get_head("gp", blocks=gp_blocks(data.rows.manifest), seed=args.seed),
+                     "gp": lambda: mimo.get_head("gp", blocks=feature_blocks(data.rows.manifest), seed=args.seed),
                      "ridge": lambda: mimo.get_head("ridge")}
             for head in args.heads.split(","):
                 began = time.perf_counter()

@@ -72,7 +72,7 @@ def choose(strategy: str, X, y, mutations, revealed: np.ndarray, hidden: np.ndar
            manifest: dict, max_per_position: int, pool: int) -> np.ndarray:
     """The next batch (row indices of ``hidden``) by ``strategy``."""
     import mimo
-    from mimo.models.estimators.gp.kernels import gp_blocks
+    from mimo.models.data import feature_blocks
 
     rng = np.random.default_rng(seed)
     if strategy == "random":
@@ -89,7 +89,7 @@ def choose(strategy: str, X, y, mutations, revealed: np.ndarray, hidden: np.ndar
         mean, sd = mimo_mean_and_sd(X, y, train, valid, hidden, seed)
         value = mean + 2.0 * sd
         return _plate(mutations, hidden, value, batch, max_per_position)
-    model = mimo.GaussianProcessRegressor(blocks=gp_blocks(manifest), steps=50, seed=seed)
+    model = mimo.GaussianProcessRegressor(blocks=feature_blocks(manifest), steps=50, seed=seed)
     model.fit(X[revealed], y[revealed])  # the GP chooses nothing on validation rows: all of them
     mean, std = model.predict(X[hidden], return_std=True)
     value = mean + 2.0 * std
@@ -137,14 +137,14 @@ def round_timing(X, y, mutations, manifest, measured: int, pool: int, batch: int
     sampling over its best 4,000, the capped plate."""
     import mimo
     from mimo.acquisition import thompson_orders
-    from mimo.models.estimators.gp.kernels import gp_blocks
+    from mimo.models.data import feature_blocks
 
     rng = np.random.default_rng(seed)
     revealed = rng.choice(len(y), measured, replace=False)
     hidden = np.resize(np.setdiff1d(np.arange(len(y)), revealed), pool)
     times = {}
     start = time.perf_counter()
-    model = mimo.GaussianProcessRegressor(blocks=gp_blocks(manifest), steps=50, seed=seed)
+    model = mimo.GaussianProcessRegressor(blocks=feature_blocks(manifest), steps=50, seed=seed)
     model.fit(X[revealed], y[revealed])
     times["fit"] = time.perf_counter() - start
     mean, std = model.predict(X[hidden], return_std=True)

@@ -37,7 +37,7 @@ import pandas as pd
 
 import mimo
 from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
-from mimo.models.estimators.gp.kernels import gp_blocks
+from mimo.models.data import feature_blocks
 from mimo.models.metrics import spearman
 from mimo.models.report.tables import to_markdown
 
@@ -89,7 +89,7 @@ def gp_folds(data, params: dict) -> dict:
         test, valid = folds == fold, folds == ids[(i + 1) % len(ids)]
         train = (folds != "none") & ~test & ~valid
         start = time.perf_counter()
-        chosen = GaussianProcessRegressor(blocks=gp_blocks(data.rows.manifest), **params).fit(
+        chosen = GaussianProcessRegressor(blocks=feature_blocks(data.rows.manifest), **params).fit(
             X[train], y[train], X[valid], y[valid])
         seconds.append(time.perf_counter() - start)
         final = chosen.clone(**chosen.refit_params()).fit(X[train | valid], y[train | valid])
@@ -152,7 +152,7 @@ def commands(cache: Path, dataset: str, names: dict, scheme: str, short: str, ru
     rows = []
     features = "+".join(names[f] for f in CONFIGS["gp"][0])
     data = mimo.load_cv_data(cache, dataset, features, f"fold_{scheme}_5")
-    for head, params in (("gp", {"blocks": gp_blocks(data.rows.manifest), "seed": seed}), ("ridge", {})):
+    for head, params in (("gp", {"blocks": feature_blocks(data.rows.manifest), "seed": seed}), ("ridge", {})):
         run = mimo.fit_cv(mimo.get_head(head, **params), data, runs / f"{short}-{scheme}-{head}")
         rows.append({"assay": short, "scheme": scheme, "config": f"mimo fit {head} --cv on {features}",
                      "spearman": run.metrics["test"]["spearman"], "valid": None, "s/fit": None,

@@ -39,7 +39,7 @@ from sklearn.preprocessing import StandardScaler
 
 import mimo
 from mimo.models.runs.evaluate import training_support
-from mimo.models.estimators.gp.kernels import gp_blocks
+from mimo.models.data import feature_blocks
 from mimo.models.metrics import interval_metrics, interval_scale, spearman
 from mimo.models.report.tables import to_markdown
 from mimo.models.runs.shift import check_rows, left_to_support, with_counts
@@ -128,7 +128,7 @@ def fit_all(data, out: Path) -> Fitted:
     ridge_run = mimo.fit_run(mimo.get_head("ridge"), data, out / "ridge", force=True)
     gp_mean = gp_std = None
     try:
-        gp = mimo.get_head("gp", blocks=gp_blocks(data.rows.manifest))
+        gp = mimo.get_head("gp", blocks=feature_blocks(data.rows.manifest))
         gp.fit(data.X("train"), data.y("train"))
         gp_mean, gp_std = gp.predict(data.rows.embeddings, return_std=True)
     except Exception as exc:  # another helper may be changing the GP head; the table says it is missing

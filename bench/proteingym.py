@@ -186,9 +186,9 @@ def make_head(head: str, manifest: dict, budget: float):
 
         return mimo.get_head("auto", blocks=blocks_of(manifest), budget=budget)
     if head in ("gp", "gp-nokernel"):
-        from mimo.models.estimators.gp.kernels import gp_blocks
+        from mimo.models.data import feature_blocks
 
-        blocks = gp_blocks(manifest)
+        blocks = feature_blocks(manifest)
         if head == "gp-nokernel":  # the structure block's columns in the dense kernel only (no 3D distance factor)
             blocks = tuple((b[0], "structure-dense" if b[1] == "structure" else b[1], *b[2:]) for b in blocks)
         return mimo.get_head("gp", blocks=blocks)

@@ -125,7 +125,7 @@ def table(results: pd.DataFrame, value: str) -> pd.DataFrame:
 def vs_gp(args) -> None:
     """MIMO variants and the GP under ``fit_cv`` on ProteinGym's fold schemes."""
     from mimo.models.data import load_cv_data
-    from mimo.models.estimators.gp.kernels import gp_blocks
+    from mimo.models.data import feature_blocks
     from mimo.models.runs.cv import fit_cv
 
     done = pd.read_csv(args.csv) if args.resume and args.csv.exists() else pd.DataFrame()
@@ -142,7 +142,7 @@ def vs_gp(args) -> None:
                 if (label, scheme, head) in seen:
                     continue
                 data = load_cv_data(cache, dataset.name, joined, cv=f"fold_{scheme}_5")
-                model = (mimo.get_head("gp", blocks=gp_blocks(data.rows.manifest)) if head == "gp"
+                model = (mimo.get_head("gp", blocks=feature_blocks(data.rows.manifest)) if head == "gp"
                          else mimo.get_head("mimo", device="cpu", **VS_GP[head]))
                 start = time.process_time()
                 run = fit_cv(model, data, args.work / "runs" / f"{label}-{scheme}-{head}", force=True)

@@ -230,9 +230,9 @@ def _fit(campaign: Campaign, k: int, data_path: Path, run_dir: Path, log) -> Non
     data = load_split_data(cache, name, settings["features"], split_file=split_path)
     params = dict(settings["head_params"])
     if settings["head"] == "gp":
-        from mimo.models.estimators.gp.kernels import gp_blocks
+        from mimo.models.data import feature_blocks
 
-        params["blocks"] = gp_blocks(data.rows.manifest)
+        params["blocks"] = feature_blocks(data.rows.manifest)
     elif settings["head"] == "auto":
         from mimo.models.estimators.auto import blocks_of
 

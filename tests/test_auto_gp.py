@@ -8,7 +8,7 @@ import pytest
 
 import mimo
 from mimo.models.estimators.auto import AutoRegressor, blocks_of, candidate_grid, describe, feature_subsets, subset_blocks
-from mimo.models.estimators.gp.kernels import gp_blocks
+from mimo.models.data import feature_blocks
 from mimo.models.runs.support import no_signal_rows
 from test_generalize import PARENT, write_proteingym_like
 from test_profile import write_mpnn
@@ -49,7 +49,7 @@ def test_grid_joins_one_hot_aaprops_and_profiles_and_tries_the_gp_last():
 
 
 def test_a_subsets_gp_blocks_count_their_columns_from_zero_and_keep_their_names():
-    blocks = gp_blocks(joined(ONEHOT, AAPROPS, PROFILE))
+    blocks = feature_blocks(joined(ONEHOT, AAPROPS, PROFILE))
     assert blocks_of(joined(ONEHOT, AAPROPS, PROFILE)) == blocks
     assert subset_blocks(blocks, ["aaprops", "profile-p"]) == (
         ("aaprops", "aaprops", 0, 2, None), ("profile-p", "profile", 2, 5, ("dlogp", "p_A", "covered")))

@@ -9,7 +9,8 @@ from scipy.stats import norm
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from mimo.models.estimators.gp.regressor import GaussianProcessRegressor
-from mimo.models.estimators.gp.kernels import (PROFILE_COLUMNS, HammingKernel, RbfKernel, SiteKernel, gp_blocks,
+from mimo.models.data import feature_blocks
+from mimo.models.estimators.gp.kernels import (PROFILE_COLUMNS, HammingKernel, RbfKernel, SiteKernel,
                                     score_column)
 from mimo.models.estimators.gp.posterior import GpModel, cholesky, negative_mll
 from mimo.models.estimators.gp.targets import NormalScores, Standardised, label_nll, label_std
@@ -262,16 +263,16 @@ def test_blocks_from_a_manifest_and_the_mean_column():
         {"features": "onehot-sites", "kind": "onehot", "dim": 3, "columns": ["0A", "1C", "0"]},
         {"features": "profile-x", "kind": "profile", "dim": 2, "columns": ["dlogp", "covered"]},
         {"features": "scores-z", "kind": "scores", "dim": 2, "columns": ["avg_score", "covered"]}]}
-    blocks = gp_blocks(manifest)
+    blocks = feature_blocks(manifest)
     assert blocks == (("onehot-sites", "onehot", 0, 3, ("0A", "1C", "0")),
                       ("profile-x", "profile", 3, 5, ("dlogp", "covered")),
                       ("scores-z", "scores", 5, 7, ("avg_score", "covered")))
     assert score_column(blocks) == 5            # a zero-shot score before a profile's dlogp
     assert score_column(blocks[:2]) == 3
     assert score_column(blocks[:1]) is None
-    full = gp_blocks({"features": "onehot-full", "kind": "onehot", "model": "onehot-full", "dim": 42, "columns": None})
+    full = feature_blocks({"features": "onehot-full", "kind": "onehot", "model": "onehot-full", "dim": 42, "columns": None})
     assert full[0][4][:2] == ("0A", "0C") and full[0][4][20:23] == ("0*", "1A", "1C")  # the featurizer's order
-    assert gp_blocks({"features": "esm2", "kind": "esm", "dim": 8, "columns": None}) == (("esm2", "esm", 0, 8, None),)
+    assert feature_blocks({"features": "esm2", "kind": "esm", "dim": 8, "columns": None}) == (("esm2", "esm", 0, 8, None),)
 
 
 def test_refit_keeps_the_hyperparameters_of_the_training_rows():

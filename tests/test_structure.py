@@ -10,7 +10,8 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from conftest import refused
-from mimo.models.estimators.gp.kernels import SiteKernel, gp_blocks, kernels_for
+from mimo.models.data import feature_blocks
+from mimo.models.estimators.gp.kernels import SiteKernel, kernels_for
 from mimo.models.estimators.gp.structure import DistanceKernel, StructureSiteKernel
 from mimo.pipeline.errors import DataError
 from mimo.pipeline.featurizers import featurizer_from_manifest, get_featurizer
@@ -328,7 +329,7 @@ def _joined(tmp_path, frame_rows):
     structure = StructureFeaturizer(pdb, PARENT)
     X = np.hstack([profile.encode(frame_rows), structure.encode(frame_rows)]).astype(np.float64)
     manifest = {"parts": [profile.manifest(), structure.manifest()]}
-    return X, gp_blocks(manifest), profile, structure
+    return X, feature_blocks(manifest), profile, structure
 
 
 def test_the_structure_kernel_is_kermuts_product(tmp_path):

@@ -432,8 +432,8 @@ def describe(candidate: dict) -> str:
 
 def blocks_of(manifest: dict) -> tuple:
     """(name, kind, first column, end column, column names or None) of each featurizer in a (joined) features
-    manifest: ``mimo.models.estimators.gp.kernels.gp_blocks``, whose column names the GP reads (one-hot positions, a
+    manifest: ``mimo.models.data.feature_blocks``, whose column names the GP reads (one-hot positions, a
     profile's columns for Kermut's site kernel, a score for the prior mean)."""
-    from mimo.models.estimators.gp.kernels import gp_blocks  # (gpytorch: imported only when auto is used)
+    from mimo.models.data import feature_blocks
 
-    return gp_blocks(manifest)
+    return feature_blocks(manifest)

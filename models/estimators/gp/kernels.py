@@ -34,7 +34,7 @@ import torch
 from gpytorch.constraints import Positive
 from scipy import sparse
 
-from mimo.models.data import feature_blocks, is_profile
+from mimo.models.data import is_profile
 from mimo.pipeline.io.variants import AMINO_ACIDS
 
 PROFILE_COLUMNS = tuple(f"p_{a}" for a in AMINO_ACIDS)
@@ -361,4 +361,3 @@ def score_column(blocks) -> int | None:
     return candidates[0][2] + list(candidates[0][4]).index(_score_in(candidates[0]))
 
 
-gp_blocks = feature_blocks  # the name this module gave it first

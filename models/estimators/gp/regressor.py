@@ -75,7 +75,7 @@ class GaussianProcessRegressor(Estimator):
     on embeddings), hyperparameters by marginal likelihood; its predictive std is the uncertainty.
 
     ``blocks``: (name, kind, first column, end column, column names or None) of each featurizer in the joined
-    features, as ``mimo.models.estimators.gp.kernels.gp_blocks`` reads them from a features manifest (`mimo fit gp` passes
+    features, as ``mimo.models.data.feature_blocks`` reads them from a features manifest (`mimo fit gp` passes
     them); empty: all columns as one block."""
 
     name = "gp"
